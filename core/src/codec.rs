@@ -1,0 +1,317 @@
+//! Record serialization into network buffers.
+//!
+//! Records cross task boundaries as bytes inside fixed-size network buffers, as in Flink's
+//! `RecordWriter`. A [`Codec`] states the exact size of a record before it is written, so the
+//! writer can decide whether the record fits the current buffer without a trial write.
+//! Fixed-size fields are copied; variable-size fields are length-prefixed (`u32`, little endian).
+
+use thiserror::Error;
+
+/// A record type that can travel through weir's channels.
+///
+/// Contract: `encode` writes exactly `encoded_len()` bytes, and `decode` reads back exactly
+/// what `encode` wrote. The writer checks the first in debug builds.
+pub trait Codec: Sized + Send + 'static {
+    /// The number of bytes [`Codec::encode`] writes for this value.
+    fn encoded_len(&self) -> usize;
+    /// Writes the value.
+    fn encode(&self, out: &mut Encoder<'_>);
+    /// Reads a value written by [`Codec::encode`].
+    fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError>;
+}
+
+/// A decoding failure: the bytes do not hold what the codec expected.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The buffer ended inside a value.
+    #[error("buffer ended after {available} of {needed} bytes")]
+    Truncated {
+        /// Bytes the value needed.
+        needed: usize,
+        /// Bytes that were left.
+        available: usize,
+    },
+    /// The bytes are not a valid value of the type.
+    #[error("invalid value: {0}")]
+    Invalid(&'static str),
+}
+
+/// Writes a value into an exactly sized slice of a network buffer.
+#[derive(Debug)]
+pub struct Encoder<'a> {
+    out: &'a mut [u8],
+    pos: usize,
+}
+
+impl<'a> Encoder<'a> {
+    /// An encoder over `out`, which must be exactly as long as the value's `encoded_len`.
+    pub fn new(out: &'a mut [u8]) -> Self {
+        Self { out, pos: 0 }
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> usize {
+        self.pos
+    }
+
+    /// Copies `bytes` as they are (fixed-size data).
+    #[inline]
+    pub fn put_raw(&mut self, bytes: &[u8]) {
+        self.out[self.pos..self.pos + bytes.len()].copy_from_slice(bytes);
+        self.pos += bytes.len();
+    }
+
+    /// Writes one byte.
+    #[inline]
+    pub fn put_u8(&mut self, v: u8) {
+        self.put_raw(&[v]);
+    }
+
+    /// Writes a `u32`, little endian.
+    #[inline]
+    pub fn put_u32(&mut self, v: u32) {
+        self.put_raw(&v.to_le_bytes());
+    }
+
+    /// Writes a `u64`, little endian.
+    #[inline]
+    pub fn put_u64(&mut self, v: u64) {
+        self.put_raw(&v.to_le_bytes());
+    }
+
+    /// Writes an `i64`, little endian.
+    #[inline]
+    pub fn put_i64(&mut self, v: i64) {
+        self.put_raw(&v.to_le_bytes());
+    }
+
+    /// Writes a `u32` length prefix and then the bytes (variable-size data).
+    #[inline]
+    pub fn put_bytes(&mut self, bytes: &[u8]) {
+        let len = u32::try_from(bytes.len()).expect("a record field is at most 4 GiB");
+        self.put_u32(len);
+        self.put_raw(bytes);
+    }
+}
+
+/// Reads values back from a network buffer.
+#[derive(Debug, Clone)]
+pub struct Decoder<'a> {
+    input: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Decoder<'a> {
+    /// A decoder over `input`.
+    pub fn new(input: &'a [u8]) -> Self {
+        Self { input, pos: 0 }
+    }
+
+    /// Whether every byte has been read.
+    pub fn is_empty(&self) -> bool {
+        self.pos == self.input.len()
+    }
+
+    /// Bytes read so far.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Reads `n` bytes as they are.
+    #[inline]
+    pub fn take_raw(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let available = self.input.len() - self.pos;
+        if n > available {
+            return Err(DecodeError::Truncated {
+                needed: n,
+                available,
+            });
+        }
+        let bytes = &self.input[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(bytes)
+    }
+
+    #[inline]
+    fn take_array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let bytes = self.take_raw(N)?;
+        Ok(bytes.try_into().expect("take_raw returned N bytes"))
+    }
+
+    /// Reads one byte.
+    #[inline]
+    pub fn take_u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take_array::<1>()?[0])
+    }
+
+    /// Reads a little-endian `u32`.
+    #[inline]
+    pub fn take_u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.take_array()?))
+    }
+
+    /// Reads a little-endian `u64`.
+    #[inline]
+    pub fn take_u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.take_array()?))
+    }
+
+    /// Reads a little-endian `i64`.
+    #[inline]
+    pub fn take_i64(&mut self) -> Result<i64, DecodeError> {
+        Ok(i64::from_le_bytes(self.take_array()?))
+    }
+
+    /// Reads a length-prefixed byte string written by [`Encoder::put_bytes`].
+    #[inline]
+    pub fn take_bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+        let len = self.take_u32()? as usize;
+        self.take_raw(len)
+    }
+}
+
+macro_rules! fixed_int_codec {
+    ($($ty:ty => $put:ident, $take:ident);* $(;)?) => {$(
+        impl Codec for $ty {
+            #[inline]
+            fn encoded_len(&self) -> usize {
+                size_of::<$ty>()
+            }
+            #[inline]
+            fn encode(&self, out: &mut Encoder<'_>) {
+                out.$put(*self);
+            }
+            #[inline]
+            fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+                input.$take()
+            }
+        }
+    )*};
+}
+
+fixed_int_codec! {
+    u8 => put_u8, take_u8;
+    u32 => put_u32, take_u32;
+    u64 => put_u64, take_u64;
+    i64 => put_i64, take_i64;
+}
+
+impl Codec for String {
+    #[inline]
+    fn encoded_len(&self) -> usize {
+        4 + self.len()
+    }
+    #[inline]
+    fn encode(&self, out: &mut Encoder<'_>) {
+        out.put_bytes(self.as_bytes());
+    }
+    #[inline]
+    fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let bytes = input.take_bytes()?;
+        std::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .map_err(|_| DecodeError::Invalid("string is not UTF-8"))
+    }
+}
+
+impl<A: Codec, B: Codec> Codec for (A, B) {
+    #[inline]
+    fn encoded_len(&self) -> usize {
+        self.0.encoded_len() + self.1.encoded_len()
+    }
+    #[inline]
+    fn encode(&self, out: &mut Encoder<'_>) {
+        self.0.encode(out);
+        self.1.encode(out);
+    }
+    #[inline]
+    fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        Ok((A::decode(input)?, B::decode(input)?))
+    }
+}
+
+impl<A: Codec, B: Codec, C: Codec> Codec for (A, B, C) {
+    #[inline]
+    fn encoded_len(&self) -> usize {
+        self.0.encoded_len() + self.1.encoded_len() + self.2.encoded_len()
+    }
+    #[inline]
+    fn encode(&self, out: &mut Encoder<'_>) {
+        self.0.encode(out);
+        self.1.encode(out);
+        self.2.encode(out);
+    }
+    #[inline]
+    fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        Ok((A::decode(input)?, B::decode(input)?, C::decode(input)?))
+    }
+}
+
+impl<T: Codec> Codec for Option<T> {
+    #[inline]
+    fn encoded_len(&self) -> usize {
+        1 + self.as_ref().map_or(0, Codec::encoded_len)
+    }
+    #[inline]
+    fn encode(&self, out: &mut Encoder<'_>) {
+        match self {
+            None => out.put_u8(0),
+            Some(v) => {
+                out.put_u8(1);
+                v.encode(out);
+            }
+        }
+    }
+    #[inline]
+    fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        match input.take_u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(T::decode(input)?)),
+            _ => Err(DecodeError::Invalid("option tag is neither 0 nor 1")),
+        }
+    }
+}
+
+/// Encodes `value` into a fresh vector (tests and tools; the data plane writes into buffers).
+pub fn encode_to_vec<T: Codec>(value: &T) -> Vec<u8> {
+    let mut out = vec![0; value.encoded_len()];
+    let mut enc = Encoder::new(&mut out);
+    value.encode(&mut enc);
+    debug_assert_eq!(enc.written(), out.len());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<T: Codec + PartialEq + std::fmt::Debug>(value: T) {
+        let bytes = encode_to_vec(&value);
+        assert_eq!(bytes.len(), value.encoded_len());
+        let mut dec = Decoder::new(&bytes);
+        assert_eq!(T::decode(&mut dec).unwrap(), value);
+        assert!(dec.is_empty());
+    }
+
+    #[test]
+    fn fixed_and_variable_size_values_round_trip() {
+        round_trip(7u64);
+        round_trip(-3i64);
+        round_trip(String::from("浙A12345"));
+        round_trip((1u32, String::from("x"), Some(5i64)));
+        round_trip(Option::<u64>::None);
+    }
+
+    #[test]
+    fn truncated_input_is_an_error_not_a_panic() {
+        let bytes = encode_to_vec(&String::from("hello"));
+        let mut dec = Decoder::new(&bytes[..6]);
+        assert_eq!(
+            String::decode(&mut dec),
+            Err(DecodeError::Truncated {
+                needed: 5,
+                available: 2
+            })
+        );
+    }
+}

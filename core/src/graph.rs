@@ -1,0 +1,456 @@
+//! The job-graph builder: sources, chained operators, keyed exchanges, sinks.
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use weir_core::{Job, RuntimeConfig, sink::CollectSink, source::VecSource};
+//!
+//! let out = Arc::new(Mutex::new(Vec::new()));
+//! let job = Job::new(RuntimeConfig { pin: false, ..RuntimeConfig::default() });
+//! let target = Arc::clone(&out);
+//! job.source("numbers", 2, VecSource::new(vec![vec![1u64, 2, 3], vec![4, 5]]))
+//!     .map("square", |x| x * x)
+//!     .key_by(|x: &u64| *x % 2)
+//!     .process_fn("sum-by-parity", 2, |_key: &u64, sum: &mut u64, x: u64, out| {
+//!         *sum += x;
+//!         out.collect(x);
+//!         Ok(())
+//!     })
+//!     .sink("collect", 1, move |_| CollectSink::new(Arc::clone(&target)));
+//! job.execute().unwrap();
+//! let mut got = out.lock().unwrap().clone();
+//! got.sort();
+//! assert_eq!(got, vec![1, 4, 9, 16, 25]);
+//! ```
+//!
+//! Operators with the same parallelism connected by a forward edge are chained into one task
+//! (`map`, `filter`, `flat_map`, `process`); `key_by`, `rebalance` and `broadcast` end the
+//! chain with a network exchange and start a new task with the given parallelism.
+
+use std::cell::RefCell;
+use std::hash::Hash;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::codec::Codec;
+use crate::error::{JobError, OperatorError};
+use crate::keyed::{KeyGroups, hash_key};
+use crate::net::{InputGate, Partitioner, RecordWriter};
+use crate::operator::{
+    Collector, Filter, FlatMap, KeyedProcess, KeyedProcessFunction, Map, NetworkOutput, Operator,
+    OperatorNode, Origin, Output, SinkNode,
+};
+use crate::runtime::{
+    InputTask, JobControl, JobResult, RuntimeConfig, SourceTask, TaskBody, execute,
+};
+use crate::runtime::{EdgePlan, TaskSetup, Ticker, VertexPlan};
+use crate::sink::Sink;
+use crate::source::Source;
+
+type BuildFn = Box<dyn Fn(&mut TaskSetup) -> Result<Box<dyn TaskBody>, JobError>>;
+type HeadFn<T> = Rc<dyn Fn(&mut TaskSetup, Box<dyn Output<T>>) -> Result<Box<dyn TaskBody>, JobError>>;
+
+#[derive(Default)]
+struct Graph {
+    /// Vertex names and parallelism, and their build function once the chain is complete.
+    vertices: Vec<(String, usize, Option<BuildFn>)>,
+    edges: Vec<EdgePlan>,
+    error: Option<JobError>,
+}
+
+/// A job under construction; [`Job::execute`] runs it.
+pub struct Job {
+    graph: Rc<RefCell<Graph>>,
+    config: RuntimeConfig,
+    control: Arc<JobControl>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("vertices", &self.graph.borrow().vertices.len())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Job {
+    /// An empty job.
+    pub fn new(config: RuntimeConfig) -> Self {
+        Self {
+            graph: Rc::default(),
+            config,
+            control: Arc::new(JobControl::new()),
+        }
+    }
+
+    /// The job's control block: request a stop (Ctrl-C) from another thread.
+    pub fn control(&self) -> Arc<JobControl> {
+        Arc::clone(&self.control)
+    }
+
+    /// Adds a source with `parallelism` subtasks.
+    pub fn source<S: Source>(
+        &self,
+        name: &str,
+        parallelism: usize,
+        source: S,
+    ) -> Stream<S::Item> {
+        let source: Arc<dyn Source<Item = S::Item>> = Arc::new(source);
+        let vertex = self.add_vertex(parallelism);
+        let source_name = name.to_owned();
+        let head: HeadFn<S::Item> = Rc::new(move |setup, chain| {
+            Ok(Box::new(SourceTask::new(
+                setup.env.clone(),
+                source_name.clone(),
+                Arc::clone(&source),
+                parallelism,
+                chain,
+                ticker(setup),
+            )))
+        });
+        Stream {
+            graph: Rc::clone(&self.graph),
+            max_parallelism: self.config.max_parallelism,
+            vertex,
+            parallelism,
+            names: vec![name.to_owned()],
+            head,
+        }
+    }
+
+    fn add_vertex(&self, parallelism: usize) -> usize {
+        let mut graph = self.graph.borrow_mut();
+        if parallelism == 0 {
+            graph
+                .error
+                .get_or_insert(JobError::Invalid("parallelism must be at least 1".into()));
+        }
+        graph.vertices.push((String::new(), parallelism.max(1), None));
+        graph.vertices.len() - 1
+    }
+
+    /// Runs the job on this machine until its input ends, it fails, or a stop is requested.
+    pub fn execute(self) -> Result<JobResult, JobError> {
+        let graph = self.graph.take();
+        if let Some(error) = graph.error {
+            return Err(error);
+        }
+        if graph.vertices.is_empty() {
+            return Err(JobError::Invalid("the job has no operators".into()));
+        }
+        let mut vertices = Vec::with_capacity(graph.vertices.len());
+        for (name, parallelism, build) in graph.vertices {
+            let build = build.ok_or_else(|| {
+                JobError::Invalid(format!(
+                    "the stream after '{name}' is never consumed: end it with a sink"
+                ))
+            })?;
+            vertices.push(VertexPlan {
+                name,
+                parallelism,
+                build,
+            });
+        }
+        execute(vertices, graph.edges, self.config, self.control)
+    }
+}
+
+fn ticker(setup: &TaskSetup) -> Ticker {
+    Ticker::new(setup.config.buffer_timeout, setup.config.latency_interval)
+}
+
+/// A stream of `T`, the open end of a chain.
+#[must_use = "a stream does nothing until it ends in a sink"]
+pub struct Stream<T> {
+    graph: Rc<RefCell<Graph>>,
+    max_parallelism: usize,
+    vertex: usize,
+    parallelism: usize,
+    names: Vec<String>,
+    head: HeadFn<T>,
+}
+
+impl<T> std::fmt::Debug for Stream<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("chain", &self.names)
+            .field("parallelism", &self.parallelism)
+            .finish()
+    }
+}
+
+impl<T: Send + 'static> Stream<T> {
+    /// Parallelism of the current chain.
+    pub fn parallelism(&self) -> usize {
+        self.parallelism
+    }
+
+    /// Chains an operator; `make` builds one instance per subtask.
+    pub fn process<U, Op>(mut self, name: &str, make: impl Fn() -> Op + 'static) -> Stream<U>
+    where
+        U: Send + 'static,
+        Op: Operator<T, U>,
+    {
+        let head = self.head;
+        let op_name: Arc<str> = Arc::from(name);
+        self.names.push(name.to_owned());
+        Stream {
+            graph: self.graph,
+            max_parallelism: self.max_parallelism,
+            vertex: self.vertex,
+            parallelism: self.parallelism,
+            names: self.names,
+            head: Rc::new(move |setup, next: Box<dyn Output<U>>| {
+                let origin = Origin {
+                    name: Arc::clone(&op_name),
+                    subtask: setup.env.subtask(),
+                };
+                head(setup, Box::new(OperatorNode::new(origin, make(), next)))
+            }),
+        }
+    }
+
+    /// Chains a function applied to every record.
+    pub fn map<U: Send + 'static>(
+        self,
+        name: &str,
+        f: impl FnMut(T) -> U + Clone + Send + 'static,
+    ) -> Stream<U> {
+        self.process(name, move || Map(f.clone()))
+    }
+
+    /// Chains a predicate; records for which it is false are dropped.
+    pub fn filter(self, name: &str, f: impl FnMut(&T) -> bool + Clone + Send + 'static) -> Self {
+        self.process(name, move || Filter(f.clone()))
+    }
+
+    /// Chains a function that emits any number of records per record.
+    pub fn flat_map<U: Send + 'static>(
+        self,
+        name: &str,
+        f: impl FnMut(T, &mut Collector<'_, U>) -> Result<(), OperatorError> + Clone + Send + 'static,
+    ) -> Stream<U> {
+        self.process(name, move || FlatMap(f.clone()))
+    }
+
+    /// Ends the chain in a sink with `parallelism` subtasks (rebalancing first if it differs
+    /// from the stream's); `make` builds the sink of each subtask.
+    pub fn sink<S: Sink<T>>(self, name: &str, parallelism: usize, make: impl Fn(usize) -> S + 'static)
+    where
+        T: Codec,
+    {
+        let stream = if parallelism == self.parallelism {
+            self
+        } else {
+            self.rebalance(parallelism)
+        };
+        let sink_name: Arc<str> = Arc::from(name);
+        let head = Rc::clone(&stream.head);
+        stream.finish(
+            name,
+            Box::new(move |setup| {
+                let origin = Origin {
+                    name: Arc::clone(&sink_name),
+                    subtask: setup.env.subtask(),
+                };
+                let sink = make(setup.env.subtask());
+                let node = SinkNode::new(origin, sink, setup.env.clone());
+                head(setup, Box::new(node))
+            }),
+        );
+    }
+
+    fn finish(mut self, last: &str, build: BuildFn) {
+        if self.names.last().map(String::as_str) != Some(last) {
+            self.names.push(last.to_owned());
+        }
+        let mut graph = self.graph.borrow_mut();
+        let vertex = &mut graph.vertices[self.vertex];
+        vertex.0 = self.names.join(" -> ");
+        vertex.2 = Some(build);
+    }
+}
+
+impl<T: Codec> Stream<T> {
+    /// Ends the chain with a network exchange to a new task of `parallelism` subtasks.
+    fn exchange(
+        self,
+        parallelism: usize,
+        label: &str,
+        partitioner: impl Fn() -> Partitioner<T> + 'static,
+    ) -> Stream<T> {
+        let to = {
+            let mut graph = self.graph.borrow_mut();
+            if parallelism == 0 {
+                graph
+                    .error
+                    .get_or_insert(JobError::Invalid("parallelism must be at least 1".into()));
+            }
+            graph.vertices.push((String::new(), parallelism.max(1), None));
+            graph.vertices.len() - 1
+        };
+        let edge = {
+            let mut graph = self.graph.borrow_mut();
+            graph.edges.push(EdgePlan {
+                from: self.vertex,
+                to,
+            });
+            graph.edges.len() - 1
+        };
+        let graph = Rc::clone(&self.graph);
+        let max_parallelism = self.max_parallelism;
+        let head = Rc::clone(&self.head);
+        self.finish(
+            label,
+            Box::new(move |setup| {
+                let senders = setup.take_outputs(edge);
+                let writer = RecordWriter::new(
+                    senders,
+                    setup.pool(),
+                    partitioner(),
+                    setup.env.clone(),
+                    setup.config.buffer_timeout,
+                );
+                let output = NetworkOutput::new(writer, Arc::clone(setup.env.metrics()));
+                head(setup, Box::new(output))
+            }),
+        );
+        Stream {
+            graph,
+            max_parallelism,
+            vertex: to,
+            parallelism: parallelism.max(1),
+            names: Vec::new(),
+            head: Rc::new(move |setup, chain| {
+                let gate = InputGate::new(setup.take_inputs(edge));
+                Ok(Box::new(InputTask::new(
+                    setup.env.clone(),
+                    gate,
+                    chain,
+                    ticker(setup),
+                )))
+            }),
+        }
+    }
+
+    /// Redistributes records round robin to `parallelism` subtasks (Flink's `rebalance`).
+    pub fn rebalance(self, parallelism: usize) -> Stream<T> {
+        self.exchange(parallelism, "rebalance", || Partitioner::Rebalance { next: 0 })
+    }
+
+    /// Sends every record to each of `parallelism` subtasks.
+    pub fn broadcast(self, parallelism: usize) -> Stream<T> {
+        self.exchange(parallelism, "broadcast", || Partitioner::Broadcast)
+    }
+
+    /// Partitions the stream by key: all records of a key go to the subtask owning its key
+    /// group.
+    pub fn key_by<K, KF>(self, key_of: KF) -> KeyedStream<T, K>
+    where
+        KF: Fn(&T) -> K + Send + Sync + 'static,
+        K: Hash,
+    {
+        KeyedStream {
+            stream: self,
+            key_of: Arc::new(key_of),
+        }
+    }
+}
+
+/// A stream partitioned by key, waiting for its keyed operator.
+#[must_use = "a keyed stream does nothing until a keyed operator consumes it"]
+pub struct KeyedStream<T, K> {
+    stream: Stream<T>,
+    key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
+}
+
+impl<T, K> std::fmt::Debug for KeyedStream<T, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyedStream")
+            .field("upstream", &self.stream)
+            .finish()
+    }
+}
+
+impl<T: Codec, K: Hash + Eq + Clone + Send + 'static> KeyedStream<T, K> {
+    /// Exchanges the stream by key group to `parallelism` subtasks and returns the stream that
+    /// the keyed operator will consume, with the key function.
+    pub fn exchange(self, parallelism: usize) -> (Stream<T>, Arc<dyn Fn(&T) -> K + Send + Sync>) {
+        let max_parallelism = self.stream.max_parallelism;
+        let groups = match KeyGroups::new(max_parallelism, parallelism) {
+            Ok(groups) => groups,
+            Err(message) => {
+                self.stream
+                    .graph
+                    .borrow_mut()
+                    .error
+                    .get_or_insert(JobError::Invalid(message));
+                KeyGroups::new(max_parallelism.max(1), 1).expect("1 of at least 1 is valid")
+            }
+        };
+        let key_of = Arc::clone(&self.key_of);
+        let stream = self.stream.exchange(parallelism, "key_by", move || {
+            let key_of = Arc::clone(&key_of);
+            Partitioner::KeyGroups {
+                key_hash: Arc::new(move |record: &T| hash_key(&key_of(record))),
+                groups,
+            }
+        });
+        (stream, self.key_of)
+    }
+
+    /// Runs a keyed process function with `parallelism` subtasks; `make` builds one instance per
+    /// subtask.
+    pub fn process<U, F>(self, name: &str, parallelism: usize, make: impl Fn() -> F + 'static) -> Stream<U>
+    where
+        U: Send + 'static,
+        F: KeyedProcessFunction<K, T, U>,
+    {
+        let (stream, key_of) = self.exchange(parallelism);
+        stream.process(name, move || {
+            let key_of = Arc::clone(&key_of);
+            KeyedProcess::new(move |record: &T| key_of(record), make())
+        })
+    }
+
+    /// Like [`KeyedStream::process`], with a closure `(key, state, record, out)` as the function.
+    pub fn process_fn<U, S, F>(self, name: &str, parallelism: usize, f: F) -> Stream<U>
+    where
+        U: Send + 'static,
+        S: Default + Send + 'static,
+        F: FnMut(&K, &mut S, T, &mut Collector<'_, U>) -> Result<(), OperatorError>
+            + Clone
+            + Send
+            + 'static,
+    {
+        self.process(name, parallelism, move || ProcessFn {
+            f: f.clone(),
+            _state: std::marker::PhantomData,
+        })
+    }
+}
+
+/// A closure as a [`KeyedProcessFunction`].
+struct ProcessFn<F, S> {
+    f: F,
+    _state: std::marker::PhantomData<fn() -> S>,
+}
+
+impl<K, In, Out, S, F> KeyedProcessFunction<K, In, Out> for ProcessFn<F, S>
+where
+    S: Default + Send + 'static,
+    F: FnMut(&K, &mut S, In, &mut Collector<'_, Out>) -> Result<(), OperatorError> + Send + 'static,
+{
+    type State = S;
+
+    #[inline]
+    fn process(
+        &mut self,
+        key: &K,
+        state: &mut S,
+        record: In,
+        out: &mut Collector<'_, Out>,
+    ) -> Result<(), OperatorError> {
+        (self.f)(key, state, record, out)
+    }
+}

@@ -1,0 +1,104 @@
+//! Key groups (Flink's `KeyGroupRangeAssignment`): the unit in which keyed state is
+//! partitioned, and later checkpointed and redistributed.
+//!
+//! A key's group is `hash(key) % max_parallelism` (default 128); subtask `i` of `p` owns the
+//! contiguous range of groups `g` with `g * p / max_parallelism == i`.
+
+use std::hash::{Hash, Hasher};
+use std::ops::Range;
+
+/// Default maximum parallelism: the number of key groups (Flink's default is 128 too).
+pub const DEFAULT_MAX_PARALLELISM: usize = 128;
+
+/// Hashes a key: FxHash, then MurmurHash3's 64-bit finalizer so that the low bits (which pick
+/// the key group) depend on every input bit. Stable across runs and processes.
+#[inline]
+pub fn hash_key<K: Hash + ?Sized>(key: &K) -> u64 {
+    let mut hasher = rustc_hash::FxHasher::default();
+    key.hash(&mut hasher);
+    let mut h = hasher.finish();
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// The key-group layout of one keyed exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyGroups {
+    max_parallelism: usize,
+    parallelism: usize,
+}
+
+impl KeyGroups {
+    /// Groups for `parallelism` subtasks; `parallelism` must be in `1..=max_parallelism`.
+    pub fn new(max_parallelism: usize, parallelism: usize) -> Result<Self, String> {
+        if parallelism == 0 || parallelism > max_parallelism {
+            return Err(format!(
+                "parallelism {parallelism} must be between 1 and the max parallelism {max_parallelism}"
+            ));
+        }
+        Ok(Self {
+            max_parallelism,
+            parallelism,
+        })
+    }
+
+    /// The key group of a key hash.
+    #[inline]
+    pub fn group_of_hash(&self, hash: u64) -> usize {
+        (hash % self.max_parallelism as u64) as usize
+    }
+
+    /// The subtask that owns key group `group`.
+    #[inline]
+    pub fn subtask_of_group(&self, group: usize) -> usize {
+        group * self.parallelism / self.max_parallelism
+    }
+
+    /// The subtask that owns the key with hash `hash`.
+    #[inline]
+    pub fn subtask_of_hash(&self, hash: u64) -> usize {
+        self.subtask_of_group(self.group_of_hash(hash))
+    }
+
+    /// The contiguous key groups that `subtask` owns.
+    pub fn range_of(&self, subtask: usize) -> Range<usize> {
+        let (m, p) = (self.max_parallelism, self.parallelism);
+        (subtask * m).div_ceil(p)..((subtask + 1) * m).div_ceil(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn each_group_belongs_to_exactly_the_subtask_whose_range_holds_it(
+            max in 1usize..300, p_seed in 0usize..300, hash in any::<u64>()
+        ) {
+            let p = p_seed % max + 1;
+            let groups = KeyGroups::new(max, p).unwrap();
+            let g = groups.group_of_hash(hash);
+            let owner = groups.subtask_of_hash(hash);
+            prop_assert!(groups.range_of(owner).contains(&g));
+            let total: usize = (0..p).map(|s| groups.range_of(s).len()).sum();
+            prop_assert_eq!(total, max);
+        }
+    }
+
+    #[test]
+    fn parallelism_above_max_is_rejected() {
+        assert!(KeyGroups::new(128, 129).is_err());
+        assert!(KeyGroups::new(128, 0).is_err());
+    }
+
+    #[test]
+    fn hashing_is_stable() {
+        assert_eq!(hash_key("浙A12345"), hash_key("浙A12345"));
+        assert_ne!(hash_key("浙A12345"), hash_key("浙A12346"));
+    }
+}

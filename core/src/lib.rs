@@ -1,0 +1,45 @@
+//! # weir-core
+//!
+//! The engine of weir: Apache Flink's runtime mechanisms, in Rust, on a lock-free core.
+//!
+//! Guarantees, as the modules state them in detail:
+//! - **Allocates once on the data plane.** Network buffers come from a fixed pool allocated at
+//!   job start ([`net::pool`]); moving records never allocates a buffer.
+//! - **Never blocks on a lock on the hot path.** Channels are `rtrb` SPSC rings
+//!   ([`net::channel`]); the pool is a set of atomic bit words.
+//! - **Bounded.** A full pool or a full ring is backpressure: the writer waits and counts it as
+//!   `backPressuredTimeMsPerSecond`, nothing grows.
+//! - **One thread per subtask**, pinned to a core, waiting without burning the core
+//!   ([`net::notify`]).
+//! - **Nothing lost silently:** an operator's error or panic fails the job with the operator's
+//!   name and subtask.
+//!
+//! Table of contents:
+//! - [`graph`]: the job-graph builder ([`Job`], [`Stream`], [`KeyedStream`]).
+//! - [`operator`]: operators, chains, keyed process functions.
+//! - [`source`], [`sink`]: partitioned sources with offsets; JSON-lines, collect and discard sinks.
+//! - [`net`]: the data plane: buffer pool, channels, stream elements, record writer, input gate.
+//! - [`keyed`]: key groups.
+//! - [`time`]: watermarks, watermark status, the watermark valve, latency markers.
+//! - [`runtime`]: task threads, job control, the executor.
+//! - [`metrics`]: task metrics with Flink's names.
+//! - [`codec`]: record serialization.
+//! - [`error`]: job errors.
+
+pub mod codec;
+pub mod error;
+pub mod graph;
+pub mod keyed;
+pub mod metrics;
+pub mod net;
+pub mod operator;
+pub mod runtime;
+pub mod sink;
+pub mod source;
+mod sync;
+pub mod time;
+
+pub use codec::Codec;
+pub use error::{JobError, OperatorError};
+pub use graph::{Job, KeyedStream, Stream};
+pub use runtime::{JobResult, RuntimeConfig};

@@ -1,0 +1,93 @@
+//! The input gate (Flink's `InputGate`): a task's input channels, polled fairly.
+//!
+//! Fairness: polling resumes after the channel served last, so a busy channel cannot starve
+//! the others. A channel leaves the rotation when its end of partition has been received.
+
+use super::channel::{ChannelReceiver, Envelope};
+
+/// The input channels of one task.
+#[derive(Debug)]
+pub struct InputGate {
+    channels: Vec<ChannelReceiver>,
+    finished: Vec<bool>,
+    open: usize,
+    next: usize,
+}
+
+impl InputGate {
+    /// A gate over `channels`.
+    pub fn new(channels: Vec<ChannelReceiver>) -> Self {
+        let open = channels.len();
+        Self {
+            finished: vec![false; open],
+            channels,
+            open,
+            next: 0,
+        }
+    }
+
+    /// Channels in the gate.
+    pub fn len(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// Whether the gate has no channels at all.
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty()
+    }
+
+    /// The next envelope of the next channel in turn that has one, with its channel index.
+    #[inline]
+    pub fn poll(&mut self) -> Option<(usize, Envelope)> {
+        let n = self.channels.len();
+        for i in 0..n {
+            let ch = (self.next + i) % n;
+            if self.finished[ch] {
+                continue;
+            }
+            if let Some(envelope) = self.channels[ch].try_recv() {
+                self.next = (ch + 1) % n;
+                return Some((ch, envelope));
+            }
+        }
+        None
+    }
+
+    /// Marks `channel` as ended (its end of partition arrived).
+    pub fn finish(&mut self, channel: usize) {
+        if !std::mem::replace(&mut self.finished[channel], true) {
+            self.open -= 1;
+        }
+    }
+
+    /// Whether every channel has ended.
+    pub fn is_finished(&self) -> bool {
+        self.open == 0
+    }
+
+    /// Whether any open channel has something queued.
+    #[inline]
+    pub fn has_queued(&self) -> bool {
+        self.channels
+            .iter()
+            .zip(&self.finished)
+            .any(|(c, &done)| !done && c.has_queued())
+    }
+
+    /// Whether an open channel lost its sender without an end of partition (its task died).
+    pub fn has_abandoned(&self) -> bool {
+        self.channels
+            .iter()
+            .zip(&self.finished)
+            .any(|(c, &done)| !done && c.is_abandoned() && !c.has_queued())
+    }
+
+    /// Share of the input rings in use, in parts per million (Flink's `inPoolUsage`).
+    pub fn usage_ppm(&self) -> u64 {
+        let capacity: usize = self.channels.iter().map(ChannelReceiver::capacity).sum();
+        let queued: usize = self.channels.iter().map(ChannelReceiver::queued).sum();
+        (queued as u64 * 1_000_000)
+            .checked_div(capacity as u64)
+            .unwrap_or(0)
+    }
+}

@@ -1,0 +1,20 @@
+//! The data plane: network buffers, channels, the record writer and the input gate.
+//!
+//! Allocates once (the buffer pool, at job start); never takes a lock on the hot path; a full
+//! pool or ring is backpressure, never growth.
+
+pub mod channel;
+pub mod element;
+pub mod gate;
+pub mod notify;
+pub mod pool;
+pub mod writer;
+
+pub use channel::{
+    ChannelReceiver, ChannelSender, CheckpointBarrier, Envelope, Event, PRIORITY_SLOTS, channel,
+};
+pub use element::{ControlElement, StreamElement};
+pub use gate::InputGate;
+pub use notify::TaskNotifier;
+pub use pool::{Buffer, LocalBufferPool, NetworkBufferPool, PoolConfig, PoolError};
+pub use writer::{Partitioner, RecordWriter};

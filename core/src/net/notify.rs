@@ -1,0 +1,89 @@
+//! Waiting without burning a core, and waking without losing a wake-up.
+//!
+//! Every task thread owns one [`TaskNotifier`]. A task waits on exactly one condition at a time
+//! (input available, a free buffer, ring space), and the threads that can make that condition
+//! true call [`TaskNotifier::notify`] after they did: a downstream task after it dropped a buffer
+//! or popped a ring slot, an upstream task after it pushed into a ring.
+//!
+//! Policy: spin [`SPIN_ROUNDS`] times re-checking the condition, then announce the wait, check
+//! once more and park. The park has a timeout (the caller's) so that cancellation, buffer
+//! timeouts and periodic watermarks are never starved, but correctness never depends on it.
+//!
+//! Memory ordering (Dekker's pattern): the waiter stores `waiting = true`, issues a `SeqCst`
+//! fence and re-checks the condition; a notifier first makes the condition true, issues a
+//! `SeqCst` fence and loads `waiting`. Of the two fences one comes first in the single total
+//! order, so either the waiter's re-check sees the condition or the notifier sees the flag and
+//! unparks the waiter (and an unpark before the park makes the park return at once). The
+//! `loom-tests` crate checks this with the buffer pool and the channel.
+//!
+//! Cost: `notify` is one fence and one load of a flag that is rarely written; the mutex is taken
+//! only when the owner is actually parked.
+
+use std::time::Duration;
+
+use crate::sync::thread::{self, Thread};
+use crate::sync::{AtomicBool, Mutex, Ordering, fence};
+
+/// How often a waiter re-checks its condition before it parks (a few microseconds).
+#[cfg(not(weir_loom))]
+pub const SPIN_ROUNDS: u32 = 64;
+/// Under loom a spin is a yield: one round keeps the models small.
+#[cfg(weir_loom)]
+pub const SPIN_ROUNDS: u32 = 1;
+
+/// The wake-up handle of one task thread.
+#[derive(Debug, Default)]
+pub struct TaskNotifier {
+    waiting: AtomicBool,
+    thread: Mutex<Option<Thread>>,
+}
+
+impl TaskNotifier {
+    /// A notifier with no thread yet; the owning thread calls [`TaskNotifier::register_current`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes the calling thread the one that `notify` wakes. Call once, from the owner.
+    pub fn register_current(&self) {
+        *self.thread.lock().expect("notifier lock poisoned") = Some(thread::current());
+    }
+
+    /// Wakes the owner if it is parked or about to park. Call after making its condition true.
+    #[inline]
+    pub fn notify(&self) {
+        fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::Relaxed) {
+            self.unpark();
+        }
+    }
+
+    #[cold]
+    fn unpark(&self) {
+        if let Some(thread) = self.thread.lock().expect("notifier lock poisoned").as_ref() {
+            thread.unpark();
+        }
+    }
+
+    /// Waits until `ready()` holds or about `timeout` has passed; returns `ready()`'s last value.
+    ///
+    /// Only the owning thread may call this. A `false` result is not an error: the caller
+    /// checks its other duties (cancellation, timers) and waits again.
+    pub fn wait(&self, mut ready: impl FnMut() -> bool, timeout: Duration) -> bool {
+        for _ in 0..SPIN_ROUNDS {
+            if ready() {
+                return true;
+            }
+            thread::spin_hint();
+        }
+        self.waiting.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if ready() {
+            self.waiting.store(false, Ordering::Relaxed);
+            return true;
+        }
+        thread::park_timeout(timeout);
+        self.waiting.store(false, Ordering::Relaxed);
+        ready()
+    }
+}

@@ -1,0 +1,54 @@
+//! The end of a chain that feeds a network exchange: a [`RecordWriter`] as an [`Output`].
+
+use super::Output;
+use crate::codec::Codec;
+use crate::error::TaskError;
+use crate::metrics::TaskMetrics;
+use crate::net::{ControlElement, RecordWriter};
+use crate::time::{LatencyMarker, Watermark, WatermarkStatus};
+use std::sync::Arc;
+
+/// Writes the chain's output into the channels of an exchange.
+#[derive(Debug)]
+pub(crate) struct NetworkOutput<T> {
+    writer: RecordWriter<T>,
+    metrics: Arc<TaskMetrics>,
+}
+
+impl<T: Codec> NetworkOutput<T> {
+    pub(crate) fn new(writer: RecordWriter<T>, metrics: Arc<TaskMetrics>) -> Self {
+        Self { writer, metrics }
+    }
+}
+
+impl<T: Codec> Output<T> for NetworkOutput<T> {
+    #[inline]
+    fn push(&mut self, record: T) -> Result<(), TaskError> {
+        self.metrics.records_out.add(1);
+        self.writer.emit(&record)
+    }
+
+    fn watermark(&mut self, watermark: Watermark) -> Result<(), TaskError> {
+        self.metrics.output_watermark.set(watermark.0);
+        self.metrics.watermarks_emitted.add(1);
+        self.writer
+            .emit_control(ControlElement::Watermark(watermark))
+    }
+
+    fn status(&mut self, status: WatermarkStatus) -> Result<(), TaskError> {
+        self.writer.emit_control(ControlElement::Status(status))
+    }
+
+    fn latency_marker(&mut self, marker: LatencyMarker) -> Result<(), TaskError> {
+        self.writer
+            .emit_control(ControlElement::LatencyMarker(marker))
+    }
+
+    fn flush(&mut self) -> Result<(), TaskError> {
+        self.writer.flush_all()
+    }
+
+    fn end_of_input(&mut self) -> Result<(), TaskError> {
+        self.writer.finish()
+    }
+}

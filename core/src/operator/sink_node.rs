@@ -1,0 +1,74 @@
+//! The end of a chain that writes to a sink; sinks also record latency markers.
+
+use hdrhistogram::Histogram;
+
+use super::{Origin, Output};
+use crate::error::TaskError;
+use crate::runtime::TaskEnv;
+use crate::sink::Sink;
+use crate::time::{LatencyMarker, Watermark, WatermarkStatus};
+
+/// Runs a user sink at the end of a chain.
+pub(crate) struct SinkNode<S> {
+    origin: Origin,
+    sink: S,
+    env: TaskEnv,
+    latency_ns: Histogram<u64>,
+}
+
+impl<S> SinkNode<S> {
+    pub(crate) fn new(origin: Origin, sink: S, env: TaskEnv) -> Self {
+        Self {
+            origin,
+            sink,
+            env,
+            latency_ns: Histogram::new(3).expect("3 significant digits is valid"),
+        }
+    }
+
+    fn guard(
+        &self,
+        outcome: std::thread::Result<Result<(), crate::error::OperatorError>>,
+    ) -> Result<(), TaskError> {
+        self.origin.settle(outcome, None)
+    }
+}
+
+impl<T: Send + 'static, S: Sink<T>> Output<T> for SinkNode<S> {
+    #[inline]
+    fn push(&mut self, record: T) -> Result<(), TaskError> {
+        self.env.metrics().records_out.add(1);
+        let sink = &mut self.sink;
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.write(record)));
+        self.guard(outcome)
+    }
+
+    fn watermark(&mut self, watermark: Watermark) -> Result<(), TaskError> {
+        self.env.metrics().output_watermark.set(watermark.0);
+        Ok(())
+    }
+
+    fn status(&mut self, _status: WatermarkStatus) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    fn latency_marker(&mut self, marker: LatencyMarker) -> Result<(), TaskError> {
+        let now = self.env.control().now_ns();
+        self.latency_ns
+            .saturating_record(now.saturating_sub(marker.emitted_ns).max(1));
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    fn end_of_input(&mut self) -> Result<(), TaskError> {
+        let sink = &mut self.sink;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.finish()));
+        self.guard(outcome)?;
+        self.env.control().merge_latency(&self.latency_ns);
+        Ok(())
+    }
+}

@@ -1,0 +1,195 @@
+//! Job-wide control (cancel on failure, stop on request) and each task's environment.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+
+use crate::error::{JobError, TaskError};
+use crate::metrics::TaskMetrics;
+use crate::net::{LocalBufferPool, TaskNotifier};
+
+/// Flags every task checks, and what the tasks hand back at the end.
+#[derive(Debug)]
+pub struct JobControl {
+    started: Instant,
+    cancelled: AtomicBool,
+    stop_requested: AtomicBool,
+    failure: Mutex<Option<JobError>>,
+    latency_ns: Mutex<Histogram<u64>>,
+}
+
+impl Default for JobControl {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JobControl {
+    /// A control block; the job's clock starts now.
+    pub fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            cancelled: AtomicBool::new(false),
+            stop_requested: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            latency_ns: Mutex::new(Histogram::new(3).expect("3 significant digits is valid")),
+        }
+    }
+
+    /// Nanoseconds since the job started (the clock of latency markers).
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    /// Asks the sources to end their input now; everything read so far is processed and the
+    /// job finishes normally (Ctrl-C).
+    pub fn request_stop(&self) {
+        self.stop_requested.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a stop was requested.
+    #[inline]
+    pub fn stop_requested(&self) -> bool {
+        self.stop_requested.load(Ordering::Relaxed)
+    }
+
+    /// Whether the job is being cancelled.
+    #[inline]
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Records a failure (the first one wins) and cancels every task.
+    pub fn fail(&self, error: JobError) {
+        let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        failure.get_or_insert(error);
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    /// The first failure, if any.
+    pub fn failure(&self) -> Option<JobError> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Adds a sink's latency histogram to the job's.
+    pub fn merge_latency(&self, histogram: &Histogram<u64>) {
+        let mut latency = self.latency_ns.lock().unwrap_or_else(|p| p.into_inner());
+        // Both histograms auto-resize, so adding cannot fail on range.
+        latency
+            .add(histogram)
+            .expect("auto-resizing histograms always add");
+    }
+
+    /// The merged source-to-sink latency histogram, in ns.
+    pub fn latency(&self) -> Histogram<u64> {
+        self.latency_ns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// What one subtask's code needs from the runtime: who it is, how to wait, where to count.
+#[derive(Debug, Clone)]
+pub struct TaskEnv {
+    inner: Arc<EnvInner>,
+}
+
+#[derive(Debug)]
+struct EnvInner {
+    task_name: String,
+    subtask: usize,
+    notifier: Arc<TaskNotifier>,
+    control: Arc<JobControl>,
+    metrics: Arc<TaskMetrics>,
+    output_pool: Option<LocalBufferPool>,
+}
+
+impl TaskEnv {
+    /// The environment of subtask `subtask` of task `task_name`.
+    pub fn new(
+        task_name: String,
+        subtask: usize,
+        notifier: Arc<TaskNotifier>,
+        control: Arc<JobControl>,
+        output_pool: Option<LocalBufferPool>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(EnvInner {
+                task_name,
+                subtask,
+                notifier,
+                control,
+                metrics: Arc::new(TaskMetrics::default()),
+                output_pool,
+            }),
+        }
+    }
+
+    /// The task's name.
+    pub fn task_name(&self) -> &str {
+        &self.inner.task_name
+    }
+
+    /// The subtask index.
+    pub fn subtask(&self) -> usize {
+        self.inner.subtask
+    }
+
+    /// The task thread's notifier.
+    #[inline]
+    pub fn notifier(&self) -> &TaskNotifier {
+        &self.inner.notifier
+    }
+
+    /// The job's control block.
+    #[inline]
+    pub fn control(&self) -> &Arc<JobControl> {
+        &self.inner.control
+    }
+
+    /// The task's metrics.
+    #[inline]
+    pub fn metrics(&self) -> &Arc<TaskMetrics> {
+        &self.inner.metrics
+    }
+
+    /// The task's output buffer pool, if it has network outputs.
+    pub fn output_pool(&self) -> Option<&LocalBufferPool> {
+        self.inner.output_pool.as_ref()
+    }
+
+    /// `Err(Cancelled)` once the job is being cancelled.
+    #[inline]
+    pub fn check_cancelled(&self) -> Result<(), TaskError> {
+        if self.inner.control.is_cancelled() {
+            Err(TaskError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Samples pool usage into the metrics (called by the task loop every few milliseconds).
+    pub fn sample_pools(&self, input_usage_ppm: u64) {
+        let m = &self.inner.metrics;
+        m.pool_samples.add(1);
+        m.in_pool_usage_ppm_sum.add(input_usage_ppm);
+        if let Some(pool) = &self.inner.output_pool {
+            let in_use = pool.in_use() as u64;
+            let ppm = in_use * 1_000_000 / pool.size().max(1) as u64;
+            m.out_pool_usage_ppm_sum.add(ppm);
+            if ppm > m.out_pool_usage_ppm_max.get() {
+                m.out_pool_usage_ppm_max.set(ppm);
+            }
+            if in_use > m.out_buffers_in_use_max.get() {
+                m.out_buffers_in_use_max.set(in_use);
+            }
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The executor: sizes the buffer pool, creates one channel per (upstream subtask, downstream
+//! subtask) edge, builds every subtask's chain, and runs each on its own OS thread, pinned
+//! round robin to the cores read once at start-up.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::TaskBody;
+use super::control::{JobControl, TaskEnv};
+use crate::error::{JobError, TaskError};
+use crate::keyed::DEFAULT_MAX_PARALLELISM;
+use crate::metrics::TaskReport;
+use crate::net::{
+    ChannelReceiver, ChannelSender, LocalBufferPool, NetworkBufferPool, PoolConfig, TaskNotifier,
+    channel,
+};
+use crate::operator::panic_message;
+
+/// Ring slots per channel beyond its buffer quota, for events (end of partition, barriers).
+pub const EVENT_SLOTS: usize = 4;
+
+/// How a job runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuntimeConfig {
+    /// Network buffer pool sizes and quotas.
+    pub pool: PoolConfig,
+    /// Send a partly filled buffer after this long (Flink's `execution.buffer-timeout`, 100 ms);
+    /// zero sends after every record.
+    #[serde(with = "duration_ms")]
+    pub buffer_timeout: Duration,
+    /// Pin each subtask's thread to a core.
+    pub pin: bool,
+    /// Emit a latency marker from every source subtask this often; `None` turns tracking off.
+    #[serde(with = "option_duration_ms")]
+    pub latency_interval: Option<Duration>,
+    /// The number of key groups.
+    pub max_parallelism: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            pool: PoolConfig::default(),
+            buffer_timeout: Duration::from_millis(100),
+            pin: true,
+            latency_interval: Some(Duration::from_millis(100)),
+            max_parallelism: DEFAULT_MAX_PARALLELISM,
+        }
+    }
+}
+
+mod duration_ms {
+    pub(super) fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64() * 1000.0)
+    }
+}
+
+mod option_duration_ms {
+    pub(super) fn serialize<S: serde::Serializer>(
+        d: &Option<std::time::Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_f64(d.as_secs_f64() * 1000.0),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// The cores this process may run on, read once (before any thread is pinned).
+pub fn available_cores() -> &'static [core_affinity::CoreId] {
+    static CORES: OnceLock<Vec<core_affinity::CoreId>> = OnceLock::new();
+    CORES.get_or_init(|| core_affinity::get_core_ids().unwrap_or_default())
+}
+
+/// What a finished job reports.
+#[derive(Debug, Clone)]
+pub struct JobResult {
+    /// Wall time from the first task's start to the last task's end.
+    pub wall: Duration,
+    /// Every subtask's metrics.
+    pub tasks: Vec<TaskReport>,
+    /// Source-to-sink latency of the latency markers, ns.
+    pub latency_ns: Histogram<u64>,
+    /// Segments in the network buffer pool.
+    pub pool_segments: usize,
+    /// Bytes per segment.
+    pub segment_bytes: usize,
+    /// Whether the job ended early because a stop was requested.
+    pub stopped_early: bool,
+}
+
+/// One vertex of the job graph, as the builder hands it to the executor.
+pub(crate) struct VertexPlan {
+    pub(crate) name: String,
+    pub(crate) parallelism: usize,
+    pub(crate) build: Box<dyn Fn(&mut TaskSetup) -> Result<Box<dyn TaskBody>, JobError>>,
+}
+
+/// A data exchange between two vertices: every upstream subtask to every downstream subtask.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EdgePlan {
+    pub(crate) from: usize,
+    pub(crate) to: usize,
+}
+
+/// What a subtask's chain is built from.
+pub(crate) struct TaskSetup {
+    pub(crate) env: TaskEnv,
+    pub(crate) config: RuntimeConfig,
+    outputs: HashMap<usize, Vec<ChannelSender>>,
+    inputs: HashMap<usize, Vec<ChannelReceiver>>,
+}
+
+impl TaskSetup {
+    /// The channels of output edge `edge`, one per downstream subtask.
+    pub(crate) fn take_outputs(&mut self, edge: usize) -> Vec<ChannelSender> {
+        self.outputs.remove(&edge).unwrap_or_default()
+    }
+
+    /// The channels of input edge `edge`, one per upstream subtask.
+    pub(crate) fn take_inputs(&mut self, edge: usize) -> Vec<ChannelReceiver> {
+        self.inputs.remove(&edge).unwrap_or_default()
+    }
+
+    /// The task's output pool; every task with an output edge has one.
+    pub(crate) fn pool(&self) -> LocalBufferPool {
+        self.env
+            .output_pool()
+            .cloned()
+            .expect("tasks with output edges get a pool")
+    }
+}
+
+struct Spawned {
+    name: String,
+    subtask: usize,
+    core: Option<usize>,
+    env: TaskEnv,
+    handle: std::thread::JoinHandle<u64>,
+}
+
+/// Runs the job to completion (or failure) and reports it.
+pub(crate) fn execute(
+    vertices: Vec<VertexPlan>,
+    edges: Vec<EdgePlan>,
+    config: RuntimeConfig,
+    control: Arc<JobControl>,
+) -> Result<JobResult, JobError> {
+    let cores = available_cores();
+    let pool_cfg = config.pool;
+
+    // One notifier per subtask, and the pool quota each subtask's outputs need.
+    let notifiers: Vec<Vec<Arc<TaskNotifier>>> = vertices
+        .iter()
+        .map(|v| {
+            (0..v.parallelism)
+                .map(|_| Arc::new(TaskNotifier::new()))
+                .collect()
+        })
+        .collect();
+    let out_channels: Vec<usize> = (0..vertices.len())
+        .map(|v| {
+            edges
+                .iter()
+                .filter(|e| e.from == v)
+                .map(|e| vertices[e.to].parallelism)
+                .sum()
+        })
+        .collect();
+    let quota = |channels: usize| {
+        if channels == 0 {
+            0
+        } else {
+            channels * pool_cfg.exclusive_per_channel + pool_cfg.floating_per_gate
+        }
+    };
+    let needed: usize = vertices
+        .iter()
+        .enumerate()
+        .map(|(v, plan)| plan.parallelism * quota(out_channels[v]))
+        .sum();
+    let segments = pool_cfg.segments.unwrap_or(needed).max(1);
+    let mut global = NetworkBufferPool::new(pool_cfg.segment_bytes, segments)?;
+
+    // Channels: senders grouped by (vertex, subtask, edge), receivers likewise.
+    let mut outputs: Vec<Vec<HashMap<usize, Vec<ChannelSender>>>> = vertices
+        .iter()
+        .map(|v| (0..v.parallelism).map(|_| HashMap::new()).collect())
+        .collect();
+    let mut inputs: Vec<Vec<HashMap<usize, Vec<ChannelReceiver>>>> = vertices
+        .iter()
+        .map(|v| (0..v.parallelism).map(|_| HashMap::new()).collect())
+        .collect();
+    let capacity = pool_cfg.exclusive_per_channel + pool_cfg.floating_per_gate + EVENT_SLOTS;
+    for (edge_id, edge) in edges.iter().enumerate() {
+        for up in 0..vertices[edge.from].parallelism {
+            for down in 0..vertices[edge.to].parallelism {
+                let (tx, rx) = channel(
+                    capacity,
+                    Arc::clone(&notifiers[edge.from][up]),
+                    Arc::clone(&notifiers[edge.to][down]),
+                );
+                outputs[edge.from][up].entry(edge_id).or_default().push(tx);
+                inputs[edge.to][down].entry(edge_id).or_default().push(rx);
+            }
+        }
+    }
+
+    // Build every subtask's chain on this thread, then start them all.
+    let mut bodies = Vec::new();
+    for (v, plan) in vertices.iter().enumerate() {
+        for subtask in 0..plan.parallelism {
+            let pool = match out_channels[v] {
+                0 => None,
+                channels => Some(global.local_pool(
+                    channels,
+                    pool_cfg.exclusive_per_channel,
+                    pool_cfg.floating_per_gate,
+                    Arc::clone(&notifiers[v][subtask]),
+                )?),
+            };
+            let env = TaskEnv::new(
+                plan.name.clone(),
+                subtask,
+                Arc::clone(&notifiers[v][subtask]),
+                Arc::clone(&control),
+                pool,
+            );
+            let mut setup = TaskSetup {
+                env: env.clone(),
+                config: config.clone(),
+                outputs: std::mem::take(&mut outputs[v][subtask]),
+                inputs: std::mem::take(&mut inputs[v][subtask]),
+            };
+            let body = (plan.build)(&mut setup)?;
+            bodies.push((plan.name.clone(), subtask, env, body));
+        }
+    }
+
+    let started = Instant::now();
+    let mut spawned = Vec::with_capacity(bodies.len());
+    for (index, (name, subtask, env, body)) in bodies.into_iter().enumerate() {
+        let core = (config.pin && !cores.is_empty()).then(|| cores[index % cores.len()]);
+        let thread_env = env.clone();
+        let thread_name = format!("{name}#{subtask}");
+        let handle = std::thread::Builder::new()
+            .name(thread_name.chars().take(60).collect())
+            .spawn(move || run_task(body, thread_env, core))
+            .map_err(|e| JobError::Spawn {
+                task: thread_name,
+                message: e.to_string(),
+            });
+        let handle = match handle {
+            Ok(h) => h,
+            Err(e) => {
+                control.fail(e.clone());
+                join_all(spawned);
+                return Err(e);
+            }
+        };
+        spawned.push(Spawned {
+            name,
+            subtask,
+            core: core.map(|c| c.id),
+            env,
+            handle,
+        });
+    }
+    let walls = join_all(spawned);
+    let wall = started.elapsed();
+    if let Some(failure) = control.failure() {
+        return Err(failure);
+    }
+    let tasks = walls
+        .into_iter()
+        .map(|(name, subtask, core, env, wall_ns)| {
+            env.metrics().report(&name, subtask, core, wall_ns)
+        })
+        .collect();
+    Ok(JobResult {
+        wall,
+        tasks,
+        latency_ns: control.latency(),
+        pool_segments: global.total_segments(),
+        segment_bytes: global.segment_bytes(),
+        stopped_early: control.stop_requested(),
+    })
+}
+
+type Joined = (String, usize, Option<usize>, TaskEnv, u64);
+
+fn join_all(spawned: Vec<Spawned>) -> Vec<Joined> {
+    spawned
+        .into_iter()
+        .map(|s| {
+            let wall_ns = s.handle.join().unwrap_or_else(|panic| {
+                s.env.control().fail(JobError::Panic {
+                    operator: s.name.clone(),
+                    subtask: s.subtask,
+                    message: panic_message(panic.as_ref()),
+                });
+                0
+            });
+            (s.name, s.subtask, s.core, s.env, wall_ns)
+        })
+        .collect()
+}
+
+/// A task thread: register for wake-ups, pin, run, report the outcome to the job.
+fn run_task(
+    body: Box<dyn TaskBody>,
+    env: TaskEnv,
+    core: Option<core_affinity::CoreId>,
+) -> u64 {
+    env.notifier().register_current();
+    if let Some(core) = core {
+        // Pinning is best effort: a refused pin leaves the thread where the OS put it.
+        core_affinity::set_for_current(core);
+    }
+    let started = Instant::now();
+    let outcome = catch_unwind(AssertUnwindSafe(|| body.run()));
+    match outcome {
+        Ok(Ok(())) | Ok(Err(TaskError::Cancelled)) => {}
+        Ok(Err(TaskError::Failed(error))) => env.control().fail(error),
+        Err(panic) => env.control().fail(JobError::Panic {
+            operator: env.task_name().to_owned(),
+            subtask: env.subtask(),
+            message: panic_message(panic.as_ref()),
+        }),
+    }
+    started.elapsed().as_nanos() as u64
+}

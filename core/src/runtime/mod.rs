@@ -1,0 +1,23 @@
+//! The runtime: one OS thread per subtask (Flink's `StreamTask` with its mailbox), the job's
+//! control flags, and the executor that wires channels, pools and threads together.
+
+mod control;
+mod executor;
+mod input_task;
+mod source_task;
+mod ticker;
+
+pub use control::{JobControl, TaskEnv};
+pub use executor::{EVENT_SLOTS, JobResult, RuntimeConfig, available_cores};
+pub(crate) use executor::{EdgePlan, TaskSetup, VertexPlan, execute};
+pub(crate) use input_task::InputTask;
+pub(crate) use source_task::SourceTask;
+pub(crate) use ticker::Ticker;
+
+use crate::error::TaskError;
+
+/// The body of one subtask's thread: a source loop or an input-gate loop driving a chain.
+pub(crate) trait TaskBody: Send {
+    /// Runs to the end of input, or until failure or cancellation.
+    fn run(self: Box<Self>) -> Result<(), TaskError>;
+}

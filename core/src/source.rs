@@ -1,0 +1,118 @@
+//! Sources, partitioned like Kafka topics (Flink's `Source` with its splits).
+//!
+//! A source has a fixed number of partitions, each read from an offset that a checkpoint can
+//! record. Source subtask `i` of `p` reads the partitions `q` with `q % p == i`; a subtask may
+//! own none, and then it finishes at once without holding anything back.
+
+use crate::error::OperatorError;
+
+/// What a partition reader returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read<T> {
+    /// The next record.
+    Record(T),
+    /// Nothing available now; more may come (an unbounded partition).
+    Pending,
+    /// The partition is exhausted (a bounded partition).
+    End,
+}
+
+/// A partitioned source.
+pub trait Source: Send + Sync + 'static {
+    /// The records it produces.
+    type Item: Send + 'static;
+
+    /// Number of partitions.
+    fn partitions(&self) -> usize;
+
+    /// Opens `partition` positioned at `offset` (0 is the beginning).
+    fn open(
+        &self,
+        partition: usize,
+        offset: u64,
+    ) -> Result<Box<dyn PartitionReader<Self::Item>>, OperatorError>;
+}
+
+/// Reads one partition.
+pub trait PartitionReader<T>: Send {
+    /// The next record, `Pending` or `End`. An error fails the job with the source's name.
+    fn next(&mut self) -> Result<Read<T>, OperatorError>;
+
+    /// The position after the last record returned; reopening at it resumes there.
+    fn offset(&self) -> u64;
+}
+
+/// The partitions a source subtask owns.
+pub fn owned_partitions(partitions: usize, subtask: usize, parallelism: usize) -> Vec<usize> {
+    (0..partitions).filter(|p| p % parallelism == subtask).collect()
+}
+
+/// A bounded source over in-memory partitions (tests and examples).
+#[derive(Debug, Clone)]
+pub struct VecSource<T> {
+    partitions: Vec<Vec<T>>,
+}
+
+impl<T: Clone + Send + Sync + 'static> VecSource<T> {
+    /// One partition per inner vector.
+    pub fn new(partitions: Vec<Vec<T>>) -> Self {
+        Self { partitions }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Source for VecSource<T> {
+    type Item = T;
+
+    fn partitions(&self) -> usize {
+        self.partitions.len()
+    }
+
+    fn open(
+        &self,
+        partition: usize,
+        offset: u64,
+    ) -> Result<Box<dyn PartitionReader<T>>, OperatorError> {
+        let records = self
+            .partitions
+            .get(partition)
+            .ok_or_else(|| format!("no partition {partition}"))?
+            .clone();
+        Ok(Box::new(VecReader {
+            records,
+            next: offset as usize,
+        }))
+    }
+}
+
+struct VecReader<T> {
+    records: Vec<T>,
+    next: usize,
+}
+
+impl<T: Clone + Send> PartitionReader<T> for VecReader<T> {
+    fn next(&mut self) -> Result<Read<T>, OperatorError> {
+        Ok(match self.records.get(self.next) {
+            Some(r) => {
+                self.next += 1;
+                Read::Record(r.clone())
+            }
+            None => Read::End,
+        })
+    }
+
+    fn offset(&self) -> u64 {
+        self.next as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_dealt_round_robin_and_a_subtask_may_own_none() {
+        assert_eq!(owned_partitions(3, 0, 2), vec![0, 2]);
+        assert_eq!(owned_partitions(3, 1, 2), vec![1]);
+        assert!(owned_partitions(2, 3, 4).is_empty());
+    }
+}
