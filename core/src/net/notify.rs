@@ -32,16 +32,25 @@ pub const SPIN_ROUNDS: u32 = 64;
 pub const SPIN_ROUNDS: u32 = 1;
 
 /// The wake-up handle of one task thread.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TaskNotifier {
     waiting: AtomicBool,
     thread: Mutex<Option<Thread>>,
 }
 
+impl Default for TaskNotifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl TaskNotifier {
     /// A notifier with no thread yet; the owning thread calls [`TaskNotifier::register_current`].
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            waiting: AtomicBool::new(false),
+            thread: Mutex::new(None),
+        }
     }
 
     /// Makes the calling thread the one that `notify` wakes. Call once, from the owner.

@@ -9,6 +9,7 @@ use hdrhistogram::Histogram;
 use crate::error::{JobError, TaskError};
 use crate::metrics::TaskMetrics;
 use crate::net::{LocalBufferPool, TaskNotifier};
+use crate::sync::Arc as SyncArc;
 
 /// Flags every task checks, and what the tasks hand back at the end.
 #[derive(Debug)]
@@ -105,7 +106,7 @@ pub struct TaskEnv {
 struct EnvInner {
     task_name: String,
     subtask: usize,
-    notifier: Arc<TaskNotifier>,
+    notifier: SyncArc<TaskNotifier>,
     control: Arc<JobControl>,
     metrics: Arc<TaskMetrics>,
     output_pool: Option<LocalBufferPool>,
@@ -116,7 +117,7 @@ impl TaskEnv {
     pub fn new(
         task_name: String,
         subtask: usize,
-        notifier: Arc<TaskNotifier>,
+        notifier: SyncArc<TaskNotifier>,
         control: Arc<JobControl>,
         output_pool: Option<LocalBufferPool>,
     ) -> Self {

@@ -20,6 +20,7 @@ use crate::net::{
     channel,
 };
 use crate::operator::panic_message;
+use crate::sync::Arc as SyncArc;
 
 /// Ring slots per channel beyond its buffer quota, for events (end of partition, barriers).
 pub const EVENT_SLOTS: usize = 4;
@@ -159,11 +160,11 @@ pub(crate) fn execute(
     let pool_cfg = config.pool;
 
     // One notifier per subtask, and the pool quota each subtask's outputs need.
-    let notifiers: Vec<Vec<Arc<TaskNotifier>>> = vertices
+    let notifiers: Vec<Vec<SyncArc<TaskNotifier>>> = vertices
         .iter()
         .map(|v| {
             (0..v.parallelism)
-                .map(|_| Arc::new(TaskNotifier::new()))
+                .map(|_| SyncArc::new(TaskNotifier::new()))
                 .collect()
         })
         .collect();
@@ -206,8 +207,8 @@ pub(crate) fn execute(
             for down in 0..vertices[edge.to].parallelism {
                 let (tx, rx) = channel(
                     capacity,
-                    Arc::clone(&notifiers[edge.from][up]),
-                    Arc::clone(&notifiers[edge.to][down]),
+                    SyncArc::clone(&notifiers[edge.from][up]),
+                    SyncArc::clone(&notifiers[edge.to][down]),
                 );
                 outputs[edge.from][up].entry(edge_id).or_default().push(tx);
                 inputs[edge.to][down].entry(edge_id).or_default().push(rx);
@@ -225,13 +226,13 @@ pub(crate) fn execute(
                     channels,
                     pool_cfg.exclusive_per_channel,
                     pool_cfg.floating_per_gate,
-                    Arc::clone(&notifiers[v][subtask]),
+                    SyncArc::clone(&notifiers[v][subtask]),
                 )?),
             };
             let env = TaskEnv::new(
                 plan.name.clone(),
                 subtask,
-                Arc::clone(&notifiers[v][subtask]),
+                SyncArc::clone(&notifiers[v][subtask]),
                 Arc::clone(&control),
                 pool,
             );
