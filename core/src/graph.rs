@@ -39,15 +39,17 @@ use crate::operator::{
     Collector, Filter, FlatMap, KeyedProcess, KeyedProcessFunction, Map, NetworkOutput, Operator,
     OperatorNode, Origin, Output, SinkNode,
 };
+use crate::runtime::{BuildFn, EdgePlan, TaskSetup, Ticker, VertexPlan};
 use crate::runtime::{
     InputTask, JobControl, JobResult, RuntimeConfig, SourceTask, TaskBody, execute,
 };
-use crate::runtime::{EdgePlan, TaskSetup, Ticker, VertexPlan};
 use crate::sink::Sink;
 use crate::source::Source;
 
-type BuildFn = Box<dyn Fn(&mut TaskSetup) -> Result<Box<dyn TaskBody>, JobError>>;
-type HeadFn<T> = Rc<dyn Fn(&mut TaskSetup, Box<dyn Output<T>>) -> Result<Box<dyn TaskBody>, JobError>>;
+/// A key selector shared by the exchange and the keyed operator.
+pub type KeyFn<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
+type HeadFn<T> =
+    Rc<dyn Fn(&mut TaskSetup, Box<dyn Output<T>>) -> Result<Box<dyn TaskBody>, JobError>>;
 
 #[derive(Default)]
 struct Graph {
@@ -89,12 +91,7 @@ impl Job {
     }
 
     /// Adds a source with `parallelism` subtasks.
-    pub fn source<S: Source>(
-        &self,
-        name: &str,
-        parallelism: usize,
-        source: S,
-    ) -> Stream<S::Item> {
+    pub fn source<S: Source>(&self, name: &str, parallelism: usize, source: S) -> Stream<S::Item> {
         let source: Arc<dyn Source<Item = S::Item>> = Arc::new(source);
         let vertex = self.add_vertex(parallelism);
         let source_name = name.to_owned();
@@ -125,7 +122,9 @@ impl Job {
                 .error
                 .get_or_insert(JobError::Invalid("parallelism must be at least 1".into()));
         }
-        graph.vertices.push((String::new(), parallelism.max(1), None));
+        graph
+            .vertices
+            .push((String::new(), parallelism.max(1), None));
         graph.vertices.len() - 1
     }
 
@@ -235,8 +234,12 @@ impl<T: Send + 'static> Stream<T> {
 
     /// Ends the chain in a sink with `parallelism` subtasks (rebalancing first if it differs
     /// from the stream's); `make` builds the sink of each subtask.
-    pub fn sink<S: Sink<T>>(self, name: &str, parallelism: usize, make: impl Fn(usize) -> S + 'static)
-    where
+    pub fn sink<S: Sink<T>>(
+        self,
+        name: &str,
+        parallelism: usize,
+        make: impl Fn(usize) -> S + 'static,
+    ) where
         T: Codec,
     {
         let stream = if parallelism == self.parallelism {
@@ -286,7 +289,9 @@ impl<T: Codec> Stream<T> {
                     .error
                     .get_or_insert(JobError::Invalid("parallelism must be at least 1".into()));
             }
-            graph.vertices.push((String::new(), parallelism.max(1), None));
+            graph
+                .vertices
+                .push((String::new(), parallelism.max(1), None));
             graph.vertices.len() - 1
         };
         let edge = {
@@ -335,7 +340,9 @@ impl<T: Codec> Stream<T> {
 
     /// Redistributes records round robin to `parallelism` subtasks (Flink's `rebalance`).
     pub fn rebalance(self, parallelism: usize) -> Stream<T> {
-        self.exchange(parallelism, "rebalance", || Partitioner::Rebalance { next: 0 })
+        self.exchange(parallelism, "rebalance", || Partitioner::Rebalance {
+            next: 0,
+        })
     }
 
     /// Sends every record to each of `parallelism` subtasks.
@@ -361,7 +368,7 @@ impl<T: Codec> Stream<T> {
 #[must_use = "a keyed stream does nothing until a keyed operator consumes it"]
 pub struct KeyedStream<T, K> {
     stream: Stream<T>,
-    key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
+    key_of: KeyFn<T, K>,
 }
 
 impl<T, K> std::fmt::Debug for KeyedStream<T, K> {
@@ -375,7 +382,7 @@ impl<T, K> std::fmt::Debug for KeyedStream<T, K> {
 impl<T: Codec, K: Hash + Eq + Clone + Send + 'static> KeyedStream<T, K> {
     /// Exchanges the stream by key group to `parallelism` subtasks and returns the stream that
     /// the keyed operator will consume, with the key function.
-    pub fn exchange(self, parallelism: usize) -> (Stream<T>, Arc<dyn Fn(&T) -> K + Send + Sync>) {
+    pub fn exchange(self, parallelism: usize) -> (Stream<T>, KeyFn<T, K>) {
         let max_parallelism = self.stream.max_parallelism;
         let groups = match KeyGroups::new(max_parallelism, parallelism) {
             Ok(groups) => groups,
@@ -401,7 +408,12 @@ impl<T: Codec, K: Hash + Eq + Clone + Send + 'static> KeyedStream<T, K> {
 
     /// Runs a keyed process function with `parallelism` subtasks; `make` builds one instance per
     /// subtask.
-    pub fn process<U, F>(self, name: &str, parallelism: usize, make: impl Fn() -> F + 'static) -> Stream<U>
+    pub fn process<U, F>(
+        self,
+        name: &str,
+        parallelism: usize,
+        make: impl Fn() -> F + 'static,
+    ) -> Stream<U>
     where
         U: Send + 'static,
         F: KeyedProcessFunction<K, T, U>,

@@ -17,8 +17,10 @@ impl Counter {
     /// Adds `n`. Only the owning task's thread may call this.
     #[inline]
     pub fn add(&self, n: u64) {
-        self.0
-            .store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 
     /// Sets the value. Only the owning task's thread may call this.

@@ -116,9 +116,8 @@ impl<T: Serialize> JsonLinesWriter<T> {
 
 impl<T: Serialize + Send + 'static> Sink<T> for JsonLinesWriter<T> {
     fn write(&mut self, record: T) -> Result<(), OperatorError> {
-        self.write_line(&record).map_err(|e| {
-            format!("writing {}: {e}", self.file.path().display()).into()
-        })
+        self.write_line(&record)
+            .map_err(|e| format!("writing {}: {e}", self.file.path().display()).into())
     }
 
     fn finish(&mut self) -> Result<(), OperatorError> {

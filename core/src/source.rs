@@ -44,7 +44,9 @@ pub trait PartitionReader<T>: Send {
 
 /// The partitions a source subtask owns.
 pub fn owned_partitions(partitions: usize, subtask: usize, parallelism: usize) -> Vec<usize> {
-    (0..partitions).filter(|p| p % parallelism == subtask).collect()
+    (0..partitions)
+        .filter(|p| p % parallelism == subtask)
+        .collect()
 }
 
 /// A bounded source over in-memory partitions (tests and examples).

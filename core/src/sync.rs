@@ -18,10 +18,10 @@ pub(crate) use loom::sync::{
 
 /// Threads and parking.
 pub(crate) mod thread {
-    #[cfg(not(weir_loom))]
-    pub(crate) use std::thread::{Thread, current};
     #[cfg(weir_loom)]
     pub(crate) use loom::thread::{Thread, current};
+    #[cfg(not(weir_loom))]
+    pub(crate) use std::thread::{Thread, current};
 
     /// Parks the calling thread for at most `timeout`.
     ///

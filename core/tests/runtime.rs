@@ -28,18 +28,22 @@ fn keyed_counts(source_par: usize, keyed_par: usize, parts: usize) -> Vec<(u64, 
     let out = Arc::new(Mutex::new(Vec::new()));
     let target = Arc::clone(&out);
     let job = Job::new(config());
-    job.source("numbers", source_par, VecSource::new(partitions(parts, 5_000)))
-        .key_by(|x: &u64| x % 97)
-        .process_fn(
-            "count",
-            keyed_par,
-            |key: &u64, count: &mut u64, _x: u64, out| {
-                *count += 1;
-                out.collect((*key, *count));
-                Ok(())
-            },
-        )
-        .sink("collect", 1, move |_| CollectSink::new(Arc::clone(&target)));
+    job.source(
+        "numbers",
+        source_par,
+        VecSource::new(partitions(parts, 5_000)),
+    )
+    .key_by(|x: &u64| x % 97)
+    .process_fn(
+        "count",
+        keyed_par,
+        |key: &u64, count: &mut u64, _x: u64, out| {
+            *count += 1;
+            out.collect((*key, *count));
+            Ok(())
+        },
+    )
+    .sink("collect", 1, move |_| CollectSink::new(Arc::clone(&target)));
     job.execute().expect("job runs");
     let mut finals = std::collections::BTreeMap::new();
     for (key, count) in out.lock().unwrap().iter() {
@@ -122,7 +126,7 @@ struct SlowSink(u64);
 impl Sink<u64> for SlowSink {
     fn write(&mut self, _record: u64) -> Result<(), OperatorError> {
         self.0 += 1;
-        if self.0 % 500 == 0 {
+        if self.0.is_multiple_of(500) {
             std::thread::sleep(Duration::from_millis(1));
         }
         Ok(())

@@ -435,7 +435,9 @@ mod tests {
     #[test]
     fn pools_wider_than_one_word_use_every_bit() {
         let pool = pool(1, 0, 130);
-        let held: Vec<_> = (0..130).map(|_| pool.try_take(0).expect("buffer")).collect();
+        let held: Vec<_> = (0..130)
+            .map(|_| pool.try_take(0).expect("buffer"))
+            .collect();
         assert!(pool.try_take(0).is_none());
         assert_eq!(pool.in_use(), 130);
         drop(held);

@@ -180,7 +180,9 @@ impl<T: Codec> RecordWriter<T> {
             }
             self.open[channel] = Some(self.take_buffer(channel)?);
         }
-        let buffer = self.open[channel].as_mut().expect("a buffer was just opened");
+        let buffer = self.open[channel]
+            .as_mut()
+            .expect("a buffer was just opened");
         buffer.append(len, |bytes| {
             let mut out = Encoder::new(bytes);
             encode(&mut out);

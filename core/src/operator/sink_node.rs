@@ -39,8 +39,7 @@ impl<T: Send + 'static, S: Sink<T>> Output<T> for SinkNode<S> {
     fn push(&mut self, record: T) -> Result<(), TaskError> {
         self.env.metrics().records_out.add(1);
         let sink = &mut self.sink;
-        let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.write(record)));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.write(record)));
         self.guard(outcome)
     }
 

@@ -99,11 +99,14 @@ pub struct JobResult {
     pub stopped_early: bool,
 }
 
+/// Builds one subtask's task body from its setup.
+pub(crate) type BuildFn = Box<dyn Fn(&mut TaskSetup) -> Result<Box<dyn TaskBody>, JobError>>;
+
 /// One vertex of the job graph, as the builder hands it to the executor.
 pub(crate) struct VertexPlan {
     pub(crate) name: String,
     pub(crate) parallelism: usize,
-    pub(crate) build: Box<dyn Fn(&mut TaskSetup) -> Result<Box<dyn TaskBody>, JobError>>,
+    pub(crate) build: BuildFn,
 }
 
 /// A data exchange between two vertices: every upstream subtask to every downstream subtask.
@@ -317,11 +320,7 @@ fn join_all(spawned: Vec<Spawned>) -> Vec<Joined> {
 }
 
 /// A task thread: register for wake-ups, pin, run, report the outcome to the job.
-fn run_task(
-    body: Box<dyn TaskBody>,
-    env: TaskEnv,
-    core: Option<core_affinity::CoreId>,
-) -> u64 {
+fn run_task(body: Box<dyn TaskBody>, env: TaskEnv, core: Option<core_affinity::CoreId>) -> u64 {
     env.notifier().register_current();
     if let Some(core) = core {
         // Pinning is best effort: a refused pin leaves the thread where the OS put it.

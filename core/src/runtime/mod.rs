@@ -8,8 +8,8 @@ mod source_task;
 mod ticker;
 
 pub use control::{JobControl, TaskEnv};
+pub(crate) use executor::{BuildFn, EdgePlan, TaskSetup, VertexPlan, execute};
 pub use executor::{EVENT_SLOTS, JobResult, RuntimeConfig, available_cores};
-pub(crate) use executor::{EdgePlan, TaskSetup, VertexPlan, execute};
 pub(crate) use input_task::InputTask;
 pub(crate) use source_task::SourceTask;
 pub(crate) use ticker::Ticker;

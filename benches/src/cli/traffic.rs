@@ -1,0 +1,415 @@
+//! `weir run traffic`: the traffic job on weir and/or timely dataflow, once or interleaved
+//! repetitions, with reports.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+use weir_core::RuntimeConfig;
+use weir_core::metrics::TaskReport;
+use weir_core::sink::JsonLinesFile;
+
+use super::progress::Progress;
+use super::{Engine, RuntimeArgs, current_job, engine_dir};
+use crate::peer::timely_traffic;
+use crate::report::{Latency, Machine, median, task_table};
+use crate::traffic::generator::GeneratorConfig;
+use crate::traffic::input::TrafficInput;
+use crate::traffic::job::{self, TrafficJob, create_output_dir};
+use crate::traffic::parse::Rejection;
+use crate::traffic::record::Home;
+use crate::traffic::tag::OriginCounts;
+
+/// Options of `weir run traffic`.
+#[derive(Debug, Clone, Args)]
+pub struct TrafficArgs {
+    /// A CSV file, or a folder of *.csv files (one file = one partition), with the header
+    /// `ts_ms,plate,checkpoint_id`. Without it, the built-in generator runs.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Records the built-in generator produces (when there is no --input).
+    #[arg(long, default_value_t = 1_000_000, conflicts_with = "input")]
+    generate: u64,
+    /// Partitions of the generated input; each plate always lands on the same partition, like
+    /// a Kafka topic keyed by plate.
+    #[arg(long, default_value_t = 4, conflicts_with = "input")]
+    partitions: usize,
+    /// Seed of the generator: the same seed gives the same records.
+    #[arg(long, default_value_t = 42, conflicts_with = "input")]
+    seed: u64,
+    /// Home province character and city letter: plates from there are `local`, other cities
+    /// of the province `province`, other provinces `other`.
+    #[arg(long, default_value = "浙A")]
+    home: Home,
+    /// Subtasks of the source and the tagging step (timely: workers).
+    #[arg(long, short, default_value_t = 2)]
+    parallelism: usize,
+    /// Folder for origins.jsonl, rejected.jsonl and report.json (one subfolder per engine when
+    /// several run).
+    #[arg(long, default_value = "out")]
+    output: PathBuf,
+    /// Engines to run, comma separated: `weir`, `timely` or `weir,timely`.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "weir")]
+    engine: Vec<Engine>,
+    /// Runs of each engine, interleaved; with several, the medians and the ratio are printed
+    /// and written to compare.json.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+/// What `report.json` holds.
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    job: &'static str,
+    engine: &'static str,
+    config: ConfigReport<'a>,
+    machine: &'a Machine,
+    records_in: u64,
+    records_rejected: u64,
+    records_tagged: u64,
+    throughput_records_per_s: f64,
+    wall_ms: f64,
+    latency: Option<Latency>,
+    network: Option<Network>,
+    stopped_early: bool,
+    tasks: &'a [TaskReport],
+}
+
+#[derive(Debug, Serialize)]
+struct ConfigReport<'a> {
+    input: String,
+    generator: Option<&'a GeneratorConfig>,
+    home: String,
+    parallelism: usize,
+    runtime: &'a RuntimeConfig,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Network {
+    segments: usize,
+    segment_bytes: usize,
+}
+
+/// One engine's run.
+#[derive(Debug)]
+struct EngineRun {
+    engine: Engine,
+    records_in: u64,
+    records_rejected: u64,
+    counts: OriginCounts,
+    wall: Duration,
+    latency: Option<Latency>,
+    network: Option<Network>,
+    stopped_early: bool,
+    tasks: Vec<TaskReport>,
+}
+
+impl EngineRun {
+    fn throughput(&self) -> f64 {
+        self.records_in as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Comparison {
+    machine: Machine,
+    parallelism: usize,
+    repeat: usize,
+    runs: Vec<ComparisonRun>,
+    median_throughput_records_per_s: Vec<(String, f64)>,
+    ratio_weir_over_timely: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct ComparisonRun {
+    engine: &'static str,
+    repetition: usize,
+    throughput_records_per_s: f64,
+    wall_ms: f64,
+}
+
+fn input_of(args: &TrafficArgs) -> Result<TrafficInput, String> {
+    match &args.input {
+        Some(path) => TrafficInput::from_path(path).map_err(|e| e.to_string()),
+        None => Ok(TrafficInput::Generate(GeneratorConfig {
+            records: args.generate,
+            partitions: args.partitions,
+            seed: args.seed,
+            ..GeneratorConfig::default()
+        })),
+    }
+}
+
+/// Runs `weir run traffic`.
+pub(super) fn run(args: &TrafficArgs) -> Result<(), String> {
+    if args.parallelism == 0 {
+        return Err("--parallelism must be at least 1".into());
+    }
+    if args.repeat == 0 {
+        return Err("--repeat must be at least 1".into());
+    }
+    let input = input_of(args)?;
+    let mut engines = args.engine.clone();
+    engines.dedup();
+    let machine = Machine::detect();
+    let runtime = args.runtime.config();
+    let mut runs = Vec::new();
+    for repetition in 0..args.repeat {
+        for &engine in &engines {
+            let dir = engine_dir(&args.output, engine, engines.len());
+            let run = match engine {
+                Engine::Weir => run_weir(args, &input, &runtime, &dir)?,
+                Engine::Timely => run_timely(args, &input, &dir)?,
+            };
+            write_report(args, &input, &runtime, &machine, &run, &dir)?;
+            print_run(&run, repetition, args.repeat, &dir);
+            check_accounting(&run)?;
+            let stopped = run.stopped_early;
+            runs.push((repetition, run));
+            if stopped {
+                return Ok(());
+            }
+        }
+    }
+    if engines.len() > 1 || args.repeat > 1 {
+        compare(args, machine, &engines, &runs)?;
+    }
+    Ok(())
+}
+
+fn run_weir(
+    args: &TrafficArgs,
+    input: &TrafficInput,
+    runtime: &RuntimeConfig,
+    dir: &Path,
+) -> Result<EngineRun, String> {
+    let job = TrafficJob {
+        input: input.clone(),
+        home: args.home,
+        parallelism: args.parallelism,
+        runtime: runtime.clone(),
+        output: dir.to_path_buf(),
+    };
+    let total = match input {
+        TrafficInput::Generate(g) => Some(g.records),
+        TrafficInput::Files(_) => None,
+    };
+    let mut progress = None;
+    let outcome = job::run(&job, |control, tally| {
+        *current_job().lock().unwrap_or_else(|p| p.into_inner()) = Some(control);
+        progress = Some(Progress::start(total, move || tally.lines()));
+    });
+    drop(progress);
+    *current_job().lock().unwrap_or_else(|p| p.into_inner()) = None;
+    let outcome = outcome?;
+    Ok(EngineRun {
+        engine: Engine::Weir,
+        records_in: outcome.records_in,
+        records_rejected: outcome.records_rejected,
+        counts: outcome.counts,
+        wall: outcome.result.wall,
+        latency: Latency::from_ns(&outcome.result.latency_ns),
+        network: Some(Network {
+            segments: outcome.result.pool_segments,
+            segment_bytes: outcome.result.segment_bytes,
+        }),
+        stopped_early: outcome.result.stopped_early,
+        tasks: outcome.result.tasks,
+    })
+}
+
+fn run_timely(args: &TrafficArgs, input: &TrafficInput, dir: &Path) -> Result<EngineRun, String> {
+    create_output_dir(dir)?;
+    let rejected_file =
+        JsonLinesFile::create(dir.join("rejected.jsonl")).map_err(|e| e.to_string())?;
+    let mut rejected = rejected_file.writer::<Rejection>();
+    let mut write_error = None;
+    let outcome = timely_traffic::run(input, args.home, args.parallelism, |rejection| {
+        if let Err(e) = rejected.write_line(rejection) {
+            write_error.get_or_insert(e);
+        }
+    })?;
+    rejected.flush().map_err(|e| e.to_string())?;
+    if let Some(e) = write_error {
+        return Err(format!("writing {}: {e}", rejected_file.path().display()));
+    }
+    let origins = dir.join("origins.jsonl");
+    std::fs::write(&origins, outcome.counts.to_jsonl())
+        .map_err(|e| format!("writing {}: {e}", origins.display()))?;
+    Ok(EngineRun {
+        engine: Engine::Timely,
+        records_in: outcome.records_in,
+        records_rejected: outcome.records_rejected,
+        counts: outcome.counts,
+        wall: outcome.wall,
+        latency: None,
+        network: None,
+        stopped_early: false,
+        tasks: Vec::new(),
+    })
+}
+
+fn write_report(
+    args: &TrafficArgs,
+    input: &TrafficInput,
+    runtime: &RuntimeConfig,
+    machine: &Machine,
+    run: &EngineRun,
+    dir: &Path,
+) -> Result<(), String> {
+    let (input_text, generator) = match input {
+        TrafficInput::Generate(g) => ("generator".to_owned(), Some(g)),
+        TrafficInput::Files(files) => (
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            None,
+        ),
+    };
+    let report = Report {
+        job: "traffic",
+        engine: run.engine.name(),
+        config: ConfigReport {
+            input: input_text,
+            generator,
+            home: args.home.to_string(),
+            parallelism: args.parallelism,
+            runtime,
+        },
+        machine,
+        records_in: run.records_in,
+        records_rejected: run.records_rejected,
+        records_tagged: run.counts.total(),
+        throughput_records_per_s: run.throughput(),
+        wall_ms: run.wall.as_secs_f64() * 1000.0,
+        latency: run.latency,
+        network: run.network,
+        stopped_early: run.stopped_early,
+        tasks: &run.tasks,
+    };
+    let path = dir.join("report.json");
+    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    std::fs::write(&path, json + "\n").map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+/// Fails loudly when a record went missing: every data line is tagged or rejected.
+fn check_accounting(run: &EngineRun) -> Result<(), String> {
+    let tagged = run.counts.total();
+    if run.records_in != tagged + run.records_rejected {
+        return Err(format!(
+            "{}: accounting does not add up: records_in {} != records_tagged {} + records_rejected {}",
+            run.engine.name(),
+            run.records_in,
+            tagged,
+            run.records_rejected
+        ));
+    }
+    Ok(())
+}
+
+fn print_run(run: &EngineRun, repetition: usize, repeat: usize, dir: &Path) {
+    let rate = run.throughput();
+    println!(
+        "{:6} run {}/{}: {} records in {:.3} s = {:.2} M records/s; rejected {}, tagged {}{}",
+        run.engine.name(),
+        repetition + 1,
+        repeat,
+        run.records_in,
+        run.wall.as_secs_f64(),
+        rate / 1e6,
+        run.records_rejected,
+        run.counts.total(),
+        if run.stopped_early {
+            " (stopped early)"
+        } else {
+            ""
+        },
+    );
+    if repeat > 1 {
+        return;
+    }
+    if let Some(l) = run.latency {
+        println!(
+            "latency (source to sink, {} markers): p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+            l.samples, l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
+        );
+    }
+    print!("{}", run.counts.to_jsonl());
+    if !run.tasks.is_empty() {
+        print!("{}", task_table(&run.tasks));
+    }
+    println!("outputs and report.json in {}", dir.display());
+}
+
+fn compare(
+    args: &TrafficArgs,
+    machine: Machine,
+    engines: &[Engine],
+    runs: &[(usize, EngineRun)],
+) -> Result<(), String> {
+    // Every run must have produced the same answer.
+    if let Some((_, first)) = runs.first() {
+        for (repetition, run) in runs {
+            if run.counts != first.counts || run.records_rejected != first.records_rejected {
+                return Err(format!(
+                    "{} run {} disagrees with {} run 1: {:?} vs {:?}",
+                    run.engine.name(),
+                    repetition + 1,
+                    first.engine.name(),
+                    run.counts,
+                    first.counts
+                ));
+            }
+        }
+    }
+    let medians: Vec<(String, f64)> = engines
+        .iter()
+        .map(|&engine| {
+            let rates: Vec<f64> = runs
+                .iter()
+                .filter(|(_, r)| r.engine == engine)
+                .map(|(_, r)| r.throughput())
+                .collect();
+            (engine.name().to_owned(), median(&rates).unwrap_or(0.0))
+        })
+        .collect();
+    for (engine, rate) in &medians {
+        println!(
+            "{engine:6} median of {}: {:.2} M records/s",
+            args.repeat,
+            rate / 1e6
+        );
+    }
+    let of = |name: &str| medians.iter().find(|(e, _)| e == name).map(|(_, r)| *r);
+    let ratio = of("weir").zip(of("timely")).map(|(w, t)| w / t);
+    if let Some(ratio) = ratio {
+        println!("weir / timely: {ratio:.2}");
+    }
+    let comparison = Comparison {
+        machine,
+        parallelism: args.parallelism,
+        repeat: args.repeat,
+        runs: runs
+            .iter()
+            .map(|(repetition, r)| ComparisonRun {
+                engine: r.engine.name(),
+                repetition: repetition + 1,
+                throughput_records_per_s: r.throughput(),
+                wall_ms: r.wall.as_secs_f64() * 1000.0,
+            })
+            .collect(),
+        median_throughput_records_per_s: medians,
+        ratio_weir_over_timely: ratio,
+    };
+    create_output_dir(&args.output)?;
+    let path = args.output.join("compare.json");
+    let json = serde_json::to_string_pretty(&comparison).map_err(|e| e.to_string())?;
+    std::fs::write(&path, json + "\n").map_err(|e| format!("writing {}: {e}", path.display()))?;
+    println!("comparison in {}", path.display());
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! The traffic job on timely dataflow 0.32, in process: the peer weir is compared against.
+//!
+//! Each worker reads the partitions `p` with `p % workers == index` and feeds their records,
+//! in batches of [`READ_BATCH_LINES`], into a single epoch. Records are exchanged by plate to
+//! a tagging operator that keeps each plate's [`LongTermTracker`] in a worker-local map and
+//! pre-aggregates [`OriginCounts`]; when its input is exhausted it sends those counts to
+//! worker 0, which sums them. Rejected lines travel to the calling thread over a bounded
+//! channel and are handed to the caller while the workers run.
+//!
+//! The per-plate answer does not depend on the worker count: a plate lives on one partition,
+//! one worker reads that partition in order, and timely channels are FIFO between a pair of
+//! workers, so every plate's records are tagged in partition order.
+
+use std::hash::BuildHasher;
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use rustc_hash::{FxBuildHasher, FxHashMap};
+use timely::Config;
+use timely::dataflow::InputHandle;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Input;
+use timely::dataflow::operators::generic::operator::Operator;
+
+use crate::traffic::input::{Line, TrafficInput};
+use crate::traffic::parse::Rejection;
+use crate::traffic::record::{Home, Plate, TrafficRecord};
+use crate::traffic::tag::{LongTermTracker, OriginCounts, Tagged};
+
+/// Lines a worker reads before it hands the batch to the dataflow and steps it.
+pub const READ_BATCH_LINES: usize = 1024;
+
+/// Rejections in flight from the workers to the caller before the workers wait.
+pub const REJECTION_QUEUE: usize = 1024;
+
+/// What a run produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelyOutcome {
+    /// Data lines read (headers excluded): tagged plus rejected.
+    pub records_in: u64,
+    /// Lines rejected.
+    pub records_rejected: u64,
+    /// Tagged records by origin.
+    pub counts: OriginCounts,
+    /// From the start of the workers until the last of them finished.
+    pub wall: Duration,
+}
+
+/// What one worker read.
+#[derive(Debug, Default)]
+struct Tally {
+    records_in: u64,
+    records_rejected: u64,
+}
+
+/// Runs the traffic job on `workers` timely workers in this process.
+///
+/// `rejected` is called on the calling thread for every rejected line, while the job runs;
+/// the workers wait when it falls [`REJECTION_QUEUE`] lines behind. An input that cannot be
+/// read (a missing file, a read error) fails the run with the partition's name.
+pub fn run(
+    input: &TrafficInput,
+    home: Home,
+    workers: usize,
+    mut rejected: impl FnMut(&Rejection),
+) -> Result<TimelyOutcome, String> {
+    if workers == 0 {
+        return Err("the timely peer needs at least one worker".to_owned());
+    }
+    let input = Arc::new(input.clone());
+    let total = Arc::new(Mutex::new(OriginCounts::default()));
+    let (rejections, received) = mpsc::sync_channel(REJECTION_QUEUE);
+    let started = Instant::now();
+    let guards = {
+        let total = Arc::clone(&total);
+        timely::execute(Config::process(workers), move |worker| {
+            run_worker(worker, &input, home, &total, rejections.clone())
+        })?
+    };
+    // Ends once every worker has finished and dropped its sender.
+    for rejection in received {
+        rejected(&rejection);
+    }
+    let mut outcome = TimelyOutcome {
+        records_in: 0,
+        records_rejected: 0,
+        counts: OriginCounts::default(),
+        wall: Duration::ZERO,
+    };
+    for result in guards.join() {
+        let tally = result??;
+        outcome.records_in += tally.records_in;
+        outcome.records_rejected += tally.records_rejected;
+    }
+    outcome.wall = started.elapsed();
+    outcome.counts = *total.lock().unwrap_or_else(PoisonError::into_inner);
+    Ok(outcome)
+}
+
+/// The route of a record: bits of the plate's hash that the tagging operator's hash map
+/// does not use (it takes the low bits for buckets and the top seven for tags), so one
+/// worker's plates still spread over all of its buckets.
+fn route(record: &TrafficRecord) -> u64 {
+    FxBuildHasher.hash_one(record.plate) >> 32
+}
+
+/// Builds the dataflow on one worker, feeds it this worker's partitions and closes its input.
+fn run_worker(
+    worker: &mut timely::worker::Worker,
+    input: &TrafficInput,
+    home: Home,
+    total: &Arc<Mutex<OriginCounts>>,
+    rejections: SyncSender<Rejection>,
+) -> Result<Tally, String> {
+    let mut records = InputHandle::new();
+    let total = Arc::clone(total);
+    worker.dataflow::<u64, _, _>(|scope| {
+        scope
+            .input_from(&mut records)
+            .unary_frontier(Exchange::new(route), "TagByPlate", move |capability, _| {
+                let mut capability = Some(capability);
+                let mut trackers = FxHashMap::<Plate, LongTermTracker>::default();
+                let mut counts = OriginCounts::default();
+                move |(input, frontier), output| {
+                    input.for_each(|_, batch| {
+                        for record in batch.drain(..) {
+                            let tagged = Tagged::new(record, &home, |record, day| {
+                                trackers.entry(record.plate).or_default().observe(day)
+                            });
+                            counts.add(&tagged);
+                        }
+                    });
+                    if frontier.is_empty()
+                        && let Some(capability) = capability.take()
+                    {
+                        output.session(&capability).give(counts);
+                    }
+                }
+            })
+            .sink(
+                Exchange::new(|_: &OriginCounts| 0),
+                "SumCounts",
+                move |(input, _)| {
+                    input.for_each(|_, counts| {
+                        let mut total = total.lock().unwrap_or_else(PoisonError::into_inner);
+                        for worker_counts in counts.drain(..) {
+                            total.merge(&worker_counts);
+                        }
+                    });
+                },
+            );
+    });
+
+    let mut tally = Tally::default();
+    let mut batch: Vec<TrafficRecord> = Vec::with_capacity(READ_BATCH_LINES);
+    let mut batch_lines = 0;
+    let partitions = input.partitions();
+    for p in (worker.index()..partitions).step_by(worker.peers()) {
+        let mut reader = input.open(p).map_err(|err| err.to_string())?;
+        while let Some(line) = reader.next_item().map_err(|err| err.to_string())? {
+            tally.records_in += 1;
+            match line {
+                Line::Record(record) => batch.push(record),
+                Line::Rejected(rejection) => {
+                    tally.records_rejected += 1;
+                    rejections
+                        .send(rejection)
+                        .map_err(|_| "the caller stopped taking rejections".to_owned())?;
+                }
+            }
+            batch_lines += 1;
+            if batch_lines == READ_BATCH_LINES {
+                batch_lines = 0;
+                records.send_batch(&mut batch);
+                batch.clear();
+                worker.step();
+            }
+        }
+    }
+    records.send_batch(&mut batch);
+    // Dropping the handle closes the input; timely runs the dataflow to completion after
+    // this closure returns.
+    records.close();
+    Ok(tally)
+}

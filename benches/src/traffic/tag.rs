@@ -1,0 +1,316 @@
+//! The tagging step: each record's origin, the per-plate long-term flag, and the counts
+//! the job reports.
+//!
+//! A plate is long-term once it has been seen on [`LONG_TERM_DAYS`] distinct UTC days. Only
+//! non-local plates carry the flag, so only they need per-plate state ([`Tagged::new`]).
+
+use serde::{Deserialize, Serialize};
+use weir_core::codec::{Codec, DecodeError, Decoder, Encoder};
+
+use super::record::{Home, Origin, TrafficRecord};
+
+/// Distinct UTC days after which a plate is long-term.
+pub const LONG_TERM_DAYS: u8 = 3;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The UTC day number of `ts_ms` (day 0 is 1970-01-01; earlier instants are negative).
+#[inline]
+pub fn day_of(ts_ms: i64) -> i64 {
+    ts_ms.div_euclid(DAY_MS)
+}
+
+/// A plate's long-term state: the distinct days it has been seen on, up to
+/// [`LONG_TERM_DAYS`].
+///
+/// Only the first two days are kept: the third distinct day makes the plate long-term for
+/// good, and after it no day needs remembering. 24 bytes, `Copy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LongTermTracker {
+    days: [i64; 2],
+    /// Distinct days seen, saturating at [`LONG_TERM_DAYS`].
+    distinct: u8,
+}
+
+impl LongTermTracker {
+    /// Records a sighting on UTC `day`; returns whether the plate is now long-term.
+    #[inline]
+    pub fn observe(&mut self, day: i64) -> bool {
+        if self.distinct < LONG_TERM_DAYS {
+            let known = &self.days[..usize::from(self.distinct)];
+            if !known.contains(&day) {
+                if let Some(slot) = self.days.get_mut(usize::from(self.distinct)) {
+                    *slot = day;
+                }
+                self.distinct += 1;
+            }
+        }
+        self.is_long_term()
+    }
+
+    /// Whether the plate has been seen on [`LONG_TERM_DAYS`] distinct days.
+    #[inline]
+    pub fn is_long_term(&self) -> bool {
+        self.distinct >= LONG_TERM_DAYS
+    }
+}
+
+/// Encoded as the two days and the count: 17 bytes.
+impl Codec for LongTermTracker {
+    fn encoded_len(&self) -> usize {
+        17
+    }
+
+    fn encode(&self, out: &mut Encoder<'_>) {
+        out.put_i64(self.days[0]);
+        out.put_i64(self.days[1]);
+        out.put_u8(self.distinct);
+    }
+
+    fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let days = [input.take_i64()?, input.take_i64()?];
+        let distinct = input.take_u8()?;
+        if distinct > LONG_TERM_DAYS {
+            return Err(DecodeError::Invalid("long-term day count above 3"));
+        }
+        Ok(Self { days, distinct })
+    }
+}
+
+/// A record with its origin and long-term flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tagged {
+    /// The record.
+    pub record: TrafficRecord,
+    /// Where its plate comes from.
+    pub origin: Origin,
+    /// Whether its plate is non-local and now seen on 3 or more distinct days.
+    pub long_term: bool,
+}
+
+impl Tagged {
+    /// Tags `record`. For a non-local plate, `observe(plate, day)` is called once with the
+    /// record's UTC day and must update the plate's [`LongTermTracker`] and return its
+    /// answer; for a local plate it is not called, so local plates need no state.
+    #[inline]
+    pub fn new(
+        record: TrafficRecord,
+        home: &Home,
+        observe: impl FnOnce(&TrafficRecord, i64) -> bool,
+    ) -> Self {
+        let origin = Origin::of(&record.plate, home);
+        let long_term = origin != Origin::Local && observe(&record, day_of(record.ts_ms));
+        Self {
+            record,
+            origin,
+            long_term,
+        }
+    }
+}
+
+/// Encoded as the record, the origin byte and the flag byte.
+impl Codec for Tagged {
+    #[inline]
+    fn encoded_len(&self) -> usize {
+        self.record.encoded_len() + 2
+    }
+
+    #[inline]
+    fn encode(&self, out: &mut Encoder<'_>) {
+        self.record.encode(out);
+        self.origin.encode(out);
+        out.put_u8(u8::from(self.long_term));
+    }
+
+    #[inline]
+    fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let record = TrafficRecord::decode(input)?;
+        let origin = Origin::decode(input)?;
+        let long_term = match input.take_u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(DecodeError::Invalid("long-term flag is neither 0 nor 1")),
+        };
+        Ok(Self {
+            record,
+            origin,
+            long_term,
+        })
+    }
+}
+
+/// Tagged records per origin, indexed by [`Origin::index`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginCounts {
+    /// Records per origin.
+    pub count: [u64; 3],
+    /// Records per origin whose plate was long-term when tagged.
+    pub long_term: [u64; 3],
+}
+
+impl OriginCounts {
+    /// Counts one tagged record.
+    #[inline]
+    pub fn add(&mut self, tagged: &Tagged) {
+        let i = tagged.origin.index();
+        self.count[i] += 1;
+        self.long_term[i] += u64::from(tagged.long_term);
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, other: &OriginCounts) {
+        for i in 0..3 {
+            self.count[i] += other.count[i];
+            self.long_term[i] += other.long_term[i];
+        }
+    }
+
+    /// All tagged records.
+    pub fn total(&self) -> u64 {
+        self.count.iter().sum()
+    }
+
+    /// Exactly three JSON lines, each ending in `\n`, in the order local, province, other:
+    /// `{"origin":"local","count":N,"long_term":M}`.
+    pub fn to_jsonl(&self) -> String {
+        Origin::ALL
+            .iter()
+            .map(|origin| {
+                let i = origin.index();
+                format!(
+                    "{{\"origin\":\"{}\",\"count\":{},\"long_term\":{}}}\n",
+                    origin.as_str(),
+                    self.count[i],
+                    self.long_term[i]
+                )
+            })
+            .collect()
+    }
+}
+
+/// Encoded as six `u64`: the counts, then the long-term counts.
+impl Codec for OriginCounts {
+    fn encoded_len(&self) -> usize {
+        6 * 8
+    }
+
+    fn encode(&self, out: &mut Encoder<'_>) {
+        for v in self.count.iter().chain(&self.long_term) {
+            out.put_u64(*v);
+        }
+    }
+
+    fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let mut counts = Self::default();
+        for v in counts.count.iter_mut().chain(&mut counts.long_term) {
+            *v = input.take_u64()?;
+        }
+        Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_core::codec::encode_to_vec;
+
+    use super::*;
+    use crate::traffic::record::Plate;
+
+    fn round_trip<T: Codec + PartialEq + std::fmt::Debug>(value: T) {
+        let bytes = encode_to_vec(&value);
+        assert_eq!(bytes.len(), value.encoded_len());
+        let mut input = Decoder::new(&bytes);
+        assert_eq!(T::decode(&mut input).unwrap(), value);
+        assert!(input.is_empty());
+    }
+
+    fn record(ts_ms: i64, plate: &str) -> TrafficRecord {
+        TrafficRecord {
+            ts_ms,
+            plate: Plate::try_from(plate).unwrap(),
+            checkpoint_id: 1,
+        }
+    }
+
+    #[test]
+    fn days_are_utc_and_floor_negative_instants() {
+        assert_eq!(day_of(0), 0);
+        assert_eq!(day_of(DAY_MS - 1), 0);
+        assert_eq!(day_of(DAY_MS), 1);
+        assert_eq!(day_of(-1), -1);
+        assert_eq!(day_of(-DAY_MS), -1);
+        assert_eq!(day_of(-DAY_MS - 1), -2);
+        assert_eq!(day_of(1_772_409_600_000), 20_514);
+    }
+
+    #[test]
+    fn a_plate_becomes_long_term_on_its_third_distinct_day() {
+        let mut tracker = LongTermTracker::default();
+        assert!(!tracker.observe(5));
+        assert!(!tracker.observe(5));
+        assert!(!tracker.observe(3));
+        assert!(!tracker.observe(5));
+        assert!(!tracker.observe(3));
+        assert!(tracker.observe(-1));
+        assert!(tracker.observe(5));
+        assert!(tracker.observe(100));
+        assert_eq!(size_of::<LongTermTracker>(), 24);
+        round_trip(tracker);
+        round_trip(LongTermTracker::default());
+        let mut bad = encode_to_vec(&tracker);
+        bad[16] = 4;
+        assert!(LongTermTracker::decode(&mut Decoder::new(&bad)).is_err());
+    }
+
+    #[test]
+    fn only_non_local_plates_consult_state() {
+        let home: Home = "浙A".parse().unwrap();
+        let local = Tagged::new(record(0, "浙A00001"), &home, |_, _| {
+            panic!("local plates need no state")
+        });
+        assert_eq!((local.origin, local.long_term), (Origin::Local, false));
+        let mut tracker = LongTermTracker::default();
+        let mut days = Vec::new();
+        let mut tag = |ts_ms| {
+            Tagged::new(record(ts_ms, "沪B00001"), &home, |_, day| {
+                days.push(day);
+                tracker.observe(day)
+            })
+        };
+        assert!(!tag(0).long_term);
+        assert!(!tag(DAY_MS).long_term);
+        let third = tag(-1);
+        assert_eq!((third.origin, third.long_term), (Origin::Other, true));
+        assert_eq!(days, [0, 1, -1]);
+        round_trip(third);
+    }
+
+    #[test]
+    fn counts_add_merge_and_print_three_lines() {
+        let home: Home = "浙A".parse().unwrap();
+        let mut counts = OriginCounts::default();
+        for (plate, long_term) in [
+            ("浙A1", false),
+            ("浙B1", true),
+            ("浙C1", false),
+            ("京A1", true),
+        ] {
+            counts.add(&Tagged::new(record(0, plate), &home, |_, _| long_term));
+        }
+        let mut merged = counts;
+        merged.merge(&counts);
+        assert_eq!(merged.count, [2, 4, 2]);
+        assert_eq!(merged.long_term, [0, 2, 2]);
+        assert_eq!(merged.total(), 8);
+        assert_eq!(
+            merged.to_jsonl(),
+            "{\"origin\":\"local\",\"count\":2,\"long_term\":0}\n\
+             {\"origin\":\"province\",\"count\":4,\"long_term\":2}\n\
+             {\"origin\":\"other\",\"count\":2,\"long_term\":2}\n"
+        );
+        for line in merged.to_jsonl().lines() {
+            serde_json::from_str::<serde_json::Value>(line).unwrap();
+        }
+        round_trip(merged);
+    }
+}
