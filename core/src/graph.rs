@@ -2,7 +2,7 @@
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
-//! use weir_core::{Job, RuntimeConfig, sink::CollectSink, source::VecSource};
+//! use weir_core::{Job, RuntimeConfig, operator::KeyedState, sink::CollectSink, source::VecSource};
 //!
 //! let out = Arc::new(Mutex::new(Vec::new()));
 //! let job = Job::new(RuntimeConfig { pin: false, ..RuntimeConfig::default() });
@@ -10,8 +10,8 @@
 //! job.source("numbers", 2, VecSource::new(vec![vec![1u64, 2, 3], vec![4, 5]]))
 //!     .map("square", |x| x * x)
 //!     .key_by(|x: &u64| *x % 2)
-//!     .process_fn("sum-by-parity", 2, |_key: &u64, sum: &mut u64, x: u64, out| {
-//!         *sum += x;
+//!     .process_fn("sum-by-parity", 2, |_key: &u64, sum: &mut KeyedState<u64, u64>, x: u64, out| {
+//!         *sum.get_or_default() += x;
 //!         out.collect(x);
 //!         Ok(())
 //!     })
@@ -36,8 +36,8 @@ use crate::error::{JobError, OperatorError};
 use crate::keyed::{KeyGroups, hash_key};
 use crate::net::{InputGate, Partitioner, RecordWriter};
 use crate::operator::{
-    Collector, Filter, FlatMap, KeyedProcess, KeyedProcessFunction, Map, NetworkOutput, Operator,
-    OperatorNode, Origin, Output, SinkNode,
+    Collector, Filter, FlatMap, KeyedProcess, KeyedProcessFunction, KeyedState, Map, NetworkOutput,
+    Operator, OperatorNode, Origin, Output, SinkNode,
 };
 use crate::runtime::{BuildFn, EdgePlan, TaskSetup, Ticker, VertexPlan};
 use crate::runtime::{
@@ -430,7 +430,12 @@ impl<T: Codec, K: Hash + Eq + Clone + Send + 'static> KeyedStream<T, K> {
     where
         U: Send + 'static,
         S: Default + Send + 'static,
-        F: FnMut(&K, &mut S, T, &mut Collector<'_, U>) -> Result<(), OperatorError>
+        F: FnMut(
+                &K,
+                &mut KeyedState<'_, K, S>,
+                T,
+                &mut Collector<'_, U>,
+            ) -> Result<(), OperatorError>
             + Clone
             + Send
             + 'static,
@@ -451,7 +456,14 @@ struct ProcessFn<F, S> {
 impl<K, In, Out, S, F> KeyedProcessFunction<K, In, Out> for ProcessFn<F, S>
 where
     S: Default + Send + 'static,
-    F: FnMut(&K, &mut S, In, &mut Collector<'_, Out>) -> Result<(), OperatorError> + Send + 'static,
+    F: FnMut(
+            &K,
+            &mut KeyedState<'_, K, S>,
+            In,
+            &mut Collector<'_, Out>,
+        ) -> Result<(), OperatorError>
+        + Send
+        + 'static,
 {
     type State = S;
 
@@ -459,7 +471,7 @@ where
     fn process(
         &mut self,
         key: &K,
-        state: &mut S,
+        state: &mut KeyedState<'_, K, S>,
         record: In,
         out: &mut Collector<'_, Out>,
     ) -> Result<(), OperatorError> {

@@ -9,6 +9,16 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde::Serialize;
 
+/// Latency histograms track 1 ns to one hour at 3 significant digits; longer values are
+/// clamped to an hour.
+pub const LATENCY_MAX_NS: u64 = 3_600_000_000_000;
+
+/// An empty latency histogram (ns).
+pub fn latency_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, LATENCY_MAX_NS, 3)
+        .expect("1 ns to 1 h at 3 digits is a valid range")
+}
+
 /// A counter with a single writer thread.
 #[derive(Debug, Default)]
 pub struct Counter(AtomicU64);

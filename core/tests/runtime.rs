@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use weir_core::error::OperatorError;
 use weir_core::net::PoolConfig;
+use weir_core::operator::KeyedState;
 use weir_core::sink::{CollectSink, Sink};
 use weir_core::source::VecSource;
 use weir_core::{Job, JobError, RuntimeConfig};
@@ -188,4 +189,23 @@ fn a_stop_request_ends_input_early_and_the_job_still_finishes() {
     let result = job.execute().expect("a stopped job still reports");
     assert!(result.stopped_early);
     assert!(result.tasks[1].numRecordsIn < 100_000);
+}
+
+#[test]
+fn latency_markers_travel_from_sources_to_sinks() {
+    let mut cfg = config();
+    cfg.latency_interval = Some(Duration::from_millis(1));
+    cfg.buffer_timeout = Duration::from_millis(2);
+    let job = Job::new(cfg);
+    job.source("numbers", 1, VecSource::new(partitions(1, 300_000)))
+        .rebalance(1)
+        .sink("slow", 1, |_| SlowSink(0));
+    let result = job.execute().expect("job runs");
+    assert!(result.latency_ns.len() > 0, "markers reached the sink");
+    // A marker waits at least for a buffer to be sent: far more than the histogram's floor.
+    assert!(
+        result.latency_ns.max() > 1_000,
+        "{}",
+        result.latency_ns.max()
+    );
 }

@@ -56,6 +56,10 @@ pub struct TrafficArgs {
     /// and written to compare.json.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
+    /// Failure injection: each weir tagging subtask panics at its record N + 1, which must
+    /// fail the job with the operator's name and a non-zero exit.
+    #[arg(long)]
+    fail_after: Option<u64>,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -192,6 +196,7 @@ fn run_weir(
         parallelism: args.parallelism,
         runtime: runtime.clone(),
         output: dir.to_path_buf(),
+        fail_after: args.fail_after,
     };
     let total = match input {
         TrafficInput::Generate(g) => Some(g.records),

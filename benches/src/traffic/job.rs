@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use weir_core::error::OperatorError;
-use weir_core::operator::{Collector, KeyedProcessFunction, Operator};
+use weir_core::operator::{Collector, KeyedProcessFunction, KeyedState, Operator};
 use weir_core::runtime::JobControl;
 use weir_core::sink::{JsonLinesFile, JsonLinesWriter, Sink};
 use weir_core::source::{PartitionReader as WeirReader, Read, Source};
@@ -38,6 +38,9 @@ pub struct TrafficJob {
     pub runtime: RuntimeConfig,
     /// Folder of `origins.jsonl` and `rejected.jsonl`.
     pub output: PathBuf,
+    /// Failure injection: each tagging subtask panics when it receives its record number
+    /// `n + 1`.
+    pub fail_after: Option<u64>,
 }
 
 /// Lines read and rejected so far, shared by the job's readers.
@@ -164,6 +167,8 @@ impl Drop for TrafficReader {
 #[derive(Debug, Clone, Copy)]
 struct Tag {
     home: Home,
+    /// Records left before an injected panic.
+    fail_after: Option<u64>,
 }
 
 impl KeyedProcessFunction<Plate, TrafficRecord, Tagged> for Tag {
@@ -173,12 +178,17 @@ impl KeyedProcessFunction<Plate, TrafficRecord, Tagged> for Tag {
     fn process(
         &mut self,
         _plate: &Plate,
-        tracker: &mut LongTermTracker,
+        tracker: &mut KeyedState<'_, Plate, LongTermTracker>,
         record: TrafficRecord,
         out: &mut Collector<'_, Tagged>,
     ) -> Result<(), OperatorError> {
+        if let Some(left) = &mut self.fail_after {
+            assert!(*left > 0, "injected failure (--fail-after)");
+            *left -= 1;
+        }
+        // Local plates never touch their state: only non-local plates can be long-term.
         out.collect(Tagged::new(record, &self.home, |_, day| {
-            tracker.observe(day)
+            tracker.get_or_default().observe(day)
         }));
         Ok(())
     }
@@ -249,6 +259,7 @@ pub fn run(
 
     let weir_job = Job::new(job.runtime.clone());
     let home = job.home;
+    let fail_after = job.fail_after;
     let origins_path = job.output.join("origins.jsonl");
     let result_slot = Arc::clone(&counts);
     weir_job
@@ -262,7 +273,7 @@ pub fn run(
             },
         )
         .key_by(|r: &TrafficRecord| r.plate)
-        .process("tag", p, move || Tag { home })
+        .process("tag", p, move || Tag { home, fail_after })
         .process("count-origins", CountOrigins::default)
         .sink("origins", 1, move |_| OriginsSink {
             path: origins_path.clone(),

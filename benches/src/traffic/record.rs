@@ -129,9 +129,14 @@ impl Codec for Plate {
         if len == 0 || len > Self::MAX_BYTES {
             return Err(DecodeError::Invalid("plate length is not 1 to 23 bytes"));
         }
-        let text = std::str::from_utf8(input.take_raw(len)?)
-            .map_err(|_| DecodeError::Invalid("plate is not UTF-8"))?;
-        Self::try_from(text).map_err(|_| DecodeError::Invalid("plate length is not 1 to 23 bytes"))
+        // No UTF-8 check: the bytes were encoded from a valid plate by this codec, and
+        // `as_str` never trusts them blindly.
+        let mut plate = Self {
+            len: len as u8,
+            bytes: [0; Self::MAX_BYTES],
+        };
+        plate.bytes[..len].copy_from_slice(input.take_raw(len)?);
+        Ok(plate)
     }
 }
 

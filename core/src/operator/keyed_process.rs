@@ -3,7 +3,9 @@
 //!
 //! State lives in a per-subtask map from key to state value. The key-group layout of the
 //! exchange in front guarantees that all records of a key reach the same subtask, so the map
-//! holds exactly the keys of the subtask's key groups.
+//! holds exactly the keys of the subtask's key groups. State is reached lazily through
+//! [`KeyedState`], as Flink's `ValueState`: a record that needs no state costs no lookup, and a
+//! key that never needs state takes no memory.
 
 use std::hash::Hash;
 
@@ -17,11 +19,11 @@ pub trait KeyedProcessFunction<K, In, Out>: Send + 'static {
     /// The per-key state; a key seen for the first time starts from `Default`.
     type State: Default + Send + 'static;
 
-    /// Processes one record of `key`, with that key's state.
+    /// Processes one record of `key`, with access to that key's state.
     fn process(
         &mut self,
         key: &K,
-        state: &mut Self::State,
+        state: &mut KeyedState<'_, K, Self::State>,
         record: In,
         out: &mut Collector<'_, Out>,
     ) -> Result<(), OperatorError>;
@@ -29,6 +31,32 @@ pub trait KeyedProcessFunction<K, In, Out>: Send + 'static {
     /// The input ended; emit what is still pending.
     fn on_end_of_input(&mut self, _out: &mut Collector<'_, Out>) -> Result<(), OperatorError> {
         Ok(())
+    }
+}
+
+/// The state of the current key, looked up only when asked for.
+#[derive(Debug)]
+pub struct KeyedState<'a, K, S> {
+    map: &'a mut FxHashMap<K, S>,
+    key: &'a K,
+}
+
+impl<K: Hash + Eq + Clone, S: Default> KeyedState<'_, K, S> {
+    /// The key's state, if it has any.
+    #[inline]
+    pub fn get(&self) -> Option<&S> {
+        self.map.get(self.key)
+    }
+
+    /// The key's state, created from `Default` if it has none.
+    #[inline]
+    pub fn get_or_default(&mut self) -> &mut S {
+        self.map.entry(self.key.clone()).or_default()
+    }
+
+    /// Drops the key's state.
+    pub fn clear(&mut self) {
+        self.map.remove(self.key);
     }
 }
 
@@ -77,8 +105,11 @@ where
     #[inline]
     fn process(&mut self, record: In, out: &mut Collector<'_, Out>) -> Result<(), OperatorError> {
         let key = (self.key_of)(&record);
-        let state = self.state.entry(key.clone()).or_default();
-        self.function.process(&key, state, record, out)
+        let mut state = KeyedState {
+            map: &mut self.state,
+            key: &key,
+        };
+        self.function.process(&key, &mut state, record, out)
     }
 
     fn on_end_of_input(&mut self, out: &mut Collector<'_, Out>) -> Result<(), OperatorError> {

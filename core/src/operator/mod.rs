@@ -14,7 +14,7 @@ mod network;
 mod sink_node;
 
 pub use basic::{Filter, FlatMap, Map};
-pub use keyed_process::{KeyedProcess, KeyedProcessFunction};
+pub use keyed_process::{KeyedProcess, KeyedProcessFunction, KeyedState};
 pub(crate) use network::NetworkOutput;
 pub(crate) use sink_node::SinkNode;
 

@@ -4,6 +4,7 @@ use hdrhistogram::Histogram;
 
 use super::{Origin, Output};
 use crate::error::TaskError;
+use crate::metrics::latency_histogram;
 use crate::runtime::TaskEnv;
 use crate::sink::Sink;
 use crate::time::{LatencyMarker, Watermark, WatermarkStatus};
@@ -22,7 +23,7 @@ impl<S> SinkNode<S> {
             origin,
             sink,
             env,
-            latency_ns: Histogram::new(3).expect("3 significant digits is valid"),
+            latency_ns: latency_histogram(),
         }
     }
 

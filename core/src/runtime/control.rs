@@ -7,7 +7,7 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 
 use crate::error::{JobError, TaskError};
-use crate::metrics::TaskMetrics;
+use crate::metrics::{TaskMetrics, latency_histogram};
 use crate::net::{LocalBufferPool, TaskNotifier};
 use crate::sync::Arc as SyncArc;
 
@@ -35,7 +35,7 @@ impl JobControl {
             cancelled: AtomicBool::new(false),
             stop_requested: AtomicBool::new(false),
             failure: Mutex::new(None),
-            latency_ns: Mutex::new(Histogram::new(3).expect("3 significant digits is valid")),
+            latency_ns: Mutex::new(latency_histogram()),
         }
     }
 
@@ -81,10 +81,10 @@ impl JobControl {
     /// Adds a sink's latency histogram to the job's.
     pub fn merge_latency(&self, histogram: &Histogram<u64>) {
         let mut latency = self.latency_ns.lock().unwrap_or_else(|p| p.into_inner());
-        // Both histograms auto-resize, so adding cannot fail on range.
+        // Both histograms have the same bounds, so adding cannot fail on range.
         latency
             .add(histogram)
-            .expect("auto-resizing histograms always add");
+            .expect("latency histograms share their bounds");
     }
 
     /// The merged source-to-sink latency histogram, in ns.
