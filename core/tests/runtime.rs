@@ -38,7 +38,8 @@ fn keyed_counts(source_par: usize, keyed_par: usize, parts: usize) -> Vec<(u64, 
     .process_fn(
         "count",
         keyed_par,
-        |key: &u64, count: &mut u64, _x: u64, out| {
+        |key: &u64, count: &mut KeyedState<u64, u64>, _x: u64, out| {
+            let count = count.get_or_default();
             *count += 1;
             out.collect((*key, *count));
             Ok(())
@@ -201,7 +202,7 @@ fn latency_markers_travel_from_sources_to_sinks() {
         .rebalance(1)
         .sink("slow", 1, |_| SlowSink(0));
     let result = job.execute().expect("job runs");
-    assert!(result.latency_ns.len() > 0, "markers reached the sink");
+    assert!(!result.latency_ns.is_empty(), "markers reached the sink");
     // A marker waits at least for a buffer to be sent: far more than the histogram's floor.
     assert!(
         result.latency_ns.max() > 1_000,

@@ -1,1 +1,46 @@
-//! weir-loom-tests
+//! # weir-loom-tests
+//!
+//! [loom] models of weir-core's lock-free protocols. They compile the real weir-core code:
+//! with `--cfg weir_loom`, weir-core's private `sync` shim swaps its atomics, cells, `Arc`,
+//! mutex and parking for loom's, and loom runs every interleaving of the model's threads (up
+//! to the preemption bound) and checks each `UnsafeCell` access against the happens-before
+//! order.
+//!
+//! Run them (release mode, a separate target directory so the normal build cache stays):
+//!
+//! ```sh
+//! RUSTFLAGS="--cfg weir_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \
+//!     cargo test -p weir-loom-tests --release
+//! ```
+//!
+//! Without the cfg every test file compiles to nothing, so a plain `cargo test` passes.
+//!
+//! One model per protocol, capacity 1 or 2, two or three threads:
+//!
+//! | File | Model | Checks |
+//! |---|---|---|
+//! | `tests/pool.rs` | `take_and_return_across_threads` | a buffer dropped on another thread returns; `in_use()` ends at 0 |
+//! | | `the_last_buffer_goes_to_exactly_one_taker` | two `try_take`s race for one free buffer: exactly one wins, and the buffer is free again after the winner drops it |
+//! | | `bytes_cross_threads_through_a_channel` | bytes written into a buffer on one thread are read on another after the channel hand-off, with no cell access unordered; the reuse after the reader's drop is ordered too |
+//! | `tests/backpressure.rs` | `a_returned_buffer_wakes_the_writer` | a writer waiting on an empty pool (`TaskNotifier::wait` around `try_take`) is woken by the reader's `Buffer::drop` |
+//! | | `a_popped_slot_wakes_the_writer` | a writer waiting on a full ring (capacity 1, `wait(has_room)`) is woken by the reader's `try_recv`, and the reader by the writer's second send |
+//! | `tests/end_of_partition.rs` | `raw_channel_ends_after_its_data` | data then `EndOfPartition` then a dropped sender: the downstream receives all in order, stops at end of partition, the pool ends empty |
+//! | | `record_writer_finishes_after_its_records` | the same through the real `RecordWriter` (`emit`, `finish`) and `decode_elements`, with the writer waiting for a returned buffer |
+//!
+//! Under loom a park has no timeout (see weir-core's `sync::thread::park_timeout`), so a
+//! wake-up that can be lost makes loom report a deadlock: the backpressure and shutdown models
+//! finishing is the check that `TaskNotifier`'s Dekker handshake never loses one.
+//!
+//! What the models do not see, and how they are written around it:
+//! - **The ring is not instrumented.** weir's channels are `rtrb` rings built on std atomics,
+//!   which loom neither schedules around nor tracks. Loom therefore orders a buffer's bytes
+//!   through the channel by the `SeqCst` fences of the `notify` calls in `try_send` and
+//!   `try_recv` (loom orders all `SeqCst` fences totally), not by the ring's release/acquire.
+//!   The cell check passes for that reason; rtrb's own ordering is covered by rtrb's tests.
+//! - **A thread that owns a notifier is never joined from while it may be notified.** loom's
+//!   `Thread::unpark` wakes a thread blocked in `JoinHandle::join` (where std would only leave
+//!   a park token) and then trips loom's own assertion (`state.notified` in `rt/notify.rs`).
+//!   So every thread that registers a notifier is spawned, and the model's main thread, which
+//!   owns none, only sets up, joins and asserts.
+//!
+//! [loom]: https://docs.rs/loom/0.7

@@ -156,8 +156,12 @@ pub(super) fn run(args: &TrafficArgs) -> Result<(), String> {
         return Err("--repeat must be at least 1".into());
     }
     let input = input_of(args)?;
-    let mut engines = args.engine.clone();
-    engines.dedup();
+    let mut engines: Vec<Engine> = Vec::new();
+    for &engine in &args.engine {
+        if !engines.contains(&engine) {
+            engines.push(engine);
+        }
+    }
     let machine = Machine::detect();
     let runtime = args.runtime.config();
     let mut runs = Vec::new();

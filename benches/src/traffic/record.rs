@@ -340,7 +340,6 @@ mod tests {
         for bytes in [
             &[0u8][..],
             &[24u8; 25][..],
-            &[2, 0xff, 0xfe][..],
             &[3, b'a'][..],
         ] {
             assert!(

@@ -1,0 +1,94 @@
+//! Loom models of backpressure hand-offs: a waiting writer is never left parked.
+//!
+//! Under loom, `TaskNotifier::wait` parks without a timeout, so a lost wake-up is a deadlock and
+//! loom fails the model. Threads that own a notifier are spawned and joined by a main thread
+//! that owns none (see the crate docs for why).
+//!
+//! - `a_returned_buffer_wakes_the_writer`: the writer's pool is empty; it waits for a buffer
+//!   while the reader drops the one it holds (`Buffer::drop` returns it and notifies the pool's
+//!   owner).
+//! - `a_popped_slot_wakes_the_writer`: the writer's ring (capacity 1) is full; it waits for
+//!   room while the reader pops (`ChannelReceiver::try_recv` notifies the sender's task), and
+//!   the reader in turn waits for the writer's second envelope.
+#![cfg(weir_loom)]
+
+use std::time::Duration;
+
+use loom::sync::Arc;
+use loom::thread;
+use weir_core::net::{Envelope, Event, NetworkBufferPool, TaskNotifier, channel};
+
+/// The production park timeout; under loom the park ignores it.
+const PARK: Duration = Duration::from_millis(5);
+
+#[test]
+fn a_returned_buffer_wakes_the_writer() {
+    loom::model(|| {
+        let writer_task = Arc::new(TaskNotifier::new());
+        let mut global = NetworkBufferPool::new(8, 1).expect("pool");
+        let pool = global
+            .local_pool(1, 1, 0, Arc::clone(&writer_task))
+            .expect("local pool");
+        let held = pool.try_take(0).expect("the only buffer");
+        let writer = {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                writer_task.register_current();
+                let mut taken = None;
+                while taken.is_none() {
+                    writer_task.wait(
+                        || {
+                            taken = pool.try_take(0);
+                            taken.is_some()
+                        },
+                        PARK,
+                    );
+                }
+                taken
+            })
+        };
+        // The reader (this thread, which owns no notifier) returns the buffer.
+        drop(held);
+        let taken = writer.join().expect("writer");
+        assert!(taken.is_some());
+        assert_eq!(pool.in_use(), 1, "the writer holds the returned buffer");
+        drop(taken);
+        assert_eq!(pool.in_use(), 0);
+    });
+}
+
+#[test]
+fn a_popped_slot_wakes_the_writer() {
+    loom::model(|| {
+        let writer_task = Arc::new(TaskNotifier::new());
+        let reader_task = Arc::new(TaskNotifier::new());
+        let (mut tx, mut rx) = channel(1, Arc::clone(&writer_task), Arc::clone(&reader_task));
+        let reader = thread::spawn(move || {
+            reader_task.register_current();
+            let mut received = 0;
+            while received < 2 {
+                reader_task.wait(|| rx.has_queued(), PARK);
+                if let Some(envelope) = rx.try_recv() {
+                    assert!(matches!(envelope, Envelope::Event(Event::EndOfPartition)));
+                    received += 1;
+                }
+            }
+            rx.next_seq()
+        });
+        let writer = thread::spawn(move || {
+            writer_task.register_current();
+            tx.try_send(Envelope::Event(Event::EndOfPartition))
+                .expect("an empty ring has room");
+            let mut pending = Envelope::Event(Event::EndOfPartition);
+            loop {
+                writer_task.wait(|| tx.has_room(), PARK);
+                match tx.try_send(pending) {
+                    Ok(()) => break,
+                    Err(back) => pending = back,
+                }
+            }
+        });
+        writer.join().expect("writer");
+        assert_eq!(reader.join().expect("reader"), 2, "both envelopes arrived");
+    });
+}
