@@ -37,7 +37,7 @@ use crate::keyed::{KeyGroups, hash_key};
 use crate::net::{InputGate, Partitioner, RecordWriter};
 use crate::operator::{
     Collector, Filter, FlatMap, KeyedProcess, KeyedProcessFunction, KeyedState, Map, NetworkOutput,
-    Operator, OperatorNode, Origin, Output, SinkNode,
+    Operator, OperatorContext, OperatorNode, Origin, Output, SinkNode, Tee,
 };
 use crate::runtime::{BuildFn, EdgePlan, TaskSetup, Ticker, VertexPlan};
 use crate::runtime::{
@@ -45,16 +45,73 @@ use crate::runtime::{
 };
 use crate::sink::Sink;
 use crate::source::Source;
+use std::cell::RefCell as SlotCell;
 
 /// A key selector shared by the exchange and the keyed operator.
 pub type KeyFn<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
-type HeadFn<T> =
-    Rc<dyn Fn(&mut TaskSetup, Box<dyn Output<T>>) -> Result<Box<dyn TaskBody>, JobError>>;
+/// Builds a subtask's chain head with `Output` as the chain behind it: the task body, or
+/// `None` for a branch of a split, whose chain waits in the split's slot.
+type HeadFn<T> = Rc<dyn Fn(&mut TaskSetup, Box<dyn Output<T>>) -> PartResult>;
+type PartResult = Result<Option<Box<dyn TaskBody>>, JobError>;
+type PartFn = Box<dyn Fn(&mut TaskSetup) -> PartResult>;
+
+/// A vertex under construction: its chain's open ends and the parts that build it.
+struct VertexSpec {
+    name: String,
+    parallelism: usize,
+    /// Built first: each finished chain end (a branch deposits its chain in its split's slot).
+    parts: Vec<PartFn>,
+    /// Built last, innermost split first: each takes its branches' chains and builds on.
+    assemblers: Vec<PartFn>,
+    /// Chain ends not yet finished by a sink or an exchange.
+    open: usize,
+}
+
+impl VertexSpec {
+    fn new(parallelism: usize) -> Self {
+        Self {
+            name: String::new(),
+            parallelism,
+            parts: Vec::new(),
+            assemblers: Vec::new(),
+            open: 1,
+        }
+    }
+
+    /// One build function: the parts, then the assemblers in reverse; exactly one of them
+    /// yields the task body.
+    fn into_plan(self) -> Result<VertexPlan, JobError> {
+        if self.open > 0 {
+            return Err(JobError::Invalid(format!(
+                "a stream of '{}' is never consumed: end it with a sink",
+                if self.name.is_empty() {
+                    "a source"
+                } else {
+                    &self.name
+                }
+            )));
+        }
+        let (parts, assemblers, name) = (self.parts, self.assemblers, self.name.clone());
+        let build: BuildFn = Box::new(move |setup| {
+            let mut body = None;
+            for part in parts.iter().chain(assemblers.iter().rev()) {
+                if let Some(built) = part(setup)? {
+                    body = Some(built);
+                }
+            }
+            body.ok_or_else(|| JobError::Invalid(format!("task '{name}' has no head")))
+        });
+        Ok(VertexPlan {
+            name: self.name,
+            parallelism: self.parallelism,
+            build,
+        })
+    }
+}
 
 #[derive(Default)]
 struct Graph {
-    /// Vertex names and parallelism, and their build function once the chain is complete.
-    vertices: Vec<(String, usize, Option<BuildFn>)>,
+    vertices: Vec<VertexSpec>,
     edges: Vec<EdgePlan>,
     error: Option<JobError>,
 }
@@ -96,14 +153,14 @@ impl Job {
         let vertex = self.add_vertex(parallelism);
         let source_name = name.to_owned();
         let head: HeadFn<S::Item> = Rc::new(move |setup, chain| {
-            Ok(Box::new(SourceTask::new(
+            Ok(Some(Box::new(SourceTask::new(
                 setup.env.clone(),
                 source_name.clone(),
                 Arc::clone(&source),
                 parallelism,
                 chain,
                 ticker(setup),
-            )))
+            ))))
         });
         Stream {
             graph: Rc::clone(&self.graph),
@@ -122,9 +179,7 @@ impl Job {
                 .error
                 .get_or_insert(JobError::Invalid("parallelism must be at least 1".into()));
         }
-        graph
-            .vertices
-            .push((String::new(), parallelism.max(1), None));
+        graph.vertices.push(VertexSpec::new(parallelism.max(1)));
         graph.vertices.len() - 1
     }
 
@@ -137,19 +192,11 @@ impl Job {
         if graph.vertices.is_empty() {
             return Err(JobError::Invalid("the job has no operators".into()));
         }
-        let mut vertices = Vec::with_capacity(graph.vertices.len());
-        for (name, parallelism, build) in graph.vertices {
-            let build = build.ok_or_else(|| {
-                JobError::Invalid(format!(
-                    "the stream after '{name}' is never consumed: end it with a sink"
-                ))
-            })?;
-            vertices.push(VertexPlan {
-                name,
-                parallelism,
-                build,
-            });
-        }
+        let vertices = graph
+            .vertices
+            .into_iter()
+            .map(VertexSpec::into_plan)
+            .collect::<Result<Vec<_>, _>>()?;
         execute(vertices, graph.edges, self.config, self.control)
     }
 }
@@ -204,7 +251,17 @@ impl<T: Send + 'static> Stream<T> {
                     name: Arc::clone(&op_name),
                     subtask: setup.env.subtask(),
                 };
-                head(setup, Box::new(OperatorNode::new(origin, make(), next)))
+                let mut op = make();
+                let context = OperatorContext {
+                    subtask: setup.env.subtask(),
+                    metrics: Arc::clone(setup.env.metrics()),
+                };
+                op.open(&context).map_err(|e| JobError::Operator {
+                    operator: op_name.to_string(),
+                    subtask: context.subtask,
+                    message: e.to_string(),
+                })?;
+                head(setup, Box::new(OperatorNode::new(origin, op, next)))
             }),
         }
     }
@@ -263,14 +320,58 @@ impl<T: Send + 'static> Stream<T> {
         );
     }
 
-    fn finish(mut self, last: &str, build: BuildFn) {
+    fn finish(mut self, last: &str, part: PartFn) {
         if self.names.last().map(String::as_str) != Some(last) {
             self.names.push(last.to_owned());
         }
         let mut graph = self.graph.borrow_mut();
         let vertex = &mut graph.vertices[self.vertex];
-        vertex.0 = self.names.join(" -> ");
-        vertex.2 = Some(build);
+        if vertex.name.is_empty() {
+            vertex.name = self.names.join(" -> ");
+        } else {
+            // A further branch of a split: name its end beside the first branch.
+            vertex.name = format!("{} + {last}", vertex.name);
+        }
+        vertex.parts.push(part);
+        vertex.open -= 1;
+    }
+}
+
+impl<T: Clone + Send + 'static> Stream<T> {
+    /// Splits the stream in two: every record, watermark and marker goes down both chains,
+    /// which stay in this task (as when several Flink operators consume one stream).
+    pub fn split(self) -> (Stream<T>, Stream<T>) {
+        type Slots<T> = Rc<SlotCell<[Option<Box<dyn Output<T>>>; 2]>>;
+        let slots: Slots<T> = Rc::new(SlotCell::new([None, None]));
+        {
+            let mut graph = self.graph.borrow_mut();
+            let vertex = &mut graph.vertices[self.vertex];
+            vertex.open += 1;
+            let head = self.head;
+            let taken = Rc::clone(&slots);
+            vertex.assemblers.push(Box::new(move |setup| {
+                let [first, second] = std::mem::take(&mut *taken.borrow_mut());
+                match (first, second) {
+                    (Some(first), Some(second)) => head(setup, Box::new(Tee::new(first, second))),
+                    _ => Err(JobError::Invalid("a split branch was not built".into())),
+                }
+            }));
+        }
+        let branch = |k: usize| Stream {
+            graph: Rc::clone(&self.graph),
+            max_parallelism: self.max_parallelism,
+            vertex: self.vertex,
+            parallelism: self.parallelism,
+            names: self.names.clone(),
+            head: {
+                let slots = Rc::clone(&slots);
+                Rc::new(move |_setup: &mut TaskSetup, chain: Box<dyn Output<T>>| {
+                    slots.borrow_mut()[k] = Some(chain);
+                    Ok(None)
+                })
+            },
+        };
+        (branch(0), branch(1))
     }
 }
 
@@ -289,9 +390,7 @@ impl<T: Codec> Stream<T> {
                     .error
                     .get_or_insert(JobError::Invalid("parallelism must be at least 1".into()));
             }
-            graph
-                .vertices
-                .push((String::new(), parallelism.max(1), None));
+            graph.vertices.push(VertexSpec::new(parallelism.max(1)));
             graph.vertices.len() - 1
         };
         let edge = {
@@ -328,12 +427,12 @@ impl<T: Codec> Stream<T> {
             names: Vec::new(),
             head: Rc::new(move |setup, chain| {
                 let gate = InputGate::new(setup.take_inputs(edge));
-                Ok(Box::new(InputTask::new(
+                Ok(Some(Box::new(InputTask::new(
                     setup.env.clone(),
                     gate,
                     chain,
                     ticker(setup),
-                )))
+                ))))
             }),
         }
     }

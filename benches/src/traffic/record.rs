@@ -337,11 +337,7 @@ mod tests {
 
     #[test]
     fn bad_plate_bytes_are_decode_errors() {
-        for bytes in [
-            &[0u8][..],
-            &[24u8; 25][..],
-            &[3, b'a'][..],
-        ] {
+        for bytes in [&[0u8][..], &[24u8; 25][..], &[3, b'a'][..]] {
             assert!(
                 Plate::decode(&mut Decoder::new(bytes)).is_err(),
                 "{bytes:?}"

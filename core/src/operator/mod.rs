@@ -12,11 +12,13 @@ mod basic;
 mod keyed_process;
 mod network;
 mod sink_node;
+mod tee;
 
 pub use basic::{Filter, FlatMap, Map};
 pub use keyed_process::{KeyedProcess, KeyedProcessFunction, KeyedState};
 pub(crate) use network::NetworkOutput;
 pub(crate) use sink_node::SinkNode;
+pub(crate) use tee::Tee;
 
 use std::any::Any;
 use std::marker::PhantomData;
@@ -79,8 +81,22 @@ impl<'a, T> Collector<'a, T> {
     }
 }
 
+/// What an operator learns about its place when it opens (Flink's `RuntimeContext`).
+#[derive(Debug, Clone)]
+pub struct OperatorContext {
+    /// The subtask index.
+    pub subtask: usize,
+    /// The task's metrics (for example `late_records_dropped`).
+    pub metrics: Arc<crate::metrics::TaskMetrics>,
+}
+
 /// A user operator: one required method, hooks with sensible defaults.
 pub trait Operator<In, Out>: Send + 'static {
+    /// Called once per subtask before the first record; an error fails the job.
+    fn open(&mut self, _context: &OperatorContext) -> Result<(), OperatorError> {
+        Ok(())
+    }
+
     /// Processes one record.
     fn process(&mut self, record: In, out: &mut Collector<'_, Out>) -> Result<(), OperatorError>;
 

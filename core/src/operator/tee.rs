@@ -1,0 +1,50 @@
+//! The fan-out of a split stream: everything goes down both chains, in the same order.
+
+use super::Output;
+use crate::error::TaskError;
+use crate::time::{LatencyMarker, Watermark, WatermarkStatus};
+
+/// Sends every element to two chains.
+pub(crate) struct Tee<T> {
+    first: Box<dyn Output<T>>,
+    second: Box<dyn Output<T>>,
+}
+
+impl<T> Tee<T> {
+    pub(crate) fn new(first: Box<dyn Output<T>>, second: Box<dyn Output<T>>) -> Self {
+        Self { first, second }
+    }
+}
+
+impl<T: Clone + Send + 'static> Output<T> for Tee<T> {
+    #[inline]
+    fn push(&mut self, record: T) -> Result<(), TaskError> {
+        self.first.push(record.clone())?;
+        self.second.push(record)
+    }
+
+    fn watermark(&mut self, watermark: Watermark) -> Result<(), TaskError> {
+        self.first.watermark(watermark)?;
+        self.second.watermark(watermark)
+    }
+
+    fn status(&mut self, status: WatermarkStatus) -> Result<(), TaskError> {
+        self.first.status(status)?;
+        self.second.status(status)
+    }
+
+    fn latency_marker(&mut self, marker: LatencyMarker) -> Result<(), TaskError> {
+        self.first.latency_marker(marker)?;
+        self.second.latency_marker(marker)
+    }
+
+    fn flush(&mut self) -> Result<(), TaskError> {
+        self.first.flush()?;
+        self.second.flush()
+    }
+
+    fn end_of_input(&mut self) -> Result<(), TaskError> {
+        self.first.end_of_input()?;
+        self.second.end_of_input()
+    }
+}
