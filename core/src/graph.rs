@@ -30,6 +30,7 @@ use std::cell::RefCell;
 use std::hash::Hash;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use crate::codec::Codec;
 use crate::error::{JobError, OperatorError};
@@ -45,6 +46,7 @@ use crate::runtime::{
 };
 use crate::sink::Sink;
 use crate::source::Source;
+use crate::time::{DEFAULT_WATERMARK_INTERVAL, WatermarkEmit, WatermarkStrategy};
 use std::cell::RefCell as SlotCell;
 
 /// A key selector shared by the exchange and the keyed operator.
@@ -147,19 +149,53 @@ impl Job {
         Arc::clone(&self.control)
     }
 
-    /// Adds a source with `parallelism` subtasks.
+    /// Adds a source with `parallelism` subtasks; its records carry no event time (the only
+    /// watermark is the final one at end of input).
     pub fn source<S: Source>(&self, name: &str, parallelism: usize, source: S) -> Stream<S::Item> {
+        self.add_source(name, parallelism, source, None)
+    }
+
+    /// Adds a source with `parallelism` subtasks whose records carry event time: timestamps,
+    /// watermarks, idleness and the timestamp guard as `strategy` says.
+    pub fn source_with_watermarks<S: Source>(
+        &self,
+        name: &str,
+        parallelism: usize,
+        source: S,
+        strategy: WatermarkStrategy<S::Item>,
+    ) -> Stream<S::Item> {
+        self.add_source(name, parallelism, source, Some(strategy))
+    }
+
+    fn add_source<S: Source>(
+        &self,
+        name: &str,
+        parallelism: usize,
+        source: S,
+        strategy: Option<WatermarkStrategy<S::Item>>,
+    ) -> Stream<S::Item> {
         let source: Arc<dyn Source<Item = S::Item>> = Arc::new(source);
         let vertex = self.add_vertex(parallelism);
         let source_name = name.to_owned();
+        let running = Arc::new(AtomicUsize::new(parallelism));
         let head: HeadFn<S::Item> = Rc::new(move |setup, chain| {
+            let mut ticker = ticker(setup);
+            if let Some(WatermarkEmit::Periodic(interval)) = strategy.as_ref().map(|s| &s.emit) {
+                ticker = ticker.with_watermarks(*interval);
+            } else if let Some(strategy) = &strategy
+                && strategy.idle_timeout.is_some()
+            {
+                ticker = ticker.with_watermarks(DEFAULT_WATERMARK_INTERVAL);
+            }
             Ok(Some(Box::new(SourceTask::new(
                 setup.env.clone(),
                 source_name.clone(),
                 Arc::clone(&source),
                 parallelism,
                 chain,
-                ticker(setup),
+                ticker,
+                strategy.clone(),
+                Arc::clone(&running),
             ))))
         });
         Stream {

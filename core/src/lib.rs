@@ -20,7 +20,10 @@
 //! - [`source`], [`sink`]: partitioned sources with offsets; JSON-lines, collect and discard sinks.
 //! - [`net`]: the data plane: buffer pool, channels, stream elements, record writer, input gate.
 //! - [`keyed`]: key groups.
-//! - [`time`]: watermarks, watermark status, the watermark valve, latency markers.
+//! - [`time`]: watermark strategies, the timestamp guard, watermarks and their status, the
+//!   watermark valve, latency markers.
+//! - [`window`]: tumbling and sliding event-time windows, allowed lateness, late output,
+//!   `windowAll` and local-global aggregation.
 //! - [`runtime`]: task threads, job control, the executor.
 //! - [`metrics`]: task metrics with Flink's names.
 //! - [`codec`]: record serialization.
@@ -38,6 +41,7 @@ pub mod sink;
 pub mod source;
 mod sync;
 pub mod time;
+pub mod window;
 
 pub use codec::Codec;
 pub use error::{JobError, OperatorError};

@@ -101,6 +101,8 @@ pub struct TaskMetrics {
     pub watermarks_emitted: Counter,
     /// Records dropped because their windows were past allowed lateness.
     pub late_records_dropped: Counter,
+    /// Records a source's timestamp guard quarantined.
+    pub records_quarantined: Counter,
 }
 
 /// A subtask's metrics at the end of a run, in Flink's names, for the report.
@@ -141,6 +143,8 @@ pub struct TaskReport {
     pub watermarksPerSecond: f64,
     /// Records dropped as late.
     pub numLateRecordsDropped: u64,
+    /// Records quarantined by the timestamp guard.
+    pub numRecordsQuarantined: u64,
 }
 
 impl TaskMetrics {
@@ -175,6 +179,7 @@ impl TaskMetrics {
             currentOutputWatermark: self.output_watermark.get(),
             watermarksPerSecond: self.watermarks_emitted.get() as f64 / wall * 1e9,
             numLateRecordsDropped: self.late_records_dropped.get(),
+            numRecordsQuarantined: self.records_quarantined.get(),
         }
     }
 }

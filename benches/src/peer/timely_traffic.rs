@@ -3,9 +3,12 @@
 //! Each worker reads the partitions `p` with `p % workers == index` and feeds their records,
 //! in batches of [`READ_BATCH_LINES`], into a single epoch. Records are exchanged by plate to
 //! a tagging operator that keeps each plate's [`LongTermTracker`] in a worker-local map and
-//! pre-aggregates [`OriginCounts`]; when its input is exhausted it sends those counts to
-//! worker 0, which sums them. Rejected lines travel to the calling thread over a bounded
-//! channel and are handed to the caller while the workers run.
+//! pre-aggregates [`OriginCounts`] and the event-time windows' counts (in hash maps by window
+//! start); when its input is exhausted it sends those counts, the windows' as a
+//! [`WindowTotals`], to worker 0, which sums them. The windows are complete: nothing is sent
+//! before the frontier is empty, so every tagged record is counted in its windows. Rejected
+//! lines travel to the calling thread over a bounded channel and are handed to the caller
+//! while the workers run.
 //!
 //! The per-plate answer does not depend on the worker count: a plate lives on one partition,
 //! one worker reads that partition in order, and timely channels are FIFO between a pair of
@@ -27,6 +30,7 @@ use crate::traffic::input::{Line, TrafficInput};
 use crate::traffic::parse::Rejection;
 use crate::traffic::record::{Home, Plate, TrafficRecord};
 use crate::traffic::tag::{LongTermTracker, OriginCounts, Tagged};
+use crate::traffic::windows::{FLOW_WINDOW_MS, ORIGIN_WINDOW_MS, WindowTotals, window_start};
 
 /// Lines a worker reads before it hands the batch to the dataflow and steps it.
 pub const READ_BATCH_LINES: usize = 1024;
@@ -43,8 +47,51 @@ pub struct TimelyOutcome {
     pub records_rejected: u64,
     /// Tagged records by origin.
     pub counts: OriginCounts,
+    /// Tagged records by flow window and by origin window: complete, every tagged record
+    /// counted (`windows.counted() == counts.total()`).
+    pub windows: WindowTotals,
     /// From the start of the workers until the last of them finished.
     pub wall: Duration,
+}
+
+/// What a tagging operator sends worker 0 at the end of its input.
+type Partial = (OriginCounts, WindowTotals);
+
+/// One worker's window counts, in hash maps while records arrive (a lookup per record and
+/// window, where a [`WindowTotals`] would walk a B-tree), sorted into a [`WindowTotals`] once.
+#[derive(Debug, Default)]
+struct WindowCounts {
+    /// Records per flow window start.
+    flow: FxHashMap<i64, u64>,
+    /// Records per origin window start, by origin.
+    origin: FxHashMap<i64, OriginCounts>,
+}
+
+impl WindowCounts {
+    #[inline]
+    fn add(&mut self, tagged: &Tagged) {
+        let ts = tagged.record.ts_ms;
+        *self
+            .flow
+            .entry(window_start(ts, FLOW_WINDOW_MS))
+            .or_default() += 1;
+        self.origin
+            .entry(window_start(ts, ORIGIN_WINDOW_MS))
+            .or_default()
+            .add(tagged);
+    }
+
+    fn into_totals(self) -> WindowTotals {
+        let origin = self.origin.into_iter().flat_map(|(start, counts)| {
+            (0..counts.count.len())
+                .filter(move |&i| counts.count[i] > 0)
+                .map(move |i| ((start, i), (counts.count[i], counts.long_term[i])))
+        });
+        WindowTotals {
+            flow: self.flow.into_iter().collect(),
+            origin: origin.collect(),
+        }
+    }
 }
 
 /// What one worker read.
@@ -69,7 +116,7 @@ pub fn run(
         return Err("the timely peer needs at least one worker".to_owned());
     }
     let input = Arc::new(input.clone());
-    let total = Arc::new(Mutex::new(OriginCounts::default()));
+    let total = Arc::new(Mutex::new(Partial::default()));
     let (rejections, received) = mpsc::sync_channel(REJECTION_QUEUE);
     let started = Instant::now();
     let guards = {
@@ -86,6 +133,7 @@ pub fn run(
         records_in: 0,
         records_rejected: 0,
         counts: OriginCounts::default(),
+        windows: WindowTotals::default(),
         wall: Duration::ZERO,
     };
     for result in guards.join() {
@@ -94,7 +142,8 @@ pub fn run(
         outcome.records_rejected += tally.records_rejected;
     }
     outcome.wall = started.elapsed();
-    outcome.counts = *total.lock().unwrap_or_else(PoisonError::into_inner);
+    (outcome.counts, outcome.windows) =
+        std::mem::take(&mut *total.lock().unwrap_or_else(PoisonError::into_inner));
     Ok(outcome)
 }
 
@@ -110,7 +159,7 @@ fn run_worker(
     worker: &mut timely::worker::Worker,
     input: &TrafficInput,
     home: Home,
-    total: &Arc<Mutex<OriginCounts>>,
+    total: &Arc<Mutex<Partial>>,
     rejections: SyncSender<Rejection>,
 ) -> Result<Tally, String> {
     let mut records = InputHandle::new();
@@ -122,6 +171,7 @@ fn run_worker(
                 let mut capability = Some(capability);
                 let mut trackers = FxHashMap::<Plate, LongTermTracker>::default();
                 let mut counts = OriginCounts::default();
+                let mut windows = WindowCounts::default();
                 move |(input, frontier), output| {
                     input.for_each(|_, batch| {
                         for record in batch.drain(..) {
@@ -129,23 +179,26 @@ fn run_worker(
                                 trackers.entry(record.plate).or_default().observe(day)
                             });
                             counts.add(&tagged);
+                            windows.add(&tagged);
                         }
                     });
                     if frontier.is_empty()
                         && let Some(capability) = capability.take()
                     {
-                        output.session(&capability).give(counts);
+                        let windows = std::mem::take(&mut windows).into_totals();
+                        output.session(&capability).give((counts, windows));
                     }
                 }
             })
             .sink(
-                Exchange::new(|_: &OriginCounts| 0),
+                Exchange::new(|_: &Partial| 0),
                 "SumCounts",
                 move |(input, _)| {
                     input.for_each(|_, counts| {
                         let mut total = total.lock().unwrap_or_else(PoisonError::into_inner);
-                        for worker_counts in counts.drain(..) {
-                            total.merge(&worker_counts);
+                        for (worker_counts, worker_windows) in counts.drain(..) {
+                            total.0.merge(&worker_counts);
+                            total.1.merge(&worker_windows);
                         }
                     });
                 },

@@ -18,3 +18,4 @@ pub mod job;
 pub mod parse;
 pub mod record;
 pub mod tag;
+pub mod windows;

@@ -4,6 +4,7 @@
 mod control;
 mod executor;
 mod input_task;
+mod source_clock;
 mod source_task;
 mod ticker;
 

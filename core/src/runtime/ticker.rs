@@ -1,5 +1,5 @@
 //! A task's processing-time duties: the buffer timeout (Flink's output flusher), latency
-//! markers, and pool-usage samples. The task loop asks [`Ticker::due`] once per batch of work,
+//! markers, periodic watermarks (sources), and pool-usage samples. The task loop asks [`Ticker::due`] once per batch of work,
 //! so the clock is read once per buffer, not once per record.
 
 use std::time::{Duration, Instant};
@@ -12,6 +12,7 @@ pub(crate) const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 pub(crate) struct Due {
     pub(crate) flush: bool,
     pub(crate) latency_marker: bool,
+    pub(crate) watermark: bool,
     pub(crate) sample: bool,
 }
 
@@ -22,6 +23,8 @@ pub(crate) struct Ticker {
     next_flush: Instant,
     latency_interval: Option<Duration>,
     next_marker: Instant,
+    watermark_interval: Option<Duration>,
+    next_watermark: Instant,
     next_sample: Instant,
 }
 
@@ -33,8 +36,17 @@ impl Ticker {
             next_flush: now + buffer_timeout,
             latency_interval,
             next_marker: now + latency_interval.unwrap_or_default(),
+            watermark_interval: None,
+            next_watermark: now,
             next_sample: now + SAMPLE_EVERY,
         }
+    }
+
+    /// Adds the duty of periodic watermarks (and idleness checks) every `interval`.
+    pub(crate) fn with_watermarks(mut self, interval: Duration) -> Self {
+        self.watermark_interval = Some(interval);
+        self.next_watermark = Instant::now() + interval;
+        self
     }
 
     /// The duties due at `now`; each one's deadline moves on.
@@ -49,6 +61,12 @@ impl Ticker {
         {
             due.latency_marker = true;
             self.next_marker = now + interval;
+        }
+        if let Some(interval) = self.watermark_interval
+            && now >= self.next_watermark
+        {
+            due.watermark = true;
+            self.next_watermark = now + interval;
         }
         if now >= self.next_sample {
             due.sample = true;
@@ -65,6 +83,9 @@ impl Ticker {
         }
         if self.latency_interval.is_some() {
             next = next.min(self.next_marker);
+        }
+        if self.watermark_interval.is_some() {
+            next = next.min(self.next_watermark);
         }
         next.saturating_duration_since(now)
             .max(Duration::from_micros(50))

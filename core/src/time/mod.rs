@@ -1,8 +1,17 @@
-//! Event time: watermarks, their status, and latency markers (Flink's `Watermark`,
-//! `WatermarkStatus`, `LatencyMarker`, `StatusWatermarkValve`).
+//! Event time: watermark strategies (bounded out-of-orderness, periodic and punctuated
+//! generators, idleness), the timestamp guard, watermarks and their status, the watermark valve
+//! and latency markers (Flink's `WatermarkStrategy`, `Watermark`, `WatermarkStatus`,
+//! `StatusWatermarkValve`, `LatencyMarker`).
 
+pub mod guard;
+mod strategy;
 mod valve;
 
+pub use guard::{GuardConfig, Quarantine, TimestampGuard};
+pub use strategy::{
+    DEFAULT_WATERMARK_INTERVAL, Punctuation, QuarantineFactory, QuarantineHandler, WatermarkEmit,
+    WatermarkStrategy,
+};
 pub use valve::{ValveOutput, WatermarkValve};
 
 /// "Event time has reached `t`": no record with a timestamp at or below `t` is expected any

@@ -1,0 +1,164 @@
+//! Event time at a source subtask (Flink's per-split watermark generation and
+//! `WatermarkOutputMultiplexer`): each partition keeps its highest timestamp; the subtask's
+//! watermark is the minimum over its partitions that are not idle, and is emitted only when
+//! it advances. With an idle timeout, a silent partition is left out, and a subtask whose
+//! partitions are all idle (or that owns none) declares itself idle.
+
+use std::time::{Duration, Instant};
+
+use crate::time::{Watermark, WatermarkEmit, WatermarkStatus, WatermarkStrategy};
+
+#[derive(Debug, Clone, Copy)]
+struct PartitionClock {
+    max_ts: Option<i64>,
+    last_record: Instant,
+    idle: bool,
+}
+
+/// What the subtask should send after a change.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClockOutput {
+    pub(crate) status: Option<WatermarkStatus>,
+    pub(crate) watermark: Option<Watermark>,
+}
+
+/// The event-time state of one source subtask.
+#[derive(Debug)]
+pub(crate) struct SourceClock {
+    partitions: Vec<PartitionClock>,
+    out_of_orderness_ms: i64,
+    idle_timeout: Option<Duration>,
+    emitted: Watermark,
+    idle: bool,
+}
+
+impl SourceClock {
+    pub(crate) fn new<T>(strategy: &WatermarkStrategy<T>, partitions: usize) -> Self {
+        let now = Instant::now();
+        Self {
+            partitions: vec![
+                PartitionClock {
+                    max_ts: None,
+                    last_record: now,
+                    idle: false,
+                };
+                partitions
+            ],
+            out_of_orderness_ms: strategy.out_of_orderness.as_millis() as i64,
+            idle_timeout: match strategy.emit {
+                WatermarkEmit::EndOfInput => None,
+                _ => strategy.idle_timeout,
+            },
+            emitted: Watermark::MIN,
+            idle: false,
+        }
+    }
+
+    /// An accepted record of partition `p` with timestamp `ts`.
+    #[inline]
+    pub(crate) fn observe(&mut self, p: usize, ts: i64) {
+        let clock = &mut self.partitions[p];
+        clock.max_ts = Some(clock.max_ts.map_or(ts, |m| m.max(ts)));
+    }
+
+    /// Partition `p` produced records at `now`: it is active again.
+    pub(crate) fn touch(&mut self, p: usize, now: Instant) {
+        let clock = &mut self.partitions[p];
+        clock.last_record = now;
+        clock.idle = false;
+    }
+
+    /// Marks partitions silent for the idle timeout as idle (called from the task's timers).
+    pub(crate) fn detect_idleness(&mut self, now: Instant) {
+        if let Some(timeout) = self.idle_timeout {
+            for clock in &mut self.partitions {
+                if now.duration_since(clock.last_record) >= timeout {
+                    clock.idle = true;
+                }
+            }
+        }
+    }
+
+    /// The status and watermark to emit now, if either changed.
+    pub(crate) fn poll(&mut self) -> ClockOutput {
+        let mut out = ClockOutput::default();
+        let idle = self.idle_timeout.is_some() && self.partitions.iter().all(|c| c.idle);
+        if idle != self.idle {
+            self.idle = idle;
+            out.status = Some(if idle {
+                WatermarkStatus::Idle
+            } else {
+                WatermarkStatus::Active
+            });
+        }
+        if idle {
+            return out;
+        }
+        let min = self
+            .partitions
+            .iter()
+            .filter(|c| !c.idle)
+            .map(|c| {
+                c.max_ts.map_or(i64::MIN, |m| {
+                    m.saturating_sub(self.out_of_orderness_ms).saturating_sub(1)
+                })
+            })
+            .min();
+        if let Some(min) = min
+            && min > self.emitted.0
+        {
+            self.emitted = Watermark(min);
+            out.watermark = Some(self.emitted);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strategy(idle: Option<Duration>) -> WatermarkStrategy<i64> {
+        let mut s = WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(5), |t| *t);
+        s.idle_timeout = idle;
+        s
+    }
+
+    #[test]
+    fn watermark_is_highest_timestamp_minus_bound_minus_one_over_all_partitions() {
+        let mut clock = SourceClock::new(&strategy(None), 2);
+        clock.observe(0, 100);
+        assert_eq!(
+            clock.poll().watermark,
+            None,
+            "partition 1 has no timestamp yet"
+        );
+        clock.observe(1, 50);
+        assert_eq!(clock.poll().watermark, Some(Watermark(44)));
+        clock.observe(1, 40);
+        assert_eq!(
+            clock.poll().watermark,
+            None,
+            "never backwards, never repeated"
+        );
+    }
+
+    #[test]
+    fn an_idle_partition_leaves_the_minimum_and_a_subtask_without_partitions_is_idle() {
+        let mut clock = SourceClock::new(&strategy(Some(Duration::ZERO)), 2);
+        clock.observe(0, 100);
+        clock.touch(0, Instant::now() + Duration::from_secs(1));
+        clock.detect_idleness(Instant::now());
+        // Partition 1 never produced: idle. Partition 0 is active.
+        assert_eq!(clock.poll().watermark, Some(Watermark(94)));
+
+        let mut empty = SourceClock::new(&strategy(Some(Duration::ZERO)), 0);
+        assert_eq!(empty.poll().status, Some(WatermarkStatus::Idle));
+        let mut stalled = SourceClock::new(&strategy(None), 0);
+        assert_eq!(
+            stalled.poll(),
+            ClockOutput::default(),
+            "without idleness it stays active"
+        );
+    }
+}

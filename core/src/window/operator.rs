@@ -1,0 +1,407 @@
+//! The window operators: keyed (or global) aggregation, and the two steps of local-global
+//! aggregation.
+
+use std::hash::Hash;
+use std::sync::Arc;
+
+use super::state::{Placed, WindowState};
+use super::{AggregateFunction, Window, WindowAssigner};
+use crate::codec::{Codec, DecodeError, Decoder, Encoder};
+use crate::error::OperatorError;
+use crate::metrics::TaskMetrics;
+use crate::operator::{Collector, Operator, OperatorContext};
+use crate::time::Watermark;
+
+/// A window's result for one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowResult<K, R> {
+    /// The window.
+    pub window: Window,
+    /// The key (`()` for a global window).
+    pub key: K,
+    /// The aggregate.
+    pub value: R,
+}
+
+impl<K: Codec, R: Codec> Codec for WindowResult<K, R> {
+    fn encoded_len(&self) -> usize {
+        self.window.encoded_len() + self.key.encoded_len() + self.value.encoded_len()
+    }
+    fn encode(&self, out: &mut Encoder<'_>) {
+        self.window.encode(out);
+        self.key.encode(out);
+        self.value.encode(out);
+    }
+    fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            window: Window::decode(input)?,
+            key: K::decode(input)?,
+            value: R::decode(input)?,
+        })
+    }
+}
+
+impl Codec for () {
+    fn encoded_len(&self) -> usize {
+        0
+    }
+    fn encode(&self, _out: &mut Encoder<'_>) {}
+    fn decode(_input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        Ok(())
+    }
+}
+
+/// A pre-aggregated accumulator of one window from one subtask (local-global aggregation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partial<Acc> {
+    /// The window.
+    pub window: Window,
+    /// What the subtask accumulated for it.
+    pub acc: Acc,
+}
+
+impl<Acc: Codec> Codec for Partial<Acc> {
+    fn encoded_len(&self) -> usize {
+        16 + self.acc.encoded_len()
+    }
+    fn encode(&self, out: &mut Encoder<'_>) {
+        self.window.encode(out);
+        self.acc.encode(out);
+    }
+    fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            window: Window::decode(input)?,
+            acc: Acc::decode(input)?,
+        })
+    }
+}
+
+/// One subtask's handler of records dropped as late: the record and its (latest) window.
+pub type LateHandler<T> = Box<dyn FnMut(&T, Window) + Send>;
+
+/// Builds each subtask's late handler (by subtask index).
+pub type LateOutput<T> = Arc<dyn Fn(usize) -> LateHandler<T> + Send + Sync>;
+
+/// What every window operator over raw records shares: assigner, timestamps, lateness,
+/// late output and the late counter.
+struct Assigning<T> {
+    assigner: WindowAssigner,
+    timestamp: Arc<dyn Fn(&T) -> i64 + Send + Sync>,
+    late_output: Option<LateOutput<T>>,
+    late: Option<LateHandler<T>>,
+    metrics: Option<Arc<TaskMetrics>>,
+    windows: Vec<Window>,
+}
+
+impl<T> Assigning<T> {
+    fn new(
+        assigner: WindowAssigner,
+        timestamp: Arc<dyn Fn(&T) -> i64 + Send + Sync>,
+        late_output: Option<LateOutput<T>>,
+    ) -> Self {
+        Self {
+            assigner,
+            timestamp,
+            late_output,
+            late: None,
+            metrics: None,
+            windows: Vec::new(),
+        }
+    }
+
+    fn open(&mut self, context: &OperatorContext) {
+        self.late = self.late_output.as_ref().map(|f| f(context.subtask));
+        self.metrics = Some(Arc::clone(&context.metrics));
+    }
+
+    /// Assigns `record`'s windows into `self.windows`.
+    #[inline]
+    fn assign(&mut self, record: &T) {
+        self.windows.clear();
+        self.assigner
+            .assign((self.timestamp)(record), &mut self.windows);
+    }
+
+    fn dropped(&mut self, record: &T) {
+        if let Some(metrics) = &self.metrics {
+            metrics.late_records_dropped.add(1);
+        }
+        if let (Some(late), Some(window)) = (&mut self.late, self.windows.first()) {
+            late(record, *window);
+        }
+    }
+}
+
+/// Aggregates records per window and key; fires on the watermark (Flink's `WindowOperator`
+/// with an `AggregateFunction` and the event-time trigger).
+pub struct WindowAggregate<T, K, A: AggregateFunction<T>> {
+    key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
+    function: A,
+    assigning: Assigning<T>,
+    state: WindowState<K, A::Acc>,
+}
+
+impl<T, K, A: AggregateFunction<T>> std::fmt::Debug for WindowAggregate<T, K, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WindowAggregate")
+    }
+}
+
+impl<T, K, A: AggregateFunction<T>> WindowAggregate<T, K, A> {
+    /// Windows by `assigner` over `timestamp`, keyed by `key_of`.
+    pub fn new(
+        key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
+        assigner: WindowAssigner,
+        timestamp: Arc<dyn Fn(&T) -> i64 + Send + Sync>,
+        allowed_lateness_ms: i64,
+        function: A,
+        late_output: Option<LateOutput<T>>,
+    ) -> Self
+    where
+        K: Hash + Eq + Clone,
+    {
+        Self {
+            key_of,
+            function,
+            assigning: Assigning::new(assigner, timestamp, late_output),
+            state: WindowState::new(allowed_lateness_ms),
+        }
+    }
+}
+
+impl<T, K, A> Operator<T, WindowResult<K, A::Out>> for WindowAggregate<T, K, A>
+where
+    T: Send + 'static,
+    K: Hash + Eq + Clone + Send + 'static,
+    A: AggregateFunction<T>,
+{
+    fn open(&mut self, context: &OperatorContext) -> Result<(), OperatorError> {
+        self.assigning.open(context);
+        Ok(())
+    }
+
+    #[inline]
+    fn process(
+        &mut self,
+        record: T,
+        out: &mut Collector<'_, WindowResult<K, A::Out>>,
+    ) -> Result<(), OperatorError> {
+        self.assigning.assign(&record);
+        let key = (self.key_of)(&record);
+        let mut placed_any = false;
+        for &window in &self.assigning.windows {
+            let function = &self.function;
+            match self.state.place(
+                window,
+                &key,
+                || function.create(),
+                |acc| function.add(acc, &record),
+            ) {
+                Placed::Late => {}
+                Placed::Pending => placed_any = true,
+                Placed::Refire => {
+                    placed_any = true;
+                    let acc = self.state.fired(window, &key).expect("just placed");
+                    out.collect(WindowResult {
+                        window,
+                        key: key.clone(),
+                        value: self.function.result(acc),
+                    });
+                }
+            }
+        }
+        if !placed_any {
+            self.assigning.dropped(&record);
+        }
+        Ok(())
+    }
+
+    fn on_watermark(
+        &mut self,
+        watermark: Watermark,
+        out: &mut Collector<'_, WindowResult<K, A::Out>>,
+    ) -> Result<(), OperatorError> {
+        let function = &self.function;
+        self.state.advance(watermark.0, |window, key, acc| {
+            out.collect(WindowResult {
+                window,
+                key: key.clone(),
+                value: function.result(acc),
+            });
+        });
+        Ok(())
+    }
+}
+
+/// The local step of local-global aggregation: pre-aggregates a global window per subtask and
+/// emits the partial accumulator when the watermark reaches the window's end; a record within
+/// lateness for a window that already fired is emitted as a partial of its own.
+pub struct LocalPreAggregate<T, A: AggregateFunction<T>> {
+    function: A,
+    assigning: Assigning<T>,
+    state: WindowState<(), A::Acc>,
+}
+
+impl<T, A: AggregateFunction<T>> std::fmt::Debug for LocalPreAggregate<T, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalPreAggregate")
+    }
+}
+
+impl<T, A: AggregateFunction<T>> LocalPreAggregate<T, A> {
+    /// Pre-aggregates by `assigner` over `timestamp`.
+    pub fn new(
+        assigner: WindowAssigner,
+        timestamp: Arc<dyn Fn(&T) -> i64 + Send + Sync>,
+        allowed_lateness_ms: i64,
+        function: A,
+        late_output: Option<LateOutput<T>>,
+    ) -> Self {
+        Self {
+            function,
+            assigning: Assigning::new(assigner, timestamp, late_output),
+            state: WindowState::new(allowed_lateness_ms),
+        }
+    }
+}
+
+impl<T, A> Operator<T, Partial<A::Acc>> for LocalPreAggregate<T, A>
+where
+    T: Send + 'static,
+    A: AggregateFunction<T>,
+{
+    fn open(&mut self, context: &OperatorContext) -> Result<(), OperatorError> {
+        self.assigning.open(context);
+        Ok(())
+    }
+
+    #[inline]
+    fn process(
+        &mut self,
+        record: T,
+        out: &mut Collector<'_, Partial<A::Acc>>,
+    ) -> Result<(), OperatorError> {
+        self.assigning.assign(&record);
+        let mut placed_any = false;
+        for &window in &self.assigning.windows {
+            if self.state.is_late(window) {
+                continue;
+            }
+            placed_any = true;
+            if window.max_timestamp() <= self.state.watermark() {
+                // Fired already, within lateness: send this record's contribution alone.
+                let mut acc = self.function.create();
+                self.function.add(&mut acc, &record);
+                out.collect(Partial { window, acc });
+            } else {
+                let function = &self.function;
+                self.state.place(
+                    window,
+                    &(),
+                    || function.create(),
+                    |acc| function.add(acc, &record),
+                );
+            }
+        }
+        if !placed_any {
+            self.assigning.dropped(&record);
+        }
+        Ok(())
+    }
+
+    fn on_watermark(
+        &mut self,
+        watermark: Watermark,
+        out: &mut Collector<'_, Partial<A::Acc>>,
+    ) -> Result<(), OperatorError> {
+        self.state.advance(watermark.0, |window, (), acc| {
+            out.collect(Partial {
+                window,
+                acc: acc.clone(),
+            });
+        });
+        Ok(())
+    }
+}
+
+/// The global step of local-global aggregation: merges the partials of each window and fires
+/// on the watermark. A partial for a fired window (a late record within lateness upstream)
+/// merges in and fires the window again.
+pub struct WindowMerge<T, A: AggregateFunction<T>> {
+    function: A,
+    state: WindowState<(), A::Acc>,
+    _records: std::marker::PhantomData<fn(T)>,
+}
+
+impl<T, A: AggregateFunction<T>> std::fmt::Debug for WindowMerge<T, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WindowMerge")
+    }
+}
+
+impl<T, A: AggregateFunction<T>> WindowMerge<T, A> {
+    /// Merges partials of `function`, keeping fired windows for `allowed_lateness_ms`.
+    pub fn new(function: A, allowed_lateness_ms: i64) -> Self {
+        Self {
+            function,
+            state: WindowState::new(allowed_lateness_ms),
+            _records: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T, A> Operator<Partial<A::Acc>, WindowResult<(), A::Out>> for WindowMerge<T, A>
+where
+    T: 'static,
+    A: AggregateFunction<T>,
+{
+    #[inline]
+    fn process(
+        &mut self,
+        partial: Partial<A::Acc>,
+        out: &mut Collector<'_, WindowResult<(), A::Out>>,
+    ) -> Result<(), OperatorError> {
+        let function = &self.function;
+        let window = partial.window;
+        let placed = self.state.place(
+            window,
+            &(),
+            || function.create(),
+            |acc| function.merge(acc, &partial.acc),
+        );
+        match placed {
+            Placed::Pending => Ok(()),
+            Placed::Refire => {
+                let acc = self.state.fired(window, &()).expect("just placed");
+                out.collect(WindowResult {
+                    window,
+                    key: (),
+                    value: self.function.result(acc),
+                });
+                Ok(())
+            }
+            // Upstream sends a partial before the watermark that would make it late here.
+            Placed::Late => Err(format!(
+                "partial of window [{}, {}) arrived after its lateness; upstream watermarks are inconsistent",
+                window.start, window.end
+            )
+            .into()),
+        }
+    }
+
+    fn on_watermark(
+        &mut self,
+        watermark: Watermark,
+        out: &mut Collector<'_, WindowResult<(), A::Out>>,
+    ) -> Result<(), OperatorError> {
+        let function = &self.function;
+        self.state.advance(watermark.0, |window, (), acc| {
+            out.collect(WindowResult {
+                window,
+                key: (),
+                value: function.result(acc),
+            });
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,128 @@
+//! Windows on the job-graph builder: keyed windows, and global windows as `windowAll` or as
+//! local-global aggregation.
+
+use std::hash::Hash;
+use std::sync::Arc;
+
+use super::{
+    AggregateFunction, LateOutput, LocalPreAggregate, Partial, WindowAggregate, WindowAssigner,
+    WindowMerge, WindowResult,
+};
+use crate::codec::Codec;
+use crate::graph::{KeyedStream, Stream};
+
+/// What a window operator needs besides its aggregate function.
+pub struct WindowSpec<T> {
+    /// Tumbling or sliding.
+    pub assigner: WindowAssigner,
+    /// Allowed lateness, ms.
+    pub allowed_lateness_ms: i64,
+    /// A record's event timestamp, ms (the same as the source's).
+    pub timestamp: Arc<dyn Fn(&T) -> i64 + Send + Sync>,
+    /// Where records dropped as late go (they are counted either way).
+    pub late: Option<LateOutput<T>>,
+}
+
+impl<T> Clone for WindowSpec<T> {
+    fn clone(&self) -> Self {
+        Self {
+            assigner: self.assigner,
+            allowed_lateness_ms: self.allowed_lateness_ms,
+            timestamp: Arc::clone(&self.timestamp),
+            late: self.late.clone(),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for WindowSpec<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WindowSpec")
+            .field("assigner", &self.assigner)
+            .field("allowed_lateness_ms", &self.allowed_lateness_ms)
+            .finish()
+    }
+}
+
+/// How a global (non-keyed) window is aggregated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum GlobalAggregation {
+    /// One subtask sees every record (Flink's `windowAll`).
+    WindowAll,
+    /// Each subtask pre-aggregates, then `parallelism` subtasks merge per window (Flink SQL's
+    /// local-global aggregation).
+    Parallel {
+        /// Subtasks of the merge step.
+        parallelism: usize,
+    },
+}
+
+impl<T: Codec> Stream<T> {
+    /// A global window over the whole stream, aggregated as `mode` says; both modes give the
+    /// same results.
+    pub fn window_global<A>(
+        self,
+        name: &str,
+        mode: GlobalAggregation,
+        spec: WindowSpec<T>,
+        function: A,
+    ) -> Stream<WindowResult<(), A::Out>>
+    where
+        A: AggregateFunction<T>,
+        A::Acc: Codec,
+    {
+        match mode {
+            GlobalAggregation::WindowAll => self.rebalance(1).process(name, move || {
+                WindowAggregate::new(
+                    Arc::new(|_: &T| ()),
+                    spec.assigner,
+                    Arc::clone(&spec.timestamp),
+                    spec.allowed_lateness_ms,
+                    function.clone(),
+                    spec.late.clone(),
+                )
+            }),
+            GlobalAggregation::Parallel { parallelism } => {
+                let local = function.clone();
+                let lateness = spec.allowed_lateness_ms;
+                self.process(&format!("{name} (local)"), move || {
+                    LocalPreAggregate::new(
+                        spec.assigner,
+                        Arc::clone(&spec.timestamp),
+                        spec.allowed_lateness_ms,
+                        local.clone(),
+                        spec.late.clone(),
+                    )
+                })
+                .key_by(|partial: &Partial<A::Acc>| partial.window.start)
+                .exchange(parallelism)
+                .0
+                .process(&format!("{name} (merge)"), move || {
+                    WindowMerge::new(function.clone(), lateness)
+                })
+            }
+        }
+    }
+}
+
+impl<T: Codec, K: Hash + Eq + Clone + Send + 'static> KeyedStream<T, K> {
+    /// A keyed window with `parallelism` subtasks.
+    pub fn window<A: AggregateFunction<T>>(
+        self,
+        name: &str,
+        parallelism: usize,
+        spec: WindowSpec<T>,
+        function: A,
+    ) -> Stream<WindowResult<K, A::Out>> {
+        let (stream, key_of) = self.exchange(parallelism);
+        stream.process(name, move || {
+            WindowAggregate::new(
+                Arc::clone(&key_of),
+                spec.assigner,
+                Arc::clone(&spec.timestamp),
+                spec.allowed_lateness_ms,
+                function.clone(),
+                spec.late.clone(),
+            )
+        })
+    }
+}
