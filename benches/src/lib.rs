@@ -2,6 +2,7 @@
 //! engines they are measured against, and the reports they write.
 
 pub mod cli;
+pub mod nexmark;
 pub mod peer;
 pub mod report;
 pub mod traffic;

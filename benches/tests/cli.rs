@@ -70,14 +70,21 @@ fn run_traffic_writes_origins_rejections_and_report() {
             .as_u64()
             .unwrap_or_else(|| panic!("report.json lacks {field}: {report:#}"))
     };
-    let (records_in, rejected_n, tagged) = (
+    let (records_in, rejected_n, quarantined, tagged) = (
         number("records_in"),
         number("records_rejected"),
+        number("records_quarantined"),
         number("records_tagged"),
     );
+    let (counted_in_flow, late) = (number("records_counted"), number("records_late_dropped"));
     assert_eq!(records_in, 20_000);
-    assert_eq!(records_in, tagged + rejected_n);
-    assert_eq!(rejected.lines().count() as u64, rejected_n);
+    assert_eq!(records_in, tagged + rejected_n + quarantined);
+    assert_eq!(
+        records_in,
+        counted_in_flow + late + rejected_n + quarantined,
+        "the report's accounting identity"
+    );
+    assert_eq!(rejected.lines().count() as u64, rejected_n + quarantined);
     let counted: u64 = origins.iter().map(|o| o["count"].as_u64().unwrap()).sum();
     assert_eq!(counted, tagged);
 

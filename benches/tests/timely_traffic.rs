@@ -2,11 +2,12 @@
 
 use std::fs;
 
-use weir_bench::peer::timely_traffic::{TimelyOutcome, run};
+use weir_bench::peer::timely_traffic::{Dropped, TimelyOutcome, run};
 use weir_bench::traffic::generator::GeneratorConfig;
 use weir_bench::traffic::input::TrafficInput;
 use weir_bench::traffic::parse::{HEADER, Rejection};
 use weir_bench::traffic::record::Home;
+use weir_core::time::GuardConfig;
 
 fn home() -> Home {
     "浙A".parse().unwrap()
@@ -14,7 +15,13 @@ fn home() -> Home {
 
 fn run_collecting(input: &TrafficInput, workers: usize) -> (TimelyOutcome, Vec<Rejection>) {
     let mut rejections = Vec::new();
-    let outcome = run(input, home(), workers, |r| rejections.push(r.clone())).unwrap();
+    // The guard off: every record is tagged or rejected.
+    let outcome = run(input, home(), workers, GuardConfig::OFF, |d| {
+        if let Dropped::Rejected(r) = d {
+            rejections.push(r.clone());
+        }
+    })
+    .unwrap();
     rejections.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     (outcome, rejections)
 }
@@ -73,9 +80,16 @@ fn file_rejections_reach_the_caller_and_unreadable_input_fails_the_run() {
     assert_eq!(rejections[0].file, good.display().to_string());
 
     let missing = dir.path().join("gone.csv");
-    let err = run(&TrafficInput::Files(vec![good, missing]), home(), 2, |_| {}).unwrap_err();
+    let err = run(
+        &TrafficInput::Files(vec![good, missing]),
+        home(),
+        2,
+        GuardConfig::OFF,
+        |_| {},
+    )
+    .unwrap_err();
     assert!(err.contains("gone.csv"), "{err}");
 
     let input = TrafficInput::Generate(GeneratorConfig::default());
-    assert!(run(&input, home(), 0, |_| {}).is_err());
+    assert!(run(&input, home(), 0, GuardConfig::OFF, |_| {}).is_err());
 }

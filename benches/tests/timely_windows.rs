@@ -13,6 +13,7 @@ use weir_bench::traffic::tag::{LongTermTracker, Tagged};
 use weir_bench::traffic::windows::{
     FLOW_FILE, FLOW_WINDOW_MS, ORIGIN_FILE, ORIGIN_WINDOW_MS, WindowTotals, brute_force,
 };
+use weir_core::time::GuardConfig;
 
 fn home() -> Home {
     "浙A".parse().unwrap()
@@ -38,7 +39,7 @@ fn tag_sequentially(input: &TrafficInput) -> Vec<Tagged> {
 }
 
 fn run_timely(input: &TrafficInput, workers: usize) -> TimelyOutcome {
-    run(input, home(), workers, |_| {}).unwrap()
+    run(input, home(), workers, GuardConfig::OFF, |_| {}).unwrap()
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use weir_bench::peer::timely_traffic;
 use weir_bench::traffic::generator::{GeneratorConfig, PartitionGenerator};
 use weir_bench::traffic::input::TrafficInput;
-use weir_bench::traffic::job::{TrafficJob, TrafficRun, run};
+use weir_bench::traffic::job::{DEFAULT_GUARD, EventTimeOptions, TrafficJob, TrafficRun, run};
 use weir_bench::traffic::parse::HEADER;
 use weir_bench::traffic::record::Home;
 use weir_core::RuntimeConfig;
@@ -28,6 +28,15 @@ fn generated(records: u64, partitions: usize) -> GeneratorConfig {
 }
 
 fn run_job(input: TrafficInput, parallelism: usize, output: &Path) -> TrafficRun {
+    run_with(input, parallelism, output, EventTimeOptions::default())
+}
+
+fn run_with(
+    input: TrafficInput,
+    parallelism: usize,
+    output: &Path,
+    event_time: EventTimeOptions,
+) -> TrafficRun {
     let job = TrafficJob {
         input,
         home: home(),
@@ -38,6 +47,7 @@ fn run_job(input: TrafficInput, parallelism: usize, output: &Path) -> TrafficRun
         },
         output: output.to_path_buf(),
         fail_after: None,
+        event_time,
     };
     let outcome = run(&job, |_, _| {}).unwrap_or_else(|e| panic!("p={parallelism}: {e}"));
     assert!(!outcome.result.stopped_early);
@@ -45,11 +55,17 @@ fn run_job(input: TrafficInput, parallelism: usize, output: &Path) -> TrafficRun
 }
 
 fn assert_nothing_lost(outcome: &TrafficRun, what: &str) {
+    let dropped = outcome.records_rejected + outcome.records_quarantined;
     assert_eq!(
         outcome.records_in,
-        outcome.counts.total() + outcome.records_rejected,
-        "{what}: records_in != tagged + rejected ({:?})",
+        outcome.counts.total() + dropped,
+        "{what}: records_in != tagged + rejected + quarantined ({:?})",
         outcome.counts
+    );
+    assert_eq!(
+        outcome.records_in,
+        outcome.records_counted() + outcome.records_late_dropped + dropped,
+        "{what}: records_in != counted + late + rejected + quarantined"
     );
 }
 
@@ -122,7 +138,7 @@ fn nothing_is_lost_with_more_source_subtasks_than_partitions() {
     assert_nothing_lost(&outcome, "1 partition, p=4");
     assert_eq!(
         read_jsonl(&out.path().join("rejected.jsonl")).len() as u64,
-        outcome.records_rejected
+        outcome.records_rejected + outcome.records_quarantined
     );
 }
 
@@ -151,7 +167,7 @@ fn the_answer_ignores_parallelism_and_matches_timely() {
         assert_eq!(*other_origins, origins, "origins.jsonl at p={p} vs p=1");
     }
 
-    let timely = timely_traffic::run(&input, home(), 2, |_| {}).unwrap();
+    let timely = timely_traffic::run(&input, home(), 2, DEFAULT_GUARD, |_| {}).unwrap();
     assert_eq!(timely.counts, counts, "timely vs weir");
     assert_eq!(timely.records_rejected, rejected, "timely vs weir");
     assert_eq!(timely.counts.to_jsonl(), origins);
@@ -222,8 +238,19 @@ fn rejected_jsonl_holds_one_object_per_rejected_record() {
         outcome.records_rejected > 0,
         "the generator writes bad lines"
     );
-    let rejected = read_jsonl(&out.path().join("rejected.jsonl"));
+    let lines = read_jsonl(&out.path().join("rejected.jsonl"));
+    assert_eq!(
+        lines.len() as u64,
+        outcome.records_rejected + outcome.records_quarantined
+    );
+    // Quarantined records carry their timestamp and the reference instead of a file line.
+    let (rejected, quarantined): (Vec<_>, Vec<_>) =
+        lines.iter().partition(|r| r.get("file").is_some());
     assert_eq!(rejected.len() as u64, outcome.records_rejected);
+    for q in &quarantined {
+        assert!(q["reason"].as_str().unwrap().contains("behind"), "{q}");
+        assert!(q["ts_ms"].is_i64() && q["reference_ms"].is_i64(), "{q}");
+    }
     let mut places: Vec<(String, u64)> = rejected
         .iter()
         .map(|r| {

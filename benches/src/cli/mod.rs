@@ -1,6 +1,7 @@
 //! The `weir` command line.
 
 pub mod duration;
+mod nexmark;
 mod progress;
 mod traffic;
 
@@ -42,6 +43,10 @@ enum RunJob {
     /// default). Every line ends as a tagged record or a rejection in rejected.jsonl with file,
     /// line and reason; the run checks records_in == records_tagged + records_rejected.
     Traffic(traffic::TrafficArgs),
+    /// A Nexmark query (q0, q1, q2, q5, q7, q8) over the `nexmark` crate's generator: writes
+    /// `<query>.jsonl` (or counts and discards) and report.json with throughput per core and
+    /// its ratio to Flink's published figure.
+    Nexmark(nexmark::NexmarkArgs),
 }
 
 /// Which engine runs a job.
@@ -151,6 +156,9 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Run {
             job: RunJob::Traffic(args),
         } => traffic::run(&args),
+        Command::Run {
+            job: RunJob::Nexmark(args),
+        } => nexmark::run(&args),
     }
 }
 

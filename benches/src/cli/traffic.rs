@@ -10,16 +10,20 @@ use weir_core::RuntimeConfig;
 use weir_core::metrics::TaskReport;
 use weir_core::sink::JsonLinesFile;
 
+use super::duration::{OptionalDuration, parse_duration, parse_optional_duration};
 use super::progress::Progress;
 use super::{Engine, RuntimeArgs, current_job, engine_dir};
 use crate::peer::timely_traffic;
+use crate::peer::timely_traffic::Dropped;
 use crate::report::{Latency, Machine, median, task_table};
 use crate::traffic::generator::GeneratorConfig;
 use crate::traffic::input::TrafficInput;
-use crate::traffic::job::{self, TrafficJob, create_output_dir};
-use crate::traffic::parse::Rejection;
+use crate::traffic::job::{self, EventTimeOptions, TrafficJob, Watermarks, create_output_dir};
 use crate::traffic::record::Home;
 use crate::traffic::tag::OriginCounts;
+use crate::traffic::windows::WindowTotals;
+use weir_core::time::{DEFAULT_WATERMARK_INTERVAL, GuardConfig};
+use weir_core::window::GlobalAggregation;
 
 /// Options of `weir run traffic`.
 #[derive(Debug, Clone, Args)]
@@ -56,12 +60,107 @@ pub struct TrafficArgs {
     /// and written to compare.json.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
+    /// Watermark generator: `periodic` (every 200 ms of processing time),
+    /// `periodic:INTERVAL` (for example `periodic:50ms`) or `punctuated` (after every record).
+    #[arg(long, value_parser = parse_watermarks, default_value = "periodic:200ms")]
+    watermark: Watermarks,
+    /// Bounded out-of-orderness: watermark = highest timestamp seen − this − 1 ms.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    out_of_orderness: Duration,
+    /// Allowed lateness of the windows: a late record within it updates its window, which
+    /// fires again (a new line); past it, the record goes to late.jsonl.
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    allowed_lateness: Duration,
+    /// Mark a source partition idle after this long without records, or `off`: an idle
+    /// partition (and a source subtask without partitions) no longer holds the watermark back.
+    #[arg(long, value_parser = parse_optional_duration, default_value = "off")]
+    idle_timeout: OptionalDuration,
+    /// Quarantine records more than this ahead of the partition's reference timestamp (the
+    /// median of its first 16 records, then the highest accepted), or `off`.
+    #[arg(long, value_parser = parse_optional_duration, default_value = "1h")]
+    max_future_skew: OptionalDuration,
+    /// Quarantine records more than this behind the partition's reference timestamp, or
+    /// `off`. Records hours late are late data, not bogus: keep this above them.
+    #[arg(long, value_parser = parse_optional_duration, default_value = "12h")]
+    max_past_skew: OptionalDuration,
+    /// Aggregation of the global per-minute flow: `window-all` (one subtask sees every record,
+    /// Flink's windowAll) or `parallel` (pre-aggregate per subtask, merge per window).
+    #[arg(long, value_enum, default_value = "parallel")]
+    aggregation: Aggregation,
+    /// `streaming` (watermarks while reading, late data dropped) or `batch` (one final
+    /// watermark at end of input: complete results, nothing late).
+    #[arg(long, value_enum, default_value = "streaming")]
+    mode: Mode,
     /// Failure injection: each weir tagging subtask panics at its record N + 1, which must
     /// fail the job with the operator's name and a non-zero exit.
     #[arg(long)]
     fail_after: Option<u64>,
     #[command(flatten)]
     runtime: RuntimeArgs,
+}
+
+/// How the global window is aggregated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Aggregation {
+    /// Parallelism 1, as Flink's windowAll.
+    WindowAll,
+    /// Pre-aggregate per subtask, merge per window.
+    Parallel,
+}
+
+/// Execution mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    /// Watermarks while reading.
+    Streaming,
+    /// One final watermark.
+    Batch,
+}
+
+fn parse_watermarks(text: &str) -> Result<Watermarks, String> {
+    match text.trim() {
+        "punctuated" => Ok(Watermarks::Punctuated),
+        "periodic" => Ok(Watermarks::Periodic(DEFAULT_WATERMARK_INTERVAL)),
+        other => match other.strip_prefix("periodic:") {
+            Some(interval) => {
+                let interval = parse_duration(interval)?;
+                if interval.is_zero() {
+                    return Err("a periodic watermark interval must be positive".into());
+                }
+                Ok(Watermarks::Periodic(interval))
+            }
+            None => Err(format!(
+                "'{other}' is not a watermark generator: use periodic, periodic:INTERVAL or punctuated"
+            )),
+        },
+    }
+}
+
+impl TrafficArgs {
+    fn event_time(&self) -> EventTimeOptions {
+        EventTimeOptions {
+            watermarks: self.watermark,
+            out_of_orderness: self.out_of_orderness,
+            allowed_lateness: self.allowed_lateness,
+            idle_timeout: self.idle_timeout.0,
+            guard: self.guard(),
+            aggregation: match self.aggregation {
+                Aggregation::WindowAll => GlobalAggregation::WindowAll,
+                Aggregation::Parallel => GlobalAggregation::Parallel {
+                    parallelism: self.parallelism,
+                },
+            },
+            batch: self.mode == Mode::Batch,
+        }
+    }
+
+    fn guard(&self) -> GuardConfig {
+        let ms = |d: OptionalDuration| d.0.map(|d| d.as_millis() as i64);
+        GuardConfig {
+            max_future_skew_ms: ms(self.max_future_skew),
+            max_past_skew_ms: ms(self.max_past_skew),
+        }
+    }
 }
 
 /// What `report.json` holds.
@@ -73,10 +172,16 @@ struct Report<'a> {
     machine: &'a Machine,
     records_in: u64,
     records_rejected: u64,
+    records_quarantined: u64,
     records_tagged: u64,
+    records_counted: u64,
+    records_late_dropped: u64,
+    records_late_dropped_origin_5m: u64,
     throughput_records_per_s: f64,
     wall_ms: f64,
     latency: Option<Latency>,
+    result_latency: Option<Latency>,
+    watermarks_per_second: f64,
     network: Option<Network>,
     stopped_early: bool,
     tasks: &'a [TaskReport],
@@ -88,6 +193,7 @@ struct ConfigReport<'a> {
     generator: Option<&'a GeneratorConfig>,
     home: String,
     parallelism: usize,
+    event_time: EventTimeOptions,
     runtime: &'a RuntimeConfig,
 }
 
@@ -103,9 +209,14 @@ struct EngineRun {
     engine: Engine,
     records_in: u64,
     records_rejected: u64,
+    records_quarantined: u64,
+    records_late_dropped: u64,
+    records_late_dropped_origin_5m: u64,
     counts: OriginCounts,
+    windows: WindowTotals,
     wall: Duration,
     latency: Option<Latency>,
+    result_latency: Option<Latency>,
     network: Option<Network>,
     stopped_early: bool,
     tasks: Vec<TaskReport>,
@@ -201,6 +312,7 @@ fn run_weir(
         runtime: runtime.clone(),
         output: dir.to_path_buf(),
         fail_after: args.fail_after,
+        event_time: args.event_time(),
     };
     let total = match input {
         TrafficInput::Generate(g) => Some(g.records),
@@ -218,9 +330,14 @@ fn run_weir(
         engine: Engine::Weir,
         records_in: outcome.records_in,
         records_rejected: outcome.records_rejected,
+        records_quarantined: outcome.records_quarantined,
+        records_late_dropped: outcome.records_late_dropped,
+        records_late_dropped_origin_5m: outcome.records_late_dropped_origin_5m,
         counts: outcome.counts,
+        windows: outcome.windows,
         wall: outcome.result.wall,
         latency: Latency::from_ns(&outcome.result.latency_ns),
+        result_latency: Latency::from_ns(&outcome.result_latency_ns),
         network: Some(Network {
             segments: outcome.result.pool_segments,
             segment_bytes: outcome.result.segment_bytes,
@@ -234,10 +351,10 @@ fn run_timely(args: &TrafficArgs, input: &TrafficInput, dir: &Path) -> Result<En
     create_output_dir(dir)?;
     let rejected_file =
         JsonLinesFile::create(dir.join("rejected.jsonl")).map_err(|e| e.to_string())?;
-    let mut rejected = rejected_file.writer::<Rejection>();
+    let mut rejected = rejected_file.writer::<Dropped>();
     let mut write_error = None;
-    let outcome = timely_traffic::run(input, args.home, args.parallelism, |rejection| {
-        if let Err(e) = rejected.write_line(rejection) {
+    let outcome = timely_traffic::run(input, args.home, args.parallelism, args.guard(), |line| {
+        if let Err(e) = rejected.write_line(line) {
             write_error.get_or_insert(e);
         }
     })?;
@@ -248,13 +365,22 @@ fn run_timely(args: &TrafficArgs, input: &TrafficInput, dir: &Path) -> Result<En
     let origins = dir.join("origins.jsonl");
     std::fs::write(&origins, outcome.counts.to_jsonl())
         .map_err(|e| format!("writing {}: {e}", origins.display()))?;
+    outcome.windows.write_jsonl(dir)?;
+    // Complete results: timely drops nothing as late.
+    std::fs::write(dir.join("late.jsonl"), "")
+        .map_err(|e| format!("writing {}: {e}", dir.join("late.jsonl").display()))?;
     Ok(EngineRun {
         engine: Engine::Timely,
         records_in: outcome.records_in,
         records_rejected: outcome.records_rejected,
+        records_quarantined: outcome.records_quarantined,
+        records_late_dropped: 0,
+        records_late_dropped_origin_5m: 0,
         counts: outcome.counts,
+        windows: outcome.windows,
         wall: outcome.wall,
         latency: None,
+        result_latency: None,
         network: None,
         stopped_early: false,
         tasks: Vec::new(),
@@ -288,15 +414,27 @@ fn write_report(
             generator,
             home: args.home.to_string(),
             parallelism: args.parallelism,
+            event_time: args.event_time(),
             runtime,
         },
         machine,
         records_in: run.records_in,
         records_rejected: run.records_rejected,
+        records_quarantined: run.records_quarantined,
         records_tagged: run.counts.total(),
+        records_counted: run.windows.counted(),
+        records_late_dropped: run.records_late_dropped,
+        records_late_dropped_origin_5m: run.records_late_dropped_origin_5m,
         throughput_records_per_s: run.throughput(),
         wall_ms: run.wall.as_secs_f64() * 1000.0,
         latency: run.latency,
+        result_latency: run.result_latency,
+        watermarks_per_second: run
+            .tasks
+            .iter()
+            .filter(|t| t.task.starts_with("source"))
+            .map(|t| t.watermarksPerSecond)
+            .sum(),
         network: run.network,
         stopped_early: run.stopped_early,
         tasks: &run.tasks,
@@ -306,16 +444,23 @@ fn write_report(
     std::fs::write(&path, json + "\n").map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
-/// Fails loudly when a record went missing: every data line is tagged or rejected.
+/// Fails loudly when a record went missing: every data line is tagged or dropped with a
+/// reason, and every tagged record is counted in the per-minute flow or dropped as late.
 fn check_accounting(run: &EngineRun) -> Result<(), String> {
-    let tagged = run.counts.total();
-    if run.records_in != tagged + run.records_rejected {
+    let (tagged, counted) = (run.counts.total(), run.windows.counted());
+    let dropped = run.records_rejected + run.records_quarantined;
+    if run.records_in != tagged + dropped
+        || run.records_in != counted + run.records_late_dropped + dropped
+    {
         return Err(format!(
-            "{}: accounting does not add up: records_in {} != records_tagged {} + records_rejected {}",
+            "{}: accounting does not add up: records_in {} != records_counted {} + records_late_dropped {} + records_rejected {} + records_quarantined {} (records_tagged {})",
             run.engine.name(),
             run.records_in,
+            counted,
+            run.records_late_dropped,
+            run.records_rejected,
+            run.records_quarantined,
             tagged,
-            run.records_rejected
         ));
     }
     Ok(())
@@ -324,15 +469,17 @@ fn check_accounting(run: &EngineRun) -> Result<(), String> {
 fn print_run(run: &EngineRun, repetition: usize, repeat: usize, dir: &Path) {
     let rate = run.throughput();
     println!(
-        "{:6} run {}/{}: {} records in {:.3} s = {:.2} M records/s; rejected {}, tagged {}{}",
+        "{:6} run {}/{}: {} records in {:.3} s = {:.2} M records/s; counted {}, late {}, rejected {}, quarantined {}{}",
         run.engine.name(),
         repetition + 1,
         repeat,
         run.records_in,
         run.wall.as_secs_f64(),
         rate / 1e6,
+        run.windows.counted(),
+        run.records_late_dropped,
         run.records_rejected,
-        run.counts.total(),
+        run.records_quarantined,
         if run.stopped_early {
             " (stopped early)"
         } else {
@@ -348,6 +495,12 @@ fn print_run(run: &EngineRun, repetition: usize, repeat: usize, dir: &Path) {
             l.samples, l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
         );
     }
+    if let Some(l) = run.result_latency {
+        println!(
+            "result latency (event time past a window's end to its result, {} windows): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            l.samples, l.p50_ms, l.p99_ms, l.max_ms
+        );
+    }
     print!("{}", run.counts.to_jsonl());
     if !run.tasks.is_empty() {
         print!("{}", task_table(&run.tasks));
@@ -361,10 +514,17 @@ fn compare(
     engines: &[Engine],
     runs: &[(usize, EngineRun)],
 ) -> Result<(), String> {
-    // Every run must have produced the same answer.
+    // Every run must have produced the same answer: the same tagged records, and in batch
+    // mode the same complete windows (timely's are always complete; weir's streaming windows
+    // lack the records dropped as late, which the report counts).
+    let batch = args.mode == Mode::Batch;
     if let Some((_, first)) = runs.first() {
         for (repetition, run) in runs {
-            if run.counts != first.counts || run.records_rejected != first.records_rejected {
+            if run.counts != first.counts
+                || run.records_rejected != first.records_rejected
+                || run.records_quarantined != first.records_quarantined
+                || (batch && run.windows != first.windows)
+            {
                 return Err(format!(
                     "{} run {} disagrees with {} run 1: {:?} vs {:?}",
                     run.engine.name(),

@@ -26,7 +26,11 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Input;
 use timely::dataflow::operators::generic::operator::Operator;
 
+use weir_core::time::guard::Offer;
+use weir_core::time::{GuardConfig, TimestampGuard};
+
 use crate::traffic::input::{Line, TrafficInput};
+use crate::traffic::job::QuarantinedRecord;
 use crate::traffic::parse::Rejection;
 use crate::traffic::record::{Home, Plate, TrafficRecord};
 use crate::traffic::tag::{LongTermTracker, OriginCounts, Tagged};
@@ -41,10 +45,12 @@ pub const REJECTION_QUEUE: usize = 1024;
 /// What a run produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimelyOutcome {
-    /// Data lines read (headers excluded): tagged plus rejected.
+    /// Data lines read (headers excluded): tagged plus rejected plus quarantined.
     pub records_in: u64,
     /// Lines rejected.
     pub records_rejected: u64,
+    /// Records quarantined by the timestamp guard.
+    pub records_quarantined: u64,
     /// Tagged records by origin.
     pub counts: OriginCounts,
     /// Tagged records by flow window and by origin window: complete, every tagged record
@@ -99,6 +105,17 @@ impl WindowCounts {
 struct Tally {
     records_in: u64,
     records_rejected: u64,
+    records_quarantined: u64,
+}
+
+/// A line the job did not count: malformed, or quarantined by the timestamp guard.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Dropped {
+    /// A malformed line.
+    Rejected(Rejection),
+    /// A record with an implausible timestamp.
+    Quarantined(QuarantinedRecord),
 }
 
 /// Runs the traffic job on `workers` timely workers in this process.
@@ -110,7 +127,8 @@ pub fn run(
     input: &TrafficInput,
     home: Home,
     workers: usize,
-    mut rejected: impl FnMut(&Rejection),
+    guard: GuardConfig,
+    mut dropped: impl FnMut(&Dropped),
 ) -> Result<TimelyOutcome, String> {
     if workers == 0 {
         return Err("the timely peer needs at least one worker".to_owned());
@@ -122,16 +140,17 @@ pub fn run(
     let guards = {
         let total = Arc::clone(&total);
         timely::execute(Config::process(workers), move |worker| {
-            run_worker(worker, &input, home, &total, rejections.clone())
+            run_worker(worker, &input, home, guard, &total, rejections.clone())
         })?
     };
     // Ends once every worker has finished and dropped its sender.
-    for rejection in received {
-        rejected(&rejection);
+    for line in received {
+        dropped(&line);
     }
     let mut outcome = TimelyOutcome {
         records_in: 0,
         records_rejected: 0,
+        records_quarantined: 0,
         counts: OriginCounts::default(),
         windows: WindowTotals::default(),
         wall: Duration::ZERO,
@@ -140,6 +159,7 @@ pub fn run(
         let tally = result??;
         outcome.records_in += tally.records_in;
         outcome.records_rejected += tally.records_rejected;
+        outcome.records_quarantined += tally.records_quarantined;
     }
     outcome.wall = started.elapsed();
     (outcome.counts, outcome.windows) =
@@ -159,8 +179,9 @@ fn run_worker(
     worker: &mut timely::worker::Worker,
     input: &TrafficInput,
     home: Home,
+    guard: GuardConfig,
     total: &Arc<Mutex<Partial>>,
-    rejections: SyncSender<Rejection>,
+    rejections: SyncSender<Dropped>,
 ) -> Result<Tally, String> {
     let mut records = InputHandle::new();
     let total = Arc::clone(total);
@@ -209,18 +230,54 @@ fn run_worker(
     let mut batch: Vec<TrafficRecord> = Vec::with_capacity(READ_BATCH_LINES);
     let mut batch_lines = 0;
     let partitions = input.partitions();
+    let send = |line: Dropped| {
+        rejections
+            .send(line)
+            .map_err(|_| "the caller stopped taking rejections".to_owned())
+    };
     for p in (worker.index()..partitions).step_by(worker.peers()) {
         let mut reader = input.open(p).map_err(|err| err.to_string())?;
-        while let Some(line) = reader.next_item().map_err(|err| err.to_string())? {
-            tally.records_in += 1;
-            match line {
-                Line::Record(record) => batch.push(record),
-                Line::Rejected(rejection) => {
+        // The same guard as weir's sources, per partition, before anything else sees a record.
+        let mut partition_guard = guard.is_on().then(|| TimestampGuard::new(guard));
+        let mut judged = Vec::new();
+        loop {
+            let line = reader.next_item().map_err(|err| err.to_string())?;
+            let ended = line.is_none();
+            match (line, &mut partition_guard) {
+                (None, Some(g)) => judged.extend(g.finish()),
+                (None, None) => {}
+                (Some(Line::Rejected(rejection)), _) => {
+                    tally.records_in += 1;
                     tally.records_rejected += 1;
-                    rejections
-                        .send(rejection)
-                        .map_err(|_| "the caller stopped taking rejections".to_owned())?;
+                    send(Dropped::Rejected(rejection))?;
                 }
+                (Some(Line::Record(record)), None) => {
+                    tally.records_in += 1;
+                    batch.push(record);
+                }
+                (Some(Line::Record(record)), Some(g)) => {
+                    tally.records_in += 1;
+                    match g.offer(record, record.ts_ms) {
+                        Offer::Judged(record, ts, verdict) => judged.push((record, ts, verdict)),
+                        Offer::Held => {}
+                        Offer::Released(all) => judged.extend(all),
+                    }
+                }
+            }
+            for (record, _, verdict) in judged.drain(..) {
+                match verdict {
+                    None => batch.push(record),
+                    Some(quarantine) => {
+                        tally.records_quarantined += 1;
+                        send(Dropped::Quarantined(QuarantinedRecord::new(
+                            &record,
+                            &quarantine,
+                        )))?;
+                    }
+                }
+            }
+            if ended {
+                break;
             }
             batch_lines += 1;
             if batch_lines == READ_BATCH_LINES {

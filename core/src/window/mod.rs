@@ -22,3 +22,4 @@ pub use assigner::{Window, WindowAssigner};
 pub use operator::{
     LateHandler, LateOutput, LocalPreAggregate, Partial, WindowAggregate, WindowMerge, WindowResult,
 };
+pub use stream::{GlobalAggregation, WindowSpec};

@@ -51,26 +51,31 @@ impl Codec for () {
     }
 }
 
-/// A pre-aggregated accumulator of one window from one subtask (local-global aggregation).
+/// A pre-aggregated accumulator of one window and key from one subtask (local-global
+/// aggregation).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Partial<Acc> {
+pub struct Partial<K, Acc> {
     /// The window.
     pub window: Window,
-    /// What the subtask accumulated for it.
+    /// The key (`()` for a global window).
+    pub key: K,
+    /// What the subtask accumulated for them.
     pub acc: Acc,
 }
 
-impl<Acc: Codec> Codec for Partial<Acc> {
+impl<K: Codec, Acc: Codec> Codec for Partial<K, Acc> {
     fn encoded_len(&self) -> usize {
-        16 + self.acc.encoded_len()
+        16 + self.key.encoded_len() + self.acc.encoded_len()
     }
     fn encode(&self, out: &mut Encoder<'_>) {
         self.window.encode(out);
+        self.key.encode(out);
         self.acc.encode(out);
     }
     fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             window: Window::decode(input)?,
+            key: K::decode(input)?,
             acc: Acc::decode(input)?,
         })
     }
@@ -233,24 +238,26 @@ where
     }
 }
 
-/// The local step of local-global aggregation: pre-aggregates a global window per subtask and
-/// emits the partial accumulator when the watermark reaches the window's end; a record within
-/// lateness for a window that already fired is emitted as a partial of its own.
-pub struct LocalPreAggregate<T, A: AggregateFunction<T>> {
+/// The local step of local-global aggregation: pre-aggregates per window and key in each
+/// subtask and emits the partial accumulators when the watermark reaches the window's end; a
+/// record within lateness for a window that already fired is emitted as a partial of its own.
+pub struct LocalPreAggregate<T, K, A: AggregateFunction<T>> {
+    key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
     function: A,
     assigning: Assigning<T>,
-    state: WindowState<(), A::Acc>,
+    state: WindowState<K, A::Acc>,
 }
 
-impl<T, A: AggregateFunction<T>> std::fmt::Debug for LocalPreAggregate<T, A> {
+impl<T, K, A: AggregateFunction<T>> std::fmt::Debug for LocalPreAggregate<T, K, A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("LocalPreAggregate")
     }
 }
 
-impl<T, A: AggregateFunction<T>> LocalPreAggregate<T, A> {
-    /// Pre-aggregates by `assigner` over `timestamp`.
+impl<T, K: Hash + Eq + Clone, A: AggregateFunction<T>> LocalPreAggregate<T, K, A> {
+    /// Pre-aggregates by `assigner` over `timestamp`, keyed by `key_of`.
     pub fn new(
+        key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
         assigner: WindowAssigner,
         timestamp: Arc<dyn Fn(&T) -> i64 + Send + Sync>,
         allowed_lateness_ms: i64,
@@ -258,6 +265,7 @@ impl<T, A: AggregateFunction<T>> LocalPreAggregate<T, A> {
         late_output: Option<LateOutput<T>>,
     ) -> Self {
         Self {
+            key_of,
             function,
             assigning: Assigning::new(assigner, timestamp, late_output),
             state: WindowState::new(allowed_lateness_ms),
@@ -265,9 +273,10 @@ impl<T, A: AggregateFunction<T>> LocalPreAggregate<T, A> {
     }
 }
 
-impl<T, A> Operator<T, Partial<A::Acc>> for LocalPreAggregate<T, A>
+impl<T, K, A> Operator<T, Partial<K, A::Acc>> for LocalPreAggregate<T, K, A>
 where
     T: Send + 'static,
+    K: Hash + Eq + Clone + Send + 'static,
     A: AggregateFunction<T>,
 {
     fn open(&mut self, context: &OperatorContext) -> Result<(), OperatorError> {
@@ -279,9 +288,10 @@ where
     fn process(
         &mut self,
         record: T,
-        out: &mut Collector<'_, Partial<A::Acc>>,
+        out: &mut Collector<'_, Partial<K, A::Acc>>,
     ) -> Result<(), OperatorError> {
         self.assigning.assign(&record);
+        let key = (self.key_of)(&record);
         let mut placed_any = false;
         for &window in &self.assigning.windows {
             if self.state.is_late(window) {
@@ -292,12 +302,16 @@ where
                 // Fired already, within lateness: send this record's contribution alone.
                 let mut acc = self.function.create();
                 self.function.add(&mut acc, &record);
-                out.collect(Partial { window, acc });
+                out.collect(Partial {
+                    window,
+                    key: key.clone(),
+                    acc,
+                });
             } else {
                 let function = &self.function;
                 self.state.place(
                     window,
-                    &(),
+                    &key,
                     || function.create(),
                     |acc| function.add(acc, &record),
                 );
@@ -312,11 +326,12 @@ where
     fn on_watermark(
         &mut self,
         watermark: Watermark,
-        out: &mut Collector<'_, Partial<A::Acc>>,
+        out: &mut Collector<'_, Partial<K, A::Acc>>,
     ) -> Result<(), OperatorError> {
-        self.state.advance(watermark.0, |window, (), acc| {
+        self.state.advance(watermark.0, |window, key, acc| {
             out.collect(Partial {
                 window,
+                key: key.clone(),
                 acc: acc.clone(),
             });
         });
@@ -327,19 +342,19 @@ where
 /// The global step of local-global aggregation: merges the partials of each window and fires
 /// on the watermark. A partial for a fired window (a late record within lateness upstream)
 /// merges in and fires the window again.
-pub struct WindowMerge<T, A: AggregateFunction<T>> {
+pub struct WindowMerge<T, K, A: AggregateFunction<T>> {
     function: A,
-    state: WindowState<(), A::Acc>,
+    state: WindowState<K, A::Acc>,
     _records: std::marker::PhantomData<fn(T)>,
 }
 
-impl<T, A: AggregateFunction<T>> std::fmt::Debug for WindowMerge<T, A> {
+impl<T, K, A: AggregateFunction<T>> std::fmt::Debug for WindowMerge<T, K, A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("WindowMerge")
     }
 }
 
-impl<T, A: AggregateFunction<T>> WindowMerge<T, A> {
+impl<T, K: Hash + Eq + Clone, A: AggregateFunction<T>> WindowMerge<T, K, A> {
     /// Merges partials of `function`, keeping fired windows for `allowed_lateness_ms`.
     pub fn new(function: A, allowed_lateness_ms: i64) -> Self {
         Self {
@@ -350,33 +365,34 @@ impl<T, A: AggregateFunction<T>> WindowMerge<T, A> {
     }
 }
 
-impl<T, A> Operator<Partial<A::Acc>, WindowResult<(), A::Out>> for WindowMerge<T, A>
+impl<T, K, A> Operator<Partial<K, A::Acc>, WindowResult<K, A::Out>> for WindowMerge<T, K, A>
 where
     T: 'static,
+    K: Hash + Eq + Clone + Send + 'static,
     A: AggregateFunction<T>,
 {
     #[inline]
     fn process(
         &mut self,
-        partial: Partial<A::Acc>,
-        out: &mut Collector<'_, WindowResult<(), A::Out>>,
+        partial: Partial<K, A::Acc>,
+        out: &mut Collector<'_, WindowResult<K, A::Out>>,
     ) -> Result<(), OperatorError> {
         let function = &self.function;
         let window = partial.window;
         let placed = self.state.place(
             window,
-            &(),
+            &partial.key,
             || function.create(),
             |acc| function.merge(acc, &partial.acc),
         );
         match placed {
             Placed::Pending => Ok(()),
             Placed::Refire => {
-                let acc = self.state.fired(window, &()).expect("just placed");
+                let acc = self.state.fired(window, &partial.key).expect("just placed");
                 out.collect(WindowResult {
                     window,
-                    key: (),
                     value: self.function.result(acc),
+                    key: partial.key,
                 });
                 Ok(())
             }
@@ -392,13 +408,13 @@ where
     fn on_watermark(
         &mut self,
         watermark: Watermark,
-        out: &mut Collector<'_, WindowResult<(), A::Out>>,
+        out: &mut Collector<'_, WindowResult<K, A::Out>>,
     ) -> Result<(), OperatorError> {
         let function = &self.function;
-        self.state.advance(watermark.0, |window, (), acc| {
+        self.state.advance(watermark.0, |window, key, acc| {
             out.collect(WindowResult {
                 window,
-                key: (),
+                key: key.clone(),
                 value: function.result(acc),
             });
         });

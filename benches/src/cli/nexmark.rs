@@ -1,0 +1,291 @@
+//! `weir run nexmark`: one Nexmark query over the crate's generator, with its report and the
+//! ratio to Flink's published per-core throughput.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use weir_core::RuntimeConfig;
+use weir_core::metrics::TaskReport;
+
+use super::duration::parse_duration;
+use super::progress::Progress;
+use super::{RuntimeArgs, current_job};
+use crate::nexmark::{
+    Aggregation, EventsConfig, NexmarkJob, NexmarkRun, Query, RowOutput, Watermarks,
+};
+use crate::report::{Latency, Machine, task_table};
+
+/// Where the query's rows go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkChoice {
+    /// JSON lines in `<output>/<query>.jsonl`.
+    Jsonl,
+    /// Counted and dropped.
+    Discard,
+}
+
+/// Streaming or batch execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Periodic watermarks (--watermark-interval).
+    Streaming,
+    /// One final watermark at the end of the input: complete results.
+    Batch,
+}
+
+/// Options of `weir run nexmark`.
+#[derive(Debug, Clone, Args)]
+pub struct NexmarkArgs {
+    /// The query.
+    #[arg(long, value_enum)]
+    query: Query,
+    /// Events to generate (persons, auctions and bids in the generator's 1:3:46 mix).
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Partitions of the event stream; partition p of K generates events p, p+K, ...
+    #[arg(long, default_value_t = 4)]
+    partitions: usize,
+    /// Subtasks of the source and of every other step.
+    #[arg(long, short, default_value_t = 2)]
+    parallelism: usize,
+    /// Folder for `<query>.jsonl` and report.json.
+    #[arg(long, default_value = "out")]
+    output: PathBuf,
+    /// q7's global window: `window-all` (one subtask) or `parallel` (local-global).
+    #[arg(long, value_enum, default_value = "parallel")]
+    aggregation: Aggregation,
+    /// Where the rows go [default: discard for q0-q2, jsonl for the windowed queries].
+    #[arg(long, value_enum)]
+    sink: Option<SinkChoice>,
+    /// Events per second of event time (the generator's rate).
+    #[arg(long, default_value_t = 10_000)]
+    rate: usize,
+    /// Streaming (periodic watermarks) or batch (one final watermark).
+    #[arg(long, value_enum, default_value = "streaming")]
+    mode: Mode,
+    /// Interval of the periodic watermarks (streaming).
+    #[arg(long, value_parser = parse_duration, default_value = "200ms")]
+    watermark_interval: Duration,
+    /// Bounded out-of-orderness of the watermarks (the generator emits in order).
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    out_of_orderness: Duration,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+/// What `report.json` holds.
+#[derive(Debug, Serialize)]
+#[allow(non_snake_case)]
+struct Report<'a> {
+    job: &'static str,
+    query: Query,
+    engine: &'static str,
+    config: ConfigReport<'a>,
+    machine: &'a Machine,
+    events_in: u64,
+    rows_out: u64,
+    numLateRecordsDropped: u64,
+    throughput_events_per_s: f64,
+    cores_used: usize,
+    throughput_per_core_events_per_s: f64,
+    flink_v1_per_core_events_per_s: f64,
+    ratio_to_flink_per_core: f64,
+    wall_ms: f64,
+    latency: Option<Latency>,
+    network: Network,
+    stopped_early: bool,
+    tasks: &'a [TaskReport],
+}
+
+#[derive(Debug, Serialize)]
+struct ConfigReport<'a> {
+    events: &'a EventsConfig,
+    parallelism: usize,
+    aggregation: Option<Aggregation>,
+    sink: SinkChoice,
+    output: Option<String>,
+    mode: Mode,
+    watermarks: Watermarks,
+    out_of_orderness_ms: u128,
+    runtime: &'a RuntimeConfig,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Network {
+    segments: usize,
+    segment_bytes: usize,
+}
+
+/// The cores a run used: one thread per subtask, at most the machine's cores (the distinct
+/// pinned cores when pinning was on).
+fn cores_used(tasks: &[TaskReport], machine: &Machine) -> usize {
+    let pinned: BTreeSet<usize> = tasks.iter().filter_map(|t| t.core).collect();
+    let threads = if pinned.is_empty() {
+        tasks.len()
+    } else {
+        pinned.len()
+    };
+    threads.clamp(1, machine.cores.max(1))
+}
+
+/// Runs `weir run nexmark`.
+pub(super) fn run(args: &NexmarkArgs) -> Result<(), String> {
+    if args.parallelism == 0 {
+        return Err("--parallelism must be at least 1".into());
+    }
+    if args.partitions == 0 {
+        return Err("--partitions must be at least 1".into());
+    }
+    std::fs::create_dir_all(&args.output)
+        .map_err(|e| format!("cannot create {}: {e}", args.output.display()))?;
+    let sink = args.sink.unwrap_or(if args.query.is_windowed() {
+        SinkChoice::Jsonl
+    } else {
+        SinkChoice::Discard
+    });
+    let rows_path = args.output.join(format!("{}.jsonl", args.query.name()));
+    let watermarks = match args.mode {
+        Mode::Streaming => Watermarks::Periodic(args.watermark_interval),
+        Mode::Batch => Watermarks::EndOfInput,
+    };
+    let job = NexmarkJob {
+        query: args.query,
+        events: EventsConfig {
+            events: args.events,
+            partitions: args.partitions,
+            rate: args.rate,
+            ..EventsConfig::default()
+        },
+        parallelism: args.parallelism,
+        aggregation: args.aggregation,
+        watermarks,
+        out_of_orderness: args.out_of_orderness,
+        runtime: args.runtime.config(),
+        output: match sink {
+            SinkChoice::Jsonl => RowOutput::Jsonl(rows_path.clone()),
+            SinkChoice::Discard => RowOutput::Discard,
+        },
+    };
+    let machine = Machine::detect();
+    let mut progress = None;
+    let total = args.events;
+    let outcome = crate::nexmark::run(&job, |control, read| {
+        *current_job().lock().unwrap_or_else(|p| p.into_inner()) = Some(control);
+        progress = Some(Progress::start(Some(total), move || {
+            read.load(Ordering::Relaxed)
+        }));
+    });
+    drop(progress);
+    *current_job().lock().unwrap_or_else(|p| p.into_inner()) = None;
+    let run = outcome?;
+    let output = (sink == SinkChoice::Jsonl).then_some(rows_path.as_path());
+    let report = report(args, &job, sink, output, &machine, &run);
+    let path = args.output.join("report.json");
+    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    std::fs::write(&path, json + "\n").map_err(|e| format!("writing {}: {e}", path.display()))?;
+    print_run(&report, &run, output, &args.output);
+    if !run.result.stopped_early && run.events_in != args.events {
+        return Err(format!(
+            "the source read {} events, not the {} asked for",
+            run.events_in, args.events
+        ));
+    }
+    Ok(())
+}
+
+fn report<'a>(
+    args: &NexmarkArgs,
+    job: &'a NexmarkJob,
+    sink: SinkChoice,
+    output: Option<&Path>,
+    machine: &'a Machine,
+    run: &'a NexmarkRun,
+) -> Report<'a> {
+    let wall = run.result.wall.as_secs_f64().max(1e-9);
+    let throughput = run.events_in as f64 / wall;
+    let cores = cores_used(&run.result.tasks, machine);
+    let per_core = throughput / cores as f64;
+    let flink = args.query.flink_per_core();
+    Report {
+        job: "nexmark",
+        query: args.query,
+        engine: "weir",
+        config: ConfigReport {
+            events: &job.events,
+            parallelism: args.parallelism,
+            aggregation: (args.query == Query::Q7).then_some(args.aggregation),
+            sink,
+            output: output.map(|p| p.display().to_string()),
+            mode: args.mode,
+            watermarks: job.watermarks,
+            out_of_orderness_ms: args.out_of_orderness.as_millis(),
+            runtime: &job.runtime,
+        },
+        machine,
+        events_in: run.events_in,
+        rows_out: run.rows_out,
+        numLateRecordsDropped: run
+            .result
+            .tasks
+            .iter()
+            .map(|t| t.numLateRecordsDropped)
+            .sum(),
+        throughput_events_per_s: throughput,
+        cores_used: cores,
+        throughput_per_core_events_per_s: per_core,
+        flink_v1_per_core_events_per_s: flink,
+        ratio_to_flink_per_core: per_core / flink,
+        wall_ms: wall * 1000.0,
+        latency: Latency::from_ns(&run.result.latency_ns),
+        network: Network {
+            segments: run.result.pool_segments,
+            segment_bytes: run.result.segment_bytes,
+        },
+        stopped_early: run.result.stopped_early,
+        tasks: &run.result.tasks,
+    }
+}
+
+fn print_run(report: &Report<'_>, run: &NexmarkRun, output: Option<&Path>, dir: &Path) {
+    println!(
+        "nexmark {}: {} events in {:.3} s = {:.2} M events/s; {} rows out, {} late{}",
+        report.query.name(),
+        report.events_in,
+        report.wall_ms / 1000.0,
+        report.throughput_events_per_s / 1e6,
+        report.rows_out,
+        report.numLateRecordsDropped,
+        if report.stopped_early {
+            " (stopped early)"
+        } else {
+            ""
+        },
+    );
+    println!(
+        "per core: {:.1} K events/s on {} cores; Flink v1 {}: {:.1} K events/s per core; weir / Flink = {:.2}",
+        report.throughput_per_core_events_per_s / 1e3,
+        report.cores_used,
+        report.query.name(),
+        report.flink_v1_per_core_events_per_s / 1e3,
+        report.ratio_to_flink_per_core,
+    );
+    if let Some(l) = report.latency {
+        println!(
+            "latency (source to sink, {} markers): p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+            l.samples, l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
+        );
+    }
+    if !run.result.tasks.is_empty() {
+        print!("{}", task_table(&run.result.tasks));
+    }
+    if let Some(path) = output {
+        println!("rows in {}", path.display());
+    }
+    println!("report.json in {}", dir.display());
+}

@@ -1,0 +1,241 @@
+//! The Nexmark event source: the `nexmark` crate's standard generator, split into partitions.
+//!
+//! Partition `p` of `K` generates the events `p, p + K, p + 2K, ...` below the total, with the
+//! generator's own offset and step: the union of the partitions is exactly the generator's
+//! sequence, and every partition is in event-time order (the generator's timestamps grow with
+//! the event number unless its out-of-order groups are turned on).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ::nexmark::EventGenerator;
+use ::nexmark::config::NexmarkConfig;
+use serde::Serialize;
+use weir_core::error::OperatorError;
+use weir_core::source::{PartitionReader, Read, Source};
+use weir_core::time::{WatermarkEmit, WatermarkStrategy};
+
+use super::model::Event;
+
+/// Beam's and Flink's Nexmark base time, 2015-07-15T00:00:00Z: a fixed base makes runs
+/// repeatable (the crate's default is the wall clock).
+pub const BASE_TIME_MS: u64 = 1_436_918_400_000;
+
+/// Events read before a reader publishes its count.
+const PUBLISH_EVERY: u64 = 4096;
+
+/// What the generator produces.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventsConfig {
+    /// Events in all, over every partition.
+    pub events: u64,
+    /// Partitions (like a Kafka topic's).
+    pub partitions: usize,
+    /// Events per second of event time (the crate's `first_rate` and `next_rate`; its
+    /// default is 10 000).
+    pub rate: usize,
+    /// Event time of the first event, ms.
+    pub base_time_ms: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            events: 1_000_000,
+            partitions: 4,
+            rate: 10_000,
+            base_time_ms: BASE_TIME_MS,
+        }
+    }
+}
+
+impl EventsConfig {
+    /// The generator's configuration.
+    pub fn nexmark(&self) -> NexmarkConfig {
+        NexmarkConfig {
+            base_time: self.base_time_ms,
+            first_rate: self.rate.max(1),
+            next_rate: self.rate.max(1),
+            ..NexmarkConfig::default()
+        }
+    }
+
+    /// Events of partition `p`.
+    pub fn partition_len(&self, p: usize) -> u64 {
+        let (p, k) = (p as u64, self.partitions.max(1) as u64);
+        if p >= self.events {
+            0
+        } else {
+            (self.events - p).div_ceil(k)
+        }
+    }
+
+    /// Every event in generator order, on this thread (reference results).
+    pub fn generate_all(&self) -> impl Iterator<Item = Event> {
+        EventGenerator::new(self.nexmark())
+            .take(self.events as usize)
+            .map(Event::from)
+    }
+}
+
+/// The watermark strategy of the Nexmark source: event time is the event's `date_time`, with
+/// `out_of_orderness` bound and `emit` as the watermark schedule.
+pub fn watermarks(
+    out_of_orderness: Duration,
+    emit: WatermarkEmit<Event>,
+) -> WatermarkStrategy<Event> {
+    let mut strategy =
+        WatermarkStrategy::bounded_out_of_orderness(out_of_orderness, Event::date_time);
+    strategy.emit = emit;
+    strategy
+}
+
+/// The Nexmark generator as a partitioned, bounded weir source.
+#[derive(Debug, Clone)]
+pub struct NexmarkSource {
+    config: EventsConfig,
+    generator: NexmarkConfig,
+    read: Arc<AtomicU64>,
+}
+
+impl NexmarkSource {
+    /// A source of `config`'s events.
+    pub fn new(config: EventsConfig) -> Self {
+        let generator = config.nexmark();
+        Self {
+            config,
+            generator,
+            read: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Events read so far over every partition (published in batches; exact at the end).
+    pub fn counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.read)
+    }
+}
+
+impl Source for NexmarkSource {
+    type Item = Event;
+
+    fn partitions(&self) -> usize {
+        self.config.partitions.max(1)
+    }
+
+    fn open(
+        &self,
+        partition: usize,
+        offset: u64,
+    ) -> Result<Box<dyn PartitionReader<Event>>, OperatorError> {
+        if partition >= self.partitions() {
+            return Err(format!("no partition {partition}").into());
+        }
+        let step = self.partitions() as u64;
+        let len = self.config.partition_len(partition);
+        let generator = EventGenerator::new(self.generator.clone())
+            .with_offset(partition as u64 + offset.min(len) * step)
+            .with_step(step);
+        Ok(Box::new(NexmarkReader {
+            generator,
+            next: offset.min(len),
+            len,
+            read: Arc::clone(&self.read),
+            unpublished: 0,
+        }))
+    }
+}
+
+struct NexmarkReader {
+    generator: EventGenerator,
+    /// Index of the next event within the partition.
+    next: u64,
+    len: u64,
+    read: Arc<AtomicU64>,
+    unpublished: u64,
+}
+
+impl NexmarkReader {
+    fn publish(&mut self) {
+        self.read
+            .fetch_add(std::mem::take(&mut self.unpublished), Ordering::Relaxed);
+    }
+}
+
+impl PartitionReader<Event> for NexmarkReader {
+    #[inline]
+    fn next(&mut self) -> Result<Read<Event>, OperatorError> {
+        if self.next >= self.len {
+            self.publish();
+            return Ok(Read::End);
+        }
+        let event = self.generator.next().ok_or("the Nexmark generator ended")?;
+        self.next += 1;
+        self.unpublished += 1;
+        if self.unpublished >= PUBLISH_EVERY {
+            self.publish();
+        }
+        Ok(Read::Record(event.into()))
+    }
+
+    fn offset(&self) -> u64 {
+        self.next
+    }
+}
+
+impl Drop for NexmarkReader {
+    fn drop(&mut self) {
+        self.publish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_together_are_the_generator_sequence() {
+        let config = EventsConfig {
+            events: 1003,
+            partitions: 4,
+            ..EventsConfig::default()
+        };
+        let source = NexmarkSource::new(config.clone());
+        let mut by_index: Vec<Option<Event>> = vec![None; 1003];
+        for p in 0..4 {
+            let mut reader = source.open(p, 0).unwrap();
+            let mut i = p;
+            while let Read::Record(e) = reader.next().unwrap() {
+                by_index[i] = Some(e);
+                i += 4;
+            }
+            assert_eq!(reader.offset(), config.partition_len(p));
+        }
+        let all: Vec<Event> = config.generate_all().collect();
+        assert_eq!(
+            by_index.into_iter().map(Option::unwrap).collect::<Vec<_>>(),
+            all
+        );
+        assert_eq!(source.counter().load(Ordering::Relaxed), 1003);
+    }
+
+    #[test]
+    fn a_reopened_partition_resumes_at_its_offset() {
+        let source = NexmarkSource::new(EventsConfig {
+            events: 100,
+            partitions: 3,
+            ..EventsConfig::default()
+        });
+        let mut whole = source.open(1, 0).unwrap();
+        let mut first = Vec::new();
+        while let Read::Record(e) = whole.next().unwrap() {
+            first.push(e);
+        }
+        let mut resumed = source.open(1, 10).unwrap();
+        let mut rest = Vec::new();
+        while let Read::Record(e) = resumed.next().unwrap() {
+            rest.push(e);
+        }
+        assert_eq!(rest, first[10..]);
+    }
+}
