@@ -14,7 +14,7 @@ use weir_core::codec::{Codec, DecodeError, Decoder, Encoder};
 ///
 /// Contract: holds 1 to [`Plate::MAX_BYTES`] bytes of valid UTF-8; the bytes past `len` are
 /// zero, so the derived equality and hash see only the plate's text.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Plate {
     len: u8,
@@ -34,6 +34,14 @@ impl Plate {
     /// The plate's UTF-8 bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// Hashes the plate's text in one write (equal plates have equal bytes, see the contract).
+impl std::hash::Hash for Plate {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(self.as_bytes());
     }
 }
 

@@ -125,6 +125,7 @@ pub(crate) struct Origin {
 impl Origin {
     /// Turns the outcome of a user call into the chain's result, attributing errors and panics
     /// to this operator and preferring a downstream failure that happened inside the call.
+    #[inline]
     pub(crate) fn settle(
         &self,
         outcome: std::thread::Result<Result<(), OperatorError>>,
@@ -135,17 +136,27 @@ impl Origin {
         }
         match outcome {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(TaskError::Failed(JobError::Operator {
-                operator: self.name.to_string(),
-                subtask: self.subtask,
-                message: error.to_string(),
-            })),
-            Err(panic) => Err(TaskError::Failed(JobError::Panic {
-                operator: self.name.to_string(),
-                subtask: self.subtask,
-                message: panic_message(panic.as_ref()),
-            })),
+            Ok(Err(error)) => Err(self.failed(error)),
+            Err(panic) => Err(self.panicked(panic.as_ref())),
         }
+    }
+
+    #[cold]
+    fn failed(&self, error: OperatorError) -> TaskError {
+        TaskError::Failed(JobError::Operator {
+            operator: self.name.to_string(),
+            subtask: self.subtask,
+            message: error.to_string(),
+        })
+    }
+
+    #[cold]
+    fn panicked(&self, panic: &(dyn Any + Send)) -> TaskError {
+        TaskError::Failed(JobError::Panic {
+            operator: self.name.to_string(),
+            subtask: self.subtask,
+            message: panic_message(panic),
+        })
     }
 
     /// Runs a user call with its panics caught and its errors attributed.

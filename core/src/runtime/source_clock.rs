@@ -145,10 +145,11 @@ mod tests {
 
     #[test]
     fn an_idle_partition_leaves_the_minimum_and_a_subtask_without_partitions_is_idle() {
-        let mut clock = SourceClock::new(&strategy(Some(Duration::ZERO)), 2);
+        let mut clock = SourceClock::new(&strategy(Some(Duration::from_millis(50))), 2);
+        let later = Instant::now() + Duration::from_millis(100);
         clock.observe(0, 100);
-        clock.touch(0, Instant::now() + Duration::from_secs(1));
-        clock.detect_idleness(Instant::now());
+        clock.touch(0, later);
+        clock.detect_idleness(later);
         // Partition 1 never produced: idle. Partition 0 is active.
         assert_eq!(clock.poll().watermark, Some(Watermark(94)));
 

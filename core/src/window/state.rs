@@ -1,5 +1,7 @@
-//! Window contents of one operator instance: windows waiting for the watermark, and fired
-//! windows kept for allowed lateness.
+//! Window contents of one operator instance: one accumulator per (window, key) in a hash map
+//! (one lookup per record and window), and two ordered indexes of windows: those waiting for
+//! the watermark, and fired ones kept for allowed lateness. An operator has one assigner, so
+//! its windows all have one size and start order is end order.
 
 use std::collections::BTreeMap;
 use std::hash::Hash;
@@ -22,8 +24,11 @@ pub(crate) enum Placed {
 /// Accumulators by window and key.
 #[derive(Debug)]
 pub(crate) struct WindowState<K, Acc> {
-    pending: BTreeMap<Window, FxHashMap<K, Acc>>,
-    fired: BTreeMap<Window, FxHashMap<K, Acc>>,
+    accs: FxHashMap<(Window, K), Acc>,
+    /// Windows not fired yet, with their keys in first-seen order (the firing order).
+    pending: BTreeMap<Window, Vec<K>>,
+    /// Fired windows kept until `end − 1 + lateness`, with their keys.
+    fired: BTreeMap<Window, Vec<K>>,
     watermark: i64,
     lateness_ms: i64,
 }
@@ -31,6 +36,7 @@ pub(crate) struct WindowState<K, Acc> {
 impl<K: Hash + Eq + Clone, Acc> WindowState<K, Acc> {
     pub(crate) fn new(lateness_ms: i64) -> Self {
         Self {
+            accs: FxHashMap::default(),
             pending: BTreeMap::new(),
             fired: BTreeMap::new(),
             watermark: i64::MIN,
@@ -61,29 +67,34 @@ impl<K: Hash + Eq + Clone, Acc> WindowState<K, Acc> {
         if self.is_late(window) {
             return Placed::Late;
         }
-        let (map, placed) = if window.max_timestamp() <= self.watermark {
-            (self.fired.entry(window).or_default(), Placed::Refire)
+        let placed = if window.max_timestamp() <= self.watermark {
+            Placed::Refire
         } else {
-            (self.pending.entry(window).or_default(), Placed::Pending)
+            Placed::Pending
         };
-        match map.get_mut(key) {
+        match self.accs.get_mut(&(window, key.clone())) {
             Some(acc) => update(acc),
             None => {
                 let mut acc = create();
                 update(&mut acc);
-                map.insert(key.clone(), acc);
+                self.accs.insert((window, key.clone()), acc);
+                let index = match placed {
+                    Placed::Refire => &mut self.fired,
+                    _ => &mut self.pending,
+                };
+                index.entry(window).or_default().push(key.clone());
             }
         }
         placed
     }
 
-    /// The accumulator of a fired window (for a re-fire).
+    /// The accumulator of (`window`, `key`).
     pub(crate) fn fired(&self, window: Window, key: &K) -> Option<&Acc> {
-        self.fired.get(&window).and_then(|m| m.get(key))
+        self.accs.get(&(window, key.clone()))
     }
 
     /// Advances the watermark: fires every pending window whose end − 1 it reached (in window
-    /// order), keeps fired windows for lateness, frees those past it.
+    /// order, keys in first-seen order), keeps fired windows for lateness, frees those past it.
     pub(crate) fn advance(&mut self, watermark: i64, mut fire: impl FnMut(Window, &K, &Acc)) {
         debug_assert!(watermark >= self.watermark, "watermarks never go backwards");
         self.watermark = watermark;
@@ -91,12 +102,18 @@ impl<K: Hash + Eq + Clone, Acc> WindowState<K, Acc> {
             if entry.key().max_timestamp() > watermark {
                 break;
             }
-            let (window, contents) = entry.remove_entry();
-            for (key, acc) in &contents {
-                fire(window, key, acc);
+            let (window, keys) = entry.remove_entry();
+            for key in &keys {
+                if let Some(acc) = self.accs.get(&(window, key.clone())) {
+                    fire(window, key, acc);
+                }
             }
-            if !self.is_late(window) {
-                self.fired.insert(window, contents);
+            if self.is_late(window) {
+                for key in keys {
+                    self.accs.remove(&(window, key));
+                }
+            } else {
+                self.fired.entry(window).or_default().extend(keys);
             }
         }
         let (lateness_ms, watermark) = (self.lateness_ms, self.watermark);
@@ -104,7 +121,10 @@ impl<K: Hash + Eq + Clone, Acc> WindowState<K, Acc> {
             if entry.key().max_timestamp().saturating_add(lateness_ms) > watermark {
                 break;
             }
-            entry.remove();
+            let (window, keys) = entry.remove_entry();
+            for key in keys {
+                self.accs.remove(&(window, key));
+            }
         }
     }
 }
