@@ -381,11 +381,13 @@ fn a_window_fires_exactly_when_the_watermark_reaches_its_end_minus_one() {
     .process("window", || {
         WindowAggregate::new(
             Arc::new(|_: &Ev| ()),
-            WindowAssigner::tumbling(10),
-            Arc::new(ts_of),
-            0,
+            WindowSpec {
+                assigner: WindowAssigner::tumbling(10),
+                allowed_lateness_ms: 0,
+                timestamp: Arc::new(ts_of),
+                late: None,
+            },
             Count,
-            None,
         )
     })
     .process("log-out", move || LogResults {
@@ -610,11 +612,13 @@ fn a_window_does_not_fire_while_another_input_channel_is_behind() {
     .process("window", || {
         WindowAggregate::new(
             Arc::new(|_: &Ev| ()),
-            WindowAssigner::tumbling(100),
-            Arc::new(ts_of),
-            0,
+            WindowSpec {
+                assigner: WindowAssigner::tumbling(100),
+                allowed_lateness_ms: 0,
+                timestamp: Arc::new(ts_of),
+                late: None,
+            },
             Count,
-            None,
         )
     })
     .process("log-out", move || LogResults {

@@ -5,7 +5,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 
 use super::state::{Placed, WindowState};
-use super::{AggregateFunction, Window, WindowAssigner};
+use super::{AggregateFunction, Window, WindowSpec};
 use crate::codec::{Codec, DecodeError, Decoder, Encoder};
 use crate::error::OperatorError;
 use crate::metrics::TaskMetrics;
@@ -87,27 +87,26 @@ pub type LateHandler<T> = Box<dyn FnMut(&T, Window) + Send>;
 /// Builds each subtask's late handler (by subtask index).
 pub type LateOutput<T> = Arc<dyn Fn(usize) -> LateHandler<T> + Send + Sync>;
 
-/// What every window operator over raw records shares: assigner, timestamps, lateness,
-/// late output and the late counter.
-struct Assigning<T> {
-    assigner: WindowAssigner,
-    timestamp: Arc<dyn Fn(&T) -> i64 + Send + Sync>,
-    late_output: Option<LateOutput<T>>,
+/// What both window operators over raw records share: the key, the function, the window
+/// spec, the late output and counter, and the window contents.
+struct Windowing<T, K, A: AggregateFunction<T>> {
+    key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
+    function: A,
+    spec: WindowSpec<T>,
     late: Option<LateHandler<T>>,
     metrics: Option<Arc<TaskMetrics>>,
+    /// The current record's windows (reused).
     windows: Vec<Window>,
+    state: WindowState<K, A::Acc>,
 }
 
-impl<T> Assigning<T> {
-    fn new(
-        assigner: WindowAssigner,
-        timestamp: Arc<dyn Fn(&T) -> i64 + Send + Sync>,
-        late_output: Option<LateOutput<T>>,
-    ) -> Self {
+impl<T, K: Hash + Eq + Clone, A: AggregateFunction<T>> Windowing<T, K, A> {
+    fn new(key_of: Arc<dyn Fn(&T) -> K + Send + Sync>, spec: WindowSpec<T>, function: A) -> Self {
         Self {
-            assigner,
-            timestamp,
-            late_output,
+            key_of,
+            function,
+            state: WindowState::new(spec.allowed_lateness_ms),
+            spec,
             late: None,
             metrics: None,
             windows: Vec::new(),
@@ -115,18 +114,21 @@ impl<T> Assigning<T> {
     }
 
     fn open(&mut self, context: &OperatorContext) {
-        self.late = self.late_output.as_ref().map(|f| f(context.subtask));
+        self.late = self.spec.late.as_ref().map(|f| f(context.subtask));
         self.metrics = Some(Arc::clone(&context.metrics));
     }
 
-    /// Assigns `record`'s windows into `self.windows`.
+    /// Assigns `record`'s windows into `self.windows` and returns its key.
     #[inline]
-    fn assign(&mut self, record: &T) {
+    fn assign(&mut self, record: &T) -> K {
         self.windows.clear();
-        self.assigner
-            .assign((self.timestamp)(record), &mut self.windows);
+        self.spec
+            .assigner
+            .assign((self.spec.timestamp)(record), &mut self.windows);
+        (self.key_of)(record)
     }
 
+    /// `record` was late for all its windows.
     fn dropped(&mut self, record: &T) {
         if let Some(metrics) = &self.metrics {
             metrics.late_records_dropped.add(1);
@@ -139,38 +141,24 @@ impl<T> Assigning<T> {
 
 /// Aggregates records per window and key; fires on the watermark (Flink's `WindowOperator`
 /// with an `AggregateFunction` and the event-time trigger).
-pub struct WindowAggregate<T, K, A: AggregateFunction<T>> {
-    key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
-    function: A,
-    assigning: Assigning<T>,
-    state: WindowState<K, A::Acc>,
-}
+pub struct WindowAggregate<T, K, A: AggregateFunction<T>>(Windowing<T, K, A>);
 
 impl<T, K, A: AggregateFunction<T>> std::fmt::Debug for WindowAggregate<T, K, A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WindowAggregate")
+        f.debug_struct("WindowAggregate")
+            .field("spec", &self.0.spec)
+            .finish()
     }
 }
 
-impl<T, K, A: AggregateFunction<T>> WindowAggregate<T, K, A> {
-    /// Windows by `assigner` over `timestamp`, keyed by `key_of`.
+impl<T, K: Hash + Eq + Clone, A: AggregateFunction<T>> WindowAggregate<T, K, A> {
+    /// Windows as `spec` says, keyed by `key_of`.
     pub fn new(
         key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
-        assigner: WindowAssigner,
-        timestamp: Arc<dyn Fn(&T) -> i64 + Send + Sync>,
-        allowed_lateness_ms: i64,
+        spec: WindowSpec<T>,
         function: A,
-        late_output: Option<LateOutput<T>>,
-    ) -> Self
-    where
-        K: Hash + Eq + Clone,
-    {
-        Self {
-            key_of,
-            function,
-            assigning: Assigning::new(assigner, timestamp, late_output),
-            state: WindowState::new(allowed_lateness_ms),
-        }
+    ) -> Self {
+        Self(Windowing::new(key_of, spec, function))
     }
 }
 
@@ -181,7 +169,7 @@ where
     A: AggregateFunction<T>,
 {
     fn open(&mut self, context: &OperatorContext) -> Result<(), OperatorError> {
-        self.assigning.open(context);
+        self.0.open(context);
         Ok(())
     }
 
@@ -191,12 +179,12 @@ where
         record: T,
         out: &mut Collector<'_, WindowResult<K, A::Out>>,
     ) -> Result<(), OperatorError> {
-        self.assigning.assign(&record);
-        let key = (self.key_of)(&record);
+        let w = &mut self.0;
+        let key = w.assign(&record);
         let mut placed_any = false;
-        for &window in &self.assigning.windows {
-            let function = &self.function;
-            match self.state.place(
+        for &window in &w.windows {
+            let function = &w.function;
+            match w.state.place(
                 window,
                 &key,
                 || function.create(),
@@ -206,17 +194,17 @@ where
                 Placed::Pending => placed_any = true,
                 Placed::Refire => {
                     placed_any = true;
-                    let acc = self.state.fired(window, &key).expect("just placed");
+                    let acc = w.state.fired(window, &key).expect("just placed");
                     out.collect(WindowResult {
                         window,
                         key: key.clone(),
-                        value: self.function.result(acc),
+                        value: function.result(acc),
                     });
                 }
             }
         }
         if !placed_any {
-            self.assigning.dropped(&record);
+            w.dropped(&record);
         }
         Ok(())
     }
@@ -226,8 +214,9 @@ where
         watermark: Watermark,
         out: &mut Collector<'_, WindowResult<K, A::Out>>,
     ) -> Result<(), OperatorError> {
-        let function = &self.function;
-        self.state.advance(watermark.0, |window, key, acc| {
+        let w = &mut self.0;
+        let function = &w.function;
+        w.state.advance(watermark.0, |window, key, acc| {
             out.collect(WindowResult {
                 window,
                 key: key.clone(),
@@ -241,35 +230,24 @@ where
 /// The local step of local-global aggregation: pre-aggregates per window and key in each
 /// subtask and emits the partial accumulators when the watermark reaches the window's end; a
 /// record within lateness for a window that already fired is emitted as a partial of its own.
-pub struct LocalPreAggregate<T, K, A: AggregateFunction<T>> {
-    key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
-    function: A,
-    assigning: Assigning<T>,
-    state: WindowState<K, A::Acc>,
-}
+pub struct LocalPreAggregate<T, K, A: AggregateFunction<T>>(Windowing<T, K, A>);
 
 impl<T, K, A: AggregateFunction<T>> std::fmt::Debug for LocalPreAggregate<T, K, A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LocalPreAggregate")
+        f.debug_struct("LocalPreAggregate")
+            .field("spec", &self.0.spec)
+            .finish()
     }
 }
 
 impl<T, K: Hash + Eq + Clone, A: AggregateFunction<T>> LocalPreAggregate<T, K, A> {
-    /// Pre-aggregates by `assigner` over `timestamp`, keyed by `key_of`.
+    /// Pre-aggregates as `spec` says, keyed by `key_of`.
     pub fn new(
         key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
-        assigner: WindowAssigner,
-        timestamp: Arc<dyn Fn(&T) -> i64 + Send + Sync>,
-        allowed_lateness_ms: i64,
+        spec: WindowSpec<T>,
         function: A,
-        late_output: Option<LateOutput<T>>,
     ) -> Self {
-        Self {
-            key_of,
-            function,
-            assigning: Assigning::new(assigner, timestamp, late_output),
-            state: WindowState::new(allowed_lateness_ms),
-        }
+        Self(Windowing::new(key_of, spec, function))
     }
 }
 
@@ -280,7 +258,7 @@ where
     A: AggregateFunction<T>,
 {
     fn open(&mut self, context: &OperatorContext) -> Result<(), OperatorError> {
-        self.assigning.open(context);
+        self.0.open(context);
         Ok(())
     }
 
@@ -290,26 +268,26 @@ where
         record: T,
         out: &mut Collector<'_, Partial<K, A::Acc>>,
     ) -> Result<(), OperatorError> {
-        self.assigning.assign(&record);
-        let key = (self.key_of)(&record);
+        let w = &mut self.0;
+        let key = w.assign(&record);
         let mut placed_any = false;
-        for &window in &self.assigning.windows {
-            if self.state.is_late(window) {
+        for &window in &w.windows {
+            if w.state.is_late(window) {
                 continue;
             }
             placed_any = true;
-            if window.max_timestamp() <= self.state.watermark() {
+            let function = &w.function;
+            if window.max_timestamp() <= w.state.watermark() {
                 // Fired already, within lateness: send this record's contribution alone.
-                let mut acc = self.function.create();
-                self.function.add(&mut acc, &record);
+                let mut acc = function.create();
+                function.add(&mut acc, &record);
                 out.collect(Partial {
                     window,
                     key: key.clone(),
                     acc,
                 });
             } else {
-                let function = &self.function;
-                self.state.place(
+                w.state.place(
                     window,
                     &key,
                     || function.create(),
@@ -318,7 +296,7 @@ where
             }
         }
         if !placed_any {
-            self.assigning.dropped(&record);
+            w.dropped(&record);
         }
         Ok(())
     }
@@ -328,7 +306,7 @@ where
         watermark: Watermark,
         out: &mut Collector<'_, Partial<K, A::Acc>>,
     ) -> Result<(), OperatorError> {
-        self.state.advance(watermark.0, |window, key, acc| {
+        self.0.state.advance(watermark.0, |window, key, acc| {
             out.collect(Partial {
                 window,
                 key: key.clone(),

@@ -72,14 +72,7 @@ impl<T: Codec> Stream<T> {
     {
         match mode {
             GlobalAggregation::WindowAll => self.rebalance(1).process(name, move || {
-                WindowAggregate::new(
-                    Arc::new(|_: &T| ()),
-                    spec.assigner,
-                    Arc::clone(&spec.timestamp),
-                    spec.allowed_lateness_ms,
-                    function.clone(),
-                    spec.late.clone(),
-                )
+                WindowAggregate::new(Arc::new(|_: &T| ()), spec.clone(), function.clone())
             }),
             GlobalAggregation::Parallel { parallelism } => {
                 self.window_two_phase(name, |_: &T| (), parallelism, spec, function)
@@ -108,14 +101,7 @@ impl<T: Codec> Stream<T> {
         let lateness = spec.allowed_lateness_ms;
         let key_of: Arc<dyn Fn(&T) -> K + Send + Sync> = Arc::new(key_of);
         self.process(&format!("{name} (local)"), move || {
-            LocalPreAggregate::new(
-                Arc::clone(&key_of),
-                spec.assigner,
-                Arc::clone(&spec.timestamp),
-                spec.allowed_lateness_ms,
-                local.clone(),
-                spec.late.clone(),
-            )
+            LocalPreAggregate::new(Arc::clone(&key_of), spec.clone(), local.clone())
         })
         .key_by(|partial: &Partial<K, A::Acc>| (partial.key.clone(), partial.window.start))
         .exchange(parallelism)
@@ -137,14 +123,7 @@ impl<T: Codec, K: Hash + Eq + Clone + Send + 'static> KeyedStream<T, K> {
     ) -> Stream<WindowResult<K, A::Out>> {
         let (stream, key_of) = self.exchange(parallelism);
         stream.process(name, move || {
-            WindowAggregate::new(
-                Arc::clone(&key_of),
-                spec.assigner,
-                Arc::clone(&spec.timestamp),
-                spec.allowed_lateness_ms,
-                function.clone(),
-                spec.late.clone(),
-            )
+            WindowAggregate::new(Arc::clone(&key_of), spec.clone(), function.clone())
         })
     }
 }
