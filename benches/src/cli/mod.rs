@@ -3,6 +3,7 @@
 pub mod duration;
 mod nexmark;
 mod progress;
+mod suite;
 mod traffic;
 
 use std::path::PathBuf;
@@ -32,6 +33,10 @@ enum Command {
         #[command(subcommand)]
         job: RunJob,
     },
+    /// Run a side-by-side comparison suite in one process (configurations interleaved round
+    /// robin, medians of the repetitions, ratios of the medians) and write report.json,
+    /// report.md and SVG plots.
+    Suite(suite::SuiteArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,6 +164,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Run {
             job: RunJob::Nexmark(args),
         } => nexmark::run(&args),
+        Command::Suite(args) => suite::run(&args),
     }
 }
 

@@ -276,6 +276,7 @@ fn spec<T>(
         allowed_lateness_ms: 0,
         timestamp: Arc::new(timestamp),
         late: None,
+        late_partials: None,
     }
 }
 

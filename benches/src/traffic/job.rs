@@ -248,24 +248,46 @@ impl QuarantinedRecord {
     }
 }
 
-/// A record dropped as late, as a line of `late.jsonl`.
+/// Records dropped as late, as a line of `late.jsonl`: one record, or (`records` > 1 or no
+/// record fields) a partial aggregate the merge step of two-phase aggregation had to drop
+/// because its subtask had been idle while the others moved the watermark past the window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 struct LateRecord {
     output: &'static str,
+    records: u64,
+    #[serde(flatten)]
+    record: Option<LateFields>,
+    window_start: i64,
+    window_end: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct LateFields {
     ts_ms: i64,
     plate: String,
     checkpoint_id: u32,
-    window_start: i64,
-    window_end: i64,
 }
 
 impl LateRecord {
     fn new(output: &'static str, record: &TrafficRecord, window: Window) -> Self {
         Self {
             output,
-            ts_ms: record.ts_ms,
-            plate: record.plate.as_str().to_owned(),
-            checkpoint_id: record.checkpoint_id,
+            records: 1,
+            record: Some(LateFields {
+                ts_ms: record.ts_ms,
+                plate: record.plate.as_str().to_owned(),
+                checkpoint_id: record.checkpoint_id,
+            }),
+            window_start: window.start,
+            window_end: window.end,
+        }
+    }
+
+    fn partial(output: &'static str, window: Window, records: u64) -> Self {
+        Self {
+            output,
+            records,
+            record: None,
             window_start: window.start,
             window_end: window.end,
         }
@@ -635,11 +657,29 @@ pub fn run(
         });
         factory
     };
-    let spec = |size_ms: i64, late: weir_core::window::LateOutput<Tagged>| WindowSpec {
+    let late_partials = |output: &'static str, counter: &Arc<AtomicU64>| {
+        let (late, counter) = (Arc::clone(&late), Arc::clone(counter));
+        let factory: weir_core::window::LatePartials = Arc::new(move |_subtask| {
+            let mut lines = late.writer::<LateRecord>();
+            let counter = Arc::clone(&counter);
+            Box::new(move |window: Window, records: u64| {
+                counter.fetch_add(records, Ordering::Relaxed);
+                if let Err(e) = lines
+                    .write_line(&LateRecord::partial(output, window, records))
+                    .and_then(|()| lines.flush())
+                {
+                    eprintln!("weir: could not write a late partial: {e}");
+                }
+            })
+        });
+        factory
+    };
+    let spec = |output: &'static str, size_ms: i64, counter: &Arc<AtomicU64>| WindowSpec {
         assigner: WindowAssigner::tumbling(size_ms),
         allowed_lateness_ms: lateness_ms,
         timestamp: Arc::new(|t: &Tagged| t.record.ts_ms),
-        late: Some(late),
+        late: Some(late_output(output, counter)),
+        late_partials: Some(late_partials(output, counter)),
     };
 
     let home = job.home;
@@ -698,7 +738,7 @@ pub fn run(
     flow.window_global(
         "flow_1m",
         et.aggregation,
-        spec(FLOW_WINDOW_MS, late_output("flow_1m", &late_flow)),
+        spec("flow_1m", FLOW_WINDOW_MS, &late_flow),
         Count,
     )
     .sink("flow_1m sink", 1, flow_lines);
@@ -718,7 +758,7 @@ pub fn run(
             latency: None,
         }
     };
-    let origin_spec = spec(ORIGIN_WINDOW_MS, late_output("origin_5m", &late_origin));
+    let origin_spec = spec("origin_5m", ORIGIN_WINDOW_MS, &late_origin);
     let origin_windows = match et.aggregation {
         // The seed's job: every tagged record crosses the network to its origin's window.
         GlobalAggregation::WindowAll => by_origin.key_by(|t: &Tagged| t.origin).window(

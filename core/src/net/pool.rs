@@ -364,6 +364,21 @@ impl Buffer {
         result
     }
 
+    /// Overwrites filled bytes at `at` (an element written earlier and not yet sent).
+    #[inline]
+    pub fn rewrite(&mut self, at: usize, bytes: &[u8]) {
+        assert!(
+            at + bytes.len() <= self.len(),
+            "rewrite past the filled bytes"
+        );
+        self.cell().with_mut(|segment| {
+            // SAFETY: as in `append`: this `Buffer` is the only one for the segment and
+            // `&mut self` excludes any other access through it.
+            let segment = unsafe { &mut *segment };
+            segment[at..at + bytes.len()].copy_from_slice(bytes);
+        });
+    }
+
     /// Runs `read` over the filled bytes.
     #[inline]
     pub fn read<R>(&self, read: impl FnOnce(&[u8]) -> R) -> R {

@@ -6,6 +6,11 @@
 //!
 //! An empty pool or a full ring is backpressure: the writer waits on its task's notifier (see
 //! [`super::notify`]) and counts the time as `backPressuredTimeMsPerSecond`.
+//!
+//! Watermark coalescing: a watermark written right after another one that is still in the open
+//! buffer of the same channel (no record between them) overwrites it in place. The receiver
+//! would have moved straight past the older one; this keeps punctuated watermarks (one per
+//! record, broadcast to every channel) from multiplying the bytes and work downstream.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,6 +59,8 @@ impl<T> std::fmt::Debug for Partitioner<T> {
 pub struct RecordWriter<T> {
     senders: Vec<ChannelSender>,
     open: Vec<Option<Buffer>>,
+    /// Per channel: where the open buffer's last element, a watermark, starts.
+    trailing_watermark: Vec<Option<usize>>,
     pool: LocalBufferPool,
     partitioner: Partitioner<T>,
     env: TaskEnv,
@@ -72,6 +79,7 @@ impl<T: Codec> RecordWriter<T> {
     ) -> Self {
         let open = senders.iter().map(|_| None).collect();
         Self {
+            trailing_watermark: vec![None; senders.len()],
             senders,
             open,
             pool,
@@ -129,7 +137,21 @@ impl<T: Codec> RecordWriter<T> {
             return self.write(channel, len, |out| control.encode(out));
         }
         for channel in 0..self.senders.len() {
+            if let ControlElement::Watermark(watermark) = control
+                && let (Some(at), Some(buffer)) = (
+                    self.trailing_watermark[channel],
+                    self.open[channel].as_mut(),
+                )
+            {
+                // Skip the tag byte: same element kind, newer value.
+                buffer.rewrite(at + 1, &watermark.0.to_le_bytes());
+                continue;
+            }
             self.write(channel, len, |out| control.encode(out))?;
+            if let ControlElement::Watermark(_) = control {
+                self.trailing_watermark[channel] =
+                    self.open[channel].as_ref().map(|b| b.len() - len);
+            }
         }
         Ok(())
     }
@@ -163,6 +185,7 @@ impl<T: Codec> RecordWriter<T> {
         len: usize,
         encode: impl FnOnce(&mut Encoder<'_>),
     ) -> Result<(), TaskError> {
+        self.trailing_watermark[channel] = None;
         if self.open[channel]
             .as_ref()
             .is_some_and(|b| b.remaining() < len)
@@ -195,6 +218,7 @@ impl<T: Codec> RecordWriter<T> {
     }
 
     fn flush(&mut self, channel: usize) -> Result<(), TaskError> {
+        self.trailing_watermark[channel] = None;
         if let Some(buffer) = self.open[channel].take() {
             self.send(channel, Envelope::Buffer(buffer))?;
             self.env.metrics().buffers_out.add(1);
@@ -255,5 +279,65 @@ impl<T: Codec> RecordWriter<T> {
             .backpressured_ns
             .add(started.elapsed().as_nanos() as u64);
         Ok(())
+    }
+}
+
+#[cfg(all(test, not(weir_loom)))]
+mod tests {
+    use super::*;
+    use crate::codec::DecodeError;
+    use crate::net::element::{StreamElement, decode_elements};
+    use crate::net::{NetworkBufferPool, TaskNotifier, channel};
+    use crate::runtime::JobControl;
+    use crate::time::Watermark;
+
+    #[test]
+    fn a_watermark_right_after_another_replaces_it_in_the_open_buffer() {
+        let notifier = Arc::new(TaskNotifier::new());
+        let mut global = NetworkBufferPool::new(1024, 4).unwrap();
+        let pool = global.local_pool(1, 2, 2, Arc::clone(&notifier)).unwrap();
+        let (tx, mut rx) = channel(8, Arc::clone(&notifier), Arc::new(TaskNotifier::new()));
+        let env = TaskEnv::new(
+            "t".into(),
+            0,
+            notifier,
+            Arc::new(JobControl::new()),
+            Some(pool.clone()),
+        );
+        let mut writer = RecordWriter::new(
+            vec![tx],
+            pool,
+            Partitioner::Rebalance { next: 0 },
+            env,
+            Duration::from_millis(100),
+        );
+        let wm = |t| ControlElement::Watermark(Watermark(t));
+        writer.emit(&1u64).unwrap();
+        writer.emit_control(wm(5)).unwrap();
+        writer.emit_control(wm(7)).unwrap();
+        writer.emit(&2u64).unwrap();
+        writer.emit_control(wm(9)).unwrap();
+        writer.finish().unwrap();
+        let Some(Envelope::Buffer(buffer)) = rx.try_recv() else {
+            panic!("a buffer first");
+        };
+        let mut seen = Vec::new();
+        buffer
+            .read(|bytes| {
+                decode_elements::<u64, DecodeError>(bytes, |e| {
+                    seen.push(e);
+                    Ok(())
+                })
+            })
+            .unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                StreamElement::Record(1),
+                StreamElement::Watermark(Watermark(7)),
+                StreamElement::Record(2),
+                StreamElement::Watermark(Watermark(9)),
+            ]
+        );
     }
 }

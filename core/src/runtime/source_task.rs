@@ -5,7 +5,10 @@
 //! In streaming execution a source behaves like an unbounded one even over bounded input: a
 //! subtask whose partitions are exhausted (or that owns none) stays up, still keeping its
 //! timers, until every subtask of the source has finished reading. A subtask without
-//! partitions therefore holds the watermark back unless idleness is configured, as in Flink.
+//! partitions therefore holds the watermark back while the others read unless idleness is
+//! configured, as in Flink. When the whole source has been read, every subtask sends the final
+//! watermark; that of a subtask without partitions may overtake records still queued from the
+//! others, which then arrive late downstream (and are counted as late, as any late record).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -205,7 +208,10 @@ impl<T: Send + 'static> SourceTask<T> {
         Ok(())
     }
 
-    fn tick(&mut self, now: Instant) -> Result<(), TaskError> {
+    /// The processing-time duties at `now`. `polled` is when the partitions were last polled:
+    /// idleness is judged at that time, so time spent pushing records downstream (under
+    /// backpressure, say) never makes a producing partition look silent.
+    fn tick(&mut self, now: Instant, polled: Instant) -> Result<(), TaskError> {
         let due = self.ticker.due(now);
         if due.latency_marker {
             self.chain.latency_marker(LatencyMarker {
@@ -215,7 +221,7 @@ impl<T: Send + 'static> SourceTask<T> {
         }
         if due.watermark {
             if let Some(et) = &mut self.event_time {
-                et.clock.detect_idleness(now);
+                et.clock.detect_idleness(polled);
             }
             self.emit_watermark()?;
         }
@@ -254,7 +260,7 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
                 break;
             }
             let mut read = 0u64;
-            let now = Instant::now();
+            let polled = Instant::now();
             let mut i = 0;
             while i < readers.len() {
                 let (p, mut ended, mut batch) = (readers[i].0, false, 0u64);
@@ -274,7 +280,7 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
                 if batch > 0
                     && let Some(et) = &mut self.event_time
                 {
-                    et.clock.touch(p, now);
+                    et.clock.touch(p, polled);
                 }
                 read += batch;
                 if ended {
@@ -286,7 +292,7 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
             }
             metrics.records_in.add(read);
             let now = Instant::now();
-            self.tick(now)?;
+            self.tick(now, polled)?;
             if read == 0 && !readers.is_empty() {
                 self.idle_wait(now);
             }
@@ -299,7 +305,7 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
         {
             self.env.check_cancelled()?;
             let now = Instant::now();
-            self.tick(now)?;
+            self.tick(now, now)?;
             self.idle_wait(now);
         }
         self.chain.watermark(Watermark::MAX)?;

@@ -20,6 +20,7 @@ mod stream;
 pub use aggregate::{AggregateFunction, Count};
 pub use assigner::{Window, WindowAssigner};
 pub use operator::{
-    LateHandler, LateOutput, LocalPreAggregate, Partial, WindowAggregate, WindowMerge, WindowResult,
+    LateHandler, LateOutput, LatePartialHandler, LatePartials, LocalPreAggregate, Partial,
+    WindowAggregate, WindowMerge, WindowResult,
 };
 pub use stream::{GlobalAggregation, WindowSpec};

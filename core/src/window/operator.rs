@@ -52,7 +52,8 @@ impl Codec for () {
 }
 
 /// A pre-aggregated accumulator of one window and key from one subtask (local-global
-/// aggregation).
+/// aggregation), with the number of records in it (so that a partial the merge step must drop
+/// is still accounted for, record by record).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Partial<K, Acc> {
     /// The window.
@@ -61,22 +62,26 @@ pub struct Partial<K, Acc> {
     pub key: K,
     /// What the subtask accumulated for them.
     pub acc: Acc,
+    /// Records aggregated into `acc`.
+    pub records: u64,
 }
 
 impl<K: Codec, Acc: Codec> Codec for Partial<K, Acc> {
     fn encoded_len(&self) -> usize {
-        16 + self.key.encoded_len() + self.acc.encoded_len()
+        16 + self.key.encoded_len() + self.acc.encoded_len() + 8
     }
     fn encode(&self, out: &mut Encoder<'_>) {
         self.window.encode(out);
         self.key.encode(out);
         self.acc.encode(out);
+        out.put_u64(self.records);
     }
     fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             window: Window::decode(input)?,
             key: K::decode(input)?,
             acc: Acc::decode(input)?,
+            records: input.take_u64()?,
         })
     }
 }
@@ -87,9 +92,16 @@ pub type LateHandler<T> = Box<dyn FnMut(&T, Window) + Send>;
 /// Builds each subtask's late handler (by subtask index).
 pub type LateOutput<T> = Arc<dyn Fn(usize) -> LateHandler<T> + Send + Sync>;
 
+/// One merge subtask's handler of partials dropped as late: the window and how many records
+/// the partial held.
+pub type LatePartialHandler = Box<dyn FnMut(Window, u64) + Send>;
+
+/// Builds each merge subtask's handler of late partials (by subtask index).
+pub type LatePartials = Arc<dyn Fn(usize) -> LatePartialHandler + Send + Sync>;
+
 /// What both window operators over raw records share: the key, the function, the window
 /// spec, the late output and counter, and the window contents.
-struct Windowing<T, K, A: AggregateFunction<T>> {
+struct Windowing<T, K, A: AggregateFunction<T>, S> {
     key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
     function: A,
     spec: WindowSpec<T>,
@@ -97,10 +109,10 @@ struct Windowing<T, K, A: AggregateFunction<T>> {
     metrics: Option<Arc<TaskMetrics>>,
     /// The current record's windows (reused).
     windows: Vec<Window>,
-    state: WindowState<K, A::Acc>,
+    state: WindowState<K, S>,
 }
 
-impl<T, K: Hash + Eq + Clone, A: AggregateFunction<T>> Windowing<T, K, A> {
+impl<T, K: Hash + Eq + Clone, A: AggregateFunction<T>, S> Windowing<T, K, A, S> {
     fn new(key_of: Arc<dyn Fn(&T) -> K + Send + Sync>, spec: WindowSpec<T>, function: A) -> Self {
         Self {
             key_of,
@@ -141,7 +153,7 @@ impl<T, K: Hash + Eq + Clone, A: AggregateFunction<T>> Windowing<T, K, A> {
 
 /// Aggregates records per window and key; fires on the watermark (Flink's `WindowOperator`
 /// with an `AggregateFunction` and the event-time trigger).
-pub struct WindowAggregate<T, K, A: AggregateFunction<T>>(Windowing<T, K, A>);
+pub struct WindowAggregate<T, K, A: AggregateFunction<T>>(Windowing<T, K, A, A::Acc>);
 
 impl<T, K, A: AggregateFunction<T>> std::fmt::Debug for WindowAggregate<T, K, A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -230,7 +242,7 @@ where
 /// The local step of local-global aggregation: pre-aggregates per window and key in each
 /// subtask and emits the partial accumulators when the watermark reaches the window's end; a
 /// record within lateness for a window that already fired is emitted as a partial of its own.
-pub struct LocalPreAggregate<T, K, A: AggregateFunction<T>>(Windowing<T, K, A>);
+pub struct LocalPreAggregate<T, K, A: AggregateFunction<T>>(Windowing<T, K, A, (A::Acc, u64)>);
 
 impl<T, K, A: AggregateFunction<T>> std::fmt::Debug for LocalPreAggregate<T, K, A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -285,13 +297,17 @@ where
                     window,
                     key: key.clone(),
                     acc,
+                    records: 1,
                 });
             } else {
                 w.state.place(
                     window,
                     &key,
-                    || function.create(),
-                    |acc| function.add(acc, &record),
+                    || (function.create(), 0),
+                    |(acc, records)| {
+                        function.add(acc, &record);
+                        *records += 1;
+                    },
                 );
             }
         }
@@ -306,23 +322,31 @@ where
         watermark: Watermark,
         out: &mut Collector<'_, Partial<K, A::Acc>>,
     ) -> Result<(), OperatorError> {
-        self.0.state.advance(watermark.0, |window, key, acc| {
-            out.collect(Partial {
-                window,
-                key: key.clone(),
-                acc: acc.clone(),
+        self.0
+            .state
+            .advance(watermark.0, |window, key, (acc, records)| {
+                out.collect(Partial {
+                    window,
+                    key: key.clone(),
+                    acc: acc.clone(),
+                    records: *records,
+                });
             });
-        });
         Ok(())
     }
 }
 
-/// The global step of local-global aggregation: merges the partials of each window and fires
-/// on the watermark. A partial for a fired window (a late record within lateness upstream)
-/// merges in and fires the window again.
+/// The global step of local-global aggregation: merges the partials of each window and key and
+/// fires on the watermark. A partial for a fired window within lateness (a late record
+/// upstream) merges in and fires the window again. A partial past lateness (its subtask was
+/// idle while the others moved the watermark on) is dropped as late, its records counted in
+/// `numLateRecordsDropped` and reported to the late-partials handler.
 pub struct WindowMerge<T, K, A: AggregateFunction<T>> {
     function: A,
     state: WindowState<K, A::Acc>,
+    late_partials: Option<LatePartials>,
+    late: Option<LatePartialHandler>,
+    metrics: Option<Arc<TaskMetrics>>,
     _records: std::marker::PhantomData<fn(T)>,
 }
 
@@ -334,10 +358,13 @@ impl<T, K, A: AggregateFunction<T>> std::fmt::Debug for WindowMerge<T, K, A> {
 
 impl<T, K: Hash + Eq + Clone, A: AggregateFunction<T>> WindowMerge<T, K, A> {
     /// Merges partials of `function`, keeping fired windows for `allowed_lateness_ms`.
-    pub fn new(function: A, allowed_lateness_ms: i64) -> Self {
+    pub fn new(function: A, allowed_lateness_ms: i64, late_partials: Option<LatePartials>) -> Self {
         Self {
             function,
             state: WindowState::new(allowed_lateness_ms),
+            late_partials,
+            late: None,
+            metrics: None,
             _records: std::marker::PhantomData,
         }
     }
@@ -349,6 +376,12 @@ where
     K: Hash + Eq + Clone + Send + 'static,
     A: AggregateFunction<T>,
 {
+    fn open(&mut self, context: &OperatorContext) -> Result<(), OperatorError> {
+        self.late = self.late_partials.as_ref().map(|f| f(context.subtask));
+        self.metrics = Some(Arc::clone(&context.metrics));
+        Ok(())
+    }
+
     #[inline]
     fn process(
         &mut self,
@@ -374,12 +407,15 @@ where
                 });
                 Ok(())
             }
-            // Upstream sends a partial before the watermark that would make it late here.
-            Placed::Late => Err(format!(
-                "partial of window [{}, {}) arrived after its lateness; upstream watermarks are inconsistent",
-                window.start, window.end
-            )
-            .into()),
+            Placed::Late => {
+                if let Some(metrics) = &self.metrics {
+                    metrics.late_records_dropped.add(partial.records);
+                }
+                if let Some(late) = &mut self.late {
+                    late(window, partial.records);
+                }
+                Ok(())
+            }
         }
     }
 
@@ -397,5 +433,81 @@ where
             });
         });
         Ok(())
+    }
+}
+
+#[cfg(all(test, not(weir_loom)))]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::error::TaskError;
+    use crate::operator::Output;
+    use crate::time::{LatencyMarker, WatermarkStatus};
+    use crate::window::Count;
+
+    /// Collects what an operator emits.
+    struct Sink<T>(Vec<T>);
+
+    impl<T: Send> Output<T> for Sink<T> {
+        fn push(&mut self, record: T) -> Result<(), TaskError> {
+            self.0.push(record);
+            Ok(())
+        }
+        fn watermark(&mut self, _: Watermark) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn status(&mut self, _: WatermarkStatus) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn latency_marker(&mut self, _: LatencyMarker) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn end_of_input(&mut self) -> Result<(), TaskError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_partial_past_lateness_is_dropped_and_counted_not_an_error() {
+        let dropped = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&dropped);
+        let handler: LatePartials = Arc::new(move |_| {
+            let seen = Arc::clone(&seen);
+            Box::new(move |window, records| seen.lock().unwrap().push((window, records)))
+        });
+        let mut merge = WindowMerge::<u64, (), Count>::new(Count, 0, Some(handler));
+        let metrics = Arc::new(TaskMetrics::default());
+        merge
+            .open(&OperatorContext {
+                subtask: 0,
+                metrics: Arc::clone(&metrics),
+            })
+            .unwrap();
+        let mut sink = Sink(Vec::new());
+        let window = Window { start: 0, end: 10 };
+        let partial = |records| Partial {
+            window,
+            key: (),
+            acc: records,
+            records,
+        };
+        merge
+            .process(partial(2), &mut Collector::new(&mut sink))
+            .unwrap();
+        merge
+            .on_watermark(Watermark(9), &mut Collector::new(&mut sink))
+            .unwrap();
+        assert_eq!(sink.0.len(), 1, "the window fired with its partial");
+        // Its subtask was idle while the watermark moved on: this partial is past lateness.
+        merge
+            .process(partial(3), &mut Collector::new(&mut sink))
+            .unwrap();
+        assert_eq!(sink.0.len(), 1, "no second result");
+        assert_eq!(metrics.late_records_dropped.get(), 3);
+        assert_eq!(*dropped.lock().unwrap(), vec![(window, 3)]);
     }
 }

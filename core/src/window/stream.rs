@@ -5,8 +5,8 @@ use std::hash::Hash;
 use std::sync::Arc;
 
 use super::{
-    AggregateFunction, LateOutput, LocalPreAggregate, Partial, WindowAggregate, WindowAssigner,
-    WindowMerge, WindowResult,
+    AggregateFunction, LateOutput, LatePartials, LocalPreAggregate, Partial, WindowAggregate,
+    WindowAssigner, WindowMerge, WindowResult,
 };
 use crate::codec::Codec;
 use crate::graph::{KeyedStream, Stream};
@@ -21,6 +21,9 @@ pub struct WindowSpec<T> {
     pub timestamp: Arc<dyn Fn(&T) -> i64 + Send + Sync>,
     /// Where records dropped as late go (they are counted either way).
     pub late: Option<LateOutput<T>>,
+    /// Local-global aggregation only: where partials the merge step drops as late go (their
+    /// records are counted either way).
+    pub late_partials: Option<LatePartials>,
 }
 
 impl<T> Clone for WindowSpec<T> {
@@ -30,6 +33,7 @@ impl<T> Clone for WindowSpec<T> {
             allowed_lateness_ms: self.allowed_lateness_ms,
             timestamp: Arc::clone(&self.timestamp),
             late: self.late.clone(),
+            late_partials: self.late_partials.clone(),
         }
     }
 }
@@ -98,7 +102,7 @@ impl<T: Codec> Stream<T> {
         A::Acc: Codec,
     {
         let local = function.clone();
-        let lateness = spec.allowed_lateness_ms;
+        let (lateness, late_partials) = (spec.allowed_lateness_ms, spec.late_partials.clone());
         let key_of: Arc<dyn Fn(&T) -> K + Send + Sync> = Arc::new(key_of);
         self.process(&format!("{name} (local)"), move || {
             LocalPreAggregate::new(Arc::clone(&key_of), spec.clone(), local.clone())
@@ -107,7 +111,7 @@ impl<T: Codec> Stream<T> {
         .exchange(parallelism)
         .0
         .process(&format!("{name} (merge)"), move || {
-            WindowMerge::new(function.clone(), lateness)
+            WindowMerge::new(function.clone(), lateness, late_partials.clone())
         })
     }
 }
