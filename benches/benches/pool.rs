@@ -10,6 +10,10 @@
 //!
 //! `handoff_only` passes plain indices through the same ring with no pool at all: the floor
 //! that both pool variants pay for the hand-off itself.
+//!
+//! The `contended` group is the pool alone under symmetric contention: two pinned threads each
+//! take a buffer and return it at once, as fast as they can, on the same pool (several tasks
+//! returning buffers to one writer's pool at once). One iteration is one pair on each thread.
 
 use std::hint::{black_box, spin_loop};
 use std::sync::{Barrier, Mutex};
@@ -133,5 +137,75 @@ fn pool(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pool);
+/// Runs `pair` `iters` times on this thread and on a second thread pinned to `other_core`, at
+/// the same time; returns the time until both are done.
+fn time_symmetric(iters: u64, other_core: Option<CoreId>, pair: impl Fn() + Sync) -> Duration {
+    let ready = &Barrier::new(2);
+    let pair = &pair;
+    thread::scope(|s| {
+        let other = s.spawn(move || {
+            if let Some(core) = other_core {
+                core_affinity::set_for_current(core);
+            }
+            ready.wait();
+            for _ in 0..iters {
+                pair();
+            }
+        });
+        ready.wait();
+        let start = Instant::now();
+        for _ in 0..iters {
+            pair();
+        }
+        other.join().expect("other thread");
+        start.elapsed()
+    })
+}
+
+fn contended(c: &mut Criterion) {
+    let cores = two_cores();
+    if let Some((mine, _)) = cores {
+        core_affinity::set_for_current(mine);
+    }
+    let other_core = cores.map(|(_, other)| other);
+
+    let mut group = c.benchmark_group("pool_contended");
+    group.throughput(Throughput::Elements(2));
+    group.bench_function("weir_lock_free", |b| {
+        b.iter_custom(|iters| {
+            let pool = weir_pool();
+            let elapsed = time_symmetric(iters, other_core, || {
+                loop {
+                    if let Some(buffer) = pool.try_take(0) {
+                        drop(black_box(buffer));
+                        break;
+                    }
+                    spin_loop();
+                }
+            });
+            assert_eq!(pool.in_use(), 0, "every buffer came back");
+            elapsed
+        });
+    });
+    group.bench_function("mutex_vec", |b| {
+        b.iter_custom(|iters| {
+            let free = Mutex::new((0..POOL_BUFFERS).collect::<Vec<usize>>());
+            let elapsed = time_symmetric(iters, other_core, || {
+                loop {
+                    let taken = free.lock().expect("free list").pop();
+                    if let Some(index) = taken {
+                        free.lock().expect("free list").push(black_box(index));
+                        break;
+                    }
+                    spin_loop();
+                }
+            });
+            assert_eq!(free.lock().expect("free list").len(), POOL_BUFFERS);
+            elapsed
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, pool, contended);
 criterion_main!(benches);
