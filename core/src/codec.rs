@@ -281,16 +281,29 @@ pub fn encode_to_vec<T: Codec>(value: &T) -> Vec<u8> {
     out
 }
 
+/// Encodes `value` and decodes it back, checking the codec contract on the way: exactly
+/// `encoded_len` bytes written, every byte read back. For codec tests.
+pub fn round_trip<T: Codec>(value: &T) -> Result<T, DecodeError> {
+    let bytes = encode_to_vec(value);
+    if bytes.len() != value.encoded_len() {
+        return Err(DecodeError::Invalid(
+            "encode wrote other than encoded_len bytes",
+        ));
+    }
+    let mut input = Decoder::new(&bytes);
+    let decoded = T::decode(&mut input)?;
+    if !input.is_empty() {
+        return Err(DecodeError::Invalid("decode left bytes unread"));
+    }
+    Ok(decoded)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn round_trip<T: Codec + PartialEq + std::fmt::Debug>(value: T) {
-        let bytes = encode_to_vec(&value);
-        assert_eq!(bytes.len(), value.encoded_len());
-        let mut dec = Decoder::new(&bytes);
-        assert_eq!(T::decode(&mut dec).unwrap(), value);
-        assert!(dec.is_empty());
+        assert_eq!(super::round_trip(&value), Ok(value));
     }
 
     #[test]

@@ -217,11 +217,7 @@ mod tests {
     use crate::traffic::record::Plate;
 
     fn round_trip<T: Codec + PartialEq + std::fmt::Debug>(value: T) {
-        let bytes = encode_to_vec(&value);
-        assert_eq!(bytes.len(), value.encoded_len());
-        let mut input = Decoder::new(&bytes);
-        assert_eq!(T::decode(&mut input).unwrap(), value);
-        assert!(input.is_empty());
+        assert_eq!(weir_core::codec::round_trip(&value), Ok(value));
     }
 
     fn record(ts_ms: i64, plate: &str) -> TrafficRecord {

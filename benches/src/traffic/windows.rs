@@ -314,11 +314,7 @@ mod tests {
     }
 
     fn round_trip<T: Codec + PartialEq + std::fmt::Debug>(value: T) {
-        let bytes = encode_to_vec(&value);
-        assert_eq!(bytes.len(), value.encoded_len());
-        let mut input = Decoder::new(&bytes);
-        assert_eq!(T::decode(&mut input).unwrap(), value);
-        assert!(input.is_empty());
+        assert_eq!(weir_core::codec::round_trip(&value), Ok(value));
     }
 
     #[test]
