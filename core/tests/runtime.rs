@@ -210,3 +210,83 @@ fn latency_markers_travel_from_sources_to_sinks() {
         result.latency_ns.max()
     );
 }
+
+/// An unbounded partition: a record, then nothing for a moment, and never an end.
+struct Endless;
+
+struct EndlessReader {
+    next: u64,
+    pending: bool,
+}
+
+impl weir_core::source::Source for Endless {
+    type Item = u64;
+
+    fn partitions(&self) -> usize {
+        2
+    }
+
+    fn open(
+        &self,
+        _partition: usize,
+        offset: u64,
+    ) -> Result<Box<dyn weir_core::source::PartitionReader<u64>>, OperatorError> {
+        Ok(Box::new(EndlessReader {
+            next: offset,
+            pending: false,
+        }))
+    }
+}
+
+impl weir_core::source::PartitionReader<u64> for EndlessReader {
+    fn next(&mut self) -> Result<weir_core::source::Read<u64>, OperatorError> {
+        self.pending = !self.pending;
+        if self.pending {
+            return Ok(weir_core::source::Read::Pending);
+        }
+        self.next += 1;
+        Ok(weir_core::source::Read::Record(self.next))
+    }
+
+    fn offset(&self) -> u64 {
+        self.next
+    }
+}
+
+#[test]
+fn an_unbounded_source_runs_until_a_stop_is_requested() {
+    let job = Job::new(config());
+    let control = job.control();
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let target = Arc::clone(&out);
+    job.source("endless", 2, Endless)
+        .key_by(|x: &u64| *x)
+        .process_fn(
+            "count",
+            2,
+            |_: &u64, _: &mut KeyedState<u64, ()>, x: u64, out| {
+                out.collect(x);
+                Ok(())
+            },
+        )
+        .sink("collect", 1, move |_| CollectSink::new(Arc::clone(&target)));
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        control.request_stop();
+    });
+    let result = job.execute().expect("a stopped job finishes");
+    stopper.join().unwrap();
+    assert!(result.stopped_early);
+    let read: u64 = result
+        .tasks
+        .iter()
+        .filter(|t| t.task.starts_with("endless"))
+        .map(|t| t.numRecordsIn)
+        .sum();
+    assert!(read > 0);
+    assert_eq!(
+        out.lock().unwrap().len() as u64,
+        read,
+        "everything read reached the sink"
+    );
+}
