@@ -527,7 +527,7 @@ impl<T: Codec, K: Hash + Eq + Clone + Send + 'static> KeyedStream<T, K> {
                     .borrow_mut()
                     .error
                     .get_or_insert(JobError::Invalid(message));
-                KeyGroups::new(max_parallelism.max(1), 1).expect("1 of at least 1 is valid")
+                KeyGroups::new(1, 1).expect("1 of 1 is valid")
             }
         };
         let key_of = Arc::clone(&self.key_of);
@@ -535,7 +535,7 @@ impl<T: Codec, K: Hash + Eq + Clone + Send + 'static> KeyedStream<T, K> {
             let key_of = Arc::clone(&key_of);
             Partitioner::KeyGroups {
                 key_hash: Arc::new(move |record: &T| hash_key(&key_of(record))),
-                groups,
+                groups: groups.clone(),
             }
         });
         (stream, self.key_of)

@@ -25,10 +25,17 @@ pub fn hash_key<K: Hash + ?Sized>(key: &K) -> u64 {
 }
 
 /// The key-group layout of one keyed exchange.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Routing a record costs no division when the maximum parallelism is a power of two (the
+/// default 128): the key group is then a mask of the hash, and its owner a table lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyGroups {
     max_parallelism: usize,
     parallelism: usize,
+    /// `max_parallelism - 1` when it is a power of two.
+    mask: Option<u64>,
+    /// The owning subtask of each key group.
+    owner: std::sync::Arc<[u16]>,
 }
 
 impl KeyGroups {
@@ -39,22 +46,38 @@ impl KeyGroups {
                 "parallelism {parallelism} must be between 1 and the max parallelism {max_parallelism}"
             ));
         }
+        if max_parallelism > usize::from(u16::MAX) {
+            return Err(format!(
+                "max parallelism {max_parallelism} is above the limit of {}",
+                u16::MAX
+            ));
+        }
+        let owner = (0..max_parallelism)
+            .map(|group| (group * parallelism / max_parallelism) as u16)
+            .collect();
         Ok(Self {
             max_parallelism,
             parallelism,
+            mask: max_parallelism
+                .is_power_of_two()
+                .then(|| max_parallelism as u64 - 1),
+            owner,
         })
     }
 
-    /// The key group of a key hash.
+    /// The key group of a key hash: `hash % max_parallelism`.
     #[inline]
     pub fn group_of_hash(&self, hash: u64) -> usize {
-        (hash % self.max_parallelism as u64) as usize
+        match self.mask {
+            Some(mask) => (hash & mask) as usize,
+            None => (hash % self.max_parallelism as u64) as usize,
+        }
     }
 
-    /// The subtask that owns key group `group`.
+    /// The subtask that owns key group `group`: `group * parallelism / max_parallelism`.
     #[inline]
     pub fn subtask_of_group(&self, group: usize) -> usize {
-        group * self.parallelism / self.max_parallelism
+        usize::from(self.owner[group])
     }
 
     /// The subtask that owns the key with hash `hash`.
@@ -87,6 +110,8 @@ mod tests {
             prop_assert!(groups.range_of(owner).contains(&g));
             let total: usize = (0..p).map(|s| groups.range_of(s).len()).sum();
             prop_assert_eq!(total, max);
+            prop_assert_eq!(g, (hash % max as u64) as usize);
+            prop_assert_eq!(owner, g * p / max);
         }
     }
 
