@@ -20,7 +20,12 @@ use duration::{OptionalDuration, parse_duration, parse_optional_duration};
 
 /// weir: Apache Flink's runtime mechanisms on a lock-free Rust core, measured side by side.
 #[derive(Debug, Parser)]
-#[command(name = "weir", version, about, long_about = None)]
+#[command(
+    name = "weir",
+    version,
+    about = "weir: Apache Flink's runtime mechanisms on a lock-free Rust core, measured side by side",
+    long_about = None
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,11 +47,14 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum RunJob {
     /// The seed's road-traffic job: parse camera records, tag each plate's origin and
-    /// long-term flag, count by origin (origins.jsonl).
+    /// long-term flag, count by origin (origins.jsonl), per minute (flow_1m.jsonl) and by
+    /// origin per five minutes (origin_5m.jsonl) in event time.
     ///
     /// Input is a CSV file or folder (--input) or the built-in generator (--generate, the
-    /// default). Every line ends as a tagged record or a rejection in rejected.jsonl with file,
-    /// line and reason; the run checks records_in == records_tagged + records_rejected.
+    /// default). Every line ends as exactly one of: counted in flow_1m.jsonl, dropped as late
+    /// (late.jsonl), rejected as malformed with file, line and reason, or quarantined for an
+    /// implausible timestamp (both in rejected.jsonl); the run checks that the four add up to
+    /// records_in and fails loudly if not.
     Traffic(traffic::TrafficArgs),
     /// A Nexmark query (q0, q1, q2, q5, q7, q8) over the `nexmark` crate's generator: writes
     /// `<query>.jsonl` (or counts and discards) and report.json with throughput per core and
