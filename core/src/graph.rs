@@ -67,6 +67,8 @@ struct VertexSpec {
     assemblers: Vec<PartFn>,
     /// Chain ends not yet finished by a sink or an exchange.
     open: usize,
+    /// The chains of split branches, named from the split on.
+    branches: Vec<String>,
 }
 
 impl VertexSpec {
@@ -77,6 +79,7 @@ impl VertexSpec {
             parts: Vec::new(),
             assemblers: Vec::new(),
             open: 1,
+            branches: Vec::new(),
         }
     }
 
@@ -93,7 +96,13 @@ impl VertexSpec {
                 }
             )));
         }
-        let (parts, assemblers, name) = (self.parts, self.assemblers, self.name.clone());
+        let name = if self.branches.is_empty() {
+            self.name
+        } else {
+            format!("{} -> {{{}}}", self.name, self.branches.join(" | "))
+        };
+        let (parts, assemblers) = (self.parts, self.assemblers);
+        let task_name = name.clone();
         let build: BuildFn = Box::new(move |setup| {
             let mut body = None;
             for part in parts.iter().chain(assemblers.iter().rev()) {
@@ -101,10 +110,10 @@ impl VertexSpec {
                     body = Some(built);
                 }
             }
-            body.ok_or_else(|| JobError::Invalid(format!("task '{name}' has no head")))
+            body.ok_or_else(|| JobError::Invalid(format!("task '{task_name}' has no head")))
         });
         Ok(VertexPlan {
-            name: self.name,
+            name,
             parallelism: self.parallelism,
             build,
         })
@@ -204,6 +213,7 @@ impl Job {
             vertex,
             parallelism,
             names: vec![name.to_owned()],
+            branch: false,
             head,
         }
     }
@@ -249,6 +259,8 @@ pub struct Stream<T> {
     vertex: usize,
     parallelism: usize,
     names: Vec<String>,
+    /// Whether this chain is a branch of a split (its names start at the split).
+    branch: bool,
     head: HeadFn<T>,
 }
 
@@ -282,6 +294,7 @@ impl<T: Send + 'static> Stream<T> {
             vertex: self.vertex,
             parallelism: self.parallelism,
             names: self.names,
+            branch: self.branch,
             head: Rc::new(move |setup, next: Box<dyn Output<U>>| {
                 let origin = Origin {
                     name: Arc::clone(&op_name),
@@ -362,11 +375,10 @@ impl<T: Send + 'static> Stream<T> {
         }
         let mut graph = self.graph.borrow_mut();
         let vertex = &mut graph.vertices[self.vertex];
-        if vertex.name.is_empty() {
-            vertex.name = self.names.join(" -> ");
+        if self.branch {
+            vertex.branches.push(self.names.join(" -> "));
         } else {
-            // A further branch of a split: name its end beside the first branch.
-            vertex.name = format!("{} + {last}", vertex.name);
+            vertex.name = self.names.join(" -> ");
         }
         vertex.parts.push(part);
         vertex.open -= 1;
@@ -379,9 +391,19 @@ impl<T: Clone + Send + 'static> Stream<T> {
     pub fn split(self) -> (Stream<T>, Stream<T>) {
         type Slots<T> = Rc<SlotCell<[Option<Box<dyn Output<T>>>; 2]>>;
         let slots: Slots<T> = Rc::new(SlotCell::new([None, None]));
+        // The chain up to the split names the task; each branch names its own chain from here
+        // (a branch of a branch keeps its parent branch's names).
+        let branch_names = if self.branch {
+            self.names.clone()
+        } else {
+            Vec::new()
+        };
         {
             let mut graph = self.graph.borrow_mut();
             let vertex = &mut graph.vertices[self.vertex];
+            if !self.branch {
+                vertex.name = self.names.join(" -> ");
+            }
             vertex.open += 1;
             let head = self.head;
             let taken = Rc::clone(&slots);
@@ -398,7 +420,8 @@ impl<T: Clone + Send + 'static> Stream<T> {
             max_parallelism: self.max_parallelism,
             vertex: self.vertex,
             parallelism: self.parallelism,
-            names: self.names.clone(),
+            names: branch_names.clone(),
+            branch: true,
             head: {
                 let slots = Rc::clone(&slots);
                 Rc::new(move |_setup: &mut TaskSetup, chain: Box<dyn Output<T>>| {
@@ -461,6 +484,7 @@ impl<T: Codec> Stream<T> {
             vertex: to,
             parallelism: parallelism.max(1),
             names: Vec::new(),
+            branch: false,
             head: Rc::new(move |setup, chain| {
                 let gate = InputGate::new(setup.take_inputs(edge));
                 Ok(Some(Box::new(InputTask::new(
