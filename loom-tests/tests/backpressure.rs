@@ -4,9 +4,10 @@
 //! loom fails the model. Threads that own a notifier are spawned and joined by a main thread
 //! that owns none (see the crate docs for why).
 //!
-//! - `a_returned_buffer_wakes_the_writer`: the writer's pool is empty; it waits for a buffer
-//!   while the reader drops the one it holds (`Buffer::drop` returns it and notifies the pool's
-//!   owner).
+//! - `a_returned_buffer_wakes_the_writer`: the writer's pool is empty; it waits in
+//!   `LocalBufferPool::take_waiting` (announcing the wait in the pool's free word) while the
+//!   reader drops the one it holds (`Buffer::drop` returns it and, seeing the flag, unparks the
+//!   pool's owner).
 //! - `a_popped_slot_wakes_the_writer`: the writer's ring (capacity 1) is full; it waits for
 //!   room while the reader pops (`ChannelReceiver::try_recv` notifies the sender's task), and
 //!   the reader in turn waits for the writer's second envelope.
@@ -34,21 +35,12 @@ fn a_returned_buffer_wakes_the_writer() {
             let pool = pool.clone();
             thread::spawn(move || {
                 writer_task.register_current();
-                let mut taken = None;
-                while taken.is_none() {
-                    writer_task.wait(
-                        || {
-                            taken = pool.try_take(0);
-                            taken.is_some()
-                        },
-                        PARK,
-                    );
-                }
-                taken
+                pool.take_waiting(0, PARK, || false)
             })
         };
-        // The reader (this thread, which owns no notifier) returns the buffer.
-        drop(held);
+        // The reader, on a thread of its own, returns the buffer; this thread only joins.
+        let reader = thread::spawn(move || drop(held));
+        reader.join().expect("reader");
         let taken = writer.join().expect("writer");
         assert!(taken.is_some());
         assert_eq!(pool.in_use(), 1, "the writer holds the returned buffer");

@@ -63,17 +63,9 @@ fn raw_channel_ends_after_its_data() {
             thread::spawn(move || {
                 up_task.register_current();
                 for byte in [1u8, 2] {
-                    let mut taken = None;
-                    while taken.is_none() {
-                        up_task.wait(
-                            || {
-                                taken = pool.try_take(0);
-                                taken.is_some()
-                            },
-                            PARK,
-                        );
-                    }
-                    let mut buffer = taken.expect("loop ends with a buffer");
+                    let mut buffer = pool
+                        .take_waiting(0, PARK, || false)
+                        .expect("never gives up");
                     buffer.append(1, |bytes| bytes[0] = byte);
                     tx.try_send(Envelope::Buffer(buffer))
                         .expect("one buffer in flight leaves room");

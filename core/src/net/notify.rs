@@ -67,6 +67,13 @@ impl TaskNotifier {
         }
     }
 
+    /// Unparks the owner unconditionally (for a caller that knows it waits, such as the buffer
+    /// pool after seeing its waiting flag).
+    #[cold]
+    pub(crate) fn unpark_owner(&self) {
+        self.unpark();
+    }
+
     #[cold]
     fn unpark(&self) {
         if let Some(thread) = self.thread.lock().expect("notifier lock poisoned").as_ref() {

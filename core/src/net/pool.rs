@@ -4,9 +4,16 @@
 //! Guarantees:
 //! - **Allocates once.** [`NetworkBufferPool::new`] allocates every segment; taking and
 //!   returning a buffer never allocates.
-//! - **Lock-free.** A local pool's free segments are bits in atomic words. Taking is a
-//!   compare-and-swap that clears one bit; returning (dropping a [`Buffer`], on any thread) is one
-//!   `fetch_or`. There is no ABA problem: a bit names a segment, not a pointer.
+//! - **Lock-free.** A local pool's free segments are bits in atomic words (63 a word). Taking
+//!   is a compare-and-swap that clears one bit; returning (dropping a [`Buffer`], on any thread)
+//!   is one `fetch_or`. There is no ABA problem: a bit names a segment, not a pointer.
+//! - **Waking without a fence.** The top bit of every free word is the owner's "waiting" flag.
+//!   A writer that found no buffer sets it with a `fetch_or` on each word and looks at what that
+//!   returned; a returner's `fetch_or` returns the word as it was. Both are read-modify-writes of
+//!   the same word, so one comes first in its modification order: either the writer's sees the
+//!   returned buffer (and takes it instead of parking), or the returner's sees the flag (and
+//!   unparks the writer; an unpark before the park makes the park return at once). No wake-up is
+//!   lost and the return path has no fence (`loom-tests` checks it).
 //! - **Bounded.** A local pool never holds more than it was carved with: an empty pool is
 //!   backpressure, never growth.
 //!
@@ -17,14 +24,17 @@
 //!
 //! Ordering: a buffer's bytes are written by the thread that took it and read by the thread that
 //! receives it through a channel (the ring's release/acquire hand-off orders those). Returning
-//! clears nothing: the `fetch_or` is `Release` and the taking CAS is `Acquire`, so the next
-//! writer of a segment happens after the last reader of it.
+//! clears nothing: the `fetch_or` is `Release` and the taking CAS (and the waiting announcement)
+//! `Acquire`, so the next writer of a segment happens after the last reader of it.
 
 use std::fmt;
 
 use thiserror::Error;
 
-use super::notify::TaskNotifier;
+use std::time::Duration;
+
+use super::notify::{SPIN_ROUNDS, TaskNotifier};
+use crate::sync::thread;
 use crate::sync::{Arc, AtomicU64, Ordering, UnsafeCell};
 
 /// Default segment size, as Flink's `taskmanager.memory.segment-size`.
@@ -160,15 +170,11 @@ impl NetworkBufferPool {
         }
         let first = self.carved;
         self.carved += needed;
-        let words = needed.div_ceil(64);
+        let words = needed.div_ceil(BITS_PER_WORD);
         let free = (0..words)
             .map(|w| {
-                let bits_in_word = (needed - w * 64).min(64);
-                AtomicU64::new(if bits_in_word == 64 {
-                    u64::MAX
-                } else {
-                    (1u64 << bits_in_word) - 1
-                })
+                let bits_in_word = (needed - w * BITS_PER_WORD).min(BITS_PER_WORD);
+                AtomicU64::new((1u64 << bits_in_word) - 1)
             })
             .collect();
         Ok(LocalBufferPool {
@@ -185,6 +191,11 @@ impl NetworkBufferPool {
     }
 }
 
+/// Buffers per free word; the top bit is the waiting flag.
+const BITS_PER_WORD: usize = 63;
+/// The owner is waiting for a buffer of this word (see the module docs).
+const WAITING: u64 = 1 << 63;
+
 struct LocalInner {
     arena: Arc<Arena>,
     /// Index of this pool's first segment in the arena.
@@ -193,26 +204,40 @@ struct LocalInner {
     len: usize,
     exclusive: usize,
     channels: usize,
-    /// Bit `i` set: segment `first + i` is free. Channel `c` owns bits
-    /// `c * exclusive .. (c + 1) * exclusive`; the rest are floating.
+    /// Buffer `i` is bit `i % 63` of word `i / 63`, set when free; bit 63 of each word is the
+    /// owner's waiting flag. Channel `c` owns buffers `c * exclusive .. (c + 1) * exclusive`;
+    /// the rest are floating.
     free: Box<[AtomicU64]>,
     owner: Arc<TaskNotifier>,
 }
 
 impl LocalInner {
-    /// Tries to take a free bit in `range`; returns the bit index.
+    /// The bits of word `word_idx` that buffers `range` occupy.
+    #[inline]
+    fn mask_in(word_idx: usize, range: &std::ops::Range<usize>) -> u64 {
+        let base = word_idx * BITS_PER_WORD;
+        let lo = range.start.max(base);
+        let hi = range.end.min(base + BITS_PER_WORD);
+        if lo >= hi {
+            return 0;
+        }
+        ((1u64 << (hi - lo)) - 1) << (lo - base)
+    }
+
+    /// The words that buffers `range` occupy.
+    #[inline]
+    fn words_of(range: &std::ops::Range<usize>) -> std::ops::Range<usize> {
+        if range.is_empty() {
+            return 0..0;
+        }
+        range.start / BITS_PER_WORD..(range.end - 1) / BITS_PER_WORD + 1
+    }
+
+    /// Tries to take a free buffer in `range`; returns its index.
     #[inline]
     fn take_in(&self, range: std::ops::Range<usize>) -> Option<usize> {
-        let (start, end) = (range.start, range.end);
-        let mut word_idx = start / 64;
-        while word_idx * 64 < end {
-            let lo = start.max(word_idx * 64) - word_idx * 64;
-            let hi = end.min(word_idx * 64 + 64) - word_idx * 64;
-            let mask = if hi - lo == 64 {
-                u64::MAX
-            } else {
-                ((1u64 << (hi - lo)) - 1) << lo
-            };
+        for word_idx in Self::words_of(&range) {
+            let mask = Self::mask_in(word_idx, &range);
             let word = &self.free[word_idx];
             let mut current = word.load(Ordering::Relaxed);
             loop {
@@ -227,19 +252,47 @@ impl LocalInner {
                     Ordering::Acquire,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => return Some(word_idx * 64 + bit),
+                    Ok(_) => return Some(word_idx * BITS_PER_WORD + bit),
                     Err(actual) => current = actual,
                 }
             }
-            word_idx += 1;
         }
         None
+    }
+
+    /// The buffers channel `channel` may take: its exclusive ones, then the floating ones.
+    #[inline]
+    fn ranges_of(&self, channel: usize) -> [std::ops::Range<usize>; 2] {
+        [
+            channel * self.exclusive..(channel + 1) * self.exclusive,
+            self.channels * self.exclusive..self.len,
+        ]
+    }
+
+    /// Sets the waiting flag on every word holding a buffer `channel` may take; returns whether
+    /// one of them was free at that moment (then the caller retries instead of parking).
+    fn announce_waiting(&self, channel: usize) -> bool {
+        let mut free_seen = false;
+        for range in self.ranges_of(channel) {
+            for word_idx in Self::words_of(&range) {
+                let before = self.free[word_idx].fetch_or(WAITING, Ordering::Acquire);
+                free_seen |= before & Self::mask_in(word_idx, &range) != 0;
+            }
+        }
+        free_seen
+    }
+
+    /// Clears the waiting flags again.
+    fn withdraw_waiting(&self) {
+        for word in self.free.iter() {
+            word.fetch_and(!WAITING, Ordering::Relaxed);
+        }
     }
 
     fn free_count(&self) -> usize {
         self.free
             .iter()
-            .map(|w| w.load(Ordering::Relaxed).count_ones() as usize)
+            .map(|w| (w.load(Ordering::Relaxed) & !WAITING).count_ones() as usize)
             .sum()
     }
 }
@@ -269,14 +322,42 @@ impl LocalBufferPool {
     pub fn try_take(&self, channel: usize) -> Option<Buffer> {
         let inner = &*self.inner;
         debug_assert!(channel < inner.channels.max(1));
-        let own = channel * inner.exclusive..(channel + 1) * inner.exclusive;
-        let floating = inner.channels * inner.exclusive..inner.len;
-        let bit = inner.take_in(own).or_else(|| inner.take_in(floating))?;
+        let [own, floating] = inner.ranges_of(channel);
+        let index = inner.take_in(own).or_else(|| inner.take_in(floating))?;
         Some(Buffer {
             pool: Arc::clone(&self.inner),
-            bit: bit as u32,
+            index: index as u32,
             len: 0,
         })
+    }
+
+    /// Takes a buffer for `channel`, waiting while the pool is empty: spin a few rounds, then
+    /// announce the wait in the free words and park until a returned buffer unparks this thread
+    /// (or `park` passes). `None` once `give_up()` says so (cancellation).
+    ///
+    /// Only the pool's owner (the thread registered with the notifier the pool was carved
+    /// with) may call this: the returner unparks that thread.
+    pub fn take_waiting(
+        &self,
+        channel: usize,
+        park: Duration,
+        mut give_up: impl FnMut() -> bool,
+    ) -> Option<Buffer> {
+        loop {
+            for _ in 0..SPIN_ROUNDS {
+                if let Some(buffer) = self.try_take(channel) {
+                    return Some(buffer);
+                }
+                thread::spin_hint();
+            }
+            if give_up() {
+                return None;
+            }
+            if !self.inner.announce_waiting(channel) {
+                thread::park_timeout(park);
+            }
+            self.inner.withdraw_waiting();
+        }
     }
 
     /// Buffers in this pool.
@@ -302,14 +383,15 @@ impl LocalBufferPool {
 #[must_use = "a buffer returns to its pool when dropped"]
 pub struct Buffer {
     pool: Arc<LocalInner>,
-    bit: u32,
+    /// The buffer's index in its local pool.
+    index: u32,
     len: u32,
 }
 
 impl fmt::Debug for Buffer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Buffer")
-            .field("segment", &(self.pool.first + self.bit as usize))
+            .field("segment", &(self.pool.first + self.index as usize))
             .field("len", &self.len)
             .finish()
     }
@@ -318,7 +400,7 @@ impl fmt::Debug for Buffer {
 impl Buffer {
     #[inline]
     fn cell(&self) -> &UnsafeCell<Box<[u8]>> {
-        &self.pool.arena.segments[self.pool.first + self.bit as usize]
+        &self.pool.arena.segments[self.pool.first + self.index as usize]
     }
 
     /// Filled bytes.
@@ -396,10 +478,13 @@ impl Buffer {
 impl Drop for Buffer {
     #[inline]
     fn drop(&mut self) {
-        let bit = self.bit as usize;
+        let index = self.index as usize;
         let pool = &*self.pool;
-        pool.free[bit / 64].fetch_or(1u64 << (bit % 64), Ordering::Release);
-        pool.owner.notify();
+        let before = pool.free[index / BITS_PER_WORD]
+            .fetch_or(1u64 << (index % BITS_PER_WORD), Ordering::Release);
+        if before & WAITING != 0 {
+            pool.owner.unpark_owner();
+        }
     }
 }
 

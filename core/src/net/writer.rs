@@ -233,23 +233,15 @@ impl<T: Codec> RecordWriter<T> {
             return Ok(buffer);
         }
         let started = Instant::now();
-        let mut taken = None;
-        while taken.is_none() {
-            self.env.check_cancelled()?;
-            let pool = &self.pool;
-            self.env.notifier().wait(
-                || {
-                    taken = pool.try_take(channel);
-                    taken.is_some()
-                },
-                BACKPRESSURE_PARK,
-            );
-        }
+        let env = &self.env;
+        let taken = self
+            .pool
+            .take_waiting(channel, BACKPRESSURE_PARK, || env.control().is_cancelled());
         self.env
             .metrics()
             .backpressured_ns
             .add(started.elapsed().as_nanos() as u64);
-        Ok(taken.expect("loop ends with a buffer"))
+        taken.ok_or(TaskError::Cancelled)
     }
 
     /// Sends `envelope` on `channel`, waiting while its ring is full.
