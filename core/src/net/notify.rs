@@ -1,9 +1,11 @@
 //! Waiting without burning a core, and waking without losing a wake-up.
 //!
 //! Every task thread owns one [`TaskNotifier`]. A task waits on exactly one condition at a time
-//! (input available, a free buffer, ring space), and the threads that can make that condition
-//! true call [`TaskNotifier::notify`] after they did: a downstream task after it dropped a buffer
-//! or popped a ring slot, an upstream task after it pushed into a ring.
+//! (input available, ring space, a free buffer), and the threads that can make that condition
+//! true wake it after they did: a downstream task after it popped a ring slot, an upstream task
+//! after it pushed into a ring ([`TaskNotifier::notify`]); a returned buffer wakes its pool's
+//! owner through the pool's own fence-free protocol (see [`super::pool`]), which ends in
+//! [`TaskNotifier::unpark_owner`].
 //!
 //! Policy: spin [`SPIN_ROUNDS`] times re-checking the condition, then announce the wait, check
 //! once more and park. The park has a timeout (the caller's) so that cancellation, buffer
@@ -70,7 +72,7 @@ impl TaskNotifier {
     /// Unparks the owner unconditionally (for a caller that knows it waits, such as the buffer
     /// pool after seeing its waiting flag).
     #[cold]
-    pub(crate) fn unpark_owner(&self) {
+    pub fn unpark_owner(&self) {
         self.unpark();
     }
 
