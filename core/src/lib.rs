@@ -6,7 +6,7 @@
 //! - **Allocates once on the data plane.** Network buffers come from a fixed pool allocated at
 //!   job start ([`net::pool`]); moving records never allocates a buffer.
 //! - **Never blocks on a lock on the hot path.** Channels are `rtrb` SPSC rings
-//!   ([`net::channel`]); the pool is a set of atomic bit words.
+//!   ([`net::channel`](mod@net::channel)); the pool is a set of atomic bit words.
 //! - **Bounded.** A full pool or a full ring is backpressure: the writer waits and counts it as
 //!   `backPressuredTimeMsPerSecond`, nothing grows.
 //! - **One thread per subtask**, pinned to a core, waiting without burning the core
