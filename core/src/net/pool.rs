@@ -31,6 +31,7 @@ use std::fmt;
 
 use thiserror::Error;
 
+use std::ptr::NonNull;
 use std::time::Duration;
 
 use super::notify::{SPIN_ROUNDS, TaskNotifier};
@@ -324,8 +325,11 @@ impl LocalBufferPool {
         debug_assert!(channel < inner.channels.max(1));
         let [own, floating] = inner.ranges_of(channel);
         let index = inner.take_in(own).or_else(|| inner.take_in(floating))?;
+        let segment = NonNull::from(&inner.arena.segments[inner.first + index]);
         Some(Buffer {
             pool: Arc::clone(&self.inner),
+            segment,
+            capacity: inner.arena.segment_bytes as u32,
             index: index as u32,
             len: 0,
         })
@@ -383,10 +387,20 @@ impl LocalBufferPool {
 #[must_use = "a buffer returns to its pool when dropped"]
 pub struct Buffer {
     pool: Arc<LocalInner>,
+    /// The segment's cell in the arena, found once when the buffer is taken: the writer's
+    /// per-record path then follows one pointer instead of pool, arena and segment table.
+    segment: NonNull<UnsafeCell<Box<[u8]>>>,
+    /// Bytes the segment holds.
+    capacity: u32,
     /// The buffer's index in its local pool.
     index: u32,
     len: u32,
 }
+
+// SAFETY: `segment` points into the arena that `pool` keeps alive, and the pool's free bit for
+// `index` is clear while this `Buffer` exists, so no other `Buffer` reaches that segment: moving
+// the loan to another thread moves exclusive access with it.
+unsafe impl Send for Buffer {}
 
 impl fmt::Debug for Buffer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -400,7 +414,9 @@ impl fmt::Debug for Buffer {
 impl Buffer {
     #[inline]
     fn cell(&self) -> &UnsafeCell<Box<[u8]>> {
-        &self.pool.arena.segments[self.pool.first + self.index as usize]
+        // SAFETY: `segment` was taken from the arena's segment table, which is allocated once
+        // and never moves or shrinks, and `pool` keeps the arena alive as long as `self`.
+        unsafe { self.segment.as_ref() }
     }
 
     /// Filled bytes.
@@ -418,7 +434,7 @@ impl Buffer {
     /// Bytes the segment holds in all.
     #[inline]
     pub fn capacity(&self) -> usize {
-        self.pool.arena.segment_bytes
+        self.capacity as usize
     }
 
     /// Bytes still free.
