@@ -151,28 +151,49 @@ impl<T, K: Hash + Eq + Clone, A: AggregateFunction<T>, S> Windowing<T, K, A, S> 
     }
 }
 
-/// Aggregates records per window and key; fires on the watermark (Flink's `WindowOperator`
-/// with an `AggregateFunction` and the event-time trigger).
-pub struct WindowAggregate<T, K, A: AggregateFunction<T>>(Windowing<T, K, A, A::Acc>);
+/// Declares a window operator over raw records: a newtype around [`Windowing`] with its
+/// accumulator type, a `Debug` that shows the spec, and a constructor from key, spec, function.
+macro_rules! window_operator {
+    ($(#[$doc:meta])* $name:ident, $acc:ty) => {
+        $(#[$doc])*
+        pub struct $name<T, K, A: AggregateFunction<T>>(Windowing<T, K, A, $acc>);
 
-impl<T, K, A: AggregateFunction<T>> std::fmt::Debug for WindowAggregate<T, K, A> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WindowAggregate")
-            .field("spec", &self.0.spec)
-            .finish()
-    }
+        impl<T, K, A: AggregateFunction<T>> std::fmt::Debug for $name<T, K, A> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("spec", &self.0.spec)
+                    .finish()
+            }
+        }
+
+        impl<T, K: Hash + Eq + Clone, A: AggregateFunction<T>> $name<T, K, A> {
+            /// Windows as `spec` says, keyed by `key_of`.
+            pub fn new(
+                key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
+                spec: WindowSpec<T>,
+                function: A,
+            ) -> Self {
+                Self(Windowing::new(key_of, spec, function))
+            }
+        }
+    };
 }
 
-impl<T, K: Hash + Eq + Clone, A: AggregateFunction<T>> WindowAggregate<T, K, A> {
-    /// Windows as `spec` says, keyed by `key_of`.
-    pub fn new(
-        key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
-        spec: WindowSpec<T>,
-        function: A,
-    ) -> Self {
-        Self(Windowing::new(key_of, spec, function))
-    }
-}
+window_operator!(
+    /// Aggregates records per window and key; fires on the watermark (Flink's `WindowOperator`
+    /// with an `AggregateFunction` and the event-time trigger).
+    WindowAggregate,
+    A::Acc
+);
+
+window_operator!(
+    /// The local step of local-global aggregation: pre-aggregates per window and key in each
+    /// subtask and emits the partial accumulators (with their record counts) when the watermark
+    /// reaches the window's end; a record within lateness for a window that already fired is
+    /// emitted as a partial of its own.
+    LocalPreAggregate,
+    (A::Acc, u64)
+);
 
 impl<T, K, A> Operator<T, WindowResult<K, A::Out>> for WindowAggregate<T, K, A>
 where
@@ -236,30 +257,6 @@ where
             });
         });
         Ok(())
-    }
-}
-
-/// The local step of local-global aggregation: pre-aggregates per window and key in each
-/// subtask and emits the partial accumulators when the watermark reaches the window's end; a
-/// record within lateness for a window that already fired is emitted as a partial of its own.
-pub struct LocalPreAggregate<T, K, A: AggregateFunction<T>>(Windowing<T, K, A, (A::Acc, u64)>);
-
-impl<T, K, A: AggregateFunction<T>> std::fmt::Debug for LocalPreAggregate<T, K, A> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalPreAggregate")
-            .field("spec", &self.0.spec)
-            .finish()
-    }
-}
-
-impl<T, K: Hash + Eq + Clone, A: AggregateFunction<T>> LocalPreAggregate<T, K, A> {
-    /// Pre-aggregates as `spec` says, keyed by `key_of`.
-    pub fn new(
-        key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
-        spec: WindowSpec<T>,
-        function: A,
-    ) -> Self {
-        Self(Windowing::new(key_of, spec, function))
     }
 }
 
