@@ -22,7 +22,6 @@ use weir_bench::traffic::tag::{LongTermTracker, Tagged};
 use weir_bench::traffic::windows::{
     FLOW_FILE, FLOW_WINDOW_MS, FlowCount, ORIGIN_FILE, OriginWindowCount, WindowTotals, brute_force,
 };
-use weir_core::RuntimeConfig;
 use weir_core::time::guard::Offer;
 use weir_core::time::{GuardConfig, TimestampGuard};
 use weir_core::window::GlobalAggregation;
@@ -87,16 +86,9 @@ fn run_job(
 ) -> TrafficRun {
     let what = format!("p={parallelism} {event_time:?}");
     let job = TrafficJob {
-        input: input.clone(),
-        home: home(),
         parallelism,
-        runtime: RuntimeConfig {
-            pin: false,
-            ..Default::default()
-        },
-        output: output.to_path_buf(),
-        fail_after: None,
         event_time,
+        ..TrafficJob::new(input.clone(), output)
     };
     let outcome = run(&job, |_, _| {}).unwrap_or_else(|e| panic!("{what}: {e}"));
     assert!(!outcome.result.stopped_early, "{what}");

@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 use weir_bench::peer::timely_traffic;
 use weir_bench::traffic::generator::{GeneratorConfig, PartitionGenerator};
 use weir_bench::traffic::input::TrafficInput;
-use weir_bench::traffic::job::{DEFAULT_GUARD, EventTimeOptions, TrafficJob, TrafficRun, run};
+use weir_bench::traffic::job::{DEFAULT_GUARD, TrafficJob, TrafficRun, run};
 use weir_bench::traffic::parse::HEADER;
 use weir_bench::traffic::record::Home;
-use weir_core::RuntimeConfig;
 
 fn home() -> Home {
     "浙A".parse().unwrap()
@@ -28,26 +27,9 @@ fn generated(records: u64, partitions: usize) -> GeneratorConfig {
 }
 
 fn run_job(input: TrafficInput, parallelism: usize, output: &Path) -> TrafficRun {
-    run_with(input, parallelism, output, EventTimeOptions::default())
-}
-
-fn run_with(
-    input: TrafficInput,
-    parallelism: usize,
-    output: &Path,
-    event_time: EventTimeOptions,
-) -> TrafficRun {
     let job = TrafficJob {
-        input,
-        home: home(),
         parallelism,
-        runtime: RuntimeConfig {
-            pin: false,
-            ..Default::default()
-        },
-        output: output.to_path_buf(),
-        fail_after: None,
-        event_time,
+        ..TrafficJob::new(input, output)
     };
     let outcome = run(&job, |_, _| {}).unwrap_or_else(|e| panic!("p={parallelism}: {e}"));
     assert!(!outcome.result.stopped_early);

@@ -64,6 +64,29 @@ pub struct TrafficJob {
     pub event_time: EventTimeOptions,
 }
 
+impl TrafficJob {
+    /// The job over `input` writing into `output`, unpinned, with every other setting at its
+    /// default: home 浙A, parallelism 2, the default runtime and event time, no failure
+    /// injection. Set fields to change them (`TrafficJob { parallelism: 4, ..TrafficJob::new(..) }`).
+    pub fn new(input: TrafficInput, output: impl Into<PathBuf>) -> Self {
+        Self {
+            input,
+            home: Home {
+                province: '浙',
+                city: 'A',
+            },
+            parallelism: 2,
+            runtime: RuntimeConfig {
+                pin: false,
+                ..RuntimeConfig::default()
+            },
+            output: output.into(),
+            fail_after: None,
+            event_time: EventTimeOptions::default(),
+        }
+    }
+}
+
 /// How the job treats event time.
 #[derive(Debug, Clone, Serialize)]
 pub struct EventTimeOptions {
