@@ -12,6 +12,10 @@
 //! Every input line ends as exactly one of: counted in `flow_1m.jsonl`, dropped as late
 //! (`late.jsonl`), rejected as malformed or quarantined for an implausible timestamp
 //! (`rejected.jsonl`). [`TrafficRun`] carries the four counts.
+//!
+//! - `source`: the input as a weir source, and the tally behind progress and result latency.
+//! - `operators`: tagging, per-subtask origin counts, the origin window's aggregate.
+//! - `outputs`: quarantined and late lines, windowed results as they fire, merged origins.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,29 +24,29 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use weir_core::time::{GuardConfig, Quarantine, WatermarkEmit, WatermarkStrategy};
-use weir_core::window::{
-    AggregateFunction, Count, GlobalAggregation, Window, WindowAssigner, WindowResult, WindowSpec,
-};
-
-use weir_core::error::OperatorError;
-use weir_core::operator::{Collector, KeyedProcessFunction, KeyedState, Operator};
 use weir_core::runtime::JobControl;
-use weir_core::sink::{JsonLinesFile, JsonLinesWriter, Sink};
-use weir_core::source::{PartitionReader as WeirReader, Read, Source};
+use weir_core::sink::JsonLinesFile;
+use weir_core::time::{GuardConfig, Quarantine, WatermarkEmit, WatermarkStrategy};
+use weir_core::window::{Count, GlobalAggregation, Window, WindowAssigner, WindowSpec};
 use weir_core::{Job, JobResult, RuntimeConfig};
 
-use super::input::{Line, PartitionReader, TrafficInput};
-use super::parse::Rejection;
-use super::record::{Home, Origin, Plate, TrafficRecord};
-use super::tag::{LongTermTracker, OriginCounts, Tagged};
+use super::input::TrafficInput;
+use super::record::{Home, Origin, TrafficRecord};
+use super::tag::{OriginCounts, Tagged};
 use super::windows::{
     FLOW_FILE, FLOW_WINDOW_MS, FlowCount, ORIGIN_FILE, ORIGIN_WINDOW_MS, OriginWindowCount,
     WindowTotals,
 };
 
-/// Lines a reader counts locally before it publishes them for the progress bar.
-const PUBLISH_EVERY_LINES: u64 = 4096;
+mod operators;
+mod outputs;
+mod source;
+
+use operators::{CountOrigins, OriginWindow, Tag};
+pub use outputs::QuarantinedRecord;
+use outputs::{FlowLatency, LateRecord, OriginsSink, WindowLines};
+pub use source::Tally;
+use source::TrafficSource;
 
 /// The traffic job's settings.
 #[derive(Debug, Clone)]
@@ -150,69 +154,6 @@ impl Default for EventTimeOptions {
     }
 }
 
-/// Lines read and rejected so far, shared by the job's readers, and when event time passed
-/// each flow window's end at every partition (for the result latency).
-#[derive(Debug)]
-pub struct Tally {
-    lines: AtomicU64,
-    rejected: AtomicU64,
-    progress: Mutex<EventTimeProgress>,
-}
-
-/// When each partition's highest timestamp first passed each flow-window boundary.
-#[derive(Debug)]
-struct EventTimeProgress {
-    partitions: usize,
-    /// Boundary (window end + out-of-orderness) → (partitions that passed it, latest time).
-    passed: BTreeMap<i64, (usize, u64)>,
-}
-
-impl Tally {
-    fn new(partitions: usize) -> Self {
-        Self {
-            lines: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-            progress: Mutex::new(EventTimeProgress {
-                partitions,
-                passed: BTreeMap::new(),
-            }),
-        }
-    }
-
-    /// A partition's highest timestamp passed the boundaries in `boundaries` at `now_ns`.
-    fn passed(&self, boundaries: impl Iterator<Item = i64>, now_ns: u64) {
-        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-        for boundary in boundaries {
-            let entry = progress.passed.entry(boundary).or_insert((0, 0));
-            entry.0 += 1;
-            entry.1 = entry.1.max(now_ns);
-        }
-    }
-
-    /// When every partition had passed `boundary`, if they all have. Each window's first
-    /// result asks once, so a complete boundary is forgotten when asked for: the log holds only
-    /// boundaries whose windows have not fired yet (or never will: a minute without records
-    /// leaves one small entry).
-    fn all_passed(&self, boundary: i64) -> Option<u64> {
-        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-        let partitions = progress.partitions;
-        if progress.passed.get(&boundary)?.0 != partitions {
-            return None;
-        }
-        progress.passed.remove(&boundary).map(|(_, at)| at)
-    }
-
-    /// Data lines read so far (published every few thousand lines, exact at the end).
-    pub fn lines(&self) -> u64 {
-        self.lines.load(Ordering::Relaxed)
-    }
-
-    /// Lines rejected so far.
-    pub fn rejected(&self) -> u64 {
-        self.rejected.load(Ordering::Relaxed)
-    }
-}
-
 /// What a run of the job produced.
 #[derive(Debug)]
 pub struct TrafficRun {
@@ -241,370 +182,6 @@ impl TrafficRun {
     /// Records counted in `flow_1m.jsonl` (final values).
     pub fn records_counted(&self) -> u64 {
         self.windows.counted()
-    }
-}
-
-/// A record quarantined by the timestamp guard, as a line of `rejected.jsonl`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QuarantinedRecord {
-    /// Why.
-    pub reason: String,
-    /// The record's timestamp, ms.
-    pub ts_ms: i64,
-    /// The plate.
-    pub plate: String,
-    /// The camera.
-    pub checkpoint_id: u32,
-    /// The reference timestamp it was judged against, ms.
-    pub reference_ms: i64,
-}
-
-impl QuarantinedRecord {
-    /// The line for `record` and the guard's verdict.
-    pub fn new(record: &TrafficRecord, quarantine: &Quarantine) -> Self {
-        Self {
-            reason: quarantine.reason.clone(),
-            ts_ms: record.ts_ms,
-            plate: record.plate.as_str().to_owned(),
-            checkpoint_id: record.checkpoint_id,
-            reference_ms: quarantine.reference_ms,
-        }
-    }
-}
-
-/// Records dropped as late, as a line of `late.jsonl`: one record, or (`records` > 1 or no
-/// record fields) a partial aggregate the merge step of two-phase aggregation had to drop
-/// because its subtask had been idle while the others moved the watermark past the window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-struct LateRecord {
-    output: &'static str,
-    records: u64,
-    #[serde(flatten)]
-    record: Option<LateFields>,
-    window_start: i64,
-    window_end: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-struct LateFields {
-    ts_ms: i64,
-    plate: String,
-    checkpoint_id: u32,
-}
-
-impl LateRecord {
-    fn new(output: &'static str, record: &TrafficRecord, window: Window) -> Self {
-        Self {
-            output,
-            records: 1,
-            record: Some(LateFields {
-                ts_ms: record.ts_ms,
-                plate: record.plate.as_str().to_owned(),
-                checkpoint_id: record.checkpoint_id,
-            }),
-            window_start: window.start,
-            window_end: window.end,
-        }
-    }
-
-    fn partial(output: &'static str, window: Window, records: u64) -> Self {
-        Self {
-            output,
-            records,
-            record: None,
-            window_start: window.start,
-            window_end: window.end,
-        }
-    }
-}
-
-/// The traffic input as a weir source; rejected lines go to `rejected.jsonl`.
-struct TrafficSource {
-    input: TrafficInput,
-    rejected: Arc<JsonLinesFile>,
-    tally: Arc<Tally>,
-    control: Arc<JobControl>,
-    /// Event time that makes the watermark pass a flow window's end: end + out-of-orderness.
-    boundary_shift_ms: i64,
-}
-
-impl Source for TrafficSource {
-    type Item = TrafficRecord;
-
-    fn partitions(&self) -> usize {
-        self.input.partitions()
-    }
-
-    fn open(
-        &self,
-        partition: usize,
-        offset: u64,
-    ) -> Result<Box<dyn WeirReader<TrafficRecord>>, OperatorError> {
-        Ok(Box::new(TrafficReader {
-            reader: self.input.open_at(partition, offset)?,
-            rejected: self.rejected.writer(),
-            tally: Arc::clone(&self.tally),
-            control: Arc::clone(&self.control),
-            unpublished_lines: 0,
-            unpublished_rejected: 0,
-            boundary_shift_ms: self.boundary_shift_ms,
-            next_boundary: None,
-        }))
-    }
-}
-
-struct TrafficReader {
-    reader: PartitionReader,
-    rejected: JsonLinesWriter<Rejection>,
-    tally: Arc<Tally>,
-    control: Arc<JobControl>,
-    unpublished_lines: u64,
-    unpublished_rejected: u64,
-    boundary_shift_ms: i64,
-    /// The next flow-window boundary this partition's highest timestamp has not passed.
-    next_boundary: Option<i64>,
-}
-
-impl TrafficReader {
-    fn publish(&mut self) {
-        self.tally.lines.fetch_add(
-            std::mem::take(&mut self.unpublished_lines),
-            Ordering::Relaxed,
-        );
-        self.tally.rejected.fetch_add(
-            std::mem::take(&mut self.unpublished_rejected),
-            Ordering::Relaxed,
-        );
-    }
-}
-
-impl TrafficReader {
-    /// Records when this partition's highest timestamp passes flow-window boundaries (one
-    /// comparison per record; a lock only when a minute of event time has passed).
-    #[inline]
-    fn track_event_time(&mut self, ts: i64) {
-        let boundary_of = |ts: i64| {
-            ts - (ts - self.boundary_shift_ms).rem_euclid(FLOW_WINDOW_MS) + FLOW_WINDOW_MS
-        };
-        match self.next_boundary {
-            None => self.next_boundary = Some(boundary_of(ts)),
-            Some(next) if ts >= next => {
-                let upto = boundary_of(ts);
-                let passed = (0..)
-                    .map(|i| next + i * FLOW_WINDOW_MS)
-                    .take_while(|b| *b < upto);
-                // Bogus timestamps are quarantined downstream of this reader; a jump of more
-                // than a day is not a window boundary worth tracking one by one.
-                if upto - next <= 86_400_000 {
-                    self.tally.passed(passed, self.control.now_ns());
-                }
-                self.next_boundary = Some(upto);
-            }
-            Some(_) => {}
-        }
-    }
-}
-
-impl WeirReader<TrafficRecord> for TrafficReader {
-    fn next(&mut self) -> Result<Read<TrafficRecord>, OperatorError> {
-        loop {
-            let line = self.reader.next_item()?;
-            self.unpublished_lines += u64::from(line.is_some());
-            if self.unpublished_lines >= PUBLISH_EVERY_LINES {
-                self.publish();
-            }
-            match line {
-                Some(Line::Record(record)) => {
-                    self.track_event_time(record.ts_ms);
-                    return Ok(Read::Record(record));
-                }
-                Some(Line::Rejected(rejection)) => {
-                    self.unpublished_rejected += 1;
-                    self.rejected.write_line(&rejection)?;
-                }
-                None => {
-                    self.publish();
-                    self.rejected.flush()?;
-                    return Ok(Read::End);
-                }
-            }
-        }
-    }
-
-    fn offset(&self) -> u64 {
-        self.reader.offset()
-    }
-}
-
-impl Drop for TrafficReader {
-    fn drop(&mut self) {
-        // A reader dropped before its end (a stop request) still accounts for what it read.
-        self.publish();
-        if let Err(e) = self.rejected.flush() {
-            eprintln!("weir: could not write rejected lines: {e}");
-        }
-    }
-}
-
-/// Tags each record with its origin and, for non-local plates, the long-term flag.
-#[derive(Debug, Clone, Copy)]
-struct Tag {
-    home: Home,
-    /// Records left before an injected panic.
-    fail_after: Option<u64>,
-}
-
-impl KeyedProcessFunction<Plate, TrafficRecord, Tagged> for Tag {
-    type State = LongTermTracker;
-
-    #[inline]
-    fn process(
-        &mut self,
-        _plate: &Plate,
-        tracker: &mut KeyedState<'_, Plate, LongTermTracker>,
-        record: TrafficRecord,
-        out: &mut Collector<'_, Tagged>,
-    ) -> Result<(), OperatorError> {
-        if let Some(left) = &mut self.fail_after {
-            assert!(*left > 0, "injected failure (--fail-after)");
-            *left -= 1;
-        }
-        // Local plates never touch their state: only non-local plates can be long-term.
-        out.collect(Tagged::new(record, &self.home, |_, day| {
-            tracker.get_or_default().observe(day)
-        }));
-        Ok(())
-    }
-}
-
-/// Pre-aggregates the counts of one subtask and emits them at end of input.
-#[derive(Debug, Default)]
-struct CountOrigins(OriginCounts);
-
-impl Operator<Tagged, OriginCounts> for CountOrigins {
-    #[inline]
-    fn process(
-        &mut self,
-        tagged: Tagged,
-        _out: &mut Collector<'_, OriginCounts>,
-    ) -> Result<(), OperatorError> {
-        self.0.add(&tagged);
-        Ok(())
-    }
-
-    fn on_end_of_input(
-        &mut self,
-        out: &mut Collector<'_, OriginCounts>,
-    ) -> Result<(), OperatorError> {
-        out.collect(self.0);
-        Ok(())
-    }
-}
-
-/// Counts tagged records per origin and long-term flag in a window.
-#[derive(Debug, Clone, Copy, Default)]
-struct OriginWindow;
-
-impl AggregateFunction<Tagged> for OriginWindow {
-    type Acc = (u64, u64);
-    type Out = (u64, u64);
-
-    fn create(&self) -> (u64, u64) {
-        (0, 0)
-    }
-    #[inline]
-    fn add(&self, acc: &mut (u64, u64), tagged: &Tagged) {
-        acc.0 += 1;
-        acc.1 += u64::from(tagged.long_term);
-    }
-    fn merge(&self, acc: &mut (u64, u64), other: &(u64, u64)) {
-        acc.0 += other.0;
-        acc.1 += other.1;
-    }
-    fn result(&self, acc: &(u64, u64)) -> (u64, u64) {
-        *acc
-    }
-}
-
-/// Writes window results as they fire (a re-fire is a new line) and keeps each window's
-/// last value; publishes them when the input ends.
-struct WindowLines<R, L> {
-    lines: JsonLinesWriter<L>,
-    last: BTreeMap<(i64, usize), R>,
-    line: fn(Window, usize, &R) -> L,
-    slot: Arc<Mutex<BTreeMap<(i64, usize), R>>>,
-    latency: Option<FlowLatency>,
-}
-
-/// Measures the result latency of flow windows at their sink.
-struct FlowLatency {
-    tally: Arc<Tally>,
-    control: Arc<JobControl>,
-    shift_ms: i64,
-    histogram: Arc<Mutex<hdrhistogram::Histogram<u64>>>,
-}
-
-impl<R: Copy + Send + 'static, L: Serialize + Send + 'static> WindowLines<R, L> {
-    fn write(&mut self, window: Window, key: usize, value: R) -> Result<(), OperatorError> {
-        self.lines.write_line(&(self.line)(window, key, &value))?;
-        let first = self.last.insert((window.start, key), value).is_none();
-        if first
-            && let Some(latency) = &self.latency
-            && let Some(passed) = latency.tally.all_passed(window.end + latency.shift_ms)
-        {
-            let now = latency.control.now_ns();
-            latency
-                .histogram
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .saturating_record(now.saturating_sub(passed).max(1));
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self) -> Result<(), OperatorError> {
-        self.lines.flush()?;
-        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = std::mem::take(&mut self.last);
-        Ok(())
-    }
-}
-
-impl Sink<WindowResult<(), u64>> for WindowLines<u64, FlowCount> {
-    fn write(&mut self, result: WindowResult<(), u64>) -> Result<(), OperatorError> {
-        WindowLines::write(self, result.window, 0, result.value)
-    }
-    fn finish(&mut self) -> Result<(), OperatorError> {
-        WindowLines::finish(self)
-    }
-}
-
-impl Sink<WindowResult<Origin, (u64, u64)>> for WindowLines<(u64, u64), OriginWindowCount> {
-    fn write(&mut self, result: WindowResult<Origin, (u64, u64)>) -> Result<(), OperatorError> {
-        WindowLines::write(self, result.window, result.key.index(), result.value)
-    }
-    fn finish(&mut self) -> Result<(), OperatorError> {
-        WindowLines::finish(self)
-    }
-}
-
-/// Merges the partial counts and writes `origins.jsonl` when the input ends.
-struct OriginsSink {
-    path: PathBuf,
-    total: OriginCounts,
-    result: Arc<Mutex<OriginCounts>>,
-}
-
-impl Sink<OriginCounts> for OriginsSink {
-    fn write(&mut self, partial: OriginCounts) -> Result<(), OperatorError> {
-        self.total.merge(&partial);
-        Ok(())
-    }
-
-    fn finish(&mut self) -> Result<(), OperatorError> {
-        std::fs::write(&self.path, self.total.to_jsonl())
-            .map_err(|e| format!("writing {}: {e}", self.path.display()))?;
-        *self.result.lock().unwrap_or_else(|p| p.into_inner()) = self.total;
-        Ok(())
     }
 }
 

@@ -1,0 +1,175 @@
+//! The job's output lines and sinks: quarantined and late records, windowed results as they
+//! fire, and the merged origin counts.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use weir_core::error::OperatorError;
+use weir_core::runtime::JobControl;
+use weir_core::sink::{JsonLinesWriter, Sink};
+use weir_core::time::Quarantine;
+use weir_core::window::{Window, WindowResult};
+
+use crate::traffic::record::{Origin, TrafficRecord};
+use crate::traffic::tag::OriginCounts;
+use crate::traffic::windows::{FlowCount, OriginWindowCount};
+
+use super::Tally;
+
+/// A record quarantined by the timestamp guard, as a line of `rejected.jsonl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuarantinedRecord {
+    /// Why.
+    pub reason: String,
+    /// The record's timestamp, ms.
+    pub ts_ms: i64,
+    /// The plate.
+    pub plate: String,
+    /// The camera.
+    pub checkpoint_id: u32,
+    /// The reference timestamp it was judged against, ms.
+    pub reference_ms: i64,
+}
+
+impl QuarantinedRecord {
+    /// The line for `record` and the guard's verdict.
+    pub fn new(record: &TrafficRecord, quarantine: &Quarantine) -> Self {
+        Self {
+            reason: quarantine.reason.clone(),
+            ts_ms: record.ts_ms,
+            plate: record.plate.as_str().to_owned(),
+            checkpoint_id: record.checkpoint_id,
+            reference_ms: quarantine.reference_ms,
+        }
+    }
+}
+
+/// Records dropped as late, as a line of `late.jsonl`: one record, or (`records` > 1 or no
+/// record fields) a partial aggregate the merge step of two-phase aggregation had to drop
+/// because its subtask had been idle while the others moved the watermark past the window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(super) struct LateRecord {
+    pub(super) output: &'static str,
+    pub(super) records: u64,
+    #[serde(flatten)]
+    pub(super) record: Option<LateFields>,
+    pub(super) window_start: i64,
+    pub(super) window_end: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(super) struct LateFields {
+    ts_ms: i64,
+    plate: String,
+    checkpoint_id: u32,
+}
+
+impl LateRecord {
+    pub(super) fn new(output: &'static str, record: &TrafficRecord, window: Window) -> Self {
+        Self {
+            output,
+            records: 1,
+            record: Some(LateFields {
+                ts_ms: record.ts_ms,
+                plate: record.plate.as_str().to_owned(),
+                checkpoint_id: record.checkpoint_id,
+            }),
+            window_start: window.start,
+            window_end: window.end,
+        }
+    }
+
+    pub(super) fn partial(output: &'static str, window: Window, records: u64) -> Self {
+        Self {
+            output,
+            records,
+            record: None,
+            window_start: window.start,
+            window_end: window.end,
+        }
+    }
+}
+
+/// Writes window results as they fire (a re-fire is a new line) and keeps each window's
+/// last value; publishes them when the input ends.
+pub(super) struct WindowLines<R, L> {
+    pub(super) lines: JsonLinesWriter<L>,
+    pub(super) last: BTreeMap<(i64, usize), R>,
+    pub(super) line: fn(Window, usize, &R) -> L,
+    pub(super) slot: Arc<Mutex<BTreeMap<(i64, usize), R>>>,
+    pub(super) latency: Option<FlowLatency>,
+}
+
+/// Measures the result latency of flow windows at their sink.
+pub(super) struct FlowLatency {
+    pub(super) tally: Arc<Tally>,
+    pub(super) control: Arc<JobControl>,
+    pub(super) shift_ms: i64,
+    pub(super) histogram: Arc<Mutex<hdrhistogram::Histogram<u64>>>,
+}
+
+impl<R: Copy + Send + 'static, L: Serialize + Send + 'static> WindowLines<R, L> {
+    fn write(&mut self, window: Window, key: usize, value: R) -> Result<(), OperatorError> {
+        self.lines.write_line(&(self.line)(window, key, &value))?;
+        let first = self.last.insert((window.start, key), value).is_none();
+        if first
+            && let Some(latency) = &self.latency
+            && let Some(passed) = latency.tally.all_passed(window.end + latency.shift_ms)
+        {
+            let now = latency.control.now_ns();
+            latency
+                .histogram
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .saturating_record(now.saturating_sub(passed).max(1));
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), OperatorError> {
+        self.lines.flush()?;
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = std::mem::take(&mut self.last);
+        Ok(())
+    }
+}
+
+impl Sink<WindowResult<(), u64>> for WindowLines<u64, FlowCount> {
+    fn write(&mut self, result: WindowResult<(), u64>) -> Result<(), OperatorError> {
+        WindowLines::write(self, result.window, 0, result.value)
+    }
+    fn finish(&mut self) -> Result<(), OperatorError> {
+        WindowLines::finish(self)
+    }
+}
+
+impl Sink<WindowResult<Origin, (u64, u64)>> for WindowLines<(u64, u64), OriginWindowCount> {
+    fn write(&mut self, result: WindowResult<Origin, (u64, u64)>) -> Result<(), OperatorError> {
+        WindowLines::write(self, result.window, result.key.index(), result.value)
+    }
+    fn finish(&mut self) -> Result<(), OperatorError> {
+        WindowLines::finish(self)
+    }
+}
+
+/// Merges the partial counts and writes `origins.jsonl` when the input ends.
+pub(super) struct OriginsSink {
+    pub(super) path: PathBuf,
+    pub(super) total: OriginCounts,
+    pub(super) result: Arc<Mutex<OriginCounts>>,
+}
+
+impl Sink<OriginCounts> for OriginsSink {
+    fn write(&mut self, partial: OriginCounts) -> Result<(), OperatorError> {
+        self.total.merge(&partial);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), OperatorError> {
+        std::fs::write(&self.path, self.total.to_jsonl())
+            .map_err(|e| format!("writing {}: {e}", self.path.display()))?;
+        *self.result.lock().unwrap_or_else(|p| p.into_inner()) = self.total;
+        Ok(())
+    }
+}

@@ -1,0 +1,210 @@
+//! The job's source: files or generator as a weir source, with the tally of lines read and
+//! rejected and the event-time progress behind the result latency.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use weir_core::error::OperatorError;
+use weir_core::runtime::JobControl;
+use weir_core::sink::{JsonLinesFile, JsonLinesWriter};
+use weir_core::source::{PartitionReader as WeirReader, Read, Source};
+
+use crate::traffic::input::{Line, PartitionReader, TrafficInput};
+use crate::traffic::parse::Rejection;
+use crate::traffic::record::TrafficRecord;
+use crate::traffic::windows::FLOW_WINDOW_MS;
+
+/// Lines a reader counts locally before it publishes them for the progress bar.
+const PUBLISH_EVERY_LINES: u64 = 4096;
+
+/// Lines read and rejected so far, shared by the job's readers, and when event time passed
+/// each flow window's end at every partition (for the result latency).
+#[derive(Debug)]
+pub struct Tally {
+    lines: AtomicU64,
+    rejected: AtomicU64,
+    progress: Mutex<EventTimeProgress>,
+}
+
+/// When each partition's highest timestamp first passed each flow-window boundary.
+#[derive(Debug)]
+struct EventTimeProgress {
+    partitions: usize,
+    /// Boundary (window end + out-of-orderness) → (partitions that passed it, latest time).
+    passed: BTreeMap<i64, (usize, u64)>,
+}
+
+impl Tally {
+    pub(super) fn new(partitions: usize) -> Self {
+        Self {
+            lines: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            progress: Mutex::new(EventTimeProgress {
+                partitions,
+                passed: BTreeMap::new(),
+            }),
+        }
+    }
+
+    /// A partition's highest timestamp passed the boundaries in `boundaries` at `now_ns`.
+    fn passed(&self, boundaries: impl Iterator<Item = i64>, now_ns: u64) {
+        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        for boundary in boundaries {
+            let entry = progress.passed.entry(boundary).or_insert((0, 0));
+            entry.0 += 1;
+            entry.1 = entry.1.max(now_ns);
+        }
+    }
+
+    /// When every partition had passed `boundary`, if they all have. Each window's first
+    /// result asks once, so a complete boundary is forgotten when asked for: the log holds only
+    /// boundaries whose windows have not fired yet (or never will: a minute without records
+    /// leaves one small entry).
+    pub(super) fn all_passed(&self, boundary: i64) -> Option<u64> {
+        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        let partitions = progress.partitions;
+        if progress.passed.get(&boundary)?.0 != partitions {
+            return None;
+        }
+        progress.passed.remove(&boundary).map(|(_, at)| at)
+    }
+
+    /// Data lines read so far (published every few thousand lines, exact at the end).
+    pub fn lines(&self) -> u64 {
+        self.lines.load(Ordering::Relaxed)
+    }
+
+    /// Lines rejected so far.
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+}
+
+/// The traffic input as a weir source; rejected lines go to `rejected.jsonl`.
+pub(super) struct TrafficSource {
+    pub(super) input: TrafficInput,
+    pub(super) rejected: Arc<JsonLinesFile>,
+    pub(super) tally: Arc<Tally>,
+    pub(super) control: Arc<JobControl>,
+    /// Event time that makes the watermark pass a flow window's end: end + out-of-orderness.
+    pub(super) boundary_shift_ms: i64,
+}
+
+impl Source for TrafficSource {
+    type Item = TrafficRecord;
+
+    fn partitions(&self) -> usize {
+        self.input.partitions()
+    }
+
+    fn open(
+        &self,
+        partition: usize,
+        offset: u64,
+    ) -> Result<Box<dyn WeirReader<TrafficRecord>>, OperatorError> {
+        Ok(Box::new(TrafficReader {
+            reader: self.input.open_at(partition, offset)?,
+            rejected: self.rejected.writer(),
+            tally: Arc::clone(&self.tally),
+            control: Arc::clone(&self.control),
+            unpublished_lines: 0,
+            unpublished_rejected: 0,
+            boundary_shift_ms: self.boundary_shift_ms,
+            next_boundary: None,
+        }))
+    }
+}
+
+struct TrafficReader {
+    reader: PartitionReader,
+    rejected: JsonLinesWriter<Rejection>,
+    tally: Arc<Tally>,
+    control: Arc<JobControl>,
+    unpublished_lines: u64,
+    unpublished_rejected: u64,
+    boundary_shift_ms: i64,
+    /// The next flow-window boundary this partition's highest timestamp has not passed.
+    next_boundary: Option<i64>,
+}
+
+impl TrafficReader {
+    fn publish(&mut self) {
+        self.tally.lines.fetch_add(
+            std::mem::take(&mut self.unpublished_lines),
+            Ordering::Relaxed,
+        );
+        self.tally.rejected.fetch_add(
+            std::mem::take(&mut self.unpublished_rejected),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+impl TrafficReader {
+    /// Records when this partition's highest timestamp passes flow-window boundaries (one
+    /// comparison per record; a lock only when a minute of event time has passed).
+    #[inline]
+    fn track_event_time(&mut self, ts: i64) {
+        let boundary_of = |ts: i64| {
+            ts - (ts - self.boundary_shift_ms).rem_euclid(FLOW_WINDOW_MS) + FLOW_WINDOW_MS
+        };
+        match self.next_boundary {
+            None => self.next_boundary = Some(boundary_of(ts)),
+            Some(next) if ts >= next => {
+                let upto = boundary_of(ts);
+                let passed = (0..)
+                    .map(|i| next + i * FLOW_WINDOW_MS)
+                    .take_while(|b| *b < upto);
+                // Bogus timestamps are quarantined downstream of this reader; a jump of more
+                // than a day is not a window boundary worth tracking one by one.
+                if upto - next <= 86_400_000 {
+                    self.tally.passed(passed, self.control.now_ns());
+                }
+                self.next_boundary = Some(upto);
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+impl WeirReader<TrafficRecord> for TrafficReader {
+    fn next(&mut self) -> Result<Read<TrafficRecord>, OperatorError> {
+        loop {
+            let line = self.reader.next_item()?;
+            self.unpublished_lines += u64::from(line.is_some());
+            if self.unpublished_lines >= PUBLISH_EVERY_LINES {
+                self.publish();
+            }
+            match line {
+                Some(Line::Record(record)) => {
+                    self.track_event_time(record.ts_ms);
+                    return Ok(Read::Record(record));
+                }
+                Some(Line::Rejected(rejection)) => {
+                    self.unpublished_rejected += 1;
+                    self.rejected.write_line(&rejection)?;
+                }
+                None => {
+                    self.publish();
+                    self.rejected.flush()?;
+                    return Ok(Read::End);
+                }
+            }
+        }
+    }
+
+    fn offset(&self) -> u64 {
+        self.reader.offset()
+    }
+}
+
+impl Drop for TrafficReader {
+    fn drop(&mut self) {
+        // A reader dropped before its end (a stop request) still accounts for what it read.
+        self.publish();
+        if let Err(e) = self.rejected.flush() {
+            eprintln!("weir: could not write rejected lines: {e}");
+        }
+    }
+}
