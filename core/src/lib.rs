@@ -26,9 +26,11 @@
 //!   `windowAll` and local-global aggregation.
 //! - [`runtime`]: task threads, job control, the executor.
 //! - [`metrics`]: task metrics with Flink's names.
+//! - [`checkpoint`]: checkpoint ids, snapshots, state handles, metadata, the storage contract.
 //! - [`codec`]: record serialization.
 //! - [`error`]: job errors.
 
+pub mod checkpoint;
 pub mod codec;
 pub mod error;
 pub mod graph;

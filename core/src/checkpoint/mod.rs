@@ -1,0 +1,202 @@
+//! Checkpoints (Flink's `CheckpointCoordinator`, barriers and snapshots): the types every part
+//! of fault tolerance shares.
+//!
+//! A checkpoint `n` is a consistent cut of the job: every source subtask records its partition
+//! offsets and injects barrier `n` in band; every task snapshots its operators when barrier `n`
+//! has arrived on its inputs (aligned: on all of them), forwards the barrier, and acknowledges
+//! with the handles of the files its snapshot wrote. The checkpoint completes when every subtask
+//! has acknowledged and the coordinator has written the checkpoint's metadata.
+//!
+//! This module holds the vocabulary: ids, the bytes an operator's snapshot produces
+//! ([`OperatorSnapshot`]), what the storage records of them ([`StateHandle`],
+//! [`CheckpointMetadata`]) and the storage contract ([`CheckpointStorage`]); `weir-backends`
+//! implements the storage.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// A checkpoint's id: 1 for the first checkpoint of a job, increasing by one per trigger, and
+/// continued (not restarted) after a restore.
+pub type CheckpointId = u64;
+
+/// What one subtask's snapshot of one operator holds, in bytes, ready to be written.
+///
+/// `operator_state` is the operator's non-keyed state (source offsets, the watermark, sink
+/// transactions), opaque to the storage. `keyed` holds one blob per key group of
+/// `key_groups` (empty blobs for groups without state), so that a restore at another
+/// parallelism can read only the groups a new subtask owns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OperatorSnapshot {
+    /// The operator's stable id (Flink's uid).
+    pub uid: String,
+    /// The subtask that took the snapshot.
+    pub subtask: usize,
+    /// The operator's parallelism when the snapshot was taken.
+    pub parallelism: usize,
+    /// Non-keyed state.
+    pub operator_state: Vec<u8>,
+    /// The key groups this subtask owned (empty for a non-keyed operator).
+    pub key_groups: Range<usize>,
+    /// One blob per key group in `key_groups`, in order.
+    pub keyed: Vec<Vec<u8>>,
+}
+
+/// Where one [`OperatorSnapshot`] lives in a checkpoint, as recorded in its metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateHandle {
+    /// The operator's uid.
+    pub uid: String,
+    /// The subtask that wrote it.
+    pub subtask: usize,
+    /// The operator's parallelism at that time.
+    pub parallelism: usize,
+    /// The file, relative to the checkpoint's folder.
+    pub file: String,
+    /// Bytes of the whole file.
+    pub file_bytes: u64,
+    /// Bytes of the non-keyed state.
+    pub operator_state_bytes: u64,
+    /// The key groups covered.
+    pub key_groups: Range<usize>,
+    /// Byte offset and length of each key group's blob inside the file, for ranged reads.
+    pub key_group_offsets: Vec<(u64, u64)>,
+}
+
+/// A pending part of a transactional output, pre-committed at a barrier and committed when
+/// its checkpoint completes (see `sink::transactional`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingPart {
+    /// The output file it belongs to (its name in the output folder, e.g. `flow_1m.jsonl`).
+    pub output: String,
+    /// The part file holding the lines, absolute.
+    pub path: PathBuf,
+    /// Bytes in the part.
+    pub bytes: u64,
+    /// Whole lines in the part.
+    pub lines: u64,
+}
+
+/// The `_metadata` of a completed checkpoint: what a restore needs to find everything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointMetadata {
+    /// The checkpoint's id.
+    pub id: CheckpointId,
+    /// When it was triggered, ms since the Unix epoch.
+    pub triggered_at_ms: u64,
+    /// The number of key groups of the job (state cannot be restored with another).
+    pub max_parallelism: usize,
+    /// Every operator subtask's state.
+    pub states: Vec<StateHandle>,
+    /// The outputs' parts pre-committed for this checkpoint, committed when it completes.
+    pub pending_parts: Vec<PendingPart>,
+}
+
+/// A completed checkpoint found in storage, verified, ready to restore from.
+#[derive(Debug, Clone)]
+pub struct CompletedCheckpoint {
+    /// Its folder.
+    pub path: PathBuf,
+    /// Its metadata.
+    pub metadata: CheckpointMetadata,
+}
+
+/// Why checkpoint storage failed.
+#[derive(Debug)]
+pub enum StorageError {
+    /// An I/O failure on `path`.
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// A file does not hold what it should: bad magic, version, checksum, length or content.
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No completed checkpoint could be used.
+    NoCheckpoint {
+        /// The checkpoint folder searched.
+        dir: PathBuf,
+        /// Why each candidate was refused, newest first.
+        refused: Vec<String>,
+    },
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Self::Corrupt { path, reason } => write!(f, "{}: {reason}", path.display()),
+            Self::NoCheckpoint { dir, refused } if refused.is_empty() => {
+                write!(f, "{}: no completed checkpoint", dir.display())
+            }
+            Self::NoCheckpoint { dir, refused } => write!(
+                f,
+                "{}: no usable checkpoint ({})",
+                dir.display(),
+                refused.join("; ")
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Durable checkpoint storage (Flink's `CheckpointStorage`): one folder per checkpoint, files
+/// with a format version and a CRC32, metadata written last.
+///
+/// Contract:
+/// - [`write_state`](Self::write_state) returns only once the file is durable (synced), and may
+///   be called from several snapshot threads at once.
+/// - [`complete`](Self::complete) writes `_metadata` last (synced, then renamed into place): a
+///   folder without it is no checkpoint. It then keeps the newest `retained` completed
+///   checkpoints and removes older and incomplete ones.
+/// - [`latest`](Self::latest) returns the newest completed checkpoint whose metadata and every
+///   state file verify; each one refused on the way is reported through `warn` with its file
+///   and reason.
+pub trait CheckpointStorage: Send + Sync + fmt::Debug {
+    /// Writes one subtask's snapshot of one operator into checkpoint `id`.
+    fn write_state(
+        &self,
+        id: CheckpointId,
+        snapshot: &OperatorSnapshot,
+    ) -> Result<StateHandle, StorageError>;
+
+    /// Completes a checkpoint whose every state is written.
+    fn complete(&self, metadata: &CheckpointMetadata) -> Result<(), StorageError>;
+
+    /// Removes what an aborted checkpoint wrote.
+    fn discard(&self, id: CheckpointId) -> Result<(), StorageError>;
+
+    /// The newest usable completed checkpoint, or `None` if there is none at all.
+    fn latest(
+        &self,
+        warn: &mut dyn FnMut(&str),
+    ) -> Result<Option<CompletedCheckpoint>, StorageError>;
+
+    /// The completed checkpoint in folder `path`, verified.
+    fn load(&self, path: &std::path::Path) -> Result<CompletedCheckpoint, StorageError>;
+
+    /// Reads back one state: its non-keyed state and the blobs of the key groups in
+    /// `key_groups` ∩ the handle's groups (in order), verifying the checksum.
+    fn read_state(
+        &self,
+        checkpoint: &CompletedCheckpoint,
+        handle: &StateHandle,
+        key_groups: Range<usize>,
+    ) -> Result<OperatorSnapshot, StorageError>;
+}
