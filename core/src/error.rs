@@ -58,6 +58,13 @@ pub enum JobError {
     /// The job graph or its configuration is not valid.
     #[error("invalid job: {0}")]
     Invalid(String),
+    /// Checkpointing failed the job (too many failed checkpoints, a failed commit, a restore
+    /// that found no usable checkpoint).
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// A failure injected on purpose (`--inject-failures`).
+    #[error("{0}")]
+    Injected(String),
     /// The network buffer pool could not be set up.
     #[error(transparent)]
     Pool(#[from] PoolError),

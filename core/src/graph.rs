@@ -125,6 +125,22 @@ struct Graph {
     vertices: Vec<VertexSpec>,
     edges: Vec<EdgePlan>,
     error: Option<JobError>,
+    uids: std::collections::HashSet<String>,
+}
+
+impl Graph {
+    /// A stable id for an operator named `name` (Flink's uid): the name itself, or the name
+    /// with `#2`, `#3`... when the job already has one. The job graph is built the same way
+    /// every time, so the ids are the same in every run of the same job.
+    fn uid(&mut self, name: &str) -> Arc<str> {
+        let mut uid = name.to_owned();
+        let mut n = 1;
+        while !self.uids.insert(uid.clone()) {
+            n += 1;
+            uid = format!("{name}#{n}");
+        }
+        Arc::from(uid)
+    }
 }
 
 /// A job under construction; [`Job::execute`] runs it.
@@ -186,8 +202,18 @@ impl Job {
         let source: Arc<dyn Source<Item = S::Item>> = Arc::new(source);
         let vertex = self.add_vertex(parallelism);
         let source_name = name.to_owned();
-        let running = Arc::new(AtomicUsize::new(parallelism));
+        let uid = self.graph.borrow_mut().uid(name);
+        // Subtasks still reading, counted afresh in every attempt.
+        let running: Rc<RefCell<(u32, Arc<AtomicUsize>)>> =
+            Rc::new(RefCell::new((u32::MAX, Arc::new(AtomicUsize::new(0)))));
         let head: HeadFn<S::Item> = Rc::new(move |setup, chain| {
+            let running = {
+                let mut slot = running.borrow_mut();
+                if slot.0 != setup.attempt {
+                    *slot = (setup.attempt, Arc::new(AtomicUsize::new(parallelism)));
+                }
+                Arc::clone(&slot.1)
+            };
             let mut ticker = ticker(setup);
             if let Some(WatermarkEmit::Periodic(interval)) = strategy.as_ref().map(|s| &s.emit) {
                 ticker = ticker.with_watermarks(*interval);
@@ -204,8 +230,9 @@ impl Job {
                 chain,
                 ticker,
                 strategy.clone(),
-                Arc::clone(&running),
-            ))))
+                running,
+                Arc::clone(&uid),
+            )?)))
         });
         Stream {
             graph: Rc::clone(&self.graph),
@@ -287,6 +314,7 @@ impl<T: Send + 'static> Stream<T> {
     {
         let head = self.head;
         let op_name: Arc<str> = Arc::from(name);
+        let uid = self.graph.borrow_mut().uid(name);
         self.names.push(name.to_owned());
         Stream {
             graph: self.graph,
@@ -299,18 +327,25 @@ impl<T: Send + 'static> Stream<T> {
                 let origin = Origin {
                     name: Arc::clone(&op_name),
                     subtask: setup.env.subtask(),
+                    uid: Arc::clone(&uid),
                 };
                 let mut op = make();
                 let context = OperatorContext {
                     subtask: setup.env.subtask(),
                     metrics: Arc::clone(setup.env.metrics()),
+                    uid: Arc::clone(&uid),
+                    parallelism: setup.env.parallelism(),
+                    key_groups: setup.env.key_groups(),
+                    max_parallelism: setup.config.max_parallelism,
+                    restore: setup.env.restore_for(&uid)?,
                 };
                 op.open(&context).map_err(|e| JobError::Operator {
                     operator: op_name.to_string(),
                     subtask: context.subtask,
                     message: e.to_string(),
                 })?;
-                head(setup, Box::new(OperatorNode::new(origin, op, next)))
+                let node = OperatorNode::new(origin, setup.env.key_groups(), op, next);
+                head(setup, Box::new(node))
             }),
         }
     }
@@ -354,6 +389,7 @@ impl<T: Send + 'static> Stream<T> {
             self.rebalance(parallelism)
         };
         let sink_name: Arc<str> = Arc::from(name);
+        let uid = stream.graph.borrow_mut().uid(name);
         let head = Rc::clone(&stream.head);
         stream.finish(
             name,
@@ -361,6 +397,7 @@ impl<T: Send + 'static> Stream<T> {
                 let origin = Origin {
                     name: Arc::clone(&sink_name),
                     subtask: setup.env.subtask(),
+                    uid: Arc::clone(&uid),
                 };
                 let sink = make(setup.env.subtask());
                 let node = SinkNode::new(origin, sink, setup.env.clone());
@@ -461,6 +498,7 @@ impl<T: Codec> Stream<T> {
             graph.edges.len() - 1
         };
         let graph = Rc::clone(&self.graph);
+        let input_uid = graph.borrow_mut().uid(&format!("input of exchange {edge}"));
         let max_parallelism = self.max_parallelism;
         let head = Rc::clone(&self.head);
         self.finish(
@@ -492,7 +530,8 @@ impl<T: Codec> Stream<T> {
                     gate,
                     chain,
                     ticker(setup),
-                ))))
+                    Arc::clone(&input_uid),
+                )?)))
             }),
         }
     }

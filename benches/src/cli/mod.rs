@@ -132,6 +132,7 @@ impl RuntimeArgs {
             pin: self.pin == Switch::On,
             latency_interval: self.latency_interval.0,
             max_parallelism: self.max_parallelism,
+            ..RuntimeConfig::default()
         }
     }
 }

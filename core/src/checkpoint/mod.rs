@@ -12,6 +12,28 @@
 //! [`CheckpointMetadata`]) and the storage contract ([`CheckpointStorage`]); `weir-backends`
 //! implements the storage.
 
+mod barrier;
+mod config;
+mod coordinator;
+mod inject;
+mod snapshot;
+mod stats;
+mod transaction;
+
+pub use barrier::{Aligned, BarrierHandler};
+pub(crate) use config::RestartBackoff;
+pub use config::{BarrierMode, CheckpointConfig, RestartStrategy, SnapshotMode};
+pub(crate) use coordinator::{AckTimings, Coordinator, Report, SnapshotJob, SnapshotPool, unix_ms};
+pub use coordinator::{OutputCommitter, Signals};
+pub use inject::{FailureInjector, Site};
+pub use snapshot::{
+    KeyedWrite, RestoreContext, SnapshotContext, StateReader, StateWriter, TaskSnapshot,
+};
+pub use stats::{CheckpointRecord, CheckpointStats, Restart, Status, Summary};
+pub use transaction::{
+    SharedTransaction, Transaction, Transactions, in_transaction_scope, register_transaction,
+};
+
 use std::fmt;
 use std::ops::Range;
 use std::path::PathBuf;

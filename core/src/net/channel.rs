@@ -185,6 +185,18 @@ impl ChannelReceiver {
         !self.main.is_empty() || !self.priority.is_empty()
     }
 
+    /// Whether an ordinary envelope is queued.
+    #[inline]
+    pub fn has_queued_in_order(&self) -> bool {
+        !self.main.is_empty()
+    }
+
+    /// Whether a priority event is queued.
+    #[inline]
+    pub fn has_priority(&self) -> bool {
+        !self.priority.is_empty()
+    }
+
     /// Envelopes queued in the ring.
     pub fn queued(&self) -> usize {
         self.main.slots()

@@ -2,6 +2,11 @@
 //!
 //! Fairness: polling resumes after the channel served last, so a busy channel cannot starve
 //! the others. A channel leaves the rotation when its end of partition has been received.
+//!
+//! Blocking: during an aligned checkpoint the barrier handler blocks each channel that
+//! delivered the barrier; a blocked channel is not polled (its data waits in its ring, which
+//! is backpressure on its sender) until the handler unblocks it. Priority events (unaligned
+//! barriers) are taken first, from any channel, blocked or not.
 
 use super::channel::{ChannelReceiver, Envelope};
 
@@ -10,6 +15,7 @@ use super::channel::{ChannelReceiver, Envelope};
 pub struct InputGate {
     channels: Vec<ChannelReceiver>,
     finished: Vec<bool>,
+    blocked: Vec<bool>,
     open: usize,
     next: usize,
 }
@@ -20,6 +26,7 @@ impl InputGate {
         let open = channels.len();
         Self {
             finished: vec![false; open],
+            blocked: vec![false; open],
             channels,
             open,
             next: 0,
@@ -40,9 +47,14 @@ impl InputGate {
     #[inline]
     pub fn poll(&mut self) -> Option<(usize, Envelope)> {
         let n = self.channels.len();
+        for ch in 0..n {
+            if let Some((event, _overtaken)) = self.channels[ch].try_recv_priority() {
+                return Some((ch, Envelope::Event(event)));
+            }
+        }
         for i in 0..n {
             let ch = (self.next + i) % n;
-            if self.finished[ch] {
+            if self.finished[ch] || self.blocked[ch] {
                 continue;
             }
             if let Some(envelope) = self.channels[ch].try_recv() {
@@ -60,18 +72,28 @@ impl InputGate {
         }
     }
 
+    /// Stops polling `channel` until [`Self::unblock_all`].
+    pub fn block(&mut self, channel: usize) {
+        self.blocked[channel] = true;
+    }
+
+    /// Polls every channel again.
+    pub fn unblock_all(&mut self) {
+        self.blocked.fill(false);
+    }
+
     /// Whether every channel has ended.
     pub fn is_finished(&self) -> bool {
         self.open == 0
     }
 
-    /// Whether any open channel has something queued.
+    /// Whether [`Self::poll`] would return something: a priority event on any channel, or an
+    /// envelope on an open channel that is not blocked.
     #[inline]
     pub fn has_queued(&self) -> bool {
-        self.channels
-            .iter()
-            .zip(&self.finished)
-            .any(|(c, &done)| !done && c.has_queued())
+        self.channels.iter().enumerate().any(|(ch, c)| {
+            c.has_priority() || (!self.finished[ch] && !self.blocked[ch] && c.has_queued_in_order())
+        })
     }
 
     /// Whether an open channel lost its sender without an end of partition (its task died).

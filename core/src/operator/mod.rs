@@ -25,7 +25,9 @@ use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
+use crate::checkpoint::{CheckpointId, RestoreContext, SnapshotContext, TaskSnapshot};
 use crate::error::{JobError, OperatorError, TaskError};
+use crate::net::CheckpointBarrier;
 use crate::time::{LatencyMarker, Watermark, WatermarkStatus};
 
 /// Where a chain link pushes its elements: the next operator, a writer or a sink.
@@ -42,6 +44,16 @@ pub trait Output<T>: Send {
     fn flush(&mut self) -> Result<(), TaskError>;
     /// The input ended: emit what is pending, then end the output.
     fn end_of_input(&mut self) -> Result<(), TaskError>;
+    /// Checkpoint barrier: every record sent before it has been pushed; each link adds its
+    /// state to `snapshot`, and the chain's ends forward the barrier (writers) or take note
+    /// (sinks).
+    fn barrier(
+        &mut self,
+        barrier: CheckpointBarrier,
+        snapshot: &mut TaskSnapshot,
+    ) -> Result<(), TaskError>;
+    /// Checkpoint `checkpoint` (and every one before it) completed.
+    fn checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError>;
 }
 
 /// Collects an operator's results and passes them down the chain.
@@ -88,6 +100,32 @@ pub struct OperatorContext {
     pub subtask: usize,
     /// The task's metrics (for example `late_records_dropped`).
     pub metrics: Arc<crate::metrics::TaskMetrics>,
+    /// The operator's stable id (Flink's uid): its state is found by it after a restore.
+    pub uid: Arc<str>,
+    /// The operator's parallelism.
+    pub parallelism: usize,
+    /// The key groups this subtask owns (meaningful behind a keyed exchange).
+    pub key_groups: std::ops::Range<usize>,
+    /// The number of key groups.
+    pub max_parallelism: usize,
+    /// The operator's state in the checkpoint this attempt restores from.
+    pub restore: Option<RestoreContext>,
+}
+
+impl OperatorContext {
+    /// The context of subtask `subtask` of an operator that restores nothing (tests, and
+    /// operators built outside a job).
+    pub fn new(subtask: usize, metrics: Arc<crate::metrics::TaskMetrics>) -> Self {
+        Self {
+            subtask,
+            metrics,
+            uid: Arc::from(""),
+            parallelism: subtask + 1,
+            key_groups: 0..crate::keyed::DEFAULT_MAX_PARALLELISM,
+            max_parallelism: crate::keyed::DEFAULT_MAX_PARALLELISM,
+            restore: None,
+        }
+    }
 }
 
 /// A user operator: one required method, hooks with sensible defaults.
@@ -113,6 +151,22 @@ pub trait Operator<In, Out>: Send + 'static {
     fn on_end_of_input(&mut self, _out: &mut Collector<'_, Out>) -> Result<(), OperatorError> {
         Ok(())
     }
+
+    /// A checkpoint barrier: write the operator's state (non-keyed bytes now; keyed state as a
+    /// copy-on-write view serialized later). Stateless operators keep the default. State must
+    /// be restored in [`Operator::open`] from [`OperatorContext::restore`].
+    fn snapshot_state(&mut self, _ctx: &mut SnapshotContext<'_>) -> Result<(), OperatorError> {
+        Ok(())
+    }
+
+    /// Checkpoint `checkpoint` completed (Flink's `notifyCheckpointComplete`); notifications
+    /// may skip ids.
+    fn notify_checkpoint_complete(
+        &mut self,
+        _checkpoint: CheckpointId,
+    ) -> Result<(), OperatorError> {
+        Ok(())
+    }
 }
 
 /// Who a failure belongs to.
@@ -120,6 +174,8 @@ pub trait Operator<In, Out>: Send + 'static {
 pub(crate) struct Origin {
     pub(crate) name: Arc<str>,
     pub(crate) subtask: usize,
+    /// The operator's uid (its state's name in checkpoints).
+    pub(crate) uid: Arc<str>,
 }
 
 impl Origin {
@@ -186,15 +242,22 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 /// One operator in a chain, with the rest of the chain behind it.
 pub(crate) struct OperatorNode<In, Out, Op> {
     origin: Origin,
+    key_groups: std::ops::Range<usize>,
     op: Op,
     next: Box<dyn Output<Out>>,
     _in: PhantomData<fn(In)>,
 }
 
 impl<In, Out, Op> OperatorNode<In, Out, Op> {
-    pub(crate) fn new(origin: Origin, op: Op, next: Box<dyn Output<Out>>) -> Self {
+    pub(crate) fn new(
+        origin: Origin,
+        key_groups: std::ops::Range<usize>,
+        op: Op,
+        next: Box<dyn Output<Out>>,
+    ) -> Self {
         Self {
             origin,
+            key_groups,
             op,
             next,
             _in: PhantomData,
@@ -239,5 +302,27 @@ where
         self.origin
             .call(&mut *self.next, |out| op.on_end_of_input(out))?;
         self.next.end_of_input()
+    }
+
+    fn barrier(
+        &mut self,
+        barrier: CheckpointBarrier,
+        snapshot: &mut TaskSnapshot,
+    ) -> Result<(), TaskError> {
+        let op = &mut self.op;
+        let mut ctx = snapshot.operator(&self.origin.uid, self.key_groups.clone());
+        let outcome = catch_unwind(AssertUnwindSafe(|| op.snapshot_state(&mut ctx)));
+        snapshot.drop_empty_operator();
+        self.origin.settle(outcome, None)?;
+        self.next.barrier(barrier, snapshot)
+    }
+
+    fn checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
+        let op = &mut self.op;
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            op.notify_checkpoint_complete(checkpoint)
+        }));
+        self.origin.settle(outcome, None)?;
+        self.next.checkpoint_complete(checkpoint)
     }
 }

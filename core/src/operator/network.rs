@@ -1,10 +1,11 @@
 //! The end of a chain that feeds a network exchange: a [`RecordWriter`] as an [`Output`].
 
 use super::Output;
+use crate::checkpoint::{CheckpointId, TaskSnapshot};
 use crate::codec::Codec;
 use crate::error::TaskError;
 use crate::metrics::TaskMetrics;
-use crate::net::{ControlElement, RecordWriter};
+use crate::net::{CheckpointBarrier, ControlElement, Event, RecordWriter};
 use crate::time::{LatencyMarker, Watermark, WatermarkStatus};
 use std::sync::Arc;
 
@@ -50,5 +51,17 @@ impl<T: Codec> Output<T> for NetworkOutput<T> {
 
     fn end_of_input(&mut self) -> Result<(), TaskError> {
         self.writer.finish()
+    }
+
+    fn barrier(
+        &mut self,
+        barrier: CheckpointBarrier,
+        _snapshot: &mut TaskSnapshot,
+    ) -> Result<(), TaskError> {
+        self.writer.send_event(Event::Barrier(barrier))
+    }
+
+    fn checkpoint_complete(&mut self, _checkpoint: CheckpointId) -> Result<(), TaskError> {
+        Ok(())
     }
 }

@@ -3,8 +3,10 @@
 use hdrhistogram::Histogram;
 
 use super::{Origin, Output};
+use crate::checkpoint::{CheckpointId, TaskSnapshot};
 use crate::error::TaskError;
 use crate::metrics::latency_histogram;
+use crate::net::CheckpointBarrier;
 use crate::runtime::TaskEnv;
 use crate::sink::Sink;
 use crate::time::{LatencyMarker, Watermark, WatermarkStatus};
@@ -69,6 +71,21 @@ impl<T: Send + 'static, S: Sink<T>> Output<T> for SinkNode<S> {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.finish()));
         self.guard(outcome)?;
         self.env.control().merge_latency(&self.latency_ns);
+        Ok(())
+    }
+
+    /// A sink's output is transactional through the writers it registered (see
+    /// [`crate::checkpoint::register_transaction`]): the task pre-commits them after the
+    /// chain has seen the barrier.
+    fn barrier(
+        &mut self,
+        _barrier: CheckpointBarrier,
+        _snapshot: &mut TaskSnapshot,
+    ) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    fn checkpoint_complete(&mut self, _checkpoint: CheckpointId) -> Result<(), TaskError> {
         Ok(())
     }
 }

@@ -1,7 +1,9 @@
 //! The fan-out of a split stream: everything goes down both chains, in the same order.
 
 use super::Output;
+use crate::checkpoint::{CheckpointId, TaskSnapshot};
 use crate::error::TaskError;
+use crate::net::CheckpointBarrier;
 use crate::time::{LatencyMarker, Watermark, WatermarkStatus};
 
 /// Sends every element to two chains.
@@ -46,5 +48,19 @@ impl<T: Clone + Send + 'static> Output<T> for Tee<T> {
     fn end_of_input(&mut self) -> Result<(), TaskError> {
         self.first.end_of_input()?;
         self.second.end_of_input()
+    }
+
+    fn barrier(
+        &mut self,
+        barrier: CheckpointBarrier,
+        snapshot: &mut TaskSnapshot,
+    ) -> Result<(), TaskError> {
+        self.first.barrier(barrier, snapshot)?;
+        self.second.barrier(barrier, snapshot)
+    }
+
+    fn checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
+        self.first.checkpoint_complete(checkpoint)?;
+        self.second.checkpoint_complete(checkpoint)
     }
 }

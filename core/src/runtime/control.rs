@@ -1,17 +1,24 @@
 //! Job-wide control (cancel on failure, stop on request) and each task's environment.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
+use super::checkpointing::{RestoreSource, TaskCheckpointing};
+use crate::checkpoint::FailureInjector;
 use crate::error::{JobError, TaskError};
 use crate::metrics::{TaskMetrics, latency_histogram};
 use crate::net::{LocalBufferPool, TaskNotifier};
 use crate::sync::Arc as SyncArc;
 
 /// Flags every task checks, and what the tasks hand back at the end.
+///
+/// Lifetimes: the clock, the stop request and the latency histogram live as long as the job;
+/// cancellation and the first failure belong to one attempt and are cleared by the executor
+/// (after every thread of the failed attempt has ended) before the next attempt starts.
 #[derive(Debug)]
 pub struct JobControl {
     started: Instant,
@@ -70,6 +77,18 @@ impl JobControl {
         self.cancelled.store(true, Ordering::Relaxed);
     }
 
+    /// Clears the attempt's cancellation and failure: the next attempt starts clean. Called only
+    /// when no task thread of the previous attempt is running.
+    pub(crate) fn reset_attempt(&self) -> Option<JobError> {
+        let failure = self
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        self.cancelled.store(false, Ordering::Relaxed);
+        failure
+    }
+
     /// The first failure, if any.
     pub fn failure(&self) -> Option<JobError> {
         self.failure
@@ -110,6 +129,21 @@ struct EnvInner {
     control: Arc<JobControl>,
     metrics: Arc<TaskMetrics>,
     output_pool: Option<LocalBufferPool>,
+    job: JobContext,
+}
+
+/// Where a subtask sits in the job and what it takes part in.
+#[derive(Debug, Default)]
+pub(crate) struct JobContext {
+    /// The subtask's index among all subtasks of the job.
+    pub(crate) task_index: usize,
+    /// Its vertex's parallelism.
+    pub(crate) parallelism: usize,
+    /// The key groups it owns.
+    pub(crate) key_groups: Range<usize>,
+    pub(crate) injector: Arc<FailureInjector>,
+    pub(crate) checkpointing: Option<TaskCheckpointing>,
+    pub(crate) restore: Option<Arc<RestoreSource>>,
 }
 
 impl TaskEnv {
@@ -129,7 +163,73 @@ impl TaskEnv {
                 control,
                 metrics: Arc::new(TaskMetrics::default()),
                 output_pool,
+                job: JobContext {
+                    parallelism: subtask + 1,
+                    ..JobContext::default()
+                },
             }),
+        }
+    }
+
+    /// The environment of a subtask placed in a job by the executor.
+    pub(crate) fn in_job(
+        task_name: String,
+        subtask: usize,
+        notifier: SyncArc<TaskNotifier>,
+        control: Arc<JobControl>,
+        output_pool: Option<LocalBufferPool>,
+        job: JobContext,
+    ) -> Self {
+        Self {
+            inner: Arc::new(EnvInner {
+                task_name,
+                subtask,
+                notifier,
+                control,
+                metrics: Arc::new(TaskMetrics::default()),
+                output_pool,
+                job,
+            }),
+        }
+    }
+
+    /// The subtask's index among all subtasks of the job.
+    pub(crate) fn task_index(&self) -> usize {
+        self.inner.job.task_index
+    }
+
+    /// The parallelism of the subtask's vertex.
+    pub fn parallelism(&self) -> usize {
+        self.inner.job.parallelism
+    }
+
+    /// The key groups this subtask owns.
+    pub fn key_groups(&self) -> Range<usize> {
+        self.inner.job.key_groups.clone()
+    }
+
+    /// The job's failure plan.
+    pub(crate) fn injector(&self) -> &FailureInjector {
+        &self.inner.job.injector
+    }
+
+    /// Checkpointing, when the job checkpoints.
+    pub(crate) fn checkpointing(&self) -> Option<&TaskCheckpointing> {
+        self.inner.job.checkpointing.as_ref()
+    }
+
+    /// The state of operator `uid` in the checkpoint this attempt restores from, if any.
+    pub(crate) fn restore_for(
+        &self,
+        uid: &str,
+    ) -> Result<Option<crate::checkpoint::RestoreContext>, JobError> {
+        match &self.inner.job.restore {
+            Some(source) => {
+                self.injector()
+                    .hit(crate::checkpoint::Site::Restoring, self.task_index())?;
+                source.context_for(uid, self.key_groups())
+            }
+            None => Ok(None),
         }
     }
 

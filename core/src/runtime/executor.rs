@@ -1,6 +1,11 @@
 //! The executor: sizes the buffer pool, creates one channel per (upstream subtask, downstream
 //! subtask) edge, builds every subtask's chain, and runs each on its own OS thread, pinned
 //! round robin to the cores read once at start-up.
+//!
+//! With checkpointing a job runs in attempts: the coordinator runs on this thread beside the
+//! tasks; after a failure every task ends, the restart strategy decides, and the next attempt
+//! rebuilds every chain from the newest completed checkpoint (or from the start when there is
+//! none), after the transactional outputs recovered to it.
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -11,9 +16,15 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::TaskBody;
-use super::control::{JobControl, TaskEnv};
+use super::checkpointing::{RestoreSource, TaskCheckpointing};
+use super::control::{JobContext, JobControl, TaskEnv};
+use crate::checkpoint::{
+    CheckpointConfig, CheckpointStats, Coordinator, FailureInjector, OutputCommitter, Report,
+    Restart, RestartBackoff, RestartStrategy, Signals, SnapshotPool, Transactions,
+};
 use crate::error::{JobError, TaskError};
 use crate::keyed::DEFAULT_MAX_PARALLELISM;
+use crate::keyed::KeyGroups;
 use crate::metrics::TaskReport;
 use crate::net::{
     ChannelReceiver, ChannelSender, LocalBufferPool, NetworkBufferPool, PoolConfig, TaskNotifier,
@@ -41,6 +52,27 @@ pub struct RuntimeConfig {
     pub latency_interval: Option<Duration>,
     /// The number of key groups.
     pub max_parallelism: usize,
+    /// Checkpointing; `None` turns it off (the default).
+    pub checkpoint: Option<CheckpointConfig>,
+    /// What to do after a failure (only with checkpointing: without, a failure ends the job).
+    pub restart: RestartStrategy,
+    /// Start from a checkpoint instead of from the beginning.
+    pub restore: Option<RestoreFrom>,
+    /// Failures to inject: how many, and the seed of their plan.
+    pub inject_failures: Option<(u32, u64)>,
+    /// Commits the transactional outputs when a checkpoint completes.
+    #[serde(skip)]
+    pub committer: Option<Arc<dyn OutputCommitter>>,
+}
+
+/// Which checkpoint a job starts from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestoreFrom {
+    /// The newest usable completed checkpoint in the checkpoint folder.
+    Latest,
+    /// The checkpoint in this folder (`.../chk-N`).
+    Path(std::path::PathBuf),
 }
 
 impl Default for RuntimeConfig {
@@ -51,6 +83,11 @@ impl Default for RuntimeConfig {
             pin: true,
             latency_interval: Some(Duration::from_millis(100)),
             max_parallelism: DEFAULT_MAX_PARALLELISM,
+            checkpoint: None,
+            restart: RestartStrategy::default(),
+            restore: None,
+            inject_failures: None,
+            committer: None,
         }
     }
 }
@@ -97,6 +134,10 @@ pub struct JobResult {
     pub segment_bytes: usize,
     /// Whether the job ended early because a stop was requested.
     pub stopped_early: bool,
+    /// Checkpoints, restarts and restores, when the job checkpoints.
+    pub checkpoints: Option<CheckpointStats>,
+    /// The failures injected on purpose.
+    pub injected_failures: Vec<String>,
 }
 
 /// Builds one subtask's task body from its setup.
@@ -120,6 +161,8 @@ pub(crate) struct EdgePlan {
 pub(crate) struct TaskSetup {
     pub(crate) env: TaskEnv,
     pub(crate) config: RuntimeConfig,
+    /// The attempt being built: 0 for the first run, then one more per restart.
+    pub(crate) attempt: u32,
     outputs: HashMap<usize, Vec<ChannelSender>>,
     inputs: HashMap<usize, Vec<ChannelReceiver>>,
 }
@@ -152,152 +195,365 @@ struct Spawned {
     handle: std::thread::JoinHandle<u64>,
 }
 
-/// Runs the job to completion (or failure) and reports it.
+/// Runs the job to completion (or failure) and reports it: one attempt without checkpointing,
+/// attempts until success or the restart strategy gives up with it.
 pub(crate) fn execute(
     vertices: Vec<VertexPlan>,
     edges: Vec<EdgePlan>,
     config: RuntimeConfig,
     control: Arc<JobControl>,
 ) -> Result<JobResult, JobError> {
-    let cores = available_cores();
-    let pool_cfg = config.pool;
-
-    // One notifier per subtask, and the pool quota each subtask's outputs need.
-    let notifiers: Vec<Vec<SyncArc<TaskNotifier>>> = vertices
-        .iter()
-        .map(|v| {
-            (0..v.parallelism)
-                .map(|_| SyncArc::new(TaskNotifier::new()))
-                .collect()
-        })
-        .collect();
-    let out_channels: Vec<usize> = (0..vertices.len())
-        .map(|v| {
-            edges
-                .iter()
-                .filter(|e| e.from == v)
-                .map(|e| vertices[e.to].parallelism)
-                .sum()
-        })
-        .collect();
-    let quota = |channels: usize| {
-        if channels == 0 {
-            0
-        } else {
-            channels * pool_cfg.exclusive_per_channel + pool_cfg.floating_per_gate
-        }
+    let tasks: usize = vertices.iter().map(|v| v.parallelism).sum();
+    let injector = Arc::new(match config.inject_failures {
+        Some((count, seed)) => FailureInjector::new(count, seed, tasks),
+        None => FailureInjector::none(),
+    });
+    let job = Plan {
+        vertices: &vertices,
+        edges: &edges,
+        config: &config,
+        control: &control,
+        injector: &injector,
     };
-    let needed: usize = vertices
-        .iter()
-        .enumerate()
-        .map(|(v, plan)| plan.parallelism * quota(out_channels[v]))
-        .sum();
-    let segments = pool_cfg.segments.unwrap_or(needed).max(1);
-    let mut global = NetworkBufferPool::new(pool_cfg.segment_bytes, segments)?;
-
-    // Channels: senders grouped by (vertex, subtask, edge), receivers likewise.
-    let mut outputs: Vec<Vec<HashMap<usize, Vec<ChannelSender>>>> = vertices
-        .iter()
-        .map(|v| (0..v.parallelism).map(|_| HashMap::new()).collect())
-        .collect();
-    let mut inputs: Vec<Vec<HashMap<usize, Vec<ChannelReceiver>>>> = vertices
-        .iter()
-        .map(|v| (0..v.parallelism).map(|_| HashMap::new()).collect())
-        .collect();
-    let capacity = pool_cfg.exclusive_per_channel + pool_cfg.floating_per_gate + EVENT_SLOTS;
-    for (edge_id, edge) in edges.iter().enumerate() {
-        for up in 0..vertices[edge.from].parallelism {
-            for down in 0..vertices[edge.to].parallelism {
-                let (tx, rx) = channel(
-                    capacity,
-                    SyncArc::clone(&notifiers[edge.from][up]),
-                    SyncArc::clone(&notifiers[edge.to][down]),
+    let Some(checkpoint) = config.checkpoint.clone() else {
+        if config.restore.is_some() {
+            return Err(JobError::Invalid(
+                "restoring from a checkpoint needs checkpointing on".into(),
+            ));
+        }
+        let mut result = job.attempt(None, None, 0)?;
+        result.injected_failures = injector.fired();
+        return Ok(result);
+    };
+    let storage = Arc::clone(&checkpoint.storage);
+    let warn = &mut |message: &str| eprintln!("weir: {message}");
+    let mut restore = match &config.restore {
+        None => None,
+        Some(RestoreFrom::Latest) => Some(
+            storage
+                .latest(warn)
+                .map_err(|e| JobError::Checkpoint(e.to_string()))?
+                .ok_or_else(|| {
+                    JobError::Checkpoint(format!(
+                        "--restore latest: no completed checkpoint in {}",
+                        checkpoint.dir.display()
+                    ))
+                })?,
+        ),
+        Some(RestoreFrom::Path(path)) => Some(
+            storage
+                .load(path)
+                .map_err(|e| JobError::Checkpoint(e.to_string()))?,
+        ),
+    };
+    let mut coordinator = Coordinator::new(
+        checkpoint,
+        config.committer.clone(),
+        config.max_parallelism,
+        1,
+    );
+    let mut backoff = RestartBackoff::new(config.restart);
+    let mut failed_at: Option<Instant> = None;
+    for attempt in 0u32.. {
+        if let Some(from) = &restore {
+            if from.metadata.max_parallelism != config.max_parallelism {
+                return Err(JobError::Checkpoint(format!(
+                    "checkpoint {} was taken with max parallelism {}, the job has {}",
+                    from.metadata.id, from.metadata.max_parallelism, config.max_parallelism
+                )));
+            }
+            coordinator.continue_after(from.metadata.id);
+        }
+        if let Some(committer) = coordinator.committer() {
+            let restored = restore
+                .as_ref()
+                .map(|c| (c.metadata.id, c.metadata.pending_parts.as_slice()));
+            for message in committer
+                .recover(restored)
+                .map_err(|e| JobError::Checkpoint(format!("recovering the outputs: {e}")))?
+            {
+                eprintln!("weir: {message}");
+            }
+        }
+        let source = restore
+            .clone()
+            .map(|c| Arc::new(RestoreSource::new(c, Arc::clone(&storage))));
+        let outcome = job.attempt(Some(&mut coordinator), source.clone(), attempt);
+        if let (Some(source), Some(at)) = (&source, failed_at) {
+            let stats = &mut coordinator.stats;
+            stats.last_restored_bytes = source.bytes_read();
+            stats
+                .last_recovery_ms
+                .get_or_insert(at.elapsed().as_secs_f64() * 1e3);
+        }
+        match outcome {
+            Ok(mut result) => {
+                result.checkpoints = Some(std::mem::take(&mut coordinator.stats));
+                result.injected_failures = injector.fired();
+                return Ok(result);
+            }
+            Err(error) => {
+                let now = Instant::now();
+                let delay = match backoff.on_failure(now) {
+                    Some(delay) if !control.stop_requested() => delay,
+                    _ => return Err(error),
+                };
+                restore = storage
+                    .latest(warn)
+                    .map_err(|e| JobError::Checkpoint(e.to_string()))?;
+                let from = restore.as_ref().map(|c| c.metadata.id);
+                eprintln!(
+                    "weir: attempt {} failed: {error}; restarting in {} ms from {}",
+                    attempt + 1,
+                    delay.as_millis(),
+                    from.map_or("the beginning".to_owned(), |id| format!("checkpoint {id}"))
                 );
-                outputs[edge.from][up].entry(edge_id).or_default().push(tx);
-                inputs[edge.to][down].entry(edge_id).or_default().push(rx);
+                coordinator.stats.restarts.push(Restart {
+                    cause: error.to_string(),
+                    restored_checkpoint: from,
+                    delay_ms: delay.as_secs_f64() * 1e3,
+                });
+                coordinator.stats.last_restore_timestamp_ms = Some(crate::checkpoint::unix_ms());
+                coordinator.stats.last_recovery_ms = None;
+                failed_at = Some(now);
+                std::thread::sleep(delay);
             }
         }
     }
+    unreachable!("attempts are counted by u32 and each either returns or restarts")
+}
 
-    // Build every subtask's chain on this thread, then start them all.
-    let mut bodies = Vec::new();
-    for (v, plan) in vertices.iter().enumerate() {
-        for subtask in 0..plan.parallelism {
-            let pool = match out_channels[v] {
-                0 => None,
-                channels => Some(global.local_pool(
-                    channels,
-                    pool_cfg.exclusive_per_channel,
-                    pool_cfg.floating_per_gate,
-                    SyncArc::clone(&notifiers[v][subtask]),
-                )?),
-            };
-            let env = TaskEnv::new(
-                plan.name.clone(),
-                subtask,
-                SyncArc::clone(&notifiers[v][subtask]),
-                Arc::clone(&control),
-                pool,
-            );
-            let mut setup = TaskSetup {
-                env: env.clone(),
-                config: config.clone(),
-                outputs: std::mem::take(&mut outputs[v][subtask]),
-                inputs: std::mem::take(&mut inputs[v][subtask]),
-            };
-            let body = (plan.build)(&mut setup)?;
-            bodies.push((plan.name.clone(), subtask, env, body));
-        }
-    }
+/// What every attempt of one job runs.
+struct Plan<'a> {
+    vertices: &'a [VertexPlan],
+    edges: &'a [EdgePlan],
+    config: &'a RuntimeConfig,
+    control: &'a Arc<JobControl>,
+    injector: &'a Arc<FailureInjector>,
+}
 
-    let started = Instant::now();
-    let mut spawned = Vec::with_capacity(bodies.len());
-    for (index, (name, subtask, env, body)) in bodies.into_iter().enumerate() {
-        let core = (config.pin && !cores.is_empty()).then(|| cores[index % cores.len()]);
-        let thread_env = env.clone();
-        let thread_name = format!("{name}#{subtask}");
-        let handle = std::thread::Builder::new()
-            .name(thread_name.chars().take(60).collect())
-            .spawn(move || run_task(body, thread_env, core))
-            .map_err(|e| JobError::Spawn {
-                task: thread_name,
-                message: e.to_string(),
-            });
-        let handle = match handle {
-            Ok(h) => h,
-            Err(e) => {
-                control.fail(e.clone());
-                join_all(spawned);
-                return Err(e);
+impl Plan<'_> {
+    /// One attempt: fresh pool, channels and chains (restored from `restore`), the coordinator
+    /// beside the tasks, until every task ended.
+    fn attempt(
+        &self,
+        coordinator: Option<&mut Coordinator>,
+        restore: Option<Arc<RestoreSource>>,
+        attempt: u32,
+    ) -> Result<JobResult, JobError> {
+        let (vertices, edges, config, control) =
+            (self.vertices, self.edges, self.config, self.control);
+        let cores = available_cores();
+        let pool_cfg = config.pool;
+
+        // One notifier per subtask, and the pool quota each subtask's outputs need.
+        let notifiers: Vec<Vec<SyncArc<TaskNotifier>>> = vertices
+            .iter()
+            .map(|v| {
+                (0..v.parallelism)
+                    .map(|_| SyncArc::new(TaskNotifier::new()))
+                    .collect()
+            })
+            .collect();
+        let out_channels: Vec<usize> = (0..vertices.len())
+            .map(|v| {
+                edges
+                    .iter()
+                    .filter(|e| e.from == v)
+                    .map(|e| vertices[e.to].parallelism)
+                    .sum()
+            })
+            .collect();
+        let quota = |channels: usize| {
+            if channels == 0 {
+                0
+            } else {
+                channels * pool_cfg.exclusive_per_channel + pool_cfg.floating_per_gate
             }
         };
-        spawned.push(Spawned {
-            name,
-            subtask,
-            core: core.map(|c| c.id),
-            env,
-            handle,
+        let needed: usize = vertices
+            .iter()
+            .enumerate()
+            .map(|(v, plan)| plan.parallelism * quota(out_channels[v]))
+            .sum();
+        let segments = pool_cfg.segments.unwrap_or(needed).max(1);
+        let mut global = NetworkBufferPool::new(pool_cfg.segment_bytes, segments)?;
+
+        // Channels: senders grouped by (vertex, subtask, edge), receivers likewise.
+        let mut outputs: Vec<Vec<HashMap<usize, Vec<ChannelSender>>>> = vertices
+            .iter()
+            .map(|v| (0..v.parallelism).map(|_| HashMap::new()).collect())
+            .collect();
+        let mut inputs: Vec<Vec<HashMap<usize, Vec<ChannelReceiver>>>> = vertices
+            .iter()
+            .map(|v| (0..v.parallelism).map(|_| HashMap::new()).collect())
+            .collect();
+        let capacity = pool_cfg.exclusive_per_channel + pool_cfg.floating_per_gate + EVENT_SLOTS;
+        for (edge_id, edge) in edges.iter().enumerate() {
+            for up in 0..vertices[edge.from].parallelism {
+                for down in 0..vertices[edge.to].parallelism {
+                    let (tx, rx) = channel(
+                        capacity,
+                        SyncArc::clone(&notifiers[edge.from][up]),
+                        SyncArc::clone(&notifiers[edge.to][down]),
+                    );
+                    outputs[edge.from][up].entry(edge_id).or_default().push(tx);
+                    inputs[edge.to][down].entry(edge_id).or_default().push(rx);
+                }
+            }
+        }
+
+        // Checkpointing: the signals to the tasks, their reports back, the snapshot threads.
+        let signals = Arc::new(Signals::default());
+        let (reports_tx, reports_rx) = std::sync::mpsc::channel::<Report>();
+        let snapshots = coordinator.as_ref().map(|c| {
+            SnapshotPool::start(
+                c.config().snapshot_threads,
+                Arc::clone(&c.config().storage),
+                reports_tx.clone(),
+                Arc::clone(self.injector),
+            )
         });
-    }
-    let walls = join_all(spawned);
-    let wall = started.elapsed();
-    if let Some(failure) = control.failure() {
-        return Err(failure);
-    }
-    let tasks = walls
-        .into_iter()
-        .map(|(name, subtask, core, env, wall_ns)| {
-            env.metrics().report(&name, subtask, core, wall_ns)
+
+        // Build every subtask's chain on this thread, then start them all.
+        let mut bodies = Vec::new();
+        let mut task_index = 0;
+        for (v, plan) in vertices.iter().enumerate() {
+            let groups = KeyGroups::new(config.max_parallelism, plan.parallelism)
+                .map_err(JobError::Invalid)?;
+            for subtask in 0..plan.parallelism {
+                let pool = match out_channels[v] {
+                    0 => None,
+                    channels => Some(global.local_pool(
+                        channels,
+                        pool_cfg.exclusive_per_channel,
+                        pool_cfg.floating_per_gate,
+                        SyncArc::clone(&notifiers[v][subtask]),
+                    )?),
+                };
+                let transactions = Transactions::default();
+                let checkpointing = match (&coordinator, &snapshots) {
+                    (Some(c), Some(pool)) => Some(TaskCheckpointing {
+                        signals: Arc::clone(&signals),
+                        snapshots: pool.sender(),
+                        mode: c.config().mode,
+                        snapshot_mode: c.config().snapshot,
+                        dir: c.config().dir.clone(),
+                        transactions: transactions.clone(),
+                    }),
+                    _ => None,
+                };
+                let env = TaskEnv::in_job(
+                    plan.name.clone(),
+                    subtask,
+                    SyncArc::clone(&notifiers[v][subtask]),
+                    Arc::clone(control),
+                    pool,
+                    JobContext {
+                        task_index,
+                        parallelism: plan.parallelism,
+                        key_groups: groups.range_of(subtask),
+                        injector: Arc::clone(self.injector),
+                        checkpointing,
+                        restore: restore.clone(),
+                    },
+                );
+                task_index += 1;
+                let mut setup = TaskSetup {
+                    env: env.clone(),
+                    config: config.clone(),
+                    attempt,
+                    outputs: std::mem::take(&mut outputs[v][subtask]),
+                    inputs: std::mem::take(&mut inputs[v][subtask]),
+                };
+                let body = {
+                    let _scope = coordinator.is_some().then(|| transactions.enter());
+                    (plan.build)(&mut setup)?
+                };
+                bodies.push((plan.name.clone(), subtask, env, body, transactions));
+            }
+        }
+        let source_subtasks: usize = vertices
+            .iter()
+            .enumerate()
+            .filter(|(v, _)| !edges.iter().any(|e| e.to == *v))
+            .map(|(_, plan)| plan.parallelism)
+            .sum();
+
+        let started = Instant::now();
+        let tasks = bodies.len();
+        let mut spawned = Vec::with_capacity(tasks);
+        for (index, (name, subtask, env, body, transactions)) in bodies.into_iter().enumerate() {
+            let core = (config.pin && !cores.is_empty()).then(|| cores[index % cores.len()]);
+            let thread_env = env.clone();
+            let thread_name = format!("{name}#{subtask}");
+            let reports = reports_tx.clone();
+            let scoped = coordinator.is_some();
+            let handle = std::thread::Builder::new()
+                .name(thread_name.chars().take(60).collect())
+                .spawn(move || {
+                    let _scope = scoped.then(|| transactions.enter());
+                    let wall = run_task(body, thread_env, core);
+                    let _ = reports.send(Report::TaskEnded);
+                    wall
+                })
+                .map_err(|e| JobError::Spawn {
+                    task: thread_name,
+                    message: e.to_string(),
+                });
+            let handle = match handle {
+                Ok(h) => h,
+                Err(e) => {
+                    control.fail(e.clone());
+                    join_all(spawned);
+                    control.reset_attempt();
+                    return Err(e);
+                }
+            };
+            spawned.push(Spawned {
+                name,
+                subtask,
+                core: core.map(|c| c.id),
+                env,
+                handle,
+            });
+        }
+        drop(reports_tx);
+        if let Some(coordinator) = coordinator {
+            coordinator.run_attempt(
+                &signals,
+                &reports_rx,
+                tasks,
+                source_subtasks,
+                self.injector,
+                &|e| control.fail(e),
+            );
+        }
+        let walls = join_all(spawned);
+        let wall = started.elapsed();
+        if let Some(pool) = snapshots {
+            pool.stop();
+        }
+        if let Some(failure) = control.reset_attempt() {
+            return Err(failure);
+        }
+        let tasks = walls
+            .into_iter()
+            .map(|(name, subtask, core, env, wall_ns)| {
+                env.metrics().report(&name, subtask, core, wall_ns)
+            })
+            .collect();
+        Ok(JobResult {
+            wall,
+            tasks,
+            latency_ns: control.latency(),
+            pool_segments: global.total_segments(),
+            segment_bytes: global.segment_bytes(),
+            stopped_early: control.stop_requested(),
+            checkpoints: None,
+            injected_failures: Vec::new(),
         })
-        .collect();
-    Ok(JobResult {
-        wall,
-        tasks,
-        latency_ns: control.latency(),
-        pool_segments: global.total_segments(),
-        segment_bytes: global.segment_bytes(),
-        stopped_early: control.stop_requested(),
-    })
+    }
 }
 
 type Joined = (String, usize, Option<usize>, TaskEnv, u64);

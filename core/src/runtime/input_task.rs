@@ -3,15 +3,22 @@
 
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use super::TaskBody;
+use super::checkpointing;
 use super::control::TaskEnv;
 use super::ticker::Ticker;
+use crate::checkpoint::{
+    Aligned, BarrierHandler, BarrierMode, CheckpointId, Site, StateReader, StateWriter,
+};
 use crate::codec::{Codec, DecodeError};
 use crate::error::{JobError, TaskError};
+use crate::net::CheckpointBarrier;
 use crate::net::element::{StreamElement, decode_elements};
 use crate::net::{Envelope, Event, InputGate};
 use crate::operator::Output;
-use crate::time::{ValveOutput, WatermarkValve};
+use crate::time::{ValveOutput, Watermark, WatermarkValve};
 
 /// A subtask reading its input gate.
 pub(crate) struct InputTask<T> {
@@ -20,6 +27,13 @@ pub(crate) struct InputTask<T> {
     valve: WatermarkValve,
     chain: Box<dyn Output<T>>,
     ticker: Ticker,
+    barriers: BarrierHandler,
+    /// The uid of the task's input (the valve's state in checkpoints).
+    uid: Arc<str>,
+    /// The newest completed checkpoint the chain was told of, and the newest aborted one
+    /// the barrier handler was told of.
+    notified: CheckpointId,
+    aborted: CheckpointId,
 }
 
 enum ElementError {
@@ -45,15 +59,106 @@ impl<T: Codec> InputTask<T> {
         gate: InputGate,
         chain: Box<dyn Output<T>>,
         ticker: Ticker,
-    ) -> Self {
-        let valve = WatermarkValve::new(gate.len());
-        Self {
+        uid: Arc<str>,
+    ) -> Result<Self, JobError> {
+        let mut valve = WatermarkValve::new(gate.len());
+        let mode = env
+            .checkpointing()
+            .map_or(BarrierMode::Aligned, |ck| ck.mode);
+        let barriers = BarrierHandler::new(mode, gate.len());
+        let mut notified = 0;
+        if let Some(context) = env.restore_for(&uid)? {
+            notified = context.checkpoint;
+            // The valve of the same subtask, or (rescaled) the lowest of all.
+            let states: Vec<_> = context
+                .operator_states
+                .iter()
+                .map(|bytes| decode_valve(bytes))
+                .collect::<Result<_, _>>()
+                .map_err(|e| {
+                    JobError::Checkpoint(format!(
+                        "restoring the input of '{}': {e}",
+                        env.task_name()
+                    ))
+                })?;
+            let own = context
+                .own_operator_state(env.subtask(), env.parallelism())
+                .map(decode_valve)
+                .transpose()
+                .map_err(|e| JobError::Checkpoint(e.to_string()))?;
+            match own {
+                Some((channels, output)) => valve.restore(&channels, output),
+                None => {
+                    let output = states.iter().map(|s| s.1).min().unwrap_or(Watermark::MIN);
+                    valve.restore(&[(output, false)], output);
+                }
+            }
+        }
+        Ok(Self {
             env,
             gate,
             valve,
             chain,
             ticker,
+            barriers,
+            uid,
+            notified,
+            aborted: 0,
+        })
+    }
+
+    /// Barrier `n` is aligned here: snapshot the valve and the chain, forward the barrier.
+    fn checkpoint(&mut self, aligned: Aligned) -> Result<(), TaskError> {
+        let (channels, output) = self.valve.state();
+        let mut w = StateWriter::new();
+        w.u64(channels.len() as u64);
+        for (watermark, idle) in channels {
+            w.i64(watermark.0).bool(idle);
         }
+        w.i64(output.0);
+        let (uid, state, env) = (Arc::clone(&self.uid), w.finish(), self.env.clone());
+        checkpointing::snapshot(
+            &env,
+            aligned.barrier,
+            aligned.alignment_ns,
+            &mut *self.chain,
+            |snapshot| snapshot.operator(&uid, 0..0).set_operator_state(state),
+        )
+    }
+
+    fn on_barrier(&mut self, channel: usize, barrier: CheckpointBarrier) -> Result<(), TaskError> {
+        if self.env.checkpointing().is_none() {
+            return Err(TaskError::Failed(JobError::Invalid(format!(
+                "task '{}' received checkpoint barrier {} but checkpointing is not enabled",
+                self.env.task_name(),
+                barrier.checkpoint_id
+            ))));
+        }
+        if self.barriers.pending().is_some() {
+            self.env
+                .injector()
+                .hit(Site::Aligning, self.env.task_index())
+                .map_err(TaskError::Failed)?;
+        }
+        match self.barriers.on_barrier(channel, barrier, &mut self.gate) {
+            Some(aligned) => self.checkpoint(aligned),
+            None => Ok(()),
+        }
+    }
+
+    /// Completions and aborts the coordinator announced since the last look.
+    fn poll_signals(&mut self) -> Result<(), TaskError> {
+        let Some(ck) = self.env.checkpointing() else {
+            return Ok(());
+        };
+        let aborted = ck.signals.aborted();
+        if aborted > self.aborted {
+            self.aborted = aborted;
+            self.barriers.on_aborted(aborted, &mut self.gate);
+        }
+        self.notified =
+            checkpointing::notify_completed(&self.env, self.notified, &mut *self.chain)?;
+        Ok(())
     }
 
     fn forward(&mut self, out: ValveOutput) -> Result<(), TaskError> {
@@ -97,10 +202,25 @@ impl<T: Codec> InputTask<T> {
     }
 }
 
+/// A valve's state as [`InputTask::checkpoint`] writes it.
+fn decode_valve(bytes: &[u8]) -> Result<(Vec<(Watermark, bool)>, Watermark), DecodeError> {
+    let mut r = StateReader::new(bytes);
+    let n = r.u64()?;
+    if n > 1 << 20 {
+        return Err(DecodeError::Invalid("channel count"));
+    }
+    let channels = (0..n)
+        .map(|_| Ok((Watermark(r.i64()?), r.bool()?)))
+        .collect::<Result<Vec<_>, DecodeError>>()?;
+    let output = Watermark(r.i64()?);
+    Ok((channels, output))
+}
+
 impl<T: Codec> TaskBody for InputTask<T> {
     fn run(mut self: Box<Self>) -> Result<(), TaskError> {
         while !self.gate.is_finished() {
             self.env.check_cancelled()?;
+            self.poll_signals()?;
             match self.gate.poll() {
                 Some((channel, Envelope::Buffer(buffer))) => {
                     let result = buffer.read(|bytes| {
@@ -109,6 +229,10 @@ impl<T: Codec> TaskBody for InputTask<T> {
                         })
                     });
                     drop(buffer);
+                    self.env
+                        .injector()
+                        .hit(Site::Processing, self.env.task_index())
+                        .map_err(TaskError::Failed)?;
                     match result {
                         Ok(()) => {}
                         Err(ElementError::Task(e)) => return Err(e),
@@ -126,13 +250,14 @@ impl<T: Codec> TaskBody for InputTask<T> {
                     self.gate.finish(channel);
                     let out = self.valve.on_finished(channel);
                     self.forward(out)?;
+                    if let Some(aligned) =
+                        self.barriers.on_channel_finished(channel, &mut self.gate)
+                    {
+                        self.checkpoint(aligned)?;
+                    }
                 }
-                Some((_, Envelope::Event(Event::Barrier(barrier)))) => {
-                    return Err(TaskError::Failed(JobError::Invalid(format!(
-                        "task '{}' received checkpoint barrier {} but checkpointing is not enabled",
-                        self.env.task_name(),
-                        barrier.checkpoint_id
-                    ))));
+                Some((channel, Envelope::Event(Event::Barrier(barrier)))) => {
+                    self.on_barrier(channel, barrier)?;
                 }
                 None => {
                     if self.gate.has_abandoned() {

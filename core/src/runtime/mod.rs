@@ -1,6 +1,7 @@
 //! The runtime: one OS thread per subtask (Flink's `StreamTask` with its mailbox), the job's
 //! control flags, and the executor that wires channels, pools and threads together.
 
+mod checkpointing;
 mod control;
 mod executor;
 mod input_task;
@@ -10,7 +11,7 @@ mod ticker;
 
 pub use control::{JobControl, TaskEnv};
 pub(crate) use executor::{BuildFn, EdgePlan, TaskSetup, VertexPlan, execute};
-pub use executor::{EVENT_SLOTS, JobResult, RuntimeConfig, available_cores};
+pub use executor::{EVENT_SLOTS, JobResult, RestoreFrom, RuntimeConfig, available_cores};
 pub(crate) use input_task::InputTask;
 pub(crate) use source_task::SourceTask;
 pub(crate) use ticker::Ticker;

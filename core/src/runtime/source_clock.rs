@@ -114,6 +114,37 @@ impl SourceClock {
     }
 }
 
+/// One partition's clock in a checkpoint: its highest timestamp and whether it was idle.
+pub(crate) type PartitionClockState = (Option<i64>, bool);
+
+impl SourceClock {
+    /// Partition `p`'s clock, for the source's snapshot.
+    pub(crate) fn partition_state(&self, p: usize) -> PartitionClockState {
+        let clock = &self.partitions[p];
+        (clock.max_ts, clock.idle)
+    }
+
+    /// Restores partition `p`'s clock (its silence counts from now).
+    pub(crate) fn restore_partition(&mut self, p: usize, (max_ts, idle): PartitionClockState) {
+        let clock = &mut self.partitions[p];
+        clock.max_ts = max_ts;
+        clock.idle = idle;
+        clock.last_record = Instant::now();
+    }
+
+    /// The watermark emitted last and whether the subtask was idle.
+    pub(crate) fn emitted_state(&self) -> (Watermark, bool) {
+        (self.emitted, self.idle)
+    }
+
+    /// Restores what was emitted last, so that the restored subtask neither repeats nor
+    /// regresses its watermark.
+    pub(crate) fn restore_emitted(&mut self, (emitted, idle): (Watermark, bool)) {
+        self.emitted = emitted;
+        self.idle = idle;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

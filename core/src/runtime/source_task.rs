@@ -15,13 +15,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::TaskBody;
+use super::checkpointing;
 use super::control::TaskEnv;
 use super::source_clock::SourceClock;
 use super::ticker::Ticker;
+use crate::checkpoint::{CheckpointId, Site, StateReader, StateWriter, TaskSnapshot};
+use crate::codec::DecodeError;
 use crate::error::{JobError, OperatorError, TaskError};
 use crate::operator::Output;
 use crate::source::{PartitionReader, Read, Source, owned_partitions};
-use crate::time::guard::Offer;
+use crate::time::guard::{GuardState, Offer};
 use crate::time::{
     LatencyMarker, Quarantine, QuarantineHandler, TimestampGuard, Watermark, WatermarkEmit,
     WatermarkStrategy,
@@ -36,6 +39,28 @@ const PENDING_SLEEP: Duration = Duration::from_millis(1);
 /// A partition reader with the partition's index among the subtask's own.
 type LocalReader<T> = (usize, Box<dyn PartitionReader<T>>);
 
+/// Where the subtask stands in one of its partitions: what a checkpoint records of it.
+#[derive(Debug, Clone, Copy)]
+struct PartitionPosition {
+    /// The partition's index in the source.
+    global: usize,
+    /// The position after the last record pushed downstream (or held by the guard's warm-up:
+    /// then `held_from`).
+    offset: u64,
+    /// Whether the partition is exhausted.
+    ended: bool,
+    /// The offset before the first record the guard's warm-up holds now.
+    held_from: Option<u64>,
+}
+
+/// What a restored source subtask starts from, per local partition.
+struct Restored {
+    positions: Vec<Option<(u64, bool)>>,
+    clocks: Vec<Option<super::source_clock::PartitionClockState>>,
+    guards: Vec<Option<GuardState>>,
+    emitted: Option<(Watermark, bool)>,
+}
+
 /// Event time of a source subtask: the strategy, per-partition guards, the clock.
 struct EventTime<T> {
     strategy: WatermarkStrategy<T>,
@@ -49,12 +74,19 @@ pub(crate) struct SourceTask<T> {
     env: TaskEnv,
     name: String,
     source: Arc<dyn Source<Item = T>>,
-    parallelism: usize,
     chain: Box<dyn Output<T>>,
     ticker: Ticker,
     event_time: Option<EventTime<T>>,
-    /// Subtasks of this source still reading.
+    /// Subtasks of this source still reading (in this attempt).
     running: Arc<AtomicUsize>,
+    /// The source's uid: its state's name in checkpoints.
+    uid: Arc<str>,
+    positions: Vec<PartitionPosition>,
+    /// The newest checkpoint whose barrier this subtask injected.
+    injected: CheckpointId,
+    /// The newest completed checkpoint the chain was told of.
+    notified: CheckpointId,
+    restored: Option<Restored>,
 }
 
 impl<T: Send + 'static> SourceTask<T> {
@@ -71,8 +103,10 @@ impl<T: Send + 'static> SourceTask<T> {
         ticker: Ticker,
         strategy: Option<WatermarkStrategy<T>>,
         running: Arc<AtomicUsize>,
-    ) -> Self {
-        let partitions = owned_partitions(source.partitions(), env.subtask(), parallelism).len();
+        uid: Arc<str>,
+    ) -> Result<Self, JobError> {
+        let owned = owned_partitions(source.partitions(), env.subtask(), parallelism);
+        let partitions = owned.len();
         let event_time = strategy.map(|strategy| EventTime {
             guards: (0..partitions)
                 .map(|_| {
@@ -86,16 +120,138 @@ impl<T: Send + 'static> SourceTask<T> {
             quarantine: strategy.quarantine.as_ref().map(|f| f(env.subtask())),
             strategy,
         });
-        Self {
+        let positions = owned
+            .iter()
+            .map(|&global| PartitionPosition {
+                global,
+                offset: 0,
+                ended: false,
+                held_from: None,
+            })
+            .collect();
+        let mut task = Self {
             env,
             name,
             source,
-            parallelism,
             chain,
             ticker,
             event_time,
             running,
+            uid,
+            positions,
+            injected: 0,
+            notified: 0,
+            restored: None,
+        };
+        if let Some(context) = task.env.restore_for(&task.uid)? {
+            let restored = task
+                .decode_restored(&context.operator_states)
+                .map_err(|e| {
+                    JobError::Checkpoint(format!(
+                        "restoring source '{}': its state does not decode: {e}",
+                        task.name
+                    ))
+                })?;
+            task.injected = context.checkpoint;
+            task.notified = context.checkpoint;
+            task.apply_restored(restored);
         }
+        Ok(task)
+    }
+
+    /// The source's state at a barrier: per partition its global id, offset and whether it
+    /// ended, its clock and guard; then the watermark emitted last.
+    fn write_state(&self) -> Vec<u8> {
+        let mut w = StateWriter::new();
+        w.u64(self.positions.len() as u64);
+        for (p, pos) in self.positions.iter().enumerate() {
+            w.u64(pos.global as u64)
+                .u64(pos.held_from.unwrap_or(pos.offset))
+                .bool(pos.ended);
+            let (max_ts, idle) = self
+                .event_time
+                .as_ref()
+                .map_or((None, false), |et| et.clock.partition_state(p));
+            w.bool(max_ts.is_some()).i64(max_ts.unwrap_or(0)).bool(idle);
+            let guard = self
+                .event_time
+                .as_ref()
+                .and_then(|et| et.guards[p].as_ref())
+                .map(TimestampGuard::state);
+            let reference = guard.and_then(|g| g.reference);
+            w.bool(reference.is_some())
+                .i64(reference.unwrap_or(0))
+                .u64(guard.map_or(0, |g| u64::from(g.ahead_in_a_row)));
+        }
+        let (emitted, idle) = self
+            .event_time
+            .as_ref()
+            .map_or((Watermark::MIN, false), |et| et.clock.emitted_state());
+        w.i64(emitted.0).bool(idle);
+        w.finish()
+    }
+
+    /// Reads the state of every old subtask and keeps what concerns this subtask's
+    /// partitions (a restore at another parallelism re-deals them, Flink's split
+    /// reassignment). The watermark emitted last is restored only when the subtask owns
+    /// exactly the partitions it owned before.
+    fn decode_restored(&self, states: &[Vec<u8>]) -> Result<Restored, DecodeError> {
+        let n = self.positions.len();
+        let mut restored = Restored {
+            positions: vec![None; n],
+            clocks: vec![None; n],
+            guards: vec![None; n],
+            emitted: None,
+        };
+        for state in states {
+            let mut r = StateReader::new(state);
+            let count = r.u64()?;
+            let mut mine = 0;
+            for _ in 0..count {
+                let global = r.u64()? as usize;
+                let (offset, ended) = (r.u64()?, r.bool()?);
+                let (has_max, max, idle) = (r.bool()?, r.i64()?, r.bool()?);
+                let (has_ref, reference, ahead) = (r.bool()?, r.i64()?, r.u64()?);
+                let Some(local) = self.positions.iter().position(|p| p.global == global) else {
+                    continue;
+                };
+                mine += 1;
+                restored.positions[local] = Some((offset, ended));
+                restored.clocks[local] = Some((has_max.then_some(max), idle));
+                restored.guards[local] = Some(GuardState {
+                    reference: has_ref.then_some(reference),
+                    ahead_in_a_row: u32::try_from(ahead)
+                        .map_err(|_| DecodeError::Invalid("guard run length"))?,
+                });
+            }
+            let (emitted, idle) = (Watermark(r.i64()?), r.bool()?);
+            if !r.is_empty() {
+                return Err(DecodeError::Invalid("trailing bytes in a source state"));
+            }
+            if mine == n && count as usize == n {
+                restored.emitted = Some((emitted, idle));
+            }
+        }
+        Ok(restored)
+    }
+
+    fn apply_restored(&mut self, restored: Restored) {
+        if let Some(et) = &mut self.event_time {
+            for (p, clock) in restored.clocks.iter().enumerate() {
+                if let Some(clock) = clock {
+                    et.clock.restore_partition(p, *clock);
+                }
+            }
+            for (p, guard) in restored.guards.iter().enumerate() {
+                if let (Some(state), true) = (guard, et.strategy.guard.is_on()) {
+                    et.guards[p] = Some(TimestampGuard::restored(et.strategy.guard, *state));
+                }
+            }
+            if let Some(emitted) = restored.emitted {
+                et.clock.restore_emitted(emitted);
+            }
+        }
+        self.restored = Some(restored);
     }
 
     fn source_error(&self, error: OperatorError) -> TaskError {
@@ -106,22 +262,64 @@ impl<T: Send + 'static> SourceTask<T> {
         })
     }
 
-    /// The readers of the owned partitions, with their local index.
-    fn open_readers(&self) -> Result<Vec<LocalReader<T>>, TaskError> {
-        owned_partitions(
-            self.source.partitions(),
-            self.env.subtask(),
-            self.parallelism,
-        )
-        .into_iter()
-        .enumerate()
-        .map(|(local, p)| {
-            self.source
-                .open(p, 0)
-                .map(|r| (local, r))
-                .map_err(|e| self.source_error(e))
+    /// The readers of the owned partitions that have not ended, with their local index, each
+    /// at its restored offset (0 without a restore).
+    fn open_readers(&mut self) -> Result<Vec<LocalReader<T>>, TaskError> {
+        let restored = self.restored.take();
+        let mut readers = Vec::with_capacity(self.positions.len());
+        for local in 0..self.positions.len() {
+            let (offset, ended) = restored
+                .as_ref()
+                .and_then(|r| r.positions[local])
+                .unwrap_or((0, false));
+            let pos = &mut self.positions[local];
+            pos.offset = offset;
+            pos.ended = ended;
+            if ended {
+                continue;
+            }
+            let reader = self
+                .source
+                .open(pos.global, offset)
+                .map_err(|e| self.source_error(e))?;
+            readers.push((local, reader));
+        }
+        Ok(readers)
+    }
+
+    /// Whether partition `p`'s guard is warming up (its next record may be held).
+    #[inline]
+    fn warming_up(&self, p: usize) -> bool {
+        self.event_time.as_ref().is_some_and(|et| {
+            et.guards[p]
+                .as_ref()
+                .is_some_and(|g| g.state().reference.is_none())
         })
-        .collect()
+    }
+
+    /// Injects the newest triggered barrier, if this subtask has not yet: snapshot first (the
+    /// offsets after every record pushed so far), then the barrier goes down the chain.
+    fn maybe_checkpoint(&mut self) -> Result<(), TaskError> {
+        let Some(ck) = self.env.checkpointing() else {
+            return Ok(());
+        };
+        self.notified =
+            checkpointing::notify_completed(&self.env, self.notified, &mut *self.chain)?;
+        let Some(barrier) = ck.signals.trigger_after(self.injected) else {
+            return Ok(());
+        };
+        self.injected = barrier.checkpoint_id;
+        let (uid, state) = (Arc::clone(&self.uid), self.write_state());
+        let env = self.env.clone();
+        checkpointing::snapshot(
+            &env,
+            barrier,
+            0,
+            &mut *self.chain,
+            |snapshot: &mut TaskSnapshot| {
+                snapshot.operator(&uid, 0..0).set_operator_state(state);
+            },
+        )
     }
 
     /// One record read from local partition `p`.
@@ -137,6 +335,7 @@ impl<T: Send + 'static> SourceTask<T> {
                 Offer::Judged(record, ts, verdict) => self.judged(p, record, ts, verdict),
                 Offer::Held => Ok(()),
                 Offer::Released(all) => {
+                    self.positions[p].held_from = None;
                     for (record, ts, verdict) in all {
                         self.judged(p, record, ts, verdict)?;
                     }
@@ -190,6 +389,9 @@ impl<T: Send + 'static> SourceTask<T> {
         for (record, ts, verdict) in held.into_iter().flatten() {
             self.judged(p, record, ts, verdict)?;
         }
+        let pos = &mut self.positions[p];
+        pos.held_from = None;
+        pos.ended = true;
         Ok(())
     }
 
@@ -259,15 +461,25 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
             if self.env.control().stop_requested() {
                 break;
             }
+            self.env
+                .injector()
+                .hit(Site::Processing, self.env.task_index())
+                .map_err(TaskError::Failed)?;
+            self.maybe_checkpoint()?;
             let mut read = 0u64;
             let polled = Instant::now();
             let mut i = 0;
             while i < readers.len() {
                 let (p, mut ended, mut batch) = (readers[i].0, false, 0u64);
                 for _ in 0..SOURCE_BATCH {
+                    let before = readers[i].1.offset();
+                    let warming = self.warming_up(p);
                     match readers[i].1.next().map_err(|e| self.source_error(e))? {
                         Read::Record(record) => {
                             batch += 1;
+                            if warming && self.positions[p].held_from.is_none() {
+                                self.positions[p].held_from = Some(before);
+                            }
                             self.record(p, record)?;
                         }
                         Read::Pending => break,
@@ -277,6 +489,7 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
                         }
                     }
                 }
+                self.positions[p].offset = readers[i].1.offset();
                 if batch > 0
                     && let Some(et) = &mut self.event_time
                 {
@@ -304,11 +517,27 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
             && !self.env.control().stop_requested()
         {
             self.env.check_cancelled()?;
+            self.maybe_checkpoint()?;
             let now = Instant::now();
             self.tick(now, now)?;
             self.idle_wait(now);
         }
         self.chain.watermark(Watermark::MAX)?;
+        if let Some(ck) = self.env.checkpointing() {
+            // Everything is read and the final watermark is out: wait for the final
+            // checkpoint, which commits every output, and take part in it.
+            let signals = Arc::clone(&ck.signals);
+            signals.source_finished();
+            while !signals.final_completed() {
+                self.env.check_cancelled()?;
+                self.maybe_checkpoint()?;
+                let now = Instant::now();
+                self.tick(now, now)?;
+                self.idle_wait(now);
+            }
+            self.notified =
+                checkpointing::notify_completed(&self.env, self.notified, &mut *self.chain)?;
+        }
         self.chain.end_of_input()
     }
 }

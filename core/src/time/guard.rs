@@ -152,6 +152,40 @@ impl<T> TimestampGuard<T> {
     }
 }
 
+/// A guard's state in a checkpoint (it is taken only when nothing is held: a source snapshots
+/// a warming-up partition at the offset before its first held record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuardState {
+    /// The reference, once the warm-up is over.
+    pub reference: Option<i64>,
+    /// Consecutive records quarantined as ahead of it.
+    pub ahead_in_a_row: u32,
+}
+
+impl<T> TimestampGuard<T> {
+    /// Records held for the warm-up now.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// The guard's state as a checkpoint keeps it; a warming-up guard is kept as fresh (its
+    /// held records are read again from the source after a restore).
+    pub fn state(&self) -> GuardState {
+        GuardState {
+            reference: self.reference,
+            ahead_in_a_row: self.ahead_in_a_row,
+        }
+    }
+
+    /// A guard restored from `state`.
+    pub fn restored(config: GuardConfig, state: GuardState) -> Self {
+        let mut guard = Self::new(config);
+        guard.reference = state.reference;
+        guard.ahead_in_a_row = state.ahead_in_a_row;
+        guard
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,6 +125,35 @@ impl WatermarkValve {
     }
 }
 
+/// One input channel's watermark and whether it was idle, as a checkpoint keeps them.
+pub type ChannelState = (Watermark, bool);
+
+impl WatermarkValve {
+    /// Every channel's state and the output, for the task's snapshot.
+    pub fn state(&self) -> (Vec<ChannelState>, Watermark) {
+        (
+            self.channels
+                .iter()
+                .map(|c| (c.watermark, c.idle))
+                .collect(),
+            self.output,
+        )
+    }
+
+    /// Restores the channels (when their number is unchanged; otherwise each channel starts
+    /// at the lowest restored one) and the output, which then never goes below what it was.
+    pub fn restore(&mut self, channels: &[ChannelState], output: Watermark) {
+        let lowest = channels.iter().map(|c| c.0).min().unwrap_or(Watermark::MIN);
+        let same = channels.len() == self.channels.len();
+        for (i, ch) in self.channels.iter_mut().enumerate() {
+            let (watermark, idle) = if same { channels[i] } else { (lowest, false) };
+            ch.watermark = watermark;
+            ch.idle = idle;
+        }
+        self.output = output;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -466,6 +466,19 @@ mod tests {
         fn end_of_input(&mut self) -> Result<(), TaskError> {
             Ok(())
         }
+        fn barrier(
+            &mut self,
+            _: crate::net::CheckpointBarrier,
+            _: &mut crate::checkpoint::TaskSnapshot,
+        ) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn checkpoint_complete(
+            &mut self,
+            _: crate::checkpoint::CheckpointId,
+        ) -> Result<(), TaskError> {
+            Ok(())
+        }
     }
 
     #[test]
@@ -479,10 +492,7 @@ mod tests {
         let mut merge = WindowMerge::<u64, (), Count>::new(Count, 0, Some(handler));
         let metrics = Arc::new(TaskMetrics::default());
         merge
-            .open(&OperatorContext {
-                subtask: 0,
-                metrics: Arc::clone(&metrics),
-            })
+            .open(&OperatorContext::new(0, Arc::clone(&metrics)))
             .unwrap();
         let mut sink = Sink(Vec::new());
         let window = Window { start: 0, end: 10 };

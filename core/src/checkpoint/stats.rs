@@ -1,0 +1,236 @@
+//! Checkpoint statistics with Flink's names: counts, the last checkpoint, and one history entry
+//! per checkpoint with its durations (the slowest subtask's), for `report.json`.
+
+use serde::Serialize;
+
+use super::CheckpointId;
+use super::coordinator::AckTimings;
+
+/// How a checkpoint ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Every subtask acknowledged and the metadata is durable.
+    Completed,
+    /// A subtask declined it, or its metadata could not be written.
+    Failed(String),
+    /// It passed the checkpoint timeout.
+    Expired(String),
+}
+
+impl Status {
+    /// Why it did not complete.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::Completed => None,
+            Self::Failed(r) | Self::Expired(r) => Some(r),
+        }
+    }
+}
+
+impl Serialize for Status {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            Self::Completed => "COMPLETED",
+            Self::Failed(_) => "FAILED",
+            Self::Expired(_) => "EXPIRED",
+        })
+    }
+}
+
+/// One checkpoint, as Flink's web UI history shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointRecord {
+    /// The checkpoint's id.
+    pub id: CheckpointId,
+    /// Trigger time, ms since the Unix epoch.
+    pub trigger_timestamp_ms: u64,
+    /// How it ended.
+    pub status: Status,
+    /// Why it failed, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    /// From trigger to completion (or abort), ms.
+    pub end_to_end_duration_ms: f64,
+    /// The slowest subtask's synchronous part, ms.
+    pub sync_duration_ms: f64,
+    /// The slowest subtask's asynchronous part, ms.
+    pub async_duration_ms: f64,
+    /// The longest alignment (`checkpointAlignmentTime`), ms.
+    pub alignment_duration_ms: f64,
+    /// The longest time from trigger to a subtask's first barrier (`checkpointStartDelay`), ms.
+    pub start_delay_ms: f64,
+    /// Bytes written for it (state files and output parts).
+    pub checkpointed_bytes: u64,
+    /// In-flight data persisted (unaligned checkpoints; 0 when aligned).
+    pub persisted_in_flight_bytes: u64,
+    /// Subtasks that acknowledged.
+    pub acknowledged_subtasks: usize,
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+impl CheckpointRecord {
+    pub(crate) fn new(id: CheckpointId, trigger_timestamp_ms: u64) -> Self {
+        Self {
+            id,
+            trigger_timestamp_ms,
+            status: Status::Completed,
+            failure_reason: None,
+            end_to_end_duration_ms: 0.0,
+            sync_duration_ms: 0.0,
+            async_duration_ms: 0.0,
+            alignment_duration_ms: 0.0,
+            start_delay_ms: 0.0,
+            checkpointed_bytes: 0,
+            persisted_in_flight_bytes: 0,
+            acknowledged_subtasks: 0,
+        }
+    }
+
+    pub(crate) fn add_subtask(&mut self, bytes: u64, t: AckTimings) {
+        self.checkpointed_bytes += bytes;
+        self.acknowledged_subtasks += 1;
+        self.sync_duration_ms = self.sync_duration_ms.max(ms(t.sync_ns));
+        self.async_duration_ms = self.async_duration_ms.max(ms(t.async_ns));
+        self.alignment_duration_ms = self.alignment_duration_ms.max(ms(t.alignment_ns));
+        self.start_delay_ms = self.start_delay_ms.max(ms(t.start_delay_ns));
+    }
+
+    pub(crate) fn finish(&mut self, duration: std::time::Duration, status: Status) {
+        self.end_to_end_duration_ms = duration.as_secs_f64() * 1e3;
+        self.failure_reason = status.reason().map(str::to_owned);
+        self.status = status;
+    }
+}
+
+/// p50, p99 and max of one figure over the completed checkpoints.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Summary {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Summary {
+    fn of(mut values: Vec<f64>) -> Self {
+        if values.is_empty() {
+            return Self::default();
+        }
+        values.sort_by(f64::total_cmp);
+        let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+        Self {
+            p50: at(0.5),
+            p99: at(0.99),
+            max: at(1.0),
+        }
+    }
+}
+
+/// A restart after a failure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restart {
+    /// What failed.
+    pub cause: String,
+    /// The checkpoint restored from (`None`: from the beginning).
+    pub restored_checkpoint: Option<CheckpointId>,
+    /// Delay before the restart, ms.
+    pub delay_ms: f64,
+}
+
+/// Every checkpoint of a job, over all its attempts.
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointStats {
+    /// One entry per checkpoint, in trigger order.
+    pub history: Vec<CheckpointRecord>,
+    /// The restarts, in order.
+    pub restarts: Vec<Restart>,
+    /// When the last restore happened, ms since the Unix epoch.
+    pub last_restore_timestamp_ms: Option<u64>,
+    /// Bytes of state read by the last restore.
+    pub last_restored_bytes: u64,
+    /// Time from the failure to the restored attempt's start (tasks built, state read), ms.
+    pub last_recovery_ms: Option<f64>,
+}
+
+impl CheckpointStats {
+    pub(crate) fn push(&mut self, record: CheckpointRecord) {
+        self.history.push(record);
+    }
+
+    fn completed(&self) -> impl Iterator<Item = &CheckpointRecord> {
+        self.history
+            .iter()
+            .filter(|r| r.status == Status::Completed)
+    }
+
+    /// `numberOfCompletedCheckpoints`.
+    pub fn completed_count(&self) -> usize {
+        self.completed().count()
+    }
+
+    /// `numberOfFailedCheckpoints`.
+    pub fn failed_count(&self) -> usize {
+        self.history.len() - self.completed_count()
+    }
+
+    /// The report's `checkpoints` object, with Flink's metric names.
+    pub fn to_json(&self) -> serde_json::Value {
+        let summary = |f: fn(&CheckpointRecord) -> f64| {
+            Summary::of(self.completed().map(f).collect::<Vec<_>>())
+        };
+        let last = self.completed().last();
+        serde_json::json!({
+            "numberOfCompletedCheckpoints": self.completed_count(),
+            "numberOfFailedCheckpoints": self.failed_count(),
+            "totalNumberOfCheckpoints": self.history.len(),
+            "numRestarts": self.restarts.len(),
+            "lastCompletedCheckpointId": last.map(|r| r.id),
+            "lastCheckpointDuration": last.map(|r| r.end_to_end_duration_ms),
+            "lastCheckpointSize": last.map(|r| r.checkpointed_bytes),
+            "lastCheckpointFullSize": last.map(|r| r.checkpointed_bytes),
+            "lastCheckpointRestoreTimestamp": self.last_restore_timestamp_ms,
+            "last_restored_bytes": self.last_restored_bytes,
+            "last_recovery_ms": self.last_recovery_ms,
+            "end_to_end_duration_ms": summary(|r| r.end_to_end_duration_ms),
+            "sync_duration_ms": summary(|r| r.sync_duration_ms),
+            "async_duration_ms": summary(|r| r.async_duration_ms),
+            "alignment_duration_ms": summary(|r| r.alignment_duration_ms),
+            "start_delay_ms": summary(|r| r.start_delay_ms),
+            "checkpointed_bytes": summary(|r| r.checkpointed_bytes as f64),
+            "persisted_in_flight_bytes": summary(|r| r.persisted_in_flight_bytes as f64),
+            "restarts": self.restarts,
+            "history": self.history,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_cover_completed_checkpoints_only() {
+        let mut stats = CheckpointStats::default();
+        for (id, ms_, ok) in [(1, 10.0, true), (2, 30.0, true), (3, 1000.0, false)] {
+            let mut r = CheckpointRecord::new(id, 0);
+            let status = if ok {
+                Status::Completed
+            } else {
+                Status::Expired("too slow".into())
+            };
+            r.finish(std::time::Duration::from_secs_f64(ms_ / 1e3), status);
+            stats.push(r);
+        }
+        let json = stats.to_json();
+        assert_eq!(json["numberOfCompletedCheckpoints"], 2);
+        assert_eq!(json["numberOfFailedCheckpoints"], 1);
+        assert_eq!(json["end_to_end_duration_ms"]["max"], 30.0);
+        assert_eq!(json["history"][2]["status"], "EXPIRED");
+        assert_eq!(json["history"][2]["failure_reason"], "too slow");
+    }
+}

@@ -1,0 +1,105 @@
+//! The transactions of a subtask's outputs (Flink's `TwoPhaseCommitSinkFunction`, seen from
+//! the task): every transactional writer a subtask creates registers here, and at each
+//! barrier the task pre-commits all of them, after its chain has processed every record
+//! before the barrier.
+//!
+//! Registration is by scope: the runtime enters a subtask's scope on the thread that builds
+//! the subtask's chain and on the subtask's own thread, so writers created anywhere in an
+//! operator's construction, `open`, or a source reader's opening register with the right
+//! subtask without being threaded through every constructor. Outside a scope (a job without
+//! checkpoints, a test) registration reports `false` and the writer is on its own.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use super::{CheckpointId, PendingPart};
+
+/// An output with a transaction open for the current checkpoint epoch.
+pub trait Transaction: Send {
+    /// Makes the epoch's data durable as a part under `part_dir` and begins the next epoch;
+    /// `None` when the epoch wrote nothing.
+    fn pre_commit(
+        &mut self,
+        checkpoint: CheckpointId,
+        part_dir: &Path,
+    ) -> std::io::Result<Option<PendingPart>>;
+}
+
+/// A registered transaction, shared by its writer and its subtask.
+pub type SharedTransaction = Arc<Mutex<dyn Transaction>>;
+
+/// The transactions of one subtask.
+#[derive(Clone, Default)]
+pub struct Transactions {
+    inner: Arc<Mutex<Vec<SharedTransaction>>>,
+}
+
+impl std::fmt::Debug for Transactions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transactions")
+            .field("count", &self.inner.lock().map_or(0, |v| v.len()))
+            .finish()
+    }
+}
+
+thread_local! {
+    static SCOPE: RefCell<Option<Transactions>> = const { RefCell::new(None) };
+}
+
+impl Transactions {
+    /// Makes this subtask's registry the current thread's until the guard drops.
+    pub(crate) fn enter(&self) -> ScopeGuard {
+        let previous = SCOPE.with(|s| s.borrow_mut().replace(self.clone()));
+        ScopeGuard { previous }
+    }
+
+    /// Pre-commits every registered transaction for `checkpoint`.
+    pub(crate) fn pre_commit_all(
+        &self,
+        checkpoint: CheckpointId,
+        part_dir: &Path,
+    ) -> std::io::Result<Vec<PendingPart>> {
+        let all = self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut parts = Vec::new();
+        for tx in all {
+            let mut tx = tx.lock().unwrap_or_else(|p| p.into_inner());
+            parts.extend(tx.pre_commit(checkpoint, part_dir)?);
+        }
+        Ok(parts)
+    }
+}
+
+/// Restores the thread's previous scope on drop.
+#[derive(Debug)]
+pub(crate) struct ScopeGuard {
+    previous: Option<Transactions>,
+}
+
+impl Drop for ScopeGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        SCOPE.with(|s| *s.borrow_mut() = previous);
+    }
+}
+
+/// Registers `transaction` with the subtask whose scope this thread is in; `false` outside
+/// any scope (no checkpointing: the caller then writes without transactions).
+pub fn register_transaction(transaction: SharedTransaction) -> bool {
+    SCOPE.with(|s| match &*s.borrow() {
+        Some(registry) => {
+            registry
+                .inner
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(transaction);
+            true
+        }
+        None => false,
+    })
+}
+
+/// Whether this thread is in a subtask's scope of a checkpointed job.
+pub fn in_transaction_scope() -> bool {
+    SCOPE.with(|s| s.borrow().is_some())
+}
