@@ -291,6 +291,16 @@ pub struct Stream<T> {
     head: HeadFn<T>,
 }
 
+impl<T> Stream<T> {
+    /// Fails the job's build with `message` (the first failure wins; `execute` returns it).
+    pub(crate) fn fail_build(&self, message: String) {
+        self.graph
+            .borrow_mut()
+            .error
+            .get_or_insert(JobError::Invalid(message));
+    }
+}
+
 impl<T> std::fmt::Debug for Stream<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stream")

@@ -14,13 +14,15 @@
 //! tested against.
 //!
 //! Timestamps span all of `i64`. The few windows that cross the ends of that range are
-//! clipped to it: the first starts at `i64::MIN` and the last ends at `i64::MAX`.
+//! clipped to it: the first starts at `i64::MIN` and the last ends at `i64::MAX` and also holds
+//! `i64::MAX` (the contract of [`weir_core::time::arith`], which computes every bound here).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use weir_core::codec::{Codec, DecodeError, Decoder, Encoder};
+use weir_core::time::arith::tumbling_window;
 
 use super::record::Origin;
 use super::tag::Tagged;
@@ -38,24 +40,21 @@ pub const FLOW_FILE: &str = "flow_1m.jsonl";
 pub const ORIGIN_FILE: &str = "origin_5m.jsonl";
 
 /// The start of the epoch-aligned window of `size` milliseconds that holds `ts`: the
-/// largest multiple of `size` not above `ts` (for negative `ts` too), or `i64::MIN` when
-/// that multiple is below it.
+/// largest multiple of `size` not above `ts` (for negative `ts` too; `i64::MAX` counts as
+/// `i64::MAX − 1`), or `i64::MIN` when that multiple is below it.
 ///
 /// `size` must be positive.
 #[inline]
 pub fn window_start(ts: i64, size: i64) -> i64 {
-    debug_assert!(size > 0, "window size {size} is not positive");
-    ts.checked_sub(ts.rem_euclid(size)).unwrap_or(i64::MIN)
+    tumbling_window(ts, size, 0).start
 }
 
 /// The end (exclusive) of the window of `size` milliseconds that starts at `start`, as
 /// returned by [`window_start`]; `i64::MAX` when the window ends above it.
 #[inline]
 pub fn window_end(start: i64, size: i64) -> i64 {
-    debug_assert!(size > 0, "window size {size} is not positive");
-    // The quotient is the window's index even for a clipped `i64::MIN` start; adding one
-    // cannot overflow as `size` is positive.
-    (start.div_euclid(size) + 1).saturating_mul(size)
+    // A window's (clipped) start lies in the window itself.
+    tumbling_window(start, size, 0).end
 }
 
 fn serialize_origin<S: Serializer>(origin: &Origin, out: S) -> Result<S::Ok, S::Error> {
@@ -273,9 +272,11 @@ fn to_jsonl<T: Serialize>(lines: &[T]) -> String {
 
 /// The windowed counts of `records`, computed from the definition independently of
 /// [`window_start`] and [`WindowTotals::add`]: the window of `ts` starts at
-/// `floor(ts / size) * size`, in 128-bit arithmetic, clipped to `i64::MIN`.
+/// `floor(ts / size) * size`, in 128-bit arithmetic, clipped to `i64::MIN` (with `i64::MAX`
+/// counted as `i64::MAX − 1`).
 pub fn brute_force(records: &[Tagged]) -> WindowTotals {
     fn start(ts: i64, size: i64) -> i64 {
+        let ts = ts.min(i64::MAX - 1);
         let exact = i128::from(ts).div_euclid(i128::from(size)) * i128::from(size);
         i64::try_from(exact).unwrap_or(i64::MIN)
     }

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::time::arith::{millis, watermark_for};
 use crate::time::{Watermark, WatermarkEmit, WatermarkStatus, WatermarkStrategy};
 
 #[derive(Debug, Clone, Copy)]
@@ -44,7 +45,7 @@ impl SourceClock {
                 };
                 partitions
             ],
-            out_of_orderness_ms: strategy.out_of_orderness.as_millis() as i64,
+            out_of_orderness_ms: millis(strategy.out_of_orderness),
             idle_timeout: match strategy.emit {
                 WatermarkEmit::EndOfInput => None,
                 _ => strategy.idle_timeout,
@@ -99,9 +100,8 @@ impl SourceClock {
             .iter()
             .filter(|c| !c.idle)
             .map(|c| {
-                c.max_ts.map_or(i64::MIN, |m| {
-                    m.saturating_sub(self.out_of_orderness_ms).saturating_sub(1)
-                })
+                c.max_ts
+                    .map_or(i64::MIN, |m| watermark_for(m, self.out_of_orderness_ms))
             })
             .min();
         if let Some(min) = min

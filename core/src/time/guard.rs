@@ -12,6 +12,11 @@
 //! A real jump in time (a gap in the data longer than the future skew) would quarantine
 //! everything after it; after [`REANCHOR_AFTER`] consecutive future-quarantined records the
 //! guard accepts that time has moved and re-anchors on the next one.
+//!
+//! Limits and distances are computed without overflow over all of `i64` (the reason states
+//! the unsigned distance, [`distance_ms`]).
+
+use super::arith::distance_ms;
 
 /// Records held per partition to choose the reference.
 pub const WARMUP_RECORDS: usize = 16;
@@ -129,7 +134,7 @@ impl<T> TimestampGuard<T> {
                     reference_ms: reference,
                     reason: format!(
                         "timestamp {ts} is {} ms ahead of the reference {reference} (max future skew {max} ms)",
-                        ts - reference
+                        distance_ms(ts, reference)
                     ),
                 });
             }
@@ -143,7 +148,7 @@ impl<T> TimestampGuard<T> {
                 reference_ms: reference,
                 reason: format!(
                     "timestamp {ts} is {} ms behind the reference {reference} (max past skew {max} ms)",
-                    reference - ts
+                    distance_ms(reference, ts)
                 ),
             });
         }
@@ -271,5 +276,42 @@ mod tests {
             }
         }
         assert_eq!(accepted, 200 - REANCHOR_AFTER as usize);
+    }
+
+    #[test]
+    fn timestamps_at_the_ends_of_i64_are_quarantined_with_their_true_distance() {
+        let mut g = guard();
+        let base = 20_000 * DAY;
+        for i in 0..WARMUP_RECORDS as u32 {
+            g.offer(i, base);
+        }
+        let reason = |offer: Offer<u32>| match offer {
+            Offer::Judged(_, _, Some(q)) => q.reason,
+            other => panic!("expected quarantine, got {other:?}"),
+        };
+        let behind = reason(g.offer(100, i64::MIN));
+        let distance = (i128::from(base) - i128::from(i64::MIN)).to_string();
+        assert!(
+            behind.contains(&format!("is {distance} ms behind")),
+            "{behind}"
+        );
+        assert!(!behind.contains("is -"), "a negative distance: {behind}");
+        let ahead = reason(g.offer(101, i64::MAX));
+        let distance = (i128::from(i64::MAX) - i128::from(base)).to_string();
+        assert!(
+            ahead.contains(&format!("is {distance} ms ahead")),
+            "{ahead}"
+        );
+
+        // A reference at i64::MIN and a record at i64::MAX: the distance is u64::MAX.
+        let mut g = guard();
+        for i in 0..WARMUP_RECORDS as u32 {
+            g.offer(i, i64::MIN);
+        }
+        let ahead = reason(g.offer(102, i64::MAX));
+        assert!(
+            ahead.contains(&format!("is {} ms ahead", u64::MAX)),
+            "{ahead}"
+        );
     }
 }

@@ -1,8 +1,10 @@
 //! Event time: watermark strategies (bounded out-of-orderness, periodic and punctuated
 //! generators, idleness), the timestamp guard, watermarks and their status, the watermark valve
 //! and latency markers (Flink's `WatermarkStrategy`, `Watermark`, `WatermarkStatus`,
-//! `StatusWatermarkValve`, `LatencyMarker`).
+//! `StatusWatermarkValve`, `LatencyMarker`); and [`arith`], the event-time arithmetic every
+//! one of them uses, total over all of `i64`.
 
+pub mod arith;
 pub mod guard;
 mod strategy;
 mod valve;
@@ -23,6 +25,7 @@ impl Watermark {
     /// Before any event time: the initial watermark of every channel.
     pub const MIN: Watermark = Watermark(i64::MIN);
     /// End of event time: sent at the end of bounded input (and in batch mode, the only one).
+    /// It fires every window; no data produces it ([`arith::watermark_for`] is below it).
     pub const MAX: Watermark = Watermark(i64::MAX);
 }
 

@@ -107,11 +107,10 @@ impl<T> WatermarkStrategy<T> {
         }
     }
 
-    /// The watermark for a highest timestamp `max_ts`: `max_ts − B − 1`.
+    /// The watermark for a highest timestamp `max_ts`: `max_ts − B − 1`, saturating
+    /// ([`arith::watermark_for`](super::arith::watermark_for)).
     #[inline]
     pub fn watermark_for(&self, max_ts: i64) -> i64 {
-        max_ts
-            .saturating_sub(self.out_of_orderness.as_millis() as i64)
-            .saturating_sub(1)
+        super::arith::watermark_for(max_ts, super::arith::millis(self.out_of_orderness))
     }
 }

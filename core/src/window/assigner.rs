@@ -1,8 +1,11 @@
-//! Window assigners: tumbling and sliding, aligned to the epoch plus an offset.
+//! Window assigners: tumbling and sliding, aligned to the epoch plus an offset. The bounds come
+//! from [`crate::time::arith`], which states how windows at the ends of `i64` are clamped.
 
 use crate::codec::{Codec, DecodeError, Decoder, Encoder};
+use crate::time::arith;
 
-/// A window `[start, end)` of event time, ms.
+/// A window `[start, end)` of event time, ms; `start < end` (decoding checks it). The last
+/// window ends at `i64::MAX` and holds `i64::MAX` too ([`arith`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct Window {
     /// First millisecond in the window.
@@ -15,7 +18,7 @@ impl Window {
     /// The last timestamp in the window: it fires when the watermark reaches this.
     #[inline]
     pub fn max_timestamp(&self) -> i64 {
-        self.end - 1
+        self.end.saturating_sub(1)
     }
 }
 
@@ -28,14 +31,20 @@ impl Codec for Window {
         out.put_i64(self.end);
     }
     fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
-        Ok(Self {
+        let window = Self {
             start: input.take_i64()?,
             end: input.take_i64()?,
-        })
+        };
+        if window.end <= window.start {
+            return Err(DecodeError::Invalid("window ends before it starts"));
+        }
+        Ok(window)
     }
 }
 
-/// Which windows a timestamp belongs to.
+/// Which windows a timestamp belongs to. Sizes and slides must be positive, and a sliding
+/// assigner puts a record in at most [`arith::MAX_WINDOWS_PER_RECORD`] windows: building a job
+/// with another assigner fails ([`WindowAssigner::check`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum WindowAssigner {
     /// Consecutive windows of `size_ms`.
@@ -75,31 +84,30 @@ impl WindowAssigner {
         }
     }
 
-    /// Appends the windows of timestamp `ts` to `out`, latest start first.
+    /// Whether this assigner can be used: positive sizes and slides, and at most
+    /// [`arith::MAX_WINDOWS_PER_RECORD`] windows per record.
+    pub fn check(&self) -> Result<(), String> {
+        match *self {
+            Self::Tumbling { size_ms, .. } => arith::check_window_shape(size_ms, size_ms),
+            Self::Sliding {
+                size_ms, slide_ms, ..
+            } => arith::check_window_shape(size_ms, slide_ms),
+        }
+    }
+
+    /// Appends the windows of timestamp `ts` to `out`, latest start first: one for a tumbling
+    /// assigner, at most `ceil(size / slide)` for a sliding one.
     #[inline]
     pub fn assign(&self, ts: i64, out: &mut Vec<Window>) {
         match *self {
             Self::Tumbling { size_ms, offset_ms } => {
-                let start = ts - (ts - offset_ms).rem_euclid(size_ms);
-                out.push(Window {
-                    start,
-                    end: start + size_ms,
-                });
+                out.push(arith::tumbling_window(ts, size_ms, offset_ms));
             }
             Self::Sliding {
                 size_ms,
                 slide_ms,
                 offset_ms,
-            } => {
-                let mut start = ts - (ts - offset_ms).rem_euclid(slide_ms);
-                while start > ts - size_ms {
-                    out.push(Window {
-                        start,
-                        end: start + size_ms,
-                    });
-                    start -= slide_ms;
-                }
-            }
+            } => out.extend(arith::sliding_windows(ts, size_ms, slide_ms, offset_ms)),
         }
     }
 }
@@ -125,6 +133,30 @@ mod tests {
             offset_ms: 15_000,
         };
         assert_eq!(windows(shifted, 14_999), vec![(-45_000, 15_000)]);
+    }
+
+    #[test]
+    fn windows_at_the_ends_of_i64_never_end_before_they_start() {
+        let t = WindowAssigner::tumbling(60_000);
+        let last = 153_722_867_280_912 * 60_000;
+        assert_eq!(windows(t, i64::MAX - 1), vec![(last, i64::MAX)]);
+        assert_eq!(windows(t, i64::MIN), vec![(i64::MIN, i64::MIN + 55_808)]);
+        let s = WindowAssigner::sliding(10, 5);
+        assert_eq!(
+            windows(s, i64::MAX),
+            vec![(i64::MAX - 2, i64::MAX), (i64::MAX - 7, i64::MAX)]
+        );
+        assert_eq!(
+            windows(s, i64::MIN),
+            vec![(i64::MIN, i64::MIN + 8), (i64::MIN, i64::MIN + 3)]
+        );
+        let bogus = Window { start: 10, end: 10 };
+        let bytes = crate::codec::encode_to_vec(&bogus);
+        assert!(Window::decode(&mut Decoder::new(&bytes)).is_err());
+        assert!(WindowAssigner::tumbling(0).check().is_err());
+        assert!(WindowAssigner::sliding(10, 0).check().is_err());
+        assert!(WindowAssigner::sliding(86_400_000, 1).check().is_err());
+        assert!(WindowAssigner::sliding(60_000, 1_000).check().is_ok());
     }
 
     #[test]

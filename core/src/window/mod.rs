@@ -10,6 +10,9 @@
 //!   it goes to the late output and counts as `numLateRecordsDropped`;
 //! - a record for a window that fired but is still within lateness updates it, and the window
 //!   fires again with the new result; window state is freed at `end − 1 + lateness`.
+//!
+//! At the ends of `i64` windows are clamped, never overflowed: see
+//! [`crate::time::arith`], where every bound above is computed.
 
 mod aggregate;
 mod assigner;

@@ -1,7 +1,9 @@
 //! Window contents of one operator instance: one accumulator per (window, key) in a hash map
 //! (one lookup per record and window), and two ordered indexes of windows: those waiting for
 //! the watermark, and fired ones kept for allowed lateness. An operator has one assigner, so
-//! its windows all have one size and start order is end order.
+//! its windows all have one size and start order is end order (also for the windows clamped
+//! at the ends of `i64`: those at `i64::MIN` share a start and differ in end, those at
+//! `i64::MAX` share an end). Firing and clean-up times come from [`arith`].
 
 use std::collections::BTreeMap;
 use std::hash::Hash;
@@ -9,6 +11,7 @@ use std::hash::Hash;
 use rustc_hash::FxHashMap;
 
 use super::Window;
+use crate::time::arith;
 
 /// Where a record's contribution went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +30,7 @@ pub(crate) struct WindowState<K, Acc> {
     accs: FxHashMap<(Window, K), Acc>,
     /// Windows not fired yet, with their keys in first-seen order (the firing order).
     pending: BTreeMap<Window, Vec<K>>,
-    /// Fired windows kept until `end − 1 + lateness`, with their keys.
+    /// Fired windows kept until [`arith::cleanup_time`], `end − 1 + lateness`, with their keys.
     fired: BTreeMap<Window, Vec<K>>,
     watermark: i64,
     lateness_ms: i64,
@@ -52,7 +55,7 @@ impl<K: Hash + Eq + Clone, Acc> WindowState<K, Acc> {
     /// Whether `window` is past allowed lateness.
     #[inline]
     pub(crate) fn is_late(&self, window: Window) -> bool {
-        window.max_timestamp().saturating_add(self.lateness_ms) <= self.watermark
+        arith::cleanup_time(window, self.lateness_ms) <= self.watermark
     }
 
     /// Updates the accumulator of (`window`, `key`), creating it with `create`.
@@ -118,7 +121,7 @@ impl<K: Hash + Eq + Clone, Acc> WindowState<K, Acc> {
         }
         let (lateness_ms, watermark) = (self.lateness_ms, self.watermark);
         while let Some(entry) = self.fired.first_entry() {
-            if entry.key().max_timestamp().saturating_add(lateness_ms) > watermark {
+            if arith::cleanup_time(*entry.key(), lateness_ms) > watermark {
                 break;
             }
             let (window, keys) = entry.remove_entry();
@@ -126,5 +129,43 @@ impl<K: Hash + Eq + Clone, Acc> WindowState<K, Acc> {
                 self.accs.remove(&(window, key));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fire_at(state: &mut WindowState<(), u64>, watermark: i64) -> Vec<(Window, u64)> {
+        let mut fired = Vec::new();
+        state.advance(watermark, |window, _, acc| fired.push((window, *acc)));
+        fired
+    }
+
+    #[test]
+    fn windows_at_the_ends_of_i64_fire_and_are_freed_without_overflow() {
+        let first = Window {
+            start: i64::MIN,
+            end: i64::MIN + 10,
+        };
+        let last = Window {
+            start: i64::MAX - 10,
+            end: i64::MAX,
+        };
+        let mut state = WindowState::<(), u64>::new(i64::MAX);
+        for window in [last, first] {
+            let placed = state.place(window, &(), || 0, |n| *n += 1);
+            assert_eq!(placed, Placed::Pending);
+        }
+        assert_eq!(fire_at(&mut state, i64::MIN + 9), vec![(first, 1)]);
+        assert_eq!(fire_at(&mut state, i64::MAX - 2), vec![]);
+        assert_eq!(fire_at(&mut state, i64::MAX - 1), vec![(last, 1)]);
+        // The first window's clean-up time is MIN + 9 + MAX = 8; the last one's saturates, so
+        // it is kept until the end-of-input watermark.
+        assert_eq!(state.place(first, &(), || 0, |n| *n += 1), Placed::Late);
+        assert_eq!(state.place(last, &(), || 0, |n| *n += 1), Placed::Refire);
+        assert_eq!(fire_at(&mut state, i64::MAX), vec![]);
+        assert!(state.accs.is_empty(), "end of input frees every window");
+        assert_eq!(state.place(last, &(), || 0, |n| *n += 1), Placed::Late);
     }
 }

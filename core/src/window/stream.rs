@@ -11,7 +11,8 @@ use super::{
 use crate::codec::Codec;
 use crate::graph::{KeyedStream, Stream};
 
-/// What a window operator needs besides its aggregate function.
+/// What a window operator needs besides its aggregate function. A job whose assigner fails
+/// [`WindowAssigner::check`] does not build: `execute` returns the reason.
 pub struct WindowSpec<T> {
     /// Tumbling or sliding.
     pub assigner: WindowAssigner,
@@ -60,6 +61,15 @@ pub enum GlobalAggregation {
     },
 }
 
+impl<T> Stream<T> {
+    /// Fails the build if the window of `name` has an unusable assigner.
+    fn check_spec(&self, name: &str, spec: &WindowSpec<T>) {
+        if let Err(reason) = spec.assigner.check() {
+            self.fail_build(format!("window '{name}': {reason}"));
+        }
+    }
+}
+
 impl<T: Codec> Stream<T> {
     /// A global window over the whole stream, aggregated as `mode` says; both modes give the
     /// same results.
@@ -75,9 +85,12 @@ impl<T: Codec> Stream<T> {
         A::Acc: Codec,
     {
         match mode {
-            GlobalAggregation::WindowAll => self.rebalance(1).process(name, move || {
-                WindowAggregate::new(Arc::new(|_: &T| ()), spec.clone(), function.clone())
-            }),
+            GlobalAggregation::WindowAll => {
+                self.check_spec(name, &spec);
+                self.rebalance(1).process(name, move || {
+                    WindowAggregate::new(Arc::new(|_: &T| ()), spec.clone(), function.clone())
+                })
+            }
             GlobalAggregation::Parallel { parallelism } => {
                 self.window_two_phase(name, |_: &T| (), parallelism, spec, function)
             }
@@ -101,6 +114,7 @@ impl<T: Codec> Stream<T> {
         A: AggregateFunction<T>,
         A::Acc: Codec,
     {
+        self.check_spec(name, &spec);
         let local = function.clone();
         let (lateness, late_partials) = (spec.allowed_lateness_ms, spec.late_partials.clone());
         let key_of: Arc<dyn Fn(&T) -> K + Send + Sync> = Arc::new(key_of);
@@ -126,6 +140,7 @@ impl<T: Codec, K: Hash + Eq + Clone + Send + 'static> KeyedStream<T, K> {
         function: A,
     ) -> Stream<WindowResult<K, A::Out>> {
         let (stream, key_of) = self.exchange(parallelism);
+        stream.check_spec(name, &spec);
         stream.process(name, move || {
             WindowAggregate::new(Arc::clone(&key_of), spec.clone(), function.clone())
         })

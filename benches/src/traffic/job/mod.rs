@@ -26,6 +26,7 @@ use std::time::Duration;
 use serde::Serialize;
 use weir_core::runtime::JobControl;
 use weir_core::sink::JsonLinesFile;
+use weir_core::time::arith::millis;
 use weir_core::time::{GuardConfig, Quarantine, WatermarkEmit, WatermarkStrategy};
 use weir_core::window::{Count, GlobalAggregation, Window, WindowAssigner, WindowSpec};
 use weir_core::{Job, JobResult, RuntimeConfig};
@@ -240,7 +241,7 @@ pub fn run(
             })
         }),
     };
-    let lateness_ms = et.allowed_lateness.as_millis() as i64;
+    let lateness_ms = millis(et.allowed_lateness);
     let late_output = |output: &'static str, counter: &Arc<AtomicU64>| {
         let (late, counter) = (Arc::clone(&late), Arc::clone(counter));
         let factory: weir_core::window::LateOutput<Tagged> = Arc::new(move |_subtask| {
@@ -296,7 +297,7 @@ pub fn run(
                 rejected,
                 tally: Arc::clone(&tally),
                 control: Arc::clone(&control),
-                boundary_shift_ms: et.out_of_orderness.as_millis() as i64,
+                boundary_shift_ms: millis(et.out_of_orderness),
             },
             strategy,
         )
@@ -318,7 +319,7 @@ pub fn run(
             Arc::clone(&control),
             Arc::clone(&latency),
         );
-        let shift_ms = et.out_of_orderness.as_millis() as i64;
+        let shift_ms = millis(et.out_of_orderness);
         move |_| WindowLines {
             lines: flow_file.writer(),
             last: BTreeMap::new(),

@@ -10,6 +10,7 @@ use weir_core::error::OperatorError;
 use weir_core::runtime::JobControl;
 use weir_core::sink::{JsonLinesWriter, Sink};
 use weir_core::time::Quarantine;
+use weir_core::time::arith::fires_at;
 use weir_core::window::{Window, WindowResult};
 
 use crate::traffic::record::{Origin, TrafficRecord};
@@ -116,7 +117,9 @@ impl<R: Copy + Send + 'static, L: Serialize + Send + 'static> WindowLines<R, L> 
         let first = self.last.insert((window.start, key), value).is_none();
         if first
             && let Some(latency) = &self.latency
-            && let Some(passed) = latency.tally.all_passed(window.end + latency.shift_ms)
+            && let Some(passed) = latency
+                .tally
+                .all_passed(fires_at(window.end, latency.shift_ms))
         {
             let now = latency.control.now_ns();
             latency

@@ -9,6 +9,7 @@ use weir_core::error::OperatorError;
 use weir_core::runtime::JobControl;
 use weir_core::sink::{JsonLinesFile, JsonLinesWriter};
 use weir_core::source::{PartitionReader as WeirReader, Read, Source};
+use weir_core::time::arith::{distance_ms, tumbling_window};
 
 use crate::traffic::input::{Line, PartitionReader, TrafficInput};
 use crate::traffic::parse::Rejection;
@@ -17,6 +18,11 @@ use crate::traffic::windows::FLOW_WINDOW_MS;
 
 /// Lines a reader counts locally before it publishes them for the progress bar.
 const PUBLISH_EVERY_LINES: u64 = 4096;
+
+/// The longest jump of a partition's highest timestamp whose flow-window boundaries are logged
+/// one by one: a day's (1,440 boundaries). A longer one (a bogus timestamp, quarantined
+/// downstream of the reader) logs none.
+const MAX_TRACKED_JUMP_MS: u64 = 86_400_000;
 
 /// Lines read and rejected so far, shared by the job's readers, and when event time passed
 /// each flow window's end at every partition (for the result latency).
@@ -87,7 +93,8 @@ pub(super) struct TrafficSource {
     pub(super) rejected: Arc<JsonLinesFile>,
     pub(super) tally: Arc<Tally>,
     pub(super) control: Arc<JobControl>,
-    /// Event time that makes the watermark pass a flow window's end: end + out-of-orderness.
+    /// Event time that makes the watermark pass a flow window's end: end + out-of-orderness
+    /// ([`weir_core::time::arith::fires_at`]).
     pub(super) boundary_shift_ms: i64,
 }
 
@@ -143,22 +150,20 @@ impl TrafficReader {
 
 impl TrafficReader {
     /// Records when this partition's highest timestamp passes flow-window boundaries (one
-    /// comparison per record; a lock only when a minute of event time has passed).
+    /// comparison per record; a lock only when a minute of event time has passed). The
+    /// boundaries are the flow windows' ends shifted by the out-of-orderness, so the first
+    /// one above `ts` is the end of its window aligned to that shift (clamped to `i64::MAX`).
     #[inline]
     fn track_event_time(&mut self, ts: i64) {
-        let boundary_of = |ts: i64| {
-            ts - (ts - self.boundary_shift_ms).rem_euclid(FLOW_WINDOW_MS) + FLOW_WINDOW_MS
-        };
+        let boundary_of = |ts: i64| tumbling_window(ts, FLOW_WINDOW_MS, self.boundary_shift_ms).end;
         match self.next_boundary {
             None => self.next_boundary = Some(boundary_of(ts)),
             Some(next) if ts >= next => {
                 let upto = boundary_of(ts);
-                let passed = (0..)
-                    .map(|i| next + i * FLOW_WINDOW_MS)
-                    .take_while(|b| *b < upto);
-                // Bogus timestamps are quarantined downstream of this reader; a jump of more
-                // than a day is not a window boundary worth tracking one by one.
-                if upto - next <= 86_400_000 {
+                if distance_ms(upto, next) <= MAX_TRACKED_JUMP_MS {
+                    let passed =
+                        std::iter::successors(Some(next), |b| b.checked_add(FLOW_WINDOW_MS))
+                            .take_while(|b| *b < upto);
                     self.tally.passed(passed, self.control.now_ns());
                 }
                 self.next_boundary = Some(upto);
