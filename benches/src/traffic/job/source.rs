@@ -147,8 +147,12 @@ impl Source for TrafficSource {
         partition: usize,
         offset: u64,
     ) -> Result<Box<dyn WeirReader<TrafficRecord>>, OperatorError> {
+        let reader = self.input.open_at(partition, offset)?;
+        if !self.input.files().is_empty() {
+            eprintln!("weir: reading {} (partition {partition})", reader.name());
+        }
         Ok(Box::new(TrafficReader {
-            reader: self.input.open_at(partition, offset)?,
+            reader,
             partition,
             rejected: self.rejected.writer(),
             tally: Arc::clone(&self.tally),
