@@ -29,8 +29,11 @@ fn read_all(input: &TrafficInput, p: usize) -> Result<Vec<Line>, InputError> {
     Ok(lines)
 }
 
+/// A line number and a text: a record's plate, or a rejection's reason.
+type Numbered = Vec<(u64, String)>;
+
 /// (line, plate) of each record and (line, reason) of each rejection.
-fn outcome(lines: &[Line]) -> (Vec<(u64, String)>, Vec<(u64, String)>) {
+fn outcome(lines: &[Line]) -> (Numbered, Numbered) {
     let mut records = Vec::new();
     let mut rejections = Vec::new();
     for line in lines {
