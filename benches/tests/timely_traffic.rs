@@ -4,7 +4,7 @@ use std::fs;
 
 use weir_bench::peer::timely_traffic::{Dropped, TimelyOutcome, run};
 use weir_bench::traffic::generator::GeneratorConfig;
-use weir_bench::traffic::input::TrafficInput;
+use weir_bench::traffic::input::{LineRef, TrafficInput};
 use weir_bench::traffic::parse::{HEADER, Rejection};
 use weir_bench::traffic::record::Home;
 use weir_core::time::GuardConfig;
@@ -22,7 +22,7 @@ fn run_collecting(input: &TrafficInput, workers: usize) -> (TimelyOutcome, Vec<R
         }
     })
     .unwrap();
-    rejections.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    rejections.sort_by(|a, b| a.at.cmp(&b.at));
     (outcome, rejections)
 }
 
@@ -75,9 +75,14 @@ fn file_rejections_reach_the_caller_and_unreadable_input_fails_the_run() {
     assert_eq!((outcome.records_in, outcome.records_rejected), (3, 1));
     assert_eq!(outcome.counts.count, [1, 0, 1]);
     assert_eq!(rejections.len(), 1);
-    assert_eq!(rejections[0].line, 3);
+    assert_eq!(
+        rejections[0].at,
+        LineRef::File {
+            file: good.display().to_string(),
+            line: 3
+        }
+    );
     assert_eq!(rejections[0].reason, "empty plate");
-    assert_eq!(rejections[0].file, good.display().to_string());
 
     let missing = dir.path().join("gone.csv");
     let err = run(

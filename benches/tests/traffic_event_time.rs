@@ -154,6 +154,14 @@ fn check(outcome: &TrafficRun, output: &Path, what: &str) {
         "{what}: records_in != tagged + rejected + quarantined"
     );
     let late = read_jsonl(&output.join("late.jsonl"));
+    // A record line names its input line: file and line, or partition and offset.
+    for l in late.iter().filter(|l| l.get("ts_ms").is_some()) {
+        assert!(
+            l["line"].is_u64() && l["file"].is_string()
+                || l["offset"].is_u64() && l["partition"].is_u64(),
+            "{what}: a late record without its line: {l}"
+        );
+    }
     // A line is one record, or a partial of `records` records the merge step dropped.
     let late_of = |name: &str| -> u64 {
         late.iter()
@@ -216,7 +224,7 @@ fn reference(input: &TrafficInput, guard: GuardConfig) -> (WindowTotals, u64) {
             let ended = line.is_none();
             match (line, &mut partition_guard) {
                 (None, Some(g)) => judged.extend(g.finish()),
-                (None, None) | (Some(Line::Rejected(_)), _) => {}
+                (None, None) | (Some(Line::Rejected(_) | Line::Skipped), _) => {}
                 (Some(Line::Record(record)), None) => judged.push((record, record.ts_ms, None)),
                 (Some(Line::Record(record)), Some(g)) => match g.offer(record, record.ts_ms) {
                     Offer::Judged(record, ts, verdict) => judged.push((record, ts, verdict)),
@@ -527,9 +535,12 @@ fn a_bogus_first_record_is_quarantined_at_start_up() {
         let rejected = read_jsonl(&out.path().join("rejected.jsonl"));
         assert_eq!(rejected.len(), 1, "{what}: {rejected:?}");
         let q = &rejected[0];
-        assert!(
-            q.get("file").is_none(),
-            "a quarantined record, not a malformed line: {q}"
+        // Line 1 is the header: the old record is line 2 of the file.
+        let file = input.files()[0].display().to_string();
+        assert_eq!(
+            (q["file"].as_str(), q["line"].as_u64()),
+            (Some(file.as_str()), Some(2)),
+            "{q}"
         );
         assert!(q["reason"].as_str().unwrap().contains("behind"), "{q}");
         assert_eq!(q["ts_ms"].as_i64(), Some(old), "{q}");

@@ -225,27 +225,29 @@ fn rejected_jsonl_holds_one_object_per_rejected_record() {
         lines.len() as u64,
         outcome.records_rejected + outcome.records_quarantined
     );
-    // Quarantined records carry their timestamp and the reference instead of a file line.
-    let (rejected, quarantined): (Vec<_>, Vec<_>) =
-        lines.iter().partition(|r| r.get("file").is_some());
+    // Quarantined records carry their timestamp and the reference; every dropped line, both
+    // kinds, names its generator partition and offset.
+    let (quarantined, rejected): (Vec<_>, Vec<_>) =
+        lines.iter().partition(|r| r.get("reference_ms").is_some());
     assert_eq!(rejected.len() as u64, outcome.records_rejected);
     for q in &quarantined {
         assert!(q["reason"].as_str().unwrap().contains("behind"), "{q}");
         assert!(q["ts_ms"].is_i64() && q["reference_ms"].is_i64(), "{q}");
     }
-    let mut places: Vec<(String, u64)> = rejected
+    let mut places: Vec<(u64, u64)> = lines
         .iter()
         .map(|r| {
-            let file = r["file"].as_str().unwrap().to_owned();
-            assert!(file == "generated-p0" || file == "generated-p1", "{r}");
+            assert!(r.get("file").is_none(), "{r}");
+            let partition = r["partition"].as_u64().unwrap();
+            assert!(partition < 2, "{r}");
             assert!(r["reason"].as_str().is_some_and(|s| !s.is_empty()), "{r}");
-            // Line 1 is the header.
-            let line = r["line"].as_u64().unwrap();
-            assert!(line >= 2, "{r}");
-            (file, line)
+            // Offset 0 is the header.
+            let offset = r["offset"].as_u64().unwrap();
+            assert!(offset >= 1, "{r}");
+            (partition, offset)
         })
         .collect();
     places.sort();
     places.dedup();
-    assert_eq!(places.len(), rejected.len(), "a line was rejected twice");
+    assert_eq!(places.len(), lines.len(), "a line was dropped twice");
 }

@@ -28,8 +28,13 @@ use weir_core::window::GlobalAggregation;
 /// Options of `weir run traffic`.
 #[derive(Debug, Clone, Args)]
 pub struct TrafficArgs {
-    /// A CSV file, or a folder of *.csv files (one file = one partition), with the header
-    /// `ts_ms,plate,checkpoint_id`. Without it, the built-in generator runs.
+    /// A CSV file, or a folder whose *.csv entries (links to files followed; a folder or
+    /// dangling link is an error) are read sorted by name, one file = one partition. Columns
+    /// ts_ms (i64 epoch ms), plate, checkpoint_id (u32); the header is optional and names them
+    /// in any order; RFC 4180 quoting; a UTF-8 BOM is skipped. A plate is a province
+    /// abbreviation (浙, 京, 沪, ...), a city letter A-Z, then 5 letters A-Z or digits (6 for
+    /// new-energy plates). Lines that are not records go to rejected.jsonl. Without
+    /// --input, the built-in generator runs.
     #[arg(long)]
     input: Option<PathBuf>,
     /// Records the built-in generator produces (when there is no --input).

@@ -246,6 +246,7 @@ fn run_worker(
             match (line, &mut partition_guard) {
                 (None, Some(g)) => judged.extend(g.finish()),
                 (None, None) => {}
+                (Some(Line::Skipped), _) => {}
                 (Some(Line::Rejected(rejection)), _) => {
                     tally.records_in += 1;
                     tally.records_rejected += 1;
@@ -272,11 +273,15 @@ fn run_worker(
                         send(Dropped::Quarantined(QuarantinedRecord::new(
                             &record,
                             &quarantine,
+                            input,
                         )))?;
                     }
                 }
             }
             if ended {
+                if let Some(warning) = reader.reject_warning() {
+                    eprintln!("timely: warning: {warning}");
+                }
                 break;
             }
             batch_lines += 1;

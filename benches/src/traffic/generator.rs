@@ -207,7 +207,7 @@ pub fn vehicle_plate(vehicle: u32) -> Plate {
     }
     len += 5;
     let text = std::str::from_utf8(&text[..len]).expect("plates are built from whole chars");
-    Plate::try_from(text).expect("a generated plate is 8 or 9 bytes")
+    Plate::try_from(text).expect("a generated plate follows the plate rule")
 }
 
 /// The lines of one partition, produced one at a time.
@@ -407,6 +407,7 @@ mod tests {
         for v in 0..FLEET_VEHICLES {
             let plate = vehicle_plate(v);
             assert_eq!(plate.as_str().chars().count(), 7, "{plate}");
+            assert_eq!(Plate::parse(plate.as_bytes()), Ok(plate), "{plate}");
             assert!(seen.insert(plate), "{plate} repeats");
         }
     }

@@ -2,22 +2,35 @@
 //! a time with a checkpointable position.
 //!
 //! A [`PartitionReader`] turns every line after an optional header into exactly one
-//! [`Line`]: a record or a rejection. Its [`PartitionReader::offset`] counts the lines
-//! consumed (header included), and [`TrafficInput::open_at`] resumes after that many lines.
+//! [`Line`]: a record or a rejection (and, inside an oversized line, [`Line::Skipped`] steps
+//! that hand control back). Its [`PartitionReader::offset`] counts the lines consumed (header
+//! included), and [`TrafficInput::open_at`] resumes after that many lines.
+//!
+//! The header is optional: line 1 is the header when one of its fields is a column name
+//! ([`COLUMNS`]), and then it must name the three columns, in any order, and nothing else;
+//! otherwise line 1 is data. A UTF-8 byte order mark before line 1 is skipped.
 
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
+
 use super::generator::{GeneratorConfig, GeneratorError, PartitionGenerator};
 use super::parse::{
-    DEFAULT_MAX_LINE_BYTES, LineReader, RawLine, RejectReason, Rejection, is_header, parse_line,
+    BOM, COLUMNS, DEFAULT_MAX_LINE_BYTES, HeaderError, LineParser, LineReader, RawLine,
+    RejectReason, Rejection,
 };
-use super::record::TrafficRecord;
+use super::record::{LinePos, TrafficRecord};
 
-/// Read buffer of a file partition.
+/// Read buffer of a file partition: also the most bytes of an oversized line's tail one
+/// read skips.
 const FILE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// A partition that rejects more than `1 / REJECT_WARNING_FRACTION` of its lines is worth a
+/// warning: the input is likely not what the job expects.
+pub const REJECT_WARNING_FRACTION: u64 = 10;
 
 /// Where the records come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +53,21 @@ pub enum InputError {
     },
     /// A folder holds no `*.csv` file.
     EmptyFolder(PathBuf),
+    /// A `*.csv` entry of a folder is not a file: a folder, or a link to a folder or to
+    /// nothing.
+    NotAFile {
+        /// The entry.
+        path: PathBuf,
+        /// What it is.
+        what: &'static str,
+    },
+    /// Line 1 of `file` names columns, but not the expected ones.
+    Header {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        problem: HeaderError,
+    },
     /// The partition asked for does not exist.
     NoSuchPartition {
         /// The partition asked for.
@@ -58,6 +86,14 @@ impl fmt::Display for InputError {
             Self::EmptyFolder(path) => {
                 write!(f, "{}: the folder holds no *.csv files", path.display())
             }
+            Self::NotAFile { path, what } => write!(
+                f,
+                "{}: {what}, not a CSV file (a folder's *.csv entries must be files or links to files)",
+                path.display()
+            ),
+            Self::Header { file, problem } => {
+                write!(f, "{file}, line 1: the header is not usable: {problem}")
+            }
             Self::NoSuchPartition {
                 partition,
                 partitions,
@@ -75,37 +111,85 @@ impl std::error::Error for InputError {
         match self {
             Self::Io { source, .. } => Some(source),
             Self::Generator(err) => Some(err),
-            Self::EmptyFolder(_) | Self::NoSuchPartition { .. } => None,
+            Self::Header { problem, .. } => Some(problem),
+            Self::EmptyFolder(_) | Self::NotAFile { .. } | Self::NoSuchPartition { .. } => None,
         }
     }
 }
 
+/// An input line as the outputs name it: `file` and `line` (from 1), or, for the generator,
+/// `partition` and `offset` (the lines before it, header included:
+/// [`TrafficInput::open_at`]`(partition, offset)` reads it next).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(untagged)]
+pub enum LineRef {
+    /// A line of a file.
+    File {
+        /// The file's path.
+        file: String,
+        /// The line's number, from 1.
+        line: u64,
+    },
+    /// A generated line.
+    Generated {
+        /// The generator's partition.
+        partition: u32,
+        /// The lines before it in its partition.
+        offset: u64,
+    },
+}
+
 impl TrafficInput {
-    /// The input at `path`: one file, or the `*.csv` files of a folder sorted by name.
+    /// The input at `path`: one file, or the `*.csv` entries of a folder sorted by name.
+    ///
+    /// A folder's entries are taken by name (`*.csv`, any case), and symbolic links are
+    /// followed: a link to a file is read as that file; a `*.csv` entry that is a folder,
+    /// a link to one or a dangling link is an error, never skipped. Other entries are ignored.
     pub fn from_path(path: &Path) -> Result<Self, InputError> {
-        let io_error = |source| InputError::Io {
-            file: path.display().to_string(),
-            source,
+        let io_error = |file: &Path| {
+            let file = file.display().to_string();
+            move |source| InputError::Io { file, source }
         };
-        if !fs::metadata(path).map_err(io_error)?.is_dir() {
+        if !fs::metadata(path).map_err(io_error(path))?.is_dir() {
             return Ok(Self::Files(vec![path.to_owned()]));
         }
         let mut files = Vec::new();
-        for entry in fs::read_dir(path).map_err(io_error)? {
-            let entry = entry.map_err(io_error)?;
+        for entry in fs::read_dir(path).map_err(io_error(path))? {
+            let entry = entry.map_err(io_error(path))?.path();
             let is_csv = entry
-                .path()
                 .extension()
                 .is_some_and(|ext| ext.eq_ignore_ascii_case("csv"));
-            if is_csv && entry.file_type().map_err(io_error)?.is_file() {
-                files.push(entry.path());
+            if !is_csv {
+                continue;
             }
+            // Follows links; a dangling link has no metadata.
+            let what = match fs::metadata(&entry) {
+                Ok(meta) if !meta.is_dir() => {
+                    files.push(entry);
+                    continue;
+                }
+                Ok(_) if entry.is_symlink() => "a link to a folder",
+                Ok(_) => "a folder",
+                Err(err) if err.kind() == io::ErrorKind::NotFound && entry.is_symlink() => {
+                    "a link to nothing"
+                }
+                Err(err) => return Err(io_error(&entry)(err)),
+            };
+            return Err(InputError::NotAFile { path: entry, what });
         }
         if files.is_empty() {
             return Err(InputError::EmptyFolder(path.to_owned()));
         }
         files.sort();
         Ok(Self::Files(files))
+    }
+
+    /// The files read, one per partition in partition order; empty for the generator.
+    pub fn files(&self) -> &[PathBuf] {
+        match self {
+            Self::Files(files) => files,
+            Self::Generate(_) => &[],
+        }
     }
 
     /// The number of partitions.
@@ -116,48 +200,72 @@ impl TrafficInput {
         }
     }
 
+    /// The name of partition `p` in messages: its file, or `generated-p{p}` (also for a
+    /// file partition that does not exist).
+    pub fn partition_name(&self, p: usize) -> String {
+        match self.files().get(p) {
+            Some(file) => file.display().to_string(),
+            None => format!("generated-p{p}"),
+        }
+    }
+
+    /// The line `at` as the outputs name it.
+    pub fn line_ref(&self, at: LinePos) -> LineRef {
+        match self {
+            Self::Files(_) => LineRef::File {
+                file: self.partition_name(at.partition as usize),
+                line: at.line,
+            },
+            Self::Generate(_) => LineRef::Generated {
+                partition: at.partition,
+                offset: at.line.saturating_sub(1),
+            },
+        }
+    }
+
     /// A reader of partition `p` from its first line.
     pub fn open(&self, p: usize) -> Result<PartitionReader, InputError> {
         let partitions = self.partitions();
+        let no_such = InputError::NoSuchPartition {
+            partition: p,
+            partitions,
+        };
         if p >= partitions {
-            return Err(InputError::NoSuchPartition {
-                partition: p,
-                partitions,
-            });
+            return Err(no_such);
         }
-        let (name, source) = match self {
+        let partition = u32::try_from(p).map_err(|_| no_such)?;
+        let name = self.partition_name(p);
+        let source = match self {
             Self::Files(files) => {
-                let path = &files[p];
-                let name = path.display().to_string();
-                let file = File::open(path).map_err(|source| InputError::Io {
+                let file = File::open(&files[p]).map_err(|source| InputError::Io {
                     file: name.clone(),
                     source,
                 })?;
-                let lines = LineReader::new(
+                Source::File(LineReader::new(
                     BufReader::with_capacity(FILE_BUFFER_BYTES, file),
                     DEFAULT_MAX_LINE_BYTES,
-                );
-                (name, Source::File(lines))
+                ))
             }
-            Self::Generate(config) => {
-                let generator =
-                    PartitionGenerator::new(config, p).map_err(InputError::Generator)?;
-                (
-                    format!("generated-p{p}"),
-                    Source::Generated(Box::new(generator)),
-                )
-            }
+            Self::Generate(config) => Source::Generated(Box::new(
+                PartitionGenerator::new(config, p).map_err(InputError::Generator)?,
+            )),
         };
         Ok(PartitionReader {
+            input: self.clone(),
             name,
+            partition,
             source,
+            parser: LineParser::new(),
             buf: Vec::with_capacity(DEFAULT_MAX_LINE_BYTES + 1),
             offset: 0,
+            header: false,
+            rejected: 0,
         })
     }
 
     /// A reader of partition `p` that has skipped its first `offset` lines (fewer if the
-    /// partition is shorter; [`PartitionReader::offset`] says how many).
+    /// partition is shorter; [`PartitionReader::offset`] says how many). Line 1 is still
+    /// read as a possible header, so the columns' order holds after the resume.
     pub fn open_at(&self, p: usize, offset: u64) -> Result<PartitionReader, InputError> {
         let mut reader = self.open(p)?;
         while reader.offset < offset && reader.next_raw()?.is_some() {}
@@ -165,13 +273,16 @@ impl TrafficInput {
     }
 }
 
-/// One data line of a partition.
+/// One step of a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
     /// The line is a record.
     Record(TrafficRecord),
     /// The line is not a record.
     Rejected(Rejection),
+    /// A bounded part of an oversized line's tail was skipped; no line ended. Callers may
+    /// look at stop requests before they ask for the next line.
+    Skipped,
 }
 
 #[derive(Debug)]
@@ -184,10 +295,23 @@ enum Source {
 /// Reads one partition's lines as records and rejections.
 #[derive(Debug)]
 pub struct PartitionReader {
+    /// The input, to name rejected lines.
+    input: TrafficInput,
     name: String,
+    partition: u32,
     source: Source,
+    parser: LineParser,
     buf: Vec<u8>,
     offset: u64,
+    /// Whether line 1 was a header.
+    header: bool,
+    rejected: u64,
+}
+
+/// What [`PartitionReader::next_raw`] read into the buffer.
+enum Raw {
+    Header,
+    Line(RawLine),
 }
 
 impl PartitionReader {
@@ -201,31 +325,61 @@ impl PartitionReader {
         self.offset
     }
 
-    /// The next data line, or `None` at the end of the partition. Line 1 is skipped when it
-    /// is the header.
+    /// Data lines read so far (the header excluded).
+    pub fn data_lines(&self) -> u64 {
+        self.offset - u64::from(self.header)
+    }
+
+    /// Data lines rejected so far by this reader (not counting lines skipped by
+    /// [`TrafficInput::open_at`]).
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
+    /// The warning for a partition that rejected more than a tenth of its lines, if it did:
+    /// such an input is likely not what the job expects.
+    pub fn reject_warning(&self) -> Option<String> {
+        reject_warning(&self.name, self.data_lines(), self.rejected)
+    }
+
+    /// The next data line, or `None` at the end of the partition. A header on line 1 is not
+    /// a data line.
     pub fn next_item(&mut self) -> Result<Option<Line>, InputError> {
         loop {
             let Some(raw) = self.next_raw()? else {
                 return Ok(None);
             };
+            let at = LinePos {
+                partition: self.partition,
+                line: self.offset,
+            };
             let parsed = match raw {
-                RawLine::Fits if self.offset == 1 && is_header(&self.buf) => continue,
-                RawLine::Fits => parse_line(&self.buf),
-                RawLine::Oversized => Err(RejectReason::Oversized {
+                Raw::Header => continue,
+                Raw::Line(RawLine::Skipped) => return Ok(Some(Line::Skipped)),
+                Raw::Line(RawLine::Fits) => {
+                    let line = match self.offset {
+                        1 => self.buf.strip_prefix(BOM).unwrap_or(&self.buf),
+                        _ => &self.buf,
+                    };
+                    self.parser.parse(line, at)
+                }
+                Raw::Line(RawLine::Oversized) => Err(RejectReason::Oversized {
                     max_line_bytes: DEFAULT_MAX_LINE_BYTES,
                 }),
             };
             return Ok(Some(match parsed {
                 Ok(record) => Line::Record(record),
                 Err(reason) => {
-                    Line::Rejected(Rejection::new(&self.name, self.offset, reason, &self.buf))
+                    self.rejected += 1;
+                    let at = self.input.line_ref(at);
+                    Line::Rejected(Rejection::new(at, reason, &self.buf))
                 }
             }));
         }
     }
 
-    /// Reads the next line into `buf` and counts it.
-    fn next_raw(&mut self) -> Result<Option<RawLine>, InputError> {
+    /// Reads the next line into `buf` and counts it; takes line 1 as the header if it is one.
+    fn next_raw(&mut self) -> Result<Option<Raw>, InputError> {
         let raw = match &mut self.source {
             Source::File(lines) => {
                 lines
@@ -239,9 +393,35 @@ impl PartitionReader {
                 generator.next_line(&mut self.buf).then_some(RawLine::Fits)
             }
         };
-        if raw.is_some() {
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        if raw != RawLine::Skipped {
             self.offset += 1;
         }
-        Ok(raw)
+        if self.offset == 1 && raw == RawLine::Fits {
+            let line = self.buf.strip_prefix(BOM).unwrap_or(&self.buf);
+            self.header = self
+                .parser
+                .header(line)
+                .map_err(|problem| InputError::Header {
+                    file: self.name.clone(),
+                    problem,
+                })?;
+            if self.header {
+                return Ok(Some(Raw::Header));
+            }
+        }
+        Ok(Some(Raw::Line(raw)))
     }
+}
+
+/// The warning for partition `name` if it rejected more than a tenth of its `lines`.
+pub fn reject_warning(name: &str, lines: u64, rejected: u64) -> Option<String> {
+    (rejected * REJECT_WARNING_FRACTION > lines).then(|| {
+        format!(
+            "{name}: {rejected} of {lines} lines rejected, more than a tenth; is it CSV with the columns {}? See rejected.jsonl",
+            COLUMNS.join(", ")
+        )
+    })
 }

@@ -1,7 +1,8 @@
 //! The vehicle pass record, its plate, and the origin of a plate relative to a home city.
 //!
-//! A plate is stored inline ([`Plate`] is `Copy`, 24 bytes), so a [`TrafficRecord`] never
-//! allocates and moves through channels as plain bytes.
+//! A plate is stored inline ([`Plate`] is `Copy`, 11 bytes), so a [`TrafficRecord`] never
+//! allocates and moves through channels as plain bytes. Every record carries the
+//! [`LinePos`] it was read from, so a record dropped anywhere downstream names its line.
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,11 +10,17 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use weir_core::codec::{Codec, DecodeError, Decoder, Encoder};
 
-/// A licence plate such as `浙A12345`: a province character, a city letter, then five
-/// characters.
+/// The abbreviations of China's 31 provincial divisions, the first character of a plate.
+pub const PROVINCES: &str = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼";
+
+/// A licence plate such as `浙A12345`.
 ///
-/// Contract: holds 1 to [`Plate::MAX_BYTES`] bytes of valid UTF-8; the bytes past `len` are
-/// zero, so the derived equality and hash see only the plate's text.
+/// The plate rule, the one place it is defined: a province abbreviation from [`PROVINCES`],
+/// a city letter `A`-`Z`, then 5 letters `A`-`Z` or digits (6 for new-energy plates, such
+/// as `浙AD12345`). Nothing else: no spaces, no lowercase, no other characters.
+///
+/// Contract: holds 9 or 10 bytes of text that follows the rule (so valid UTF-8); the bytes
+/// past `len` are zero, so the derived equality and hash see only the plate's text.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Plate {
@@ -22,12 +29,56 @@ pub struct Plate {
 }
 
 impl Plate {
-    /// The longest plate in UTF-8 bytes (a Chinese plate takes 8 or 9).
-    pub const MAX_BYTES: usize = 23;
+    /// The longest plate in UTF-8 bytes: a 3-byte province, the city letter, 6 characters.
+    pub const MAX_BYTES: usize = 10;
+    /// Letters or digits after the city letter: this many, or one more (new-energy plates).
+    pub const SERIAL_CHARS: usize = 5;
+
+    /// The plate in `bytes`, if they follow the plate rule (see [`Plate`]).
+    #[inline]
+    pub fn parse(bytes: &[u8]) -> Result<Self, PlateError> {
+        let Some((province, rest)) = bytes.split_first_chunk::<3>() else {
+            return Err(Self::fault_at_start(bytes));
+        };
+        if !is_province(province) {
+            return Err(Self::fault_at_start(bytes));
+        }
+        let Some((city, serial)) = rest.split_first() else {
+            return Err(PlateError::NoCityLetter);
+        };
+        if !city.is_ascii_uppercase() {
+            return Err(PlateError::NoCityLetter);
+        }
+        let serial_ok = (Self::SERIAL_CHARS..=Self::SERIAL_CHARS + 1).contains(&serial.len())
+            && serial
+                .iter()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        if !serial_ok {
+            return Err(PlateError::BadSerial);
+        }
+        let mut plate = Self {
+            len: bytes.len() as u8,
+            bytes: [0; Self::MAX_BYTES],
+        };
+        plate.bytes[..bytes.len()].copy_from_slice(bytes);
+        Ok(plate)
+    }
+
+    /// Why `bytes`, which do not start with a province, are not a plate.
+    #[cold]
+    fn fault_at_start(bytes: &[u8]) -> PlateError {
+        if bytes.is_empty() {
+            PlateError::Empty
+        } else if std::str::from_utf8(bytes).is_err() {
+            PlateError::InvalidUtf8
+        } else {
+            PlateError::NoProvince
+        }
+    }
 
     /// The plate's text.
     pub fn as_str(&self) -> &str {
-        // The constructors only accept valid UTF-8 (`TryFrom<&str>` and a checked decode).
+        // The constructors only accept the plate rule's text, which is valid UTF-8.
         std::str::from_utf8(self.as_bytes()).unwrap_or_default()
     }
 
@@ -35,6 +86,15 @@ impl Plate {
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
+}
+
+/// Whether `bytes` are the UTF-8 of a character of [`PROVINCES`].
+#[inline]
+fn is_province(bytes: &[u8; 3]) -> bool {
+    PROVINCES
+        .as_bytes()
+        .chunks_exact(3)
+        .any(|province| province == bytes)
 }
 
 /// Hashes the plate's text in one write (equal plates have equal bytes, see the contract).
@@ -62,23 +122,25 @@ impl fmt::Display for Plate {
 pub enum PlateError {
     /// The text is empty.
     Empty,
-    /// The text has more than [`Plate::MAX_BYTES`] bytes.
-    TooLong {
-        /// Its length in bytes.
-        bytes: usize,
-    },
+    /// The text is not valid UTF-8.
+    InvalidUtf8,
+    /// The text does not start with a province abbreviation.
+    NoProvince,
+    /// The province is not followed by a city letter `A`-`Z`.
+    NoCityLetter,
+    /// The city letter is not followed by 5 or 6 letters `A`-`Z` or digits, and nothing else.
+    BadSerial,
 }
 
 impl fmt::Display for PlateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Empty => f.write_str("empty plate"),
-            Self::TooLong { bytes } => write!(
-                f,
-                "plate too long: {bytes} bytes, at most {}",
-                Plate::MAX_BYTES
-            ),
-        }
+        f.write_str(match self {
+            Self::Empty => "empty plate",
+            Self::InvalidUtf8 => "bad plate: invalid UTF-8",
+            Self::NoProvince => "bad plate: does not start with a province abbreviation",
+            Self::NoCityLetter => "bad plate: no city letter A-Z after the province",
+            Self::BadSerial => "bad plate: not 5 or 6 letters A-Z or digits after the city letter",
+        })
     }
 }
 
@@ -88,19 +150,7 @@ impl TryFrom<&str> for Plate {
     type Error = PlateError;
 
     fn try_from(text: &str) -> Result<Self, PlateError> {
-        let len = text.len();
-        if len == 0 {
-            return Err(PlateError::Empty);
-        }
-        if len > Self::MAX_BYTES {
-            return Err(PlateError::TooLong { bytes: len });
-        }
-        let mut bytes = [0; Self::MAX_BYTES];
-        bytes[..len].copy_from_slice(text.as_bytes());
-        Ok(Self {
-            len: len as u8,
-            bytes,
-        })
+        Self::parse(text.as_bytes())
     }
 }
 
@@ -134,8 +184,8 @@ impl Codec for Plate {
     #[inline]
     fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
         let len = usize::from(input.take_u8()?);
-        if len == 0 || len > Self::MAX_BYTES {
-            return Err(DecodeError::Invalid("plate length is not 1 to 23 bytes"));
+        if !(Self::MAX_BYTES - 1..=Self::MAX_BYTES).contains(&len) {
+            return Err(DecodeError::Invalid("plate length is not 9 or 10 bytes"));
         }
         // No UTF-8 check: the bytes were encoded from a valid plate by this codec, and
         // `as_str` never trusts them blindly.
@@ -148,7 +198,21 @@ impl Codec for Plate {
     }
 }
 
-/// One vehicle pass: camera `checkpoint_id` saw `plate` at `ts_ms` (epoch milliseconds, UTC).
+/// Where a record was read: its input partition and its line there (from 1, a header line
+/// included). The input names the partition (a file, or a generated partition); see
+/// `TrafficInput::line_ref`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+pub struct LinePos {
+    /// The input partition.
+    pub partition: u32,
+    /// The line's number in the partition, from 1.
+    pub line: u64,
+}
+
+/// One vehicle pass: camera `checkpoint_id` saw `plate` at `ts_ms` (epoch milliseconds, UTC),
+/// read from line `at` of the input. 40 bytes in memory (as before `at`: the plate shrank).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TrafficRecord {
     /// Event time, epoch milliseconds.
@@ -157,12 +221,16 @@ pub struct TrafficRecord {
     pub plate: Plate,
     /// The camera's id.
     pub checkpoint_id: u32,
+    /// The input line it was read from.
+    pub at: LinePos,
 }
 
+/// Encoded as `ts_ms`, the plate, `checkpoint_id`, then `at` (partition, line): 29 or 30
+/// bytes.
 impl Codec for TrafficRecord {
     #[inline]
     fn encoded_len(&self) -> usize {
-        8 + self.plate.encoded_len() + 4
+        8 + self.plate.encoded_len() + 4 + 4 + 8
     }
 
     #[inline]
@@ -170,6 +238,8 @@ impl Codec for TrafficRecord {
         out.put_i64(self.ts_ms);
         self.plate.encode(out);
         out.put_u32(self.checkpoint_id);
+        out.put_u32(self.at.partition);
+        out.put_u64(self.at.line);
     }
 
     #[inline]
@@ -178,6 +248,10 @@ impl Codec for TrafficRecord {
             ts_ms: input.take_i64()?,
             plate: Plate::decode(input)?,
             checkpoint_id: input.take_u32()?,
+            at: LinePos {
+                partition: input.take_u32()?,
+                line: input.take_u64()?,
+            },
         })
     }
 }
@@ -210,13 +284,13 @@ impl std::error::Error for HomeParseError {}
 impl FromStr for Home {
     type Err = HomeParseError;
 
-    /// Parses exactly two characters: a non-ASCII province character, then an ASCII
-    /// uppercase city letter.
+    /// Parses exactly two characters: a province abbreviation of [`PROVINCES`], then a
+    /// city letter `A`-`Z` (the start of a [`Plate`]).
     fn from_str(text: &str) -> Result<Self, HomeParseError> {
         let mut chars = text.chars();
         match (chars.next(), chars.next(), chars.next()) {
             (Some(province), Some(city), None)
-                if !province.is_ascii() && city.is_ascii_uppercase() =>
+                if PROVINCES.contains(province) && city.is_ascii_uppercase() =>
             {
                 Ok(Self { province, city })
             }
@@ -314,25 +388,56 @@ mod tests {
     }
 
     #[test]
-    fn plates_keep_their_text_and_reject_empty_or_long_text() {
-        let p = plate("浙A12345");
-        assert_eq!(p.as_str(), "浙A12345");
-        assert_eq!(Plate::try_from(""), Err(PlateError::Empty));
-        assert_eq!(
-            Plate::try_from("x".repeat(24).as_str()),
-            Err(PlateError::TooLong { bytes: 24 })
-        );
-        assert_eq!(plate(&"x".repeat(23)).as_str().len(), 23);
+    fn plates_follow_the_plate_rule_and_every_fault_has_its_reason() {
+        for good in ["浙A12345", "京B0000X", "浙AD12345", "琼Z99999", "新AABCDE"] {
+            assert_eq!(plate(good).as_str(), good);
+        }
+        let cases: [(&[u8], PlateError); 14] = [
+            (b"", PlateError::Empty),
+            ("浙".as_bytes(), PlateError::NoCityLetter),
+            ("浙A1".as_bytes(), PlateError::BadSerial),
+            ("浙A1234".as_bytes(), PlateError::BadSerial),
+            ("浙A123456789".as_bytes(), PlateError::BadSerial),
+            ("浙A1234\0".as_bytes(), PlateError::BadSerial),
+            ("浙A12\x0045".as_bytes(), PlateError::BadSerial),
+            (" 浙A12345".as_bytes(), PlateError::NoProvince),
+            ("浙A12345 ".as_bytes(), PlateError::BadSerial),
+            ("浙a12345".as_bytes(), PlateError::NoCityLetter),
+            ("浙A1234b".as_bytes(), PlateError::BadSerial),
+            ("中A12345".as_bytes(), PlateError::NoProvince),
+            ("AA12345".as_bytes(), PlateError::NoProvince),
+            (b"\xe6\xb5A12345", PlateError::InvalidUtf8),
+        ];
+        for (bytes, fault) in cases {
+            assert_eq!(
+                Plate::parse(bytes),
+                Err(fault),
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        assert_eq!(PROVINCES.chars().count(), 31);
+        assert!(PROVINCES.chars().all(|c| c.len_utf8() == 3));
     }
 
     #[test]
     fn records_origins_and_plates_round_trip() {
         round_trip(plate("浙A12345"));
-        round_trip(TrafficRecord {
+        let record = TrafficRecord {
             ts_ms: -5,
             plate: plate("京B0000X"),
             checkpoint_id: u32::MAX,
-        });
+            at: LinePos {
+                partition: 7,
+                line: u64::MAX,
+            },
+        };
+        round_trip(record);
+        assert_eq!(
+            weir_core::codec::encode_to_vec(&record).len(),
+            record.encoded_len()
+        );
+        assert_eq!(std::mem::size_of::<TrafficRecord>(), 40);
         for origin in Origin::ALL {
             round_trip(origin);
         }
@@ -340,7 +445,7 @@ mod tests {
 
     #[test]
     fn bad_plate_bytes_are_decode_errors() {
-        for bytes in [&[0u8][..], &[24u8; 25][..], &[3, b'a'][..]] {
+        for bytes in [&[0u8][..], &[11u8; 12][..], &[8u8; 9][..], &[9, b'a'][..]] {
             assert!(
                 Plate::decode(&mut Decoder::new(bytes)).is_err(),
                 "{bytes:?}"
@@ -354,9 +459,8 @@ mod tests {
         let home: Home = "浙A".parse().unwrap();
         assert_eq!(Origin::of(&plate("浙A12345"), &home), Origin::Local);
         assert_eq!(Origin::of(&plate("浙B12345"), &home), Origin::Province);
-        assert_eq!(Origin::of(&plate("浙"), &home), Origin::Province);
+        assert_eq!(Origin::of(&plate("浙BD12345"), &home), Origin::Province);
         assert_eq!(Origin::of(&plate("沪A12345"), &home), Origin::Other);
-        assert_eq!(Origin::of(&plate("A12345"), &home), Origin::Other);
         assert_eq!(Origin::Province.as_str(), "province");
         assert_eq!(
             Origin::from_index(Origin::Other.index()),
@@ -373,7 +477,7 @@ mod tests {
                 city: 'A'
             })
         );
-        for bad in ["", "浙", "浙AB", "AA", "浙a"] {
+        for bad in ["", "浙", "浙AB", "AA", "浙a", "ЖA", "中A"] {
             let err = bad.parse::<Home>().unwrap_err();
             assert!(err.to_string().contains("province character"), "{err}");
         }
@@ -386,5 +490,6 @@ mod tests {
         assert_eq!(json, "\"浙A12345\"");
         assert_eq!(serde_json::from_str::<Plate>(&json).unwrap(), p);
         assert!(serde_json::from_str::<Plate>("\"\"").is_err());
+        assert!(serde_json::from_str::<Plate>("\"浙A1\"").is_err());
     }
 }

@@ -225,6 +225,7 @@ mod tests {
             ts_ms,
             plate: Plate::try_from(plate).unwrap(),
             checkpoint_id: 1,
+            at: Default::default(),
         }
     }
 
@@ -286,10 +287,10 @@ mod tests {
         let home: Home = "浙A".parse().unwrap();
         let mut counts = OriginCounts::default();
         for (plate, long_term) in [
-            ("浙A1", false),
-            ("浙B1", true),
-            ("浙C1", false),
-            ("京A1", true),
+            ("浙A10000", false),
+            ("浙B10000", true),
+            ("浙C10000", false),
+            ("京A10000", true),
         ] {
             counts.add(&Tagged::new(record(0, plate), &home, |_, _| long_term));
         }

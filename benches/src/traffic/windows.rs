@@ -310,6 +310,7 @@ mod tests {
             ts_ms,
             plate: Plate::try_from(plate).unwrap(),
             checkpoint_id: 1,
+            at: Default::default(),
         };
         Tagged::new(record, &home, |_, _| long_term)
     }
@@ -355,8 +356,8 @@ mod tests {
         assert_eq!(window_end(last, MIN), i64::MAX);
         assert_eq!(window_end(last - MIN, MIN), last);
         let records = [
-            tagged(i64::MIN, "浙A1", false),
-            tagged(i64::MAX, "京A1", true),
+            tagged(i64::MIN, "浙A10000", false),
+            tagged(i64::MAX, "京A10000", true),
         ];
         let mut totals = WindowTotals::default();
         records.iter().for_each(|r| totals.add(r));
@@ -368,14 +369,14 @@ mod tests {
     #[test]
     fn totals_count_by_hand() {
         let records = [
-            tagged(0, "浙A1", false),        // flow 0, origin 0 local
-            tagged(59_999, "浙B1", true),    // flow 0, origin 0 province (long-term)
-            tagged(60_000, "浙B2", false),   // flow 60_000, origin 0 province
-            tagged(299_999, "京A1", true),   // flow 240_000, origin 0 other (long-term)
-            tagged(300_000, "京A1", true),   // flow 300_000, origin 300_000 other
-            tagged(-1, "浙A2", false),       // flow -60_000, origin -300_000 local
-            tagged(-300_000, "沪C1", false), // flow -300_000, origin -300_000 other
-            tagged(-300_001, "浙A3", false), // flow -360_000, origin -600_000 local
+            tagged(0, "浙A10000", false),        // flow 0, origin 0 local
+            tagged(59_999, "浙B10000", true),    // flow 0, origin 0 province (long-term)
+            tagged(60_000, "浙B20000", false),   // flow 60_000, origin 0 province
+            tagged(299_999, "京A10000", true),   // flow 240_000, origin 0 other (long-term)
+            tagged(300_000, "京A10000", true),   // flow 300_000, origin 300_000 other
+            tagged(-1, "浙A20000", false),       // flow -60_000, origin -300_000 local
+            tagged(-300_000, "沪C10000", false), // flow -300_000, origin -300_000 other
+            tagged(-300_001, "浙A30000", false), // flow -360_000, origin -600_000 local
         ];
         let mut totals = WindowTotals::default();
         for record in &records {
@@ -432,10 +433,10 @@ mod tests {
     fn lines_are_sorted_and_use_the_json_field_names() {
         // Added out of order: lines still come by window, then local, province, other.
         let records = [
-            tagged(300_000, "京A1", true),
-            tagged(1, "京A1", false),
-            tagged(2, "浙B1", true),
-            tagged(3, "浙A1", false),
+            tagged(300_000, "京A10000", true),
+            tagged(1, "京A10000", false),
+            tagged(2, "浙B10000", true),
+            tagged(3, "浙A10000", false),
         ];
         let totals = brute_force(&records);
         assert_eq!(

@@ -46,8 +46,8 @@ mod source;
 use operators::{CountOrigins, OriginWindow, Tag};
 pub use outputs::QuarantinedRecord;
 use outputs::{FlowLatency, LateRecord, OriginsSink, WindowLines};
-pub use source::Tally;
 use source::TrafficSource;
+pub use source::{PartitionRejects, Tally};
 
 /// The traffic job's settings.
 #[derive(Debug, Clone)]
@@ -162,6 +162,9 @@ pub struct TrafficRun {
     pub records_in: u64,
     /// Malformed lines rejected into `rejected.jsonl`.
     pub records_rejected: u64,
+    /// Data and rejected lines per input partition (those with too many rejections were
+    /// warned about on stderr: [`PartitionRejects::too_many`]).
+    pub rejects_by_partition: Vec<PartitionRejects>,
     /// Records quarantined by the timestamp guard (also in `rejected.jsonl`).
     pub records_quarantined: u64,
     /// Records dropped as late by the per-minute flow window (in `late.jsonl`).
@@ -211,6 +214,7 @@ pub fn run(
     let latency = Arc::new(Mutex::new(weir_core::metrics::latency_histogram()));
     let p = job.parallelism;
     let et = &job.event_time;
+    let input = Arc::new(job.input.clone());
 
     let weir_job = Job::new(job.runtime.clone());
     let control = weir_job.control();
@@ -226,13 +230,14 @@ pub fn run(
         guard: et.guard,
         quarantine: Some({
             let (rejected, quarantined) = (Arc::clone(&rejected), Arc::clone(&quarantined));
+            let input = Arc::clone(&input);
             Arc::new(move |_subtask| {
                 let mut lines = rejected.writer::<QuarantinedRecord>();
-                let quarantined = Arc::clone(&quarantined);
+                let (quarantined, input) = (Arc::clone(&quarantined), Arc::clone(&input));
                 Box::new(move |record: TrafficRecord, quarantine: Quarantine| {
                     quarantined.fetch_add(1, Ordering::Relaxed);
                     if let Err(e) = lines
-                        .write_line(&QuarantinedRecord::new(&record, &quarantine))
+                        .write_line(&QuarantinedRecord::new(&record, &quarantine, &input))
                         .and_then(|()| lines.flush())
                     {
                         eprintln!("weir: could not write a quarantined record: {e}");
@@ -243,14 +248,14 @@ pub fn run(
     };
     let lateness_ms = millis(et.allowed_lateness);
     let late_output = |output: &'static str, counter: &Arc<AtomicU64>| {
-        let (late, counter) = (Arc::clone(&late), Arc::clone(counter));
+        let (late, counter, input) = (Arc::clone(&late), Arc::clone(counter), Arc::clone(&input));
         let factory: weir_core::window::LateOutput<Tagged> = Arc::new(move |_subtask| {
             let mut lines = late.writer::<LateRecord>();
-            let counter = Arc::clone(&counter);
+            let (counter, input) = (Arc::clone(&counter), Arc::clone(&input));
             Box::new(move |tagged: &Tagged, window: Window| {
                 counter.fetch_add(1, Ordering::Relaxed);
                 if let Err(e) = lines
-                    .write_line(&LateRecord::new(output, &tagged.record, window))
+                    .write_line(&LateRecord::new(output, &tagged.record, window, &input))
                     .and_then(|()| lines.flush())
                 {
                     eprintln!("weir: could not write a late record: {e}");
@@ -396,6 +401,7 @@ pub fn run(
     Ok(TrafficRun {
         records_in: tally.lines(),
         records_rejected: tally.rejected(),
+        rejects_by_partition: tally.by_partition(),
         records_quarantined: quarantined.load(Ordering::Relaxed),
         records_late_dropped: late_flow.load(Ordering::Relaxed),
         records_late_dropped_origin_5m: late_origin.load(Ordering::Relaxed),

@@ -13,15 +13,20 @@ use weir_core::time::Quarantine;
 use weir_core::time::arith::fires_at;
 use weir_core::window::{Window, WindowResult};
 
+use crate::traffic::input::{LineRef, TrafficInput};
 use crate::traffic::record::{Origin, TrafficRecord};
 use crate::traffic::tag::OriginCounts;
 use crate::traffic::windows::{FlowCount, OriginWindowCount};
 
 use super::Tally;
 
-/// A record quarantined by the timestamp guard, as a line of `rejected.jsonl`.
+/// A record quarantined by the timestamp guard, as a line of `rejected.jsonl`: where it was
+/// read (`file` and `line`, or generator `partition` and `offset`), why, and the record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QuarantinedRecord {
+    /// The input line of the record.
+    #[serde(flatten)]
+    pub at: LineRef,
     /// Why.
     pub reason: String,
     /// The record's timestamp, ms.
@@ -35,9 +40,10 @@ pub struct QuarantinedRecord {
 }
 
 impl QuarantinedRecord {
-    /// The line for `record` and the guard's verdict.
-    pub fn new(record: &TrafficRecord, quarantine: &Quarantine) -> Self {
+    /// The line for `record`, read from `input`, and the guard's verdict.
+    pub fn new(record: &TrafficRecord, quarantine: &Quarantine, input: &TrafficInput) -> Self {
         Self {
+            at: input.line_ref(record.at),
             reason: quarantine.reason.clone(),
             ts_ms: record.ts_ms,
             plate: record.plate.as_str().to_owned(),
@@ -60,19 +66,29 @@ pub(super) struct LateRecord {
     pub(super) window_end: i64,
 }
 
+/// A late record: where it was read (`file` and `line`, or generator `partition` and
+/// `offset`) and its fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(super) struct LateFields {
+    #[serde(flatten)]
+    at: LineRef,
     ts_ms: i64,
     plate: String,
     checkpoint_id: u32,
 }
 
 impl LateRecord {
-    pub(super) fn new(output: &'static str, record: &TrafficRecord, window: Window) -> Self {
+    pub(super) fn new(
+        output: &'static str,
+        record: &TrafficRecord,
+        window: Window,
+        input: &TrafficInput,
+    ) -> Self {
         Self {
             output,
             records: 1,
             record: Some(LateFields {
+                at: input.line_ref(record.at),
                 ts_ms: record.ts_ms,
                 plate: record.plate.as_str().to_owned(),
                 checkpoint_id: record.checkpoint_id,

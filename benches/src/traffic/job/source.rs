@@ -11,7 +11,9 @@ use weir_core::sink::{JsonLinesFile, JsonLinesWriter};
 use weir_core::source::{PartitionReader as WeirReader, Read, Source};
 use weir_core::time::arith::{distance_ms, tumbling_window};
 
-use crate::traffic::input::{Line, PartitionReader, TrafficInput};
+use serde::Serialize;
+
+use crate::traffic::input::{Line, PartitionReader, REJECT_WARNING_FRACTION, TrafficInput};
 use crate::traffic::parse::Rejection;
 use crate::traffic::record::TrafficRecord;
 use crate::traffic::windows::FLOW_WINDOW_MS;
@@ -24,13 +26,39 @@ const PUBLISH_EVERY_LINES: u64 = 4096;
 /// downstream of the reader) logs none.
 const MAX_TRACKED_JUMP_MS: u64 = 86_400_000;
 
+/// Rejected lines and skipped parts of oversized lines one call of `next` handles before
+/// it returns `Pending`, so that the source loop sees a stop request even in an input of
+/// nothing but bad lines or one endless line.
+const DROPPED_PER_POLL: u32 = 1024;
+
 /// Lines read and rejected so far, shared by the job's readers, and when event time passed
 /// each flow window's end at every partition (for the result latency).
 #[derive(Debug)]
 pub struct Tally {
     lines: AtomicU64,
     rejected: AtomicU64,
+    /// Per partition: (data lines, rejected lines).
+    partitions: Box<[(AtomicU64, AtomicU64)]>,
     progress: Mutex<EventTimeProgress>,
+}
+
+/// One partition's data lines and rejected lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PartitionRejects {
+    /// The input partition.
+    pub partition: usize,
+    /// Data lines read (header excluded).
+    pub lines: u64,
+    /// Lines rejected.
+    pub rejected: u64,
+}
+
+impl PartitionRejects {
+    /// Whether the partition rejected more than a tenth of its lines (it is warned about on
+    /// stderr when it ends).
+    pub fn too_many(&self) -> bool {
+        self.rejected * REJECT_WARNING_FRACTION > self.lines
+    }
 }
 
 /// When each partition's highest timestamp first passed each flow-window boundary.
@@ -46,6 +74,9 @@ impl Tally {
         Self {
             lines: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            partitions: (0..partitions)
+                .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
+                .collect(),
             progress: Mutex::new(EventTimeProgress {
                 partitions,
                 passed: BTreeMap::new(),
@@ -85,6 +116,19 @@ impl Tally {
     pub fn rejected(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)
     }
+
+    /// Data lines and rejected lines of every partition (exact at the end).
+    pub fn by_partition(&self) -> Vec<PartitionRejects> {
+        self.partitions
+            .iter()
+            .enumerate()
+            .map(|(partition, (lines, rejected))| PartitionRejects {
+                partition,
+                lines: lines.load(Ordering::Relaxed),
+                rejected: rejected.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
 }
 
 /// The traffic input as a weir source; rejected lines go to `rejected.jsonl`.
@@ -110,8 +154,13 @@ impl Source for TrafficSource {
         partition: usize,
         offset: u64,
     ) -> Result<Box<dyn WeirReader<TrafficRecord>>, OperatorError> {
+        let reader = self.input.open_at(partition, offset)?;
+        if !self.input.files().is_empty() {
+            eprintln!("weir: reading {} (partition {partition})", reader.name());
+        }
         Ok(Box::new(TrafficReader {
-            reader: self.input.open_at(partition, offset)?,
+            reader,
+            partition,
             rejected: self.rejected.writer(),
             tally: Arc::clone(&self.tally),
             control: Arc::clone(&self.control),
@@ -125,6 +174,7 @@ impl Source for TrafficSource {
 
 struct TrafficReader {
     reader: PartitionReader,
+    partition: usize,
     rejected: JsonLinesWriter<Rejection>,
     tally: Arc<Tally>,
     control: Arc<JobControl>,
@@ -137,14 +187,14 @@ struct TrafficReader {
 
 impl TrafficReader {
     fn publish(&mut self) {
-        self.tally.lines.fetch_add(
-            std::mem::take(&mut self.unpublished_lines),
-            Ordering::Relaxed,
-        );
-        self.tally.rejected.fetch_add(
-            std::mem::take(&mut self.unpublished_rejected),
-            Ordering::Relaxed,
-        );
+        let lines = std::mem::take(&mut self.unpublished_lines);
+        let rejected = std::mem::take(&mut self.unpublished_rejected);
+        self.tally.lines.fetch_add(lines, Ordering::Relaxed);
+        self.tally.rejected.fetch_add(rejected, Ordering::Relaxed);
+        if let Some((p_lines, p_rejected)) = self.tally.partitions.get(self.partition) {
+            p_lines.fetch_add(lines, Ordering::Relaxed);
+            p_rejected.fetch_add(rejected, Ordering::Relaxed);
+        }
     }
 }
 
@@ -174,10 +224,13 @@ impl TrafficReader {
 }
 
 impl WeirReader<TrafficRecord> for TrafficReader {
+    /// The next record; `Pending` after [`DROPPED_PER_POLL`] rejected lines or skipped parts
+    /// of an oversized line without a record, so the caller can look at stop requests.
     fn next(&mut self) -> Result<Read<TrafficRecord>, OperatorError> {
-        loop {
+        for _ in 0..DROPPED_PER_POLL {
             let line = self.reader.next_item()?;
-            self.unpublished_lines += u64::from(line.is_some());
+            self.unpublished_lines +=
+                u64::from(matches!(line, Some(Line::Record(_) | Line::Rejected(_))));
             if self.unpublished_lines >= PUBLISH_EVERY_LINES {
                 self.publish();
             }
@@ -190,13 +243,18 @@ impl WeirReader<TrafficRecord> for TrafficReader {
                     self.unpublished_rejected += 1;
                     self.rejected.write_line(&rejection)?;
                 }
+                Some(Line::Skipped) => {}
                 None => {
                     self.publish();
                     self.rejected.flush()?;
+                    if let Some(warning) = self.reader.reject_warning() {
+                        eprintln!("weir: warning: {warning}");
+                    }
                     return Ok(Read::End);
                 }
             }
         }
+        Ok(Read::Pending)
     }
 
     fn offset(&self) -> u64 {
