@@ -41,6 +41,9 @@ pub struct KeyGroups {
 impl KeyGroups {
     /// Groups for `parallelism` subtasks; `parallelism` must be in `1..=max_parallelism`.
     pub fn new(max_parallelism: usize, parallelism: usize) -> Result<Self, String> {
+        if max_parallelism == 0 {
+            return Err("max parallelism (the number of key groups) must be at least 1".into());
+        }
         if parallelism == 0 || parallelism > max_parallelism {
             return Err(format!(
                 "parallelism {parallelism} must be between 1 and the max parallelism {max_parallelism}"
