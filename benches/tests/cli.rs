@@ -92,6 +92,7 @@ fn wait_until_running(child: &mut Child, output: &Path) {
         }
         if Instant::now() > deadline {
             child.kill().unwrap();
+            child.wait().unwrap();
             panic!("no window within the watchdog");
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -122,6 +122,8 @@ mod tests {
     fn parallelism_above_max_is_rejected() {
         assert!(KeyGroups::new(128, 129).is_err());
         assert!(KeyGroups::new(128, 0).is_err());
+        let zero = KeyGroups::new(0, 2).unwrap_err();
+        assert!(zero.starts_with("max parallelism"), "{zero}");
     }
 
     #[test]

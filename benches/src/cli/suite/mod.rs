@@ -754,6 +754,49 @@ mod tests {
     }
 
     #[test]
+    fn a_zero_median_is_an_error_never_a_nan_ratio() {
+        let wrapper = Wrapper::try_parse_from(["suite", "--repeat", "1"]).unwrap();
+        let configs = configs(&wrapper.args);
+        let runs: Vec<RunMetrics> = configs
+            .iter()
+            .map(|c| RunMetrics {
+                config: c.name.clone(),
+                round: 1,
+                records_in: 0,
+                records_counted: 0,
+                records_late_dropped: 0,
+                records_late_dropped_origin_5m: 0,
+                records_rejected: 0,
+                records_quarantined: 0,
+                wall_ms: 1.0,
+                throughput_records_per_s: 0.0,
+                watermarks_per_s: 0.0,
+                late_share: 0.0,
+                result_latency: None,
+                tag_backpressured_ms_per_s: 0.0,
+                tag_busy_ms_per_s: 0.0,
+                window_busy_ms_per_s: 0.0,
+                missing_vs_batch: None,
+                flow_windows_differing_share: None,
+                tasks: Vec::new(),
+            })
+            .collect();
+        let medians = medians(&configs, &runs);
+        let runtime = RuntimeConfig::default();
+        let err = summarize(
+            &wrapper.args,
+            Machine::detect(),
+            runtime,
+            configs,
+            runs,
+            medians,
+        )
+        .map(|r| format!("{:?}", r.ratios))
+        .unwrap_err();
+        assert!(err.contains("throughput ratio"), "{err}");
+    }
+
+    #[test]
     fn the_suite_runs_end_to_end_on_a_tiny_input() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("event-time");
