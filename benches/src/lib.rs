@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod nexmark;
+pub mod output_dir;
 pub mod peer;
 pub mod report;
 pub mod traffic;

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn weir() -> Command {
@@ -40,6 +40,71 @@ fn run_err(mut cmd: Command) -> String {
         String::from_utf8_lossy(&output.stdout)
     );
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// How long any child may take before a test calls it hung.
+const WATCHDOG: Duration = Duration::from_secs(120);
+
+/// Waits for `child` to exit; kills it and fails the test when it outlives the watchdog.
+fn wait(child: &mut Child, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + WATCHDOG;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("{what} hangs");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A run over far more generated records than a test waits for, its output discarded.
+fn endless(output: &Path) -> Child {
+    let mut cmd = weir();
+    cmd.args(["run", "traffic", "--generate", "5000000000", "--pin", "off"])
+        .arg("--output")
+        .arg(output)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd.spawn().unwrap()
+}
+
+/// Waits until `child` is inside its job: its report.json says "incomplete", the earlier
+/// run's files are removed (origins.jsonl is only written at the end) and the first
+/// per-minute window has fired into `flow_1m.jsonl`.
+fn wait_until_running(child: &mut Child, output: &Path) {
+    let pid = child.id();
+    let running = || {
+        let report = fs::read_to_string(output.join("report.json")).unwrap_or_default();
+        let incomplete = serde_json::from_str::<serde_json::Value>(&report)
+            .is_ok_and(|r| r["status"] == "incomplete" && r["pid"] == pid);
+        incomplete
+            && !output.join("origins.jsonl").exists()
+            && fs::metadata(output.join("flow_1m.jsonl")).is_ok_and(|m| m.len() > 0)
+    };
+    let deadline = Instant::now() + WATCHDOG;
+    while !running() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended before writing a window: {status}");
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("no window within the watchdog");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
 }
 
 fn json(path: &Path) -> serde_json::Value {
@@ -141,18 +206,7 @@ fn an_injected_failure_names_the_operator_and_exits_non_zero() {
         std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
         text
     });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!("weir run traffic --fail-after 100 hangs");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait(&mut child, "weir run traffic --fail-after 100");
     let stderr = reader.join().unwrap();
     assert!(!status.success(), "{stderr}");
     assert!(stderr.contains("operator 'tag'"), "{stderr}");
@@ -222,45 +276,217 @@ fn bad_arguments_get_a_clear_error() {
     assert!(stderr.contains("--parallelism"), "{stderr}");
 }
 
+/// The files a traffic run writes besides report.json.
+const OUTPUT_FILES: [&str; 5] = [
+    "origins.jsonl",
+    "flow_1m.jsonl",
+    "origin_5m.jsonl",
+    "late.jsonl",
+    "rejected.jsonl",
+];
+
 #[test]
-fn ctrl_c_stops_the_job_cleanly_and_still_writes_the_report() {
+fn a_run_that_fails_after_a_completed_one_leaves_no_mixed_folder() {
     let dir = tempfile::tempdir().unwrap();
-    // Far more records than a second can read in a debug build.
-    let mut cmd = weir();
-    cmd.args(["run", "traffic", "--generate", "500000000", "--pin", "off"])
-        .arg("--output")
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let signalled = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(signalled.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            panic!("the job did not stop within 60 s of Ctrl-C");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "a stopped job exits 0: {status}");
+    run_ok(traffic(dir.path(), &[]));
+    assert_eq!(json(&dir.path().join("report.json"))["status"], "completed");
+    let stderr = run_err(traffic(dir.path(), &["--fail-after", "1000"]));
+    assert!(stderr.contains("operator 'tag'"), "{stderr}");
     let report = json(&dir.path().join("report.json"));
-    assert_eq!(report["stopped_early"], true, "{report:#}");
-    let n = |f: &str| report[f].as_u64().unwrap();
-    assert!(n("records_in") < 500_000_000);
-    // Everything read was processed: the accounting still adds up.
-    assert_eq!(
-        n("records_in"),
-        n("records_counted")
-            + n("records_late_dropped")
-            + n("records_rejected")
-            + n("records_quarantined")
+    assert_eq!(report["status"], "failed", "{report:#}");
+    assert!(
+        report["error"].as_str().unwrap().contains("operator 'tag'"),
+        "{report:#}"
     );
+    // The earlier run's results are gone: origins.jsonl is only written at the end of a run.
+    assert!(!dir.path().join("origins.jsonl").exists());
+}
+
+#[test]
+fn a_killed_run_leaves_a_folder_that_says_it_is_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(traffic(dir.path(), &[]));
+    let mut child = endless(dir.path());
+    wait_until_running(&mut child, dir.path());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let report = json(&dir.path().join("report.json"));
+    assert_eq!(report["status"], "incomplete", "{report:#}");
+    assert_eq!(report["pid"], child.id(), "{report:#}");
+    assert!(
+        !dir.path().join("origins.jsonl").exists(),
+        "the earlier run's origins.jsonl stands beside the killed run's files"
+    );
+}
+
+#[test]
+fn sigint_and_sigterm_stop_the_job_exit_130_and_143_and_still_write_the_report() {
+    for (name, code) in [("INT", 130), ("TERM", 143)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = endless(dir.path());
+        wait_until_running(&mut child, dir.path());
+        signal(&child, name);
+        let status = wait(&mut child, &format!("a run after SIG{name}"));
+        assert_eq!(status.code(), Some(code), "SIG{name}: {status}");
+        let report = json(&dir.path().join("report.json"));
+        assert_eq!(report["status"], "stopped_early", "SIG{name}: {report:#}");
+        assert_eq!(report["stopped_early"], true, "{report:#}");
+        let n = |f: &str| report[f].as_u64().unwrap();
+        assert!(n("records_in") < 5_000_000_000);
+        // Everything read was processed: the accounting still adds up.
+        assert_eq!(
+            n("records_in"),
+            n("records_counted")
+                + n("records_late_dropped")
+                + n("records_rejected")
+                + n("records_quarantined")
+        );
+        for file in OUTPUT_FILES {
+            assert!(dir.path().join(file).exists(), "SIG{name}: no {file}");
+        }
+    }
+}
+
+#[test]
+fn numeric_options_are_range_checked_with_the_option_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["run", "traffic", "--partitions", "0"], "--partitions"),
+        (
+            &["run", "traffic", "--partitions", "100000"],
+            "--partitions",
+        ),
+        (&["run", "traffic", "--generate", "0"], "--generate"),
+        (&["run", "traffic", "--repeat", "0"], "--repeat"),
+        (&["run", "traffic", "-p", "0"], "--parallelism"),
+        (&["run", "traffic", "--segment-size", "0"], "--segment-size"),
+        (
+            &["run", "traffic", "--exclusive-buffers", "1000000"],
+            "--exclusive-buffers",
+        ),
+        (
+            &[
+                "run",
+                "traffic",
+                "--exclusive-buffers",
+                "0",
+                "--floating-buffers",
+                "0",
+            ],
+            "--floating-buffers",
+        ),
+        (
+            &["run", "traffic", "-p", "8", "--max-parallelism", "4"],
+            "--max-parallelism",
+        ),
+        (
+            &["run", "nexmark", "--query", "q1", "--partitions", "0"],
+            "--partitions",
+        ),
+        (
+            &["run", "nexmark", "--query", "q1", "--events", "0"],
+            "--events",
+        ),
+        (
+            &["run", "nexmark", "--query", "q1", "--rate", "0"],
+            "--rate",
+        ),
+        (
+            &[
+                "run",
+                "nexmark",
+                "--query",
+                "q1",
+                "--watermark-interval",
+                "0",
+            ],
+            "--watermark-interval",
+        ),
+        (
+            &["suite", "event-time", "--partitions", "0"],
+            "--partitions",
+        ),
+        (&["suite", "event-time", "--records", "0"], "--records"),
+        (
+            &["suite", "event-time", "--window-records", "0"],
+            "--window-records",
+        ),
+    ];
+    for (args, option) in cases {
+        let mut cmd = weir();
+        cmd.args(*args).args(["--pin", "off", "--output", out]);
+        let stderr = run_err(cmd);
+        assert!(stderr.contains(option), "{args:?}: {stderr}");
+        assert!(!stderr.contains("NaN"), "{args:?}: {stderr}");
+    }
+    assert!(!Path::new(out).exists(), "a refused run writes nothing");
+}
+
+#[test]
+fn misleading_messages_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    fs::write(&file, "").unwrap();
+    let stderr = run_err(traffic(&file, &[]));
+    assert!(
+        stderr.contains(&format!(
+            "--output {} is a file, not a folder",
+            file.display()
+        )),
+        "{stderr}"
+    );
+
+    let out = dir.path().join("out");
+    let stderr = run_err(traffic(&out, &["--buffers", "0"]));
+    assert!(stderr.contains("--buffers at least"), "{stderr}");
+    assert!(stderr.contains("0 configured"), "{stderr}");
+    assert!(!stderr.contains("are left of"), "{stderr}");
+
+    let stderr = run_err(traffic(&out, &["--max-parallelism", "0"]));
+    assert!(stderr.contains("'--max-parallelism"), "{stderr}");
+    assert!(!stderr.contains("parallelism 2"), "{stderr}");
+
+    for option in [
+        "--out-of-orderness",
+        "--allowed-lateness",
+        "--max-past-skew",
+        "--buffer-timeout",
+    ] {
+        let stderr = run_err(traffic(&out, &[option, "-5s"]));
+        assert!(
+            stderr.contains("durations cannot be negative"),
+            "{option}: {stderr}"
+        );
+        assert!(stderr.contains(option), "{option}: {stderr}");
+    }
+}
+
+#[test]
+fn help_says_what_weir_is_for_and_names_every_output_file() {
+    let help = |args: &[&str]| {
+        let mut cmd = weir();
+        cmd.args(args);
+        String::from_utf8(run_ok(cmd).stdout).unwrap()
+    };
+    let top = help(&["--help"]);
+    assert!(top.contains("Run stream-processing jobs"), "{top}");
+    assert!(top.contains("Examples:"), "{top}");
+    for example in [
+        "weir run traffic --input",
+        "weir run nexmark",
+        "weir suite event-time",
+    ] {
+        assert!(top.contains(example), "{example}: {top}");
+    }
+    let traffic = help(&["run", "traffic", "--help"]);
+    let output = &traffic[traffic.find("--output").unwrap()..traffic.find("--engine").unwrap()];
+    for file in OUTPUT_FILES.iter().chain(&["report.json", "compare.json"]) {
+        assert!(
+            output.contains(file),
+            "--output's help lacks {file}: {output}"
+        );
+    }
+    assert!(output.contains("incomplete"), "{output}");
 }

@@ -41,6 +41,9 @@ pub struct KeyGroups {
 impl KeyGroups {
     /// Groups for `parallelism` subtasks; `parallelism` must be in `1..=max_parallelism`.
     pub fn new(max_parallelism: usize, parallelism: usize) -> Result<Self, String> {
+        if max_parallelism == 0 {
+            return Err("max parallelism (the number of key groups) must be at least 1".into());
+        }
         if parallelism == 0 || parallelism > max_parallelism {
             return Err(format!(
                 "parallelism {parallelism} must be between 1 and the max parallelism {max_parallelism}"
@@ -119,6 +122,8 @@ mod tests {
     fn parallelism_above_max_is_rejected() {
         assert!(KeyGroups::new(128, 129).is_err());
         assert!(KeyGroups::new(128, 0).is_err());
+        let zero = KeyGroups::new(0, 2).unwrap_err();
+        assert!(zero.starts_with("max parallelism"), "{zero}");
     }
 
     #[test]

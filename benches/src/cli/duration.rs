@@ -1,11 +1,17 @@
 //! Durations on the command line: a number and a unit, `ms`, `s`, `m` or `h` (`250ms`, `5s`,
-//! `2m`, `1h`); a bare `0` is zero.
+//! `2m`, `1h`); a bare `0` is zero. Never negative, at most `i64::MAX` ms (event time's range).
+//!
+//! The options that take one accept a value starting with `-` (`allow_hyphen_values`), so that
+//! `-5s` gets "durations cannot be negative" rather than clap's "unexpected argument".
 
 use std::time::Duration;
 
 /// Parses `text` as a duration.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    if text.starts_with('-') {
+        return Err("durations cannot be negative".into());
+    }
     if text == "0" {
         return Ok(Duration::ZERO);
     }
@@ -27,8 +33,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ));
         }
     }
-    .ok_or_else(|| format!("'{text}' is too long a duration"))?;
+    .filter(|&ms| i64::try_from(ms).is_ok())
+    .ok_or_else(|| format!("'{text}' is too long a duration: at most {}ms", i64::MAX))?;
     Ok(Duration::from_millis(ms))
+}
+
+/// Parses `text` as a duration longer than zero.
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err(format!(
+            "'{}': the duration must be more than 0",
+            text.trim()
+        )),
+        d => Ok(d),
+    }
 }
 
 /// A duration that may be `off`.
@@ -59,5 +77,26 @@ mod tests {
         assert!(parse_duration("5d").unwrap_err().contains("not a unit"));
         assert!(parse_duration("s").unwrap_err().contains("whole number"));
         assert_eq!(parse_optional_duration("off"), Ok(OptionalDuration(None)));
+        assert!(
+            parse_duration("-5s")
+                .unwrap_err()
+                .contains("cannot be negative")
+        );
+        assert!(
+            parse_optional_duration("-1ms")
+                .unwrap_err()
+                .contains("cannot be negative")
+        );
+        assert!(parse_duration("9223372036854775807ms").is_ok());
+        assert!(
+            parse_positive_duration("0s")
+                .unwrap_err()
+                .contains("more than 0")
+        );
+        assert!(
+            parse_duration("9223372036854775808ms")
+                .unwrap_err()
+                .contains("too long")
+        );
     }
 }

@@ -3,6 +3,7 @@
 pub mod duration;
 mod nexmark;
 mod progress;
+pub mod signals;
 mod suite;
 mod traffic;
 
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use weir_core::RuntimeConfig;
 use weir_core::keyed::DEFAULT_MAX_PARALLELISM;
@@ -18,17 +20,53 @@ use weir_core::runtime::JobControl;
 
 use duration::{OptionalDuration, parse_duration, parse_optional_duration};
 
-/// weir: Apache Flink's runtime mechanisms on a lock-free Rust core, measured side by side.
+/// Run a job on weir, Apache Flink's runtime mechanisms on a lock-free Rust core, and measure
+/// it.
 #[derive(Debug, Parser)]
 #[command(
     name = "weir",
     version,
-    about = "weir: Apache Flink's runtime mechanisms on a lock-free Rust core, measured side by side",
-    long_about = None
+    about = "Run stream-processing jobs on weir (Flink's runtime mechanisms on a lock-free Rust core) and measure them, also against timely dataflow",
+    long_about = "Run stream-processing jobs on weir, Apache Flink's runtime mechanisms (network \
+        buffers with credit-based backpressure, event time with watermarks and windows, keyed \
+        state) on a lock-free Rust core, and measure them: count your camera records (CSV) or \
+        generated ones by origin and time window with the traffic job, run a Nexmark query, \
+        compare either with timely dataflow in the same process, or run a suite of side-by-side \
+        comparisons with its report and plots. Every run writes its results and report.json \
+        into --output.",
+    after_help = "Examples:
+  weir run traffic --input cameras/ --home 浙A -p 4   count your CSV records by origin and window
+  weir run traffic --engine weir,timely --repeat 5   weir against timely dataflow: medians, ratio
+  weir run nexmark --query q5 --events 10000000      a Nexmark query, against Flink's figures
+  weir suite event-time                              watermarks, aggregation, delay, batch compared"
 )]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// The most partitions of a generated input: far above any sensible setting, low enough that
+/// a typo cannot allocate the machine away.
+const MAX_PARTITIONS: u64 = 4096;
+/// The most subtasks of a step (one thread each).
+const MAX_PARALLELISM: u64 = 1024;
+/// The most runs of one configuration.
+const MAX_REPEAT: u64 = 10_000;
+/// The most buffers per channel or per gate.
+const MAX_BUFFERS_PER: u64 = 65_536;
+/// The largest network buffer segment, bytes (1 GiB).
+const MAX_SEGMENT_BYTES: u64 = 1 << 30;
+/// The most key groups: a key group's owner is stored in 16 bits.
+const MAX_KEY_GROUPS: u64 = u16::MAX as u64;
+
+/// A count option that must lie in `min..=max`; clap's error names the option and the range.
+fn count(min: u64, max: u64) -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::new().range(min..=max)
+}
+
+/// A number of records or events: at least one.
+fn records() -> RangedU64ValueParser<u64> {
+    RangedU64ValueParser::new().range(1..)
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,31 +135,47 @@ pub struct RuntimeArgs {
     pin: Switch,
     /// Send a partly filled network buffer after this long (ms, s, m, h); 0 sends after every
     /// record.
-    #[arg(long, value_parser = parse_duration, default_value = "100ms")]
+    #[arg(long, value_parser = parse_duration, default_value = "100ms", allow_hyphen_values = true)]
     buffer_timeout: Duration,
-    /// Bytes per network buffer segment.
-    #[arg(long, default_value_t = weir_core::net::pool::DEFAULT_SEGMENT_BYTES)]
+    /// Bytes per network buffer segment (1 to 1 GiB); a record must fit one.
+    #[arg(long, value_parser = count(1, MAX_SEGMENT_BYTES), default_value_t = weir_core::net::pool::DEFAULT_SEGMENT_BYTES)]
     segment_size: usize,
-    /// Segments in the network buffer pool [default: exactly what the job's channels need].
+    /// Segments in the network buffer pool, at least what the job's channels need (a smaller
+    /// pool is refused with that number) [default: exactly what they need].
     #[arg(long)]
     buffers: Option<usize>,
-    /// Buffers reserved for each output channel.
-    #[arg(long, default_value_t = weir_core::net::pool::DEFAULT_EXCLUSIVE_PER_CHANNEL)]
+    /// Buffers reserved for each output channel (0 to 65536).
+    #[arg(long, value_parser = count(0, MAX_BUFFERS_PER), default_value_t = weir_core::net::pool::DEFAULT_EXCLUSIVE_PER_CHANNEL)]
     exclusive_buffers: usize,
-    /// Buffers shared by the channels of each task's output.
-    #[arg(long, default_value_t = weir_core::net::pool::DEFAULT_FLOATING_PER_GATE)]
+    /// Buffers shared by the channels of each task's output (0 to 65536; not both 0 with
+    /// --exclusive-buffers).
+    #[arg(long, value_parser = count(0, MAX_BUFFERS_PER), default_value_t = weir_core::net::pool::DEFAULT_FLOATING_PER_GATE)]
     floating_buffers: usize,
     /// Emit a latency marker from each source this often, or `off`.
-    #[arg(long, value_parser = parse_optional_duration, default_value = "100ms")]
+    #[arg(long, value_parser = parse_optional_duration, default_value = "100ms", allow_hyphen_values = true)]
     latency_interval: OptionalDuration,
-    /// Number of key groups (the upper bound of any keyed operator's parallelism).
-    #[arg(long, default_value_t = DEFAULT_MAX_PARALLELISM)]
+    /// Number of key groups, 1 to 65535: the upper bound of any keyed operator's parallelism.
+    #[arg(long, value_parser = count(1, MAX_KEY_GROUPS), default_value_t = DEFAULT_MAX_PARALLELISM)]
     max_parallelism: usize,
 }
 
 impl RuntimeArgs {
-    fn config(&self) -> RuntimeConfig {
-        RuntimeConfig {
+    /// The runtime configuration for a job of `parallelism` subtasks per step; refuses
+    /// settings no job can run with, naming the options.
+    fn config(&self, parallelism: usize) -> Result<RuntimeConfig, String> {
+        if parallelism > self.max_parallelism {
+            return Err(format!(
+                "--parallelism {parallelism} is above --max-parallelism {}: a keyed step cannot have more subtasks than key groups",
+                self.max_parallelism
+            ));
+        }
+        if self.exclusive_buffers == 0 && self.floating_buffers == 0 {
+            return Err(
+                "--exclusive-buffers and --floating-buffers are both 0: a channel needs at least one buffer"
+                    .into(),
+            );
+        }
+        Ok(RuntimeConfig {
             pool: PoolConfig {
                 segment_bytes: self.segment_size,
                 segments: self.buffers,
@@ -133,39 +187,21 @@ impl RuntimeArgs {
             latency_interval: self.latency_interval.0,
             max_parallelism: self.max_parallelism,
             ..RuntimeConfig::default()
-        }
+        })
     }
 }
 
-/// The job that Ctrl-C stops.
+/// The job that Ctrl-C or SIGTERM stops.
 fn current_job() -> &'static Mutex<Option<Arc<JobControl>>> {
     static CURRENT: OnceLock<Mutex<Option<Arc<JobControl>>>> = OnceLock::new();
     CURRENT.get_or_init(|| Mutex::new(None))
-}
-
-/// Ctrl-C asks the running job to stop: sources end their input, everything read is processed
-/// and the report is written. A second Ctrl-C exits at once.
-fn install_ctrl_c() {
-    let result = ctrlc::set_handler(|| {
-        let current = current_job().lock().unwrap_or_else(|p| p.into_inner());
-        match current.as_ref() {
-            Some(control) if !control.stop_requested() => {
-                eprintln!("\nweir: stopping (Ctrl-C again to exit now)");
-                control.request_stop();
-            }
-            _ => std::process::exit(130),
-        }
-    });
-    if let Err(e) = result {
-        eprintln!("weir: Ctrl-C will not stop jobs cleanly: {e}");
-    }
 }
 
 /// Runs the command line; the error is the message to print.
 pub fn run(cli: Cli) -> Result<(), String> {
     // Read the cores before any thread is pinned.
     let _ = weir_core::runtime::available_cores();
-    install_ctrl_c();
+    signals::install();
     match cli.command {
         Command::Run {
             job: RunJob::Traffic(args),

@@ -11,12 +11,13 @@ use serde::Serialize;
 use weir_core::RuntimeConfig;
 use weir_core::metrics::TaskReport;
 
-use super::duration::parse_duration;
+use super::duration::{parse_duration, parse_positive_duration};
 use super::progress::Progress;
-use super::{RuntimeArgs, current_job};
+use super::{MAX_PARALLELISM, MAX_PARTITIONS, RuntimeArgs, count, current_job, records};
 use crate::nexmark::{
     Aggregation, EventsConfig, NexmarkJob, NexmarkRun, Query, RowOutput, Watermarks,
 };
+use crate::output_dir::{OutputDir, Status};
 use crate::report::{Latency, Machine, task_table};
 
 /// Where the query's rows go.
@@ -45,16 +46,21 @@ pub struct NexmarkArgs {
     /// The query.
     #[arg(long, value_enum)]
     query: Query,
-    /// Events to generate (persons, auctions and bids in the generator's 1:3:46 mix).
-    #[arg(long, default_value_t = 1_000_000)]
+    /// Events to generate (persons, auctions and bids in the generator's 1:3:46 mix), at
+    /// least 1.
+    #[arg(long, value_parser = records(), default_value_t = 1_000_000)]
     events: u64,
-    /// Partitions of the event stream; partition p of K generates events p, p+K, ...
-    #[arg(long, default_value_t = 4)]
+    /// Partitions of the event stream, 1 to 4096; partition p of K generates events p, p+K, ...
+    #[arg(long, value_parser = count(1, MAX_PARTITIONS), default_value_t = 4)]
     partitions: usize,
-    /// Subtasks of the source and of every other step.
-    #[arg(long, short, default_value_t = 2)]
+    /// Subtasks of the source and of every other step, 1 to 1024 and at most
+    /// --max-parallelism.
+    #[arg(long, short, value_parser = count(1, MAX_PARALLELISM), default_value_t = 2)]
     parallelism: usize,
-    /// Folder for `<query>.jsonl` and report.json.
+    /// Folder of `<query>.jsonl` (with --sink jsonl) and report.json. A run first replaces
+    /// report.json with one saying "status": "incomplete" and removes every `<query>.jsonl` of
+    /// an earlier run, and writes report.json last with "status": "completed",
+    /// "stopped_early" or "failed". Files of other names are left alone.
     #[arg(long, default_value = "out")]
     output: PathBuf,
     /// q7's global window: `window-all` (one subtask) or `parallel` (local-global).
@@ -63,17 +69,17 @@ pub struct NexmarkArgs {
     /// Where the rows go [default: discard for q0-q2, jsonl for the windowed queries].
     #[arg(long, value_enum)]
     sink: Option<SinkChoice>,
-    /// Events per second of event time (the generator's rate).
-    #[arg(long, default_value_t = 10_000)]
+    /// Events per second of event time (the generator's rate), at least 1.
+    #[arg(long, value_parser = count(1, usize::MAX as u64), default_value_t = 10_000)]
     rate: usize,
     /// Streaming (periodic watermarks) or batch (one final watermark).
     #[arg(long, value_enum, default_value = "streaming")]
     mode: Mode,
-    /// Interval of the periodic watermarks (streaming).
-    #[arg(long, value_parser = parse_duration, default_value = "200ms")]
+    /// Interval of the periodic watermarks (streaming), more than 0.
+    #[arg(long, value_parser = parse_positive_duration, default_value = "200ms", allow_hyphen_values = true)]
     watermark_interval: Duration,
     /// Bounded out-of-orderness of the watermarks (the generator emits in order).
-    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    #[arg(long, value_parser = parse_duration, default_value = "0s", allow_hyphen_values = true)]
     out_of_orderness: Duration,
     #[command(flatten)]
     runtime: RuntimeArgs,
@@ -136,14 +142,13 @@ fn cores_used(tasks: &[TaskReport], machine: &Machine) -> usize {
 
 /// Runs `weir run nexmark`.
 pub(super) fn run(args: &NexmarkArgs) -> Result<(), String> {
-    if args.parallelism == 0 {
-        return Err("--parallelism must be at least 1".into());
-    }
-    if args.partitions == 0 {
-        return Err("--partitions must be at least 1".into());
-    }
-    std::fs::create_dir_all(&args.output)
-        .map_err(|e| format!("cannot create {}: {e}", args.output.display()))?;
+    let runtime = args.runtime.config(args.parallelism)?;
+    let rows_files: Vec<String> = Query::value_variants()
+        .iter()
+        .map(|q| format!("{}.jsonl", q.name()))
+        .collect();
+    let rows_files: Vec<&str> = rows_files.iter().map(String::as_str).collect();
+    let out = OutputDir::open(&args.output, &rows_files)?;
     let sink = args.sink.unwrap_or(if args.query.is_windowed() {
         SinkChoice::Jsonl
     } else {
@@ -166,7 +171,7 @@ pub(super) fn run(args: &NexmarkArgs) -> Result<(), String> {
         aggregation: args.aggregation,
         watermarks,
         out_of_orderness: args.out_of_orderness,
-        runtime: args.runtime.config(),
+        runtime,
         output: match sink {
             SinkChoice::Jsonl => RowOutput::Jsonl(rows_path.clone()),
             SinkChoice::Discard => RowOutput::Discard,
@@ -183,20 +188,26 @@ pub(super) fn run(args: &NexmarkArgs) -> Result<(), String> {
     });
     drop(progress);
     *current_job().lock().unwrap_or_else(|p| p.into_inner()) = None;
-    let run = outcome?;
+    let run = match outcome {
+        Ok(run) => run,
+        Err(e) => return Err(out.fail(e)),
+    };
     let output = (sink == SinkChoice::Jsonl).then_some(rows_path.as_path());
     let report = report(args, &job, sink, output, &machine, &run);
-    let path = args.output.join("report.json");
-    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-    std::fs::write(&path, json + "\n").map_err(|e| format!("writing {}: {e}", path.display()))?;
-    print_run(&report, &run, output, &args.output);
-    if !run.result.stopped_early && run.events_in != args.events {
-        return Err(format!(
+    let short = (!run.result.stopped_early && run.events_in != args.events).then(|| {
+        format!(
             "the source read {} events, not the {} asked for",
             run.events_in, args.events
-        ));
-    }
-    Ok(())
+        )
+    });
+    let status = match (&short, run.result.stopped_early) {
+        (Some(_), _) => Status::Failed,
+        (None, true) => Status::StoppedEarly,
+        (None, false) => Status::Completed,
+    };
+    out.finish(status, short.as_deref(), &report)?;
+    print_run(&report, &run, output, &args.output);
+    short.map_or(Ok(()), Err)
 }
 
 fn report<'a>(

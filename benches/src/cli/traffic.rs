@@ -10,15 +10,24 @@ use weir_core::RuntimeConfig;
 use weir_core::metrics::TaskReport;
 use weir_core::sink::JsonLinesFile;
 
-use super::duration::{OptionalDuration, parse_duration, parse_optional_duration};
+use super::duration::{
+    OptionalDuration, parse_duration, parse_optional_duration, parse_positive_duration,
+};
 use super::progress::Progress;
-use super::{Engine, RuntimeArgs, current_job, engine_dir};
+use super::{
+    Engine, MAX_PARALLELISM, MAX_PARTITIONS, MAX_REPEAT, RuntimeArgs, count, current_job,
+    engine_dir, records,
+};
+use crate::output_dir::{self, OutputDir, REPORT_FILE, Status};
 use crate::peer::timely_traffic;
 use crate::peer::timely_traffic::Dropped;
 use crate::report::{Latency, Machine, median, task_table};
 use crate::traffic::generator::GeneratorConfig;
 use crate::traffic::input::TrafficInput;
-use crate::traffic::job::{self, EventTimeOptions, TrafficJob, Watermarks, create_output_dir};
+use crate::traffic::job::{
+    self, EventTimeOptions, LATE_FILE, ORIGINS_FILE, OUTPUT_FILES, REJECTED_FILE, TrafficJob,
+    Watermarks,
+};
 use crate::traffic::record::Home;
 use crate::traffic::tag::OriginCounts;
 use crate::traffic::windows::WindowTotals;
@@ -37,12 +46,12 @@ pub struct TrafficArgs {
     /// --input, the built-in generator runs.
     #[arg(long)]
     input: Option<PathBuf>,
-    /// Records the built-in generator produces (when there is no --input).
-    #[arg(long, default_value_t = 1_000_000, conflicts_with = "input")]
+    /// Records the built-in generator produces (when there is no --input), at least 1.
+    #[arg(long, value_parser = records(), default_value_t = 1_000_000, conflicts_with = "input")]
     generate: u64,
-    /// Partitions of the generated input; each plate always lands on the same partition, like
-    /// a Kafka topic keyed by plate.
-    #[arg(long, default_value_t = 4, conflicts_with = "input")]
+    /// Partitions of the generated input, 1 to 4096; each plate always lands on the same
+    /// partition, like a Kafka topic keyed by plate.
+    #[arg(long, value_parser = count(1, MAX_PARTITIONS), default_value_t = 4, conflicts_with = "input")]
     partitions: usize,
     /// Seed of the generator: the same seed gives the same records.
     #[arg(long, default_value_t = 42, conflicts_with = "input")]
@@ -51,42 +60,47 @@ pub struct TrafficArgs {
     /// of the province `province`, other provinces `other`.
     #[arg(long, default_value = "浙A")]
     home: Home,
-    /// Subtasks of the source and the tagging step (timely: workers).
-    #[arg(long, short, default_value_t = 2)]
+    /// Subtasks of the source and the tagging step (timely: workers), 1 to 1024 and at most
+    /// --max-parallelism.
+    #[arg(long, short, value_parser = count(1, MAX_PARALLELISM), default_value_t = 2)]
     parallelism: usize,
-    /// Folder for origins.jsonl, rejected.jsonl and report.json (one subfolder per engine when
-    /// several run).
+    /// Folder of the outputs: origins.jsonl, flow_1m.jsonl, origin_5m.jsonl, late.jsonl,
+    /// rejected.jsonl and report.json (in a subfolder per engine when several run), and
+    /// compare.json with several engines or --repeat. A run first replaces report.json with
+    /// one saying "status": "incomplete" and removes these files of an earlier run, and writes
+    /// report.json last with "status": "completed", "stopped_early" or "failed"; a report
+    /// still "incomplete" is a killed run's. Files of other names are left alone.
     #[arg(long, default_value = "out")]
     output: PathBuf,
     /// Engines to run, comma separated: `weir`, `timely` or `weir,timely`.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "weir")]
     engine: Vec<Engine>,
-    /// Runs of each engine, interleaved; with several, the medians and the ratio are printed
-    /// and written to compare.json.
-    #[arg(long, default_value_t = 1)]
+    /// Runs of each engine, interleaved, 1 to 10000; with several, the medians and the ratio
+    /// are printed and written to compare.json.
+    #[arg(long, value_parser = count(1, MAX_REPEAT), default_value_t = 1)]
     repeat: usize,
     /// Watermark generator: `periodic` (every 200 ms of processing time),
     /// `periodic:INTERVAL` (for example `periodic:50ms`) or `punctuated` (after every record).
     #[arg(long, value_parser = parse_watermarks, default_value = "periodic:200ms")]
     watermark: Watermarks,
     /// Bounded out-of-orderness: watermark = highest timestamp seen − this − 1 ms.
-    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    #[arg(long, value_parser = parse_duration, default_value = "5s", allow_hyphen_values = true)]
     out_of_orderness: Duration,
     /// Allowed lateness of the windows: a late record within it updates its window, which
     /// fires again (a new line); past it, the record goes to late.jsonl.
-    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    #[arg(long, value_parser = parse_duration, default_value = "0s", allow_hyphen_values = true)]
     allowed_lateness: Duration,
     /// Mark a source partition idle after this long without records, or `off`: an idle
     /// partition (and a source subtask without partitions) no longer holds the watermark back.
-    #[arg(long, value_parser = parse_optional_duration, default_value = "off")]
+    #[arg(long, value_parser = parse_optional_duration, default_value = "off", allow_hyphen_values = true)]
     idle_timeout: OptionalDuration,
     /// Quarantine records more than this ahead of the partition's reference timestamp (the
     /// median of its first 16 records, then the highest accepted), or `off`.
-    #[arg(long, value_parser = parse_optional_duration, default_value = "1h")]
+    #[arg(long, value_parser = parse_optional_duration, default_value = "1h", allow_hyphen_values = true)]
     max_future_skew: OptionalDuration,
     /// Quarantine records more than this behind the partition's reference timestamp, or
     /// `off`. Records hours late are late data, not bogus: keep this above them.
-    #[arg(long, value_parser = parse_optional_duration, default_value = "12h")]
+    #[arg(long, value_parser = parse_optional_duration, default_value = "12h", allow_hyphen_values = true)]
     max_past_skew: OptionalDuration,
     /// Aggregation of the global per-minute flow: `window-all` (one subtask sees every record,
     /// Flink's windowAll) or `parallel` (pre-aggregate per subtask, merge per window).
@@ -127,13 +141,7 @@ fn parse_watermarks(text: &str) -> Result<Watermarks, String> {
         "punctuated" => Ok(Watermarks::Punctuated),
         "periodic" => Ok(Watermarks::Periodic(DEFAULT_WATERMARK_INTERVAL)),
         other => match other.strip_prefix("periodic:") {
-            Some(interval) => {
-                let interval = parse_duration(interval)?;
-                if interval.is_zero() {
-                    return Err("a periodic watermark interval must be positive".into());
-                }
-                Ok(Watermarks::Periodic(interval))
-            }
+            Some(interval) => parse_positive_duration(interval).map(Watermarks::Periodic),
             None => Err(format!(
                 "'{other}' is not a watermark generator: use periodic, periodic:INTERVAL or punctuated"
             )),
@@ -263,14 +271,17 @@ fn input_of(args: &TrafficArgs) -> Result<TrafficInput, String> {
     }
 }
 
+/// The comparison of the runs, with several engines or `--repeat`.
+const COMPARE_FILE: &str = "compare.json";
+
+/// The files of a run's folder besides report.json: the job's outputs and compare.json (a
+/// stale one of an earlier invocation must not stand beside this one's runs).
+fn run_files() -> Vec<&'static str> {
+    [&OUTPUT_FILES[..], &[COMPARE_FILE]].concat()
+}
+
 /// Runs `weir run traffic`.
 pub(super) fn run(args: &TrafficArgs) -> Result<(), String> {
-    if args.parallelism == 0 {
-        return Err("--parallelism must be at least 1".into());
-    }
-    if args.repeat == 0 {
-        return Err("--repeat must be at least 1".into());
-    }
     let input = input_of(args)?;
     let mut engines: Vec<Engine> = Vec::new();
     for &engine in &args.engine {
@@ -279,18 +290,42 @@ pub(super) fn run(args: &TrafficArgs) -> Result<(), String> {
         }
     }
     let machine = Machine::detect();
-    let runtime = args.runtime.config();
+    let runtime = args.runtime.config(args.parallelism)?;
+    if engines.len() > 1 {
+        // The engines write subfolders: nothing of a single-engine run stays above them.
+        output_dir::create(&args.output)?;
+        output_dir::remove(&args.output, &[run_files(), vec![REPORT_FILE]].concat())?;
+    }
     let mut runs = Vec::new();
     for repetition in 0..args.repeat {
         for &engine in &engines {
-            let dir = engine_dir(&args.output, engine, engines.len());
-            let run = match engine {
-                Engine::Weir => run_weir(args, &input, &runtime, &dir)?,
-                Engine::Timely => run_timely(args, &input, &dir)?,
+            let out = OutputDir::open(
+                engine_dir(&args.output, engine, engines.len()),
+                &run_files(),
+            )?;
+            let result = match engine {
+                Engine::Weir => run_weir(args, &input, &runtime, out.path()),
+                Engine::Timely => run_timely(args, &input, out.path()),
             };
-            write_report(args, &input, &runtime, &machine, &run, &dir)?;
+            let run = match result {
+                Ok(run) => run,
+                Err(e) => return Err(out.fail(e)),
+            };
+            let accounting = check_accounting(&run);
+            let status = match (&accounting, run.stopped_early) {
+                (Err(_), _) => Status::Failed,
+                (Ok(()), true) => Status::StoppedEarly,
+                (Ok(()), false) => Status::Completed,
+            };
+            let dir = out.path().to_path_buf();
+            let report = report(args, &input, &runtime, &machine, &run);
+            out.finish(
+                status,
+                accounting.as_ref().err().map(String::as_str),
+                &report,
+            )?;
             print_run(&run, repetition, args.repeat, &dir);
-            check_accounting(&run)?;
+            accounting?;
             let stopped = run.stopped_early;
             runs.push((repetition, run));
             if stopped {
@@ -353,9 +388,8 @@ fn run_weir(
 }
 
 fn run_timely(args: &TrafficArgs, input: &TrafficInput, dir: &Path) -> Result<EngineRun, String> {
-    create_output_dir(dir)?;
     let rejected_file =
-        JsonLinesFile::create(dir.join("rejected.jsonl")).map_err(|e| e.to_string())?;
+        JsonLinesFile::create(dir.join(REJECTED_FILE)).map_err(|e| e.to_string())?;
     let mut rejected = rejected_file.writer::<Dropped>();
     let mut write_error = None;
     let outcome = timely_traffic::run(input, args.home, args.parallelism, args.guard(), |line| {
@@ -367,13 +401,14 @@ fn run_timely(args: &TrafficArgs, input: &TrafficInput, dir: &Path) -> Result<En
     if let Some(e) = write_error {
         return Err(format!("writing {}: {e}", rejected_file.path().display()));
     }
-    let origins = dir.join("origins.jsonl");
-    std::fs::write(&origins, outcome.counts.to_jsonl())
-        .map_err(|e| format!("writing {}: {e}", origins.display()))?;
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))
+    };
+    write(ORIGINS_FILE, outcome.counts.to_jsonl())?;
     outcome.windows.write_jsonl(dir)?;
     // Complete results: timely drops nothing as late.
-    std::fs::write(dir.join("late.jsonl"), "")
-        .map_err(|e| format!("writing {}: {e}", dir.join("late.jsonl").display()))?;
+    write(LATE_FILE, String::new())?;
     Ok(EngineRun {
         engine: Engine::Timely,
         records_in: outcome.records_in,
@@ -392,14 +427,13 @@ fn run_timely(args: &TrafficArgs, input: &TrafficInput, dir: &Path) -> Result<En
     })
 }
 
-fn write_report(
+fn report<'a>(
     args: &TrafficArgs,
-    input: &TrafficInput,
-    runtime: &RuntimeConfig,
-    machine: &Machine,
-    run: &EngineRun,
-    dir: &Path,
-) -> Result<(), String> {
+    input: &'a TrafficInput,
+    runtime: &'a RuntimeConfig,
+    machine: &'a Machine,
+    run: &'a EngineRun,
+) -> Report<'a> {
     let (input_text, generator) = match input {
         TrafficInput::Generate(g) => ("generator".to_owned(), Some(g)),
         TrafficInput::Files(files) => (
@@ -411,7 +445,7 @@ fn write_report(
             None,
         ),
     };
-    let report = Report {
+    Report {
         job: "traffic",
         engine: run.engine.name(),
         config: ConfigReport {
@@ -443,10 +477,7 @@ fn write_report(
         network: run.network,
         stopped_early: run.stopped_early,
         tasks: &run.tasks,
-    };
-    let path = dir.join("report.json");
-    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-    std::fs::write(&path, json + "\n").map_err(|e| format!("writing {}: {e}", path.display()))
+    }
 }
 
 /// Fails loudly when a record went missing: every data line is tagged or dropped with a
@@ -580,10 +611,9 @@ fn compare(
         median_throughput_records_per_s: medians,
         ratio_weir_over_timely: ratio,
     };
-    create_output_dir(&args.output)?;
-    let path = args.output.join("compare.json");
+    let path = args.output.join(COMPARE_FILE);
     let json = serde_json::to_string_pretty(&comparison).map_err(|e| e.to_string())?;
-    std::fs::write(&path, json + "\n").map_err(|e| format!("writing {}: {e}", path.display()))?;
+    output_dir::write_atomically(&path, &(json + "\n"))?;
     println!("comparison in {}", path.display());
     Ok(())
 }

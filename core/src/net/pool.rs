@@ -72,9 +72,19 @@ impl Default for PoolConfig {
 /// Why a pool could not be set up.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum PoolError {
-    /// The configured pool is smaller than the job's local pools together.
+    /// The configured pool has fewer segments than the job's channels need.
     #[error(
-        "network buffer pool too small: the job needs {needed} segments, {available} are left of the {total} configured"
+        "network buffer pool too small: the job's channels need {needed} segments, {configured} configured; give --buffers at least {needed} (or leave it out)"
+    )]
+    Undersized {
+        /// Segments every local pool of the job needs together.
+        needed: usize,
+        /// Segments configured.
+        configured: usize,
+    },
+    /// A local pool asks for more segments than are left uncarved in the pool.
+    #[error(
+        "network buffer pool too small: a local pool needs {needed} segments, only {available} of the pool's {total} are left"
     )]
     TooSmall {
         /// Segments the local pool asked for.

@@ -27,8 +27,8 @@ use crate::keyed::DEFAULT_MAX_PARALLELISM;
 use crate::keyed::KeyGroups;
 use crate::metrics::TaskReport;
 use crate::net::{
-    ChannelReceiver, ChannelSender, LocalBufferPool, NetworkBufferPool, PoolConfig, TaskNotifier,
-    channel,
+    ChannelReceiver, ChannelSender, LocalBufferPool, NetworkBufferPool, PoolConfig, PoolError,
+    TaskNotifier, channel,
 };
 use crate::operator::panic_message;
 use crate::sync::Arc as SyncArc;
@@ -376,7 +376,12 @@ impl Plan<'_> {
             .enumerate()
             .map(|(v, plan)| plan.parallelism * quota(out_channels[v]))
             .sum();
-        let segments = pool_cfg.segments.unwrap_or(needed).max(1);
+        let segments = match pool_cfg.segments {
+            Some(configured) if configured < needed => {
+                return Err(PoolError::Undersized { needed, configured }.into());
+            }
+            configured => configured.unwrap_or(needed).max(1),
+        };
         let mut global = NetworkBufferPool::new(pool_cfg.segment_bytes, segments)?;
 
         // Channels: senders grouped by (vertex, subtask, edge), receivers likewise.

@@ -22,11 +22,14 @@ use weir_core::window::GlobalAggregation;
 mod plot;
 mod report;
 
-use super::{RuntimeArgs, Switch, current_job};
+use super::{
+    MAX_PARALLELISM, MAX_PARTITIONS, MAX_REPEAT, RuntimeArgs, Switch, count, current_job, records,
+};
+use crate::output_dir::{OutputDir, Status};
 use crate::report::{Latency, Machine, median};
 use crate::traffic::generator::GeneratorConfig;
 use crate::traffic::input::TrafficInput;
-use crate::traffic::job::{self, EventTimeOptions, TrafficJob, Watermarks, create_output_dir};
+use crate::traffic::job::{self, EventTimeOptions, TrafficJob, Watermarks};
 use crate::traffic::record::Home;
 
 /// Options of `weir suite`.
@@ -46,25 +49,29 @@ enum SuiteKind {
 /// Options of `weir suite event-time`.
 #[derive(Debug, Clone, Args)]
 pub struct EventTimeArgs {
-    /// Records the generator produces for every configuration but the aggregation comparison.
-    #[arg(long, default_value_t = 2_000_000)]
+    /// Records the generator produces for every configuration but the aggregation comparison,
+    /// at least 1.
+    #[arg(long, value_parser = records(), default_value_t = 2_000_000)]
     records: u64,
     /// Records of the aggregation comparison (parallel vs window-all), larger so that the
-    /// window has time to become the bottleneck [default: 4 × --records].
-    #[arg(long)]
+    /// window has time to become the bottleneck, at least 1 [default: 4 × --records].
+    #[arg(long, value_parser = records())]
     window_records: Option<u64>,
-    /// Rounds: every configuration runs once per round, round robin.
-    #[arg(long, default_value_t = 5)]
+    /// Rounds, 1 to 10000: every configuration runs once per round, round robin.
+    #[arg(long, value_parser = count(1, MAX_REPEAT), default_value_t = 5)]
     repeat: usize,
-    /// Folder of report.json, report.md and the plots
-    /// [default: results/<date>-<cores>-cores-<cpu>/event-time].
+    /// Folder of report.json, report.md and late-latency-vs-delay.svg
+    /// [default: results/<date>-<cores>-cores-<cpu>/event-time]. A run first replaces
+    /// report.json with one saying "status": "incomplete" and removes the other two, and
+    /// writes report.json last with "status": "completed" (or "failed", with the error).
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Subtasks of the source and the tagging step, and of the two-phase merge.
-    #[arg(long, short, default_value_t = 2)]
+    /// Subtasks of the source and the tagging step, and of the two-phase merge, 1 to 1024 and
+    /// at most --max-parallelism.
+    #[arg(long, short, value_parser = count(1, MAX_PARALLELISM), default_value_t = 2)]
     parallelism: usize,
-    /// Partitions of the generated input.
-    #[arg(long, default_value_t = 4)]
+    /// Partitions of the generated input, 1 to 4096.
+    #[arg(long, value_parser = count(1, MAX_PARTITIONS), default_value_t = 4)]
     partitions: usize,
     /// Seed of the generator, the same for every configuration.
     #[arg(long, default_value_t = 42)]
@@ -358,33 +365,33 @@ struct SuiteReport {
     targets: Vec<Target>,
 }
 
-/// Runs the event-time suite and writes its report into `output`.
+/// The suite's files besides report.json.
+const REPORT_MD: &str = "report.md";
+const PLOT_FILE: &str = "late-latency-vs-delay.svg";
+
+/// Runs the event-time suite and writes its report into `output`, report.json last.
 fn run_event_time(args: &EventTimeArgs, output: &Path) -> Result<SuiteReport, String> {
-    if args.parallelism == 0 {
-        return Err("--parallelism must be at least 1".into());
-    }
-    if args.repeat == 0 {
-        return Err("--repeat must be at least 1".into());
-    }
-    if args.records == 0 || args.window_records == Some(0) {
-        return Err("--records and --window-records must be at least 1".into());
-    }
-    create_output_dir(output)?;
+    let runtime = args.runtime.config(args.parallelism)?;
+    let home: Home = "浙A".parse().map_err(|e| format!("{e}"))?;
+    let out = OutputDir::open(output, &[REPORT_MD, PLOT_FILE])?;
     let runs_dir = output.join("runs");
     let machine = Machine::detect();
-    let runtime = args.runtime.config();
     let configs = configs(args);
-    let home: Home = "浙A".parse().map_err(|e| format!("{e}"))?;
     let result = run_rounds(args, &configs, &runtime, home, &runs_dir);
     // The job outputs are scratch: the report keeps what was measured.
     let _ = std::fs::remove_dir_all(&runs_dir);
-    let runs = result?;
-    let medians = medians(&configs, &runs);
-    let report = summarize(args, machine, runtime, configs, runs, medians)?;
-    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-    write(&output.join("report.json"), json + "\n")?;
-    write(&output.join("report.md"), report::markdown(args, &report))?;
-    plot::plot(&output.join("late-latency-vs-delay.svg"), &report.sweep)?;
+    let written = result.and_then(|runs| {
+        let medians = medians(&configs, &runs);
+        let report = summarize(args, machine, runtime, configs, runs, medians)?;
+        write(&output.join(REPORT_MD), report::markdown(args, &report))?;
+        plot::plot(&output.join(PLOT_FILE), &report.sweep)?;
+        Ok(report)
+    });
+    let report = match written {
+        Ok(report) => report,
+        Err(e) => return Err(out.fail(e)),
+    };
+    out.finish(Status::Completed, None, &report)?;
     report::print_summary(&report);
     Ok(report)
 }
@@ -622,9 +629,20 @@ fn summarize(
     let opt = |config: &str, metric: &str| get(&medians, config, metric);
     let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b.max(1e-12));
     let thr = "throughput_records_per_s";
+    // A ratio of medians; a zero denominator is an error, never a NaN or an infinity printed.
+    let over = |num: &str, den: &str| {
+        let (a, b) = (m(num, thr)?, m(den, thr)?);
+        if b > 0.0 && a.is_finite() {
+            Ok(a / b)
+        } else {
+            Err(format!(
+                "no {num} / {den} throughput ratio: the medians are {a} and {b}"
+            ))
+        }
+    };
     let punct = punctuated(DEFAULT_DELAY_S);
     let ratios = Ratios {
-        punctuated_over_periodic_throughput: m(&punct, thr)? / m(PERIODIC, thr)?,
+        punctuated_over_periodic_throughput: over(&punct, PERIODIC)?,
         punctuated_over_periodic_watermarks_per_s: m(&punct, "watermarks_per_s")?
             / m(PERIODIC, "watermarks_per_s")?.max(1e-12),
         punctuated_over_periodic_result_latency_p50: ratio(
@@ -635,12 +653,12 @@ fn summarize(
             opt(&punct, "result_latency_p99_ms"),
             opt(PERIODIC, "result_latency_p99_ms"),
         ),
-        parallel_over_window_all_throughput: m(PARALLEL, thr)? / m(WINDOW_ALL, thr)?,
-        delay_180s_over_120s_throughput: m(&punctuated(180), thr)? / m(&punctuated(120), thr)?,
+        parallel_over_window_all_throughput: over(PARALLEL, WINDOW_ALL)?,
+        delay_180s_over_120s_throughput: over(&punctuated(180), &punctuated(120))?,
         delay_180s_minus_120s_late_share: m(&punctuated(180), "late_share")?
             - m(&punctuated(120), "late_share")?,
-        streaming_punctuated_over_batch_throughput: m(&punct, thr)? / m(BATCH, thr)?,
-        streaming_periodic_over_batch_throughput: m(PERIODIC, thr)? / m(BATCH, thr)?,
+        streaming_punctuated_over_batch_throughput: over(&punct, BATCH)?,
+        streaming_periodic_over_batch_throughput: over(PERIODIC, BATCH)?,
     };
     let mut sweep = Vec::new();
     for delay in SWEEP_DELAYS_S {
@@ -733,6 +751,49 @@ mod tests {
         let b = BTreeMap::from([(0, 1), (60, 1), (120, 1)]);
         assert!((differing_share(&a, &b) - 2.0 / 3.0).abs() < 1e-9);
         assert_eq!(differing_share(&a, &a), 0.0);
+    }
+
+    #[test]
+    fn a_zero_median_is_an_error_never_a_nan_ratio() {
+        let wrapper = Wrapper::try_parse_from(["suite", "--repeat", "1"]).unwrap();
+        let configs = configs(&wrapper.args);
+        let runs: Vec<RunMetrics> = configs
+            .iter()
+            .map(|c| RunMetrics {
+                config: c.name.clone(),
+                round: 1,
+                records_in: 0,
+                records_counted: 0,
+                records_late_dropped: 0,
+                records_late_dropped_origin_5m: 0,
+                records_rejected: 0,
+                records_quarantined: 0,
+                wall_ms: 1.0,
+                throughput_records_per_s: 0.0,
+                watermarks_per_s: 0.0,
+                late_share: 0.0,
+                result_latency: None,
+                tag_backpressured_ms_per_s: 0.0,
+                tag_busy_ms_per_s: 0.0,
+                window_busy_ms_per_s: 0.0,
+                missing_vs_batch: None,
+                flow_windows_differing_share: None,
+                tasks: Vec::new(),
+            })
+            .collect();
+        let medians = medians(&configs, &runs);
+        let runtime = RuntimeConfig::default();
+        let err = summarize(
+            &wrapper.args,
+            Machine::detect(),
+            runtime,
+            configs,
+            runs,
+            medians,
+        )
+        .map(|r| format!("{:?}", r.ratios))
+        .unwrap_err();
+        assert!(err.contains("throughput ratio"), "{err}");
     }
 
     #[test]

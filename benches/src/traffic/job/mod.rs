@@ -18,7 +18,7 @@
 //! - `outputs`: quarantined and late lines, windowed results as they fire, merged origins.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -60,7 +60,7 @@ pub struct TrafficJob {
     pub parallelism: usize,
     /// The runtime's settings.
     pub runtime: RuntimeConfig,
-    /// Folder of `origins.jsonl` and `rejected.jsonl`.
+    /// Folder of the job's [`OUTPUT_FILES`].
     pub output: PathBuf,
     /// Failure injection: each tagging subtask panics when it receives its record number
     /// `n + 1`.
@@ -189,10 +189,20 @@ impl TrafficRun {
     }
 }
 
-/// Creates `dir` if needed, with a message that names it.
-pub fn create_output_dir(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
-}
+/// The merged origin counts.
+pub const ORIGINS_FILE: &str = "origins.jsonl";
+/// Malformed lines and quarantined records.
+pub const REJECTED_FILE: &str = "rejected.jsonl";
+/// Records dropped as late.
+pub const LATE_FILE: &str = "late.jsonl";
+/// Every file the job writes into its output folder (`report.json` is the command's).
+pub const OUTPUT_FILES: [&str; 5] = [
+    ORIGINS_FILE,
+    FLOW_FILE,
+    ORIGIN_FILE,
+    LATE_FILE,
+    REJECTED_FILE,
+];
 
 /// Runs the job on weir. `started` receives the job's control block (to request a stop) and
 /// the live tally (for progress) before the job starts.
@@ -200,9 +210,9 @@ pub fn run(
     job: &TrafficJob,
     started: impl FnOnce(Arc<JobControl>, Arc<Tally>),
 ) -> Result<TrafficRun, String> {
-    create_output_dir(&job.output)?;
+    crate::output_dir::create(&job.output)?;
     let file = |name: &str| JsonLinesFile::create(job.output.join(name)).map_err(|e| e.to_string());
-    let (rejected, late) = (file("rejected.jsonl")?, file("late.jsonl")?);
+    let (rejected, late) = (file(REJECTED_FILE)?, file(LATE_FILE)?);
     let (flow_file, origin_file) = (file(FLOW_FILE)?, file(ORIGIN_FILE)?);
     let tally = Arc::new(Tally::new(job.input.partitions()));
     let counts = Arc::new(Mutex::new(OriginCounts::default()));
@@ -291,7 +301,7 @@ pub fn run(
 
     let home = job.home;
     let fail_after = job.fail_after;
-    let origins_path = job.output.join("origins.jsonl");
+    let origins_path = job.output.join(ORIGINS_FILE);
     let result_slot = Arc::clone(&counts);
     let tagged = weir_job
         .source_with_watermarks(
