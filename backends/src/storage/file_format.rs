@@ -11,6 +11,7 @@
 //! a ranged read of a few key groups verifiable without reading the rest of the file.
 
 use std::borrow::Cow;
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
@@ -94,6 +95,23 @@ impl From<io::Error> for FormatError {
     }
 }
 
+/// Opens a checkpoint's file for reading; a missing one is damage of the checkpoint.
+pub(crate) fn open(path: &Path) -> Result<File, StorageError> {
+    File::open(path).map_err(|source| {
+        if source.kind() == io::ErrorKind::NotFound {
+            StorageError::Corrupt {
+                path: path.to_path_buf(),
+                reason: "missing".into(),
+            }
+        } else {
+            StorageError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })
+}
+
 /// The header of a file of `kind`.
 pub(crate) fn header(kind: FileKind) -> [u8; HEADER_BYTES as usize] {
     let v = FORMAT_VERSION.to_le_bytes();
@@ -141,7 +159,7 @@ pub(crate) fn read_header(r: &mut impl Read, kind: FileKind) -> Result<(), Forma
 }
 
 /// The length field and checksum that frame `payload`.
-pub(crate) fn frame(payload: &[u8]) -> ([u8; LENGTH_BYTES as usize], [u8; 4]) {
+fn frame(payload: &[u8]) -> ([u8; LENGTH_BYTES as usize], [u8; 4]) {
     let length = (payload.len() as u64).to_le_bytes();
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&length);

@@ -145,7 +145,7 @@ impl FsCheckpointStorage {
                 folders.push((id, path));
             }
         }
-        folders.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        folders.sort_unstable_by_key(|&(id, _)| std::cmp::Reverse(id));
         Ok(folders)
     }
 
@@ -213,9 +213,6 @@ impl FsCheckpointStorage {
     fn describe(&self, error: &StorageError) -> String {
         let relative = |path: &Path| self.describe_path(path);
         match error {
-            StorageError::Io { path, source } if source.kind() == io::ErrorKind::NotFound => {
-                format!("{}: missing", relative(path))
-            }
             StorageError::Io { path, source } => format!("{}: {source}", relative(path)),
             StorageError::Corrupt { path, reason } => format!("{}: {reason}", relative(path)),
             StorageError::NoCheckpoint { .. } => error.to_string(),

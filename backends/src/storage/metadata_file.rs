@@ -1,14 +1,13 @@
 //! A checkpoint's `_metadata` (Flink's `_metadata`): the header (kind = metadata), then one
 //! frame holding the [`CheckpointMetadata`] as JSON.
 
-use std::fs;
 use std::io::Read;
 use std::path::Path;
 
 use weir_core::checkpoint::{CheckpointMetadata, StorageError};
 
 use super::file_format::{
-    FRAME_OVERHEAD_BYTES, FileKind, FormatError, HEADER_BYTES, Pieces, header, read_frame,
+    self, FRAME_OVERHEAD_BYTES, FileKind, FormatError, HEADER_BYTES, Pieces, header, read_frame,
     read_header,
 };
 
@@ -58,7 +57,7 @@ pub(crate) fn read(path: &Path) -> Result<CheckpointMetadata, StorageError> {
         path: path.to_path_buf(),
         source,
     };
-    let file = fs::File::open(path).map_err(io)?;
+    let file = file_format::open(path)?;
     let bytes = file.metadata().map_err(io)?.len();
     if bytes > MAX_METADATA_BYTES {
         return Err(StorageError::Corrupt {

@@ -22,7 +22,7 @@ use std::path::Path;
 use weir_core::checkpoint::{CheckpointId, OperatorSnapshot, StateHandle, StorageError};
 
 use super::file_format::{
-    FRAME_OVERHEAD_BYTES, FileKind, FormatError, HEADER_BYTES, LENGTH_BYTES, Pieces, header,
+    self, FRAME_OVERHEAD_BYTES, FileKind, FormatError, HEADER_BYTES, LENGTH_BYTES, Pieces, header,
     read_frame, read_header,
 };
 
@@ -241,7 +241,7 @@ fn open(path: &Path, handle: &StateHandle) -> Result<BufReader<File>, StorageErr
         path: path.to_path_buf(),
         source,
     };
-    let file = File::open(path).map_err(io)?;
+    let file = file_format::open(path)?;
     let bytes = file.metadata().map_err(io)?.len();
     if bytes != handle.file_bytes {
         let what = if bytes < handle.file_bytes {
