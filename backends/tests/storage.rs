@@ -223,9 +223,16 @@ fn a_completed_checkpoint_takes_no_more_state() {
 fn complete_refuses_metadata_listing_a_file_never_written() {
     let tmp = tempfile::tempdir().unwrap();
     let storage = storage(tmp.path(), DEFAULT_RETAINED);
-    let mut handle = storage.write_state(1, &source(1)).unwrap();
-    handle.uid = "ghost".into();
-    handle.file = "ghost-0.state".into();
+    storage.write_state(1, &source(1)).unwrap();
+    // A valid handle of a file written elsewhere, never into this checkpoint.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let ghost = OperatorSnapshot {
+        uid: "ghost".into(),
+        ..source(1)
+    };
+    let handle = self::storage(elsewhere.path(), 1)
+        .write_state(1, &ghost)
+        .unwrap();
     let metadata = CheckpointMetadata {
         id: 1,
         triggered_at_ms: 0,

@@ -11,6 +11,7 @@
 //! a ranged read of a few key groups verifiable without reading the rest of the file.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -28,8 +29,11 @@ pub(crate) const HEADER_BYTES: u64 = 8;
 /// Bytes of a frame's length field.
 pub(crate) const LENGTH_BYTES: u64 = 8;
 
+/// Bytes of a frame's checksum.
+pub(crate) const CHECKSUM_BYTES: u64 = 4;
+
 /// Bytes a frame adds to its payload: the length field and the checksum.
-pub(crate) const FRAME_OVERHEAD_BYTES: u64 = LENGTH_BYTES + 4;
+pub(crate) const FRAME_OVERHEAD_BYTES: u64 = LENGTH_BYTES + CHECKSUM_BYTES;
 
 /// Payload bytes hashed (and copied, when kept) per read call while a frame is streamed.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -81,6 +85,15 @@ impl FormatError {
                 path: path.to_path_buf(),
                 reason,
             },
+        }
+    }
+}
+
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "{e}"),
+            Self::Corrupt(reason) => f.write_str(reason),
         }
     }
 }
@@ -159,7 +172,7 @@ pub(crate) fn read_header(r: &mut impl Read, kind: FileKind) -> Result<(), Forma
 }
 
 /// The length field and checksum that frame `payload`.
-fn frame(payload: &[u8]) -> ([u8; LENGTH_BYTES as usize], [u8; 4]) {
+fn frame(payload: &[u8]) -> ([u8; LENGTH_BYTES as usize], [u8; CHECKSUM_BYTES as usize]) {
     let length = (payload.len() as u64).to_le_bytes();
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&length);
@@ -168,9 +181,10 @@ fn frame(payload: &[u8]) -> ([u8; LENGTH_BYTES as usize], [u8; 4]) {
 }
 
 /// Reads one frame whose payload must be `expected_bytes` long and checks its checksum;
-/// `what` names the frame in errors. Returns the payload if `keep`, else an empty vector
-/// (verifying only). Memory: O(`CHUNK_BYTES`) besides the kept payload, which is allocated
-/// only as it is read, so a damaged length never causes a large allocation.
+/// `what` names the frame in errors. Returns the payload if `keep` (read in place into a
+/// vector of `expected_bytes`: callers pass lengths already checked against the file's, so a
+/// damaged file never causes a large allocation), else an empty vector after streaming the
+/// payload through the checksum in chunks of `CHUNK_BYTES` (verifying only).
 pub(crate) fn read_frame(
     r: &mut impl Read,
     expected_bytes: u64,
@@ -187,19 +201,23 @@ pub(crate) fn read_frame(
     }
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&length);
-    let mut payload = Vec::new();
-    let mut chunk = vec![0u8; CHUNK_BYTES.min(expected_bytes as usize)];
-    let mut left = expected_bytes;
-    while left > 0 {
-        let n = CHUNK_BYTES.min(left as usize);
-        r.read_exact(&mut chunk[..n])?;
-        hasher.update(&chunk[..n]);
-        if keep {
-            payload.extend_from_slice(&chunk[..n]);
+    let payload = if keep {
+        let mut payload = vec![0u8; expected_bytes as usize];
+        r.read_exact(&mut payload)?;
+        hasher.update(&payload);
+        payload
+    } else {
+        let mut chunk = vec![0u8; CHUNK_BYTES.min(expected_bytes as usize)];
+        let mut left = expected_bytes;
+        while left > 0 {
+            let n = CHUNK_BYTES.min(left as usize);
+            r.read_exact(&mut chunk[..n])?;
+            hasher.update(&chunk[..n]);
+            left -= n as u64;
         }
-        left -= n as u64;
-    }
-    let mut crc = [0u8; 4];
+        Vec::new()
+    };
+    let mut crc = [0u8; CHECKSUM_BYTES as usize];
     r.read_exact(&mut crc)?;
     let stored = u32::from_le_bytes(crc);
     let computed = hasher.finalize();

@@ -44,7 +44,8 @@ const WRITE_BUFFER_BYTES: usize = 256 * 1024;
 ///
 /// Concurrency: any number of threads may write states of the same or of different
 /// checkpoints at once, each (uid, subtask) once per checkpoint; the coordinator completes,
-/// discards and searches.
+/// discards and searches. A late write into a checkpoint that was discarded meanwhile may
+/// leave an incomplete folder behind; the next completion removes it.
 #[derive(Debug)]
 pub struct FsCheckpointStorage {
     dir: PathBuf,
@@ -55,6 +56,14 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
     move |source| StorageError::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// The error for a request the storage refuses (not damage on disk).
+fn invalid_input(path: &Path, reason: String) -> StorageError {
+    StorageError::Io {
+        path: path.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, reason),
     }
 }
 
@@ -92,13 +101,10 @@ impl FsCheckpointStorage {
     /// checkpoints; `retained` must be at least 1.
     pub fn new(dir: PathBuf, retained: usize) -> Result<Self, StorageError> {
         if retained == 0 {
-            return Err(StorageError::Io {
-                path: dir,
-                source: io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "state.checkpoints.num-retained must be at least 1, got 0",
-                ),
-            });
+            return Err(invalid_input(
+                &dir,
+                "state.checkpoints.num-retained must be at least 1, got 0".into(),
+            ));
         }
         fs::create_dir_all(&dir).map_err(io_at(&dir))?;
         Ok(Self { dir, retained })
@@ -232,26 +238,22 @@ impl CheckpointStorage for FsCheckpointStorage {
         snapshot: &OperatorSnapshot,
     ) -> Result<StateHandle, StorageError> {
         let folder = self.folder(id);
-        let invalid = |path: &Path, reason: String| StorageError::Io {
-            path: path.to_path_buf(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, reason),
-        };
         if folder.join(METADATA_FILE).exists() {
-            return Err(invalid(
+            return Err(invalid_input(
                 &folder,
                 format!("checkpoint {id} is already complete"),
             ));
         }
         self.create_folder(&folder)?;
         let name = state_file::file_name(&snapshot.uid, snapshot.subtask)
-            .map_err(|reason| invalid(&folder, reason))?;
+            .map_err(|reason| invalid_input(&folder, reason))?;
         let path = folder.join(&name);
-        let (handle, pieces) =
-            state_file::encode(id, snapshot, name).map_err(|reason| invalid(&path, reason))?;
+        let (handle, pieces) = state_file::encode(id, snapshot, name)
+            .map_err(|reason| invalid_input(&path, reason))?;
         state_file::verify_stream(&mut pieces.reader(), id, &handle).map_err(|e| {
             StorageError::Corrupt {
                 path: path.clone(),
-                reason: format!("the encoded state does not decode back: {e:?}"),
+                reason: format!("the encoded state does not decode back: {e}"),
             }
         })?;
         let file = File::create(&path).map_err(io_at(&path))?;
@@ -263,7 +265,7 @@ impl CheckpointStorage for FsCheckpointStorage {
         Ok(handle)
     }
 
-    /// Checks that every listed state file exists with its length, writes `_metadata` to a
+    /// Checks every handle and that its state file exists with its length, writes `_metadata` to a
     /// temporary file (checked to decode back), syncs it, renames it into place and syncs the
     /// folder: from then on the checkpoint is complete. Then removes completed checkpoints
     /// beyond the newest `retained` and incomplete ones older than this one; as in Flink, a
@@ -272,6 +274,8 @@ impl CheckpointStorage for FsCheckpointStorage {
         let folder = self.folder(metadata.id);
         self.create_folder(&folder)?;
         for handle in &metadata.states {
+            state_file::check_handle(handle)
+                .map_err(|reason| invalid_input(&folder.join(METADATA_FILE), reason))?;
             let path = folder.join(&handle.file);
             let bytes = fs::metadata(&path).map_err(io_at(&path))?.len();
             if bytes != handle.file_bytes {

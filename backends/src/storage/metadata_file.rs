@@ -28,7 +28,7 @@ pub(crate) fn encode(metadata: &CheckpointMetadata) -> Result<Vec<u8>, String> {
     match decode(&bytes) {
         Ok(decoded) if decoded == *metadata => Ok(bytes),
         Ok(_) => Err("the encoded metadata decodes to other metadata".into()),
-        Err(e) => Err(format!("the encoded metadata does not decode: {e:?}")),
+        Err(e) => Err(format!("the encoded metadata does not decode: {e}")),
     }
 }
 

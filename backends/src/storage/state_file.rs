@@ -22,8 +22,8 @@ use std::path::Path;
 use weir_core::checkpoint::{CheckpointId, OperatorSnapshot, StateHandle, StorageError};
 
 use super::file_format::{
-    self, FRAME_OVERHEAD_BYTES, FileKind, FormatError, HEADER_BYTES, LENGTH_BYTES, Pieces, header,
-    read_frame, read_header,
+    self, CHECKSUM_BYTES, FRAME_OVERHEAD_BYTES, FileKind, FormatError, HEADER_BYTES, LENGTH_BYTES,
+    Pieces, header, read_frame, read_header,
 };
 
 /// Longest file name stem (before `.state`); file systems allow 255 bytes.
@@ -288,6 +288,13 @@ pub(crate) fn read_ranged(
     let read = |r: &mut BufReader<File>| -> Result<_, FormatError> {
         let operator_state = read_head(r, id, handle, true)?;
         let mut keyed = Vec::with_capacity(end - start);
+        // Where `r` is: after the operator state, then after each group read.
+        let mut at = handle
+            .key_group_offsets
+            .first()
+            .map_or(handle.file_bytes, |&(offset, _)| {
+                offset.saturating_sub(LENGTH_BYTES)
+            });
         for i in start - owned.start..end - owned.start {
             let &(offset, bytes) = handle.key_group_offsets.get(i).ok_or_else(|| {
                 FormatError::Corrupt(format!(
@@ -295,8 +302,12 @@ pub(crate) fn read_ranged(
                     key_group_name(handle, i)
                 ))
             })?;
-            r.seek(SeekFrom::Start(offset.saturating_sub(LENGTH_BYTES)))?;
+            let frame_start = offset.saturating_sub(LENGTH_BYTES);
+            if frame_start != at {
+                r.seek(SeekFrom::Start(frame_start))?;
+            }
             keyed.push(read_frame(r, bytes, &key_group_name(handle, i), true)?);
+            at = offset.saturating_add(bytes).saturating_add(CHECKSUM_BYTES);
         }
         Ok((operator_state, keyed))
     };
@@ -337,6 +348,20 @@ mod tests {
         let (handle, pieces) = encode(9, &snapshot, file_name("op", 1).unwrap()).unwrap();
         check_handle(&handle).unwrap();
         verify_stream(&mut pieces.reader(), 9, &handle).unwrap();
+        let escaping = StateHandle {
+            file: "../op-1.state".into(),
+            ..handle.clone()
+        };
+        assert!(
+            check_handle(&escaping)
+                .unwrap_err()
+                .contains("belongs in \"op-1.state\"")
+        );
+        let shifted = StateHandle {
+            file_bytes: handle.file_bytes + 1,
+            ..handle.clone()
+        };
+        assert!(check_handle(&shifted).is_err());
         let Err(FormatError::Corrupt(reason)) = verify_stream(&mut pieces.reader(), 8, &handle)
         else {
             panic!("a file of checkpoint 9 passed as one of checkpoint 8");
