@@ -1,8 +1,13 @@
 //! weir-backends: the pluggable implementations of weir-core's traits.
 //!
 //! The core defines the contracts and knows no backend; this crate implements them and the
-//! `weir` binary wires them together from the command line. The fault-tolerance work fills it:
-//! the heap state backend with copy-on-write asynchronous snapshots, the memory-mapped state
-//! backend with incremental snapshots, and checkpoint storage on memory-mapped files (see
-//! `docs/ARCHITECTURE.md`). Until then it has no code, and weir-core's keyed state lives in the
-//! keyed process operator's per-subtask map.
+//! `weir` binary wires them together from the command line (see `docs/ARCHITECTURE.md`).
+//!
+//! Table of contents:
+//! - [`storage`]: checkpoint storage in a local folder ([`FsCheckpointStorage`]): one folder
+//!   per checkpoint, state files with per-key-group frames and CRC32s, `_metadata` written
+//!   last, retention, and the search for the latest checkpoint that verifies.
+
+pub mod storage;
+
+pub use storage::FsCheckpointStorage;
