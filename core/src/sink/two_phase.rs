@@ -235,8 +235,7 @@ impl TransactionalOutputs {
 
     /// Committed lines of output `name`.
     pub fn committed_lines(&self, name: &str) -> u64 {
-        let inner = self.lock();
-        inner.marker.current().get(name).map_or(0, |c| c.lines)
+        self.lock().marker.committed(name).lines
     }
 
     /// Commits checkpoint `checkpoint`, whose metadata is durable, with its pending `parts`.

@@ -209,6 +209,14 @@ impl Marker {
             .unwrap_or_default()
     }
 
+    /// What output `name` holds after the last commit.
+    pub fn committed(&self, name: &str) -> Committed {
+        self.history
+            .last()
+            .and_then(|e| e.lengths.get(name).copied())
+            .unwrap_or_default()
+    }
+
     /// The lengths after committed checkpoint `checkpoint` (0: all empty); `None` if it is not
     /// in the history.
     pub fn lengths_at(&self, checkpoint: CheckpointId) -> Option<Lengths> {
