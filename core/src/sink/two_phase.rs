@@ -212,13 +212,8 @@ impl TransactionalOutputs {
         })?;
         self.know(&mut inner.marker, [name])?;
         let path = self.dir.join(name);
-        let committed = inner
-            .marker
-            .current()
-            .get(name)
-            .copied()
-            .unwrap_or_default();
-        truncate_output(&path, committed.bytes, &inner.marker)?;
+        let committed = inner.marker.committed(name).bytes;
+        truncate_output(&path, committed, &inner.marker)?;
         let file = Arc::new(TransactionalFile::new(
             name.to_owned(),
             path,
