@@ -6,6 +6,10 @@
 //! through its own [`JsonLinesWriter`], which batches whole lines locally and appends a batch
 //! under the file's lock only every [`BATCH_BYTES`] and at the end: the lock is off the
 //! per-record path, and lines never interleave.
+//!
+//! With checkpointing on, outputs go through [`two_phase`] instead: [`TransactionalOutputs`]
+//! hands out [`TxWriter`]s whose lines reach `OUTPUT/<name>` only once their checkpoint is
+//! committed (Flink's two-phase-commit sink); the module docs are the contract for readers.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -17,6 +21,11 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::error::OperatorError;
+
+pub mod two_phase;
+pub use two_phase::{
+    Commit, OutputError, Recovery, Retraction, TransactionalFile, TransactionalOutputs, TxWriter,
+};
 
 /// Bytes a [`JsonLinesWriter`] batches before appending to its file.
 pub const BATCH_BYTES: usize = 64 * 1024;

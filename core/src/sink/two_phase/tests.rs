@@ -1,0 +1,112 @@
+//! Crashes inside the commit and the rollback, simulated by running their first steps only.
+
+use super::*;
+
+fn lines(n: u32) -> impl Iterator<Item = String> {
+    (0..n).map(|i| format!("line {i}"))
+}
+
+fn expected(n: u32) -> String {
+    lines(n).map(|l| format!("\"{l}\"\n")).collect()
+}
+
+/// Writes `n` lines through one writer and pre-commits them for checkpoint `id`.
+fn epoch(file: &Arc<TransactionalFile>, root: &Path, id: CheckpointId, n: u32) -> PendingPart {
+    let mut writer = file.writer::<String>(0);
+    for line in lines(n) {
+        writer.write_line(&line).unwrap();
+    }
+    let part_dir = root.join(format!("chk-{id}/parts"));
+    writer.pre_commit(id, &part_dir).unwrap().unwrap()
+}
+
+#[test]
+fn a_crash_after_the_append_before_the_marker_is_redone_once() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("out");
+    let part = {
+        let outputs = TransactionalOutputs::open(&out).unwrap();
+        let file = outputs.file("a.jsonl").unwrap();
+        let part = epoch(&file, root.path(), 1, 1000);
+        // The commit's steps up to, not including, the marker: then the process dies.
+        let inner = outputs.lock();
+        let committed = inner.marker.current();
+        outputs.truncate_outputs(&inner.marker, &committed).unwrap();
+        let mut lengths = committed.clone();
+        outputs.append_parts(&[&part], &mut lengths).unwrap();
+        assert_eq!(lengths["a.jsonl"].lines, 1000);
+        part
+    };
+    assert_eq!(
+        fs::read_to_string(out.join("a.jsonl")).unwrap(),
+        expected(1000)
+    );
+
+    let outputs = TransactionalOutputs::open(&out).unwrap();
+    assert_eq!(
+        outputs.last_committed(),
+        0,
+        "the marker is the commit point"
+    );
+    let recovery = outputs.recover(Some((1, &[part]))).unwrap();
+    assert!(recovery.redone);
+    assert_eq!(recovery.committed, 1);
+    assert_eq!(
+        fs::read_to_string(out.join("a.jsonl")).unwrap(),
+        expected(1000)
+    );
+    assert_eq!(outputs.committed_lines("a.jsonl"), 1000);
+}
+
+#[test]
+fn a_crash_inside_a_rollback_after_the_marker_is_finished_by_the_next_recovery() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("out");
+    {
+        let outputs = TransactionalOutputs::open(&out).unwrap();
+        let file = outputs.file("a.jsonl").unwrap();
+        for (id, n) in [(1, 3), (2, 5)] {
+            let part = epoch(&file, root.path(), id, n);
+            outputs.commit(id, &[part]).unwrap();
+        }
+        // The rollback to 1 writes the marker first; the process dies before truncating.
+        let mut inner = outputs.lock();
+        let mut next = inner.marker.clone();
+        next.roll_back(1);
+        next.write(&outputs.marker_path).unwrap();
+        inner.marker = next;
+    }
+    let outputs = TransactionalOutputs::open(&out).unwrap();
+    assert_eq!(outputs.last_committed(), 1);
+    let recovery = outputs.recover(Some((1, &[]))).unwrap();
+    assert!(!recovery.redone);
+    assert!(recovery.retracted.is_empty(), "the marker already said 1");
+    assert_eq!(
+        fs::read_to_string(out.join("a.jsonl")).unwrap(),
+        expected(3)
+    );
+}
+
+#[test]
+fn a_part_that_does_not_match_its_record_fails_the_commit_and_leaves_the_output_committed() {
+    let root = tempfile::tempdir().unwrap();
+    let outputs = TransactionalOutputs::open(root.path().join("out")).unwrap();
+    let file = outputs.file("a.jsonl").unwrap();
+    let first = epoch(&file, root.path(), 1, 2);
+    outputs.commit(1, &[first]).unwrap();
+
+    let part = epoch(&file, root.path(), 2, 4);
+    let mut wrong_lines = part.clone();
+    wrong_lines.lines = 3;
+    let err = outputs.commit(2, &[wrong_lines]).unwrap_err().to_string();
+    assert!(err.contains("read 36 bytes in 4 lines"), "{err}");
+    assert_eq!(fs::read_to_string(file.path()).unwrap(), expected(2));
+
+    let mut torn = part.clone();
+    fs::write(&part.path, b"\"line 0\"\n\"li").unwrap();
+    torn.bytes = 12;
+    let err = outputs.commit(2, &[torn]).unwrap_err().to_string();
+    assert!(err.contains("torn last line"), "{err}");
+    assert_eq!(fs::read_to_string(file.path()).unwrap(), expected(2));
+    assert_eq!(outputs.last_committed(), 1);
+}
