@@ -24,7 +24,8 @@ use crate::error::OperatorError;
 
 pub mod two_phase;
 pub use two_phase::{
-    Commit, OutputError, Recovery, Retraction, TransactionalFile, TransactionalOutputs, TxWriter,
+    Commit, OutputError, Recovery, RegisteredWriter, Retraction, TransactionalFile,
+    TransactionalOutputs, TxWriter,
 };
 
 /// Bytes a [`JsonLinesWriter`] batches before appending to its file.

@@ -136,9 +136,6 @@ impl FsCheckpointStorage {
 
     /// The highest id of any checkpoint folder, complete or not: a job that restores goes on
     /// with ids above it, so that it never writes into a folder left by an earlier run.
-    pub fn highest_id(&self) -> Result<Option<CheckpointId>, StorageError> {
-        Ok(self.folders()?.first().map(|&(id, _)| id))
-    }
 
     /// The checkpoint folders, newest first. O(entries of the folder).
     fn folders(&self) -> Result<Vec<(CheckpointId, PathBuf)>, StorageError> {
@@ -227,6 +224,11 @@ impl FsCheckpointStorage {
 }
 
 impl CheckpointStorage for FsCheckpointStorage {
+    /// The highest `chk-N` folder, complete or not.
+    fn highest_id(&self) -> Result<Option<CheckpointId>, StorageError> {
+        Ok(self.folders()?.first().map(|&(id, _)| id))
+    }
+
     /// Writes `DIR/chk-{id}/{uid}-{subtask}.state` (replacing one left by an earlier,
     /// incomplete attempt at the same id), after checking that the bytes decode back to the
     /// snapshot's handle. Refuses to write into a completed checkpoint. Returns once the file

@@ -70,11 +70,15 @@ impl FailureInjector {
     pub fn new(count: u32, seed: u64, tasks: usize) -> Self {
         let mut rng = SplitMix(seed);
         let mut planned: Vec<Planned> = (0..count)
-            .map(|_| {
-                let site = SITES[(rng.next() % SITES.len() as u64) as usize];
+            .map(|i| {
+                let mut site = SITES[(rng.next() % SITES.len() as u64) as usize];
+                if i == 0 && site == Site::Restoring {
+                    // Nothing restores before the first failure.
+                    site = Site::Processing;
+                }
                 let countdown = match site {
-                    Site::Processing => 1 + rng.next() % 400,
-                    _ => 1 + rng.next() % 3,
+                    Site::Processing => 1 + rng.next() % 100,
+                    _ => 1 + rng.next() % 2,
                 };
                 Planned {
                     site,

@@ -88,7 +88,7 @@ pub struct StateHandle {
 }
 
 /// A pending part of a transactional output, pre-committed at a barrier and committed when
-/// its checkpoint completes (see `sink::transactional`).
+/// its checkpoint completes (see `sink::two_phase`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingPart {
     /// The output file it belongs to (its name in the output folder, e.g. `flow_1m.jsonl`).
@@ -209,6 +209,10 @@ pub trait CheckpointStorage: Send + Sync + fmt::Debug {
         &self,
         warn: &mut dyn FnMut(&str),
     ) -> Result<Option<CompletedCheckpoint>, StorageError>;
+
+    /// The highest checkpoint id with a folder, complete or not: a restarted job continues
+    /// above it, so it never writes into a folder an earlier run left.
+    fn highest_id(&self) -> Result<Option<CheckpointId>, StorageError>;
 
     /// The completed checkpoint in folder `path`, verified.
     fn load(&self, path: &std::path::Path) -> Result<CompletedCheckpoint, StorageError>;

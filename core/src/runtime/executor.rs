@@ -246,12 +246,22 @@ pub(crate) fn execute(
                 .map_err(|e| JobError::Checkpoint(e.to_string()))?,
         ),
     };
+    let first_id = storage
+        .highest_id()
+        .map_err(|e| JobError::Checkpoint(e.to_string()))?
+        .map_or(1, |id| id + 1);
     let mut coordinator = Coordinator::new(
         checkpoint,
         config.committer.clone(),
         config.max_parallelism,
-        1,
+        first_id,
     );
+    // A fresh run never restores from checkpoints an earlier run left in the folder.
+    let restorable_from = if config.restore.is_some() {
+        0
+    } else {
+        first_id
+    };
     let mut backoff = RestartBackoff::new(config.restart);
     let mut failed_at: Option<Instant> = None;
     for attempt in 0u32.. {
@@ -300,7 +310,8 @@ pub(crate) fn execute(
                 };
                 restore = storage
                     .latest(warn)
-                    .map_err(|e| JobError::Checkpoint(e.to_string()))?;
+                    .map_err(|e| JobError::Checkpoint(e.to_string()))?
+                    .filter(|c| c.metadata.id >= restorable_from);
                 let from = restore.as_ref().map(|c| c.metadata.id);
                 eprintln!(
                     "weir: attempt {} failed: {error}; restarting in {} ms from {}",
@@ -536,18 +547,20 @@ impl Plan<'_> {
         }
         let walls = join_all(spawned);
         let wall = started.elapsed();
-        if let Some(pool) = snapshots {
-            pool.stop();
-        }
-        if let Some(failure) = control.reset_attempt() {
-            return Err(failure);
-        }
         let tasks = walls
             .into_iter()
             .map(|(name, subtask, core, env, wall_ns)| {
                 env.metrics().report(&name, subtask, core, wall_ns)
             })
             .collect();
+        // Every task environment (and its sender of snapshots) is gone: the snapshot threads
+        // finish what is queued and end.
+        if let Some(pool) = snapshots {
+            pool.stop();
+        }
+        if let Some(failure) = control.reset_attempt() {
+            return Err(failure);
+        }
         Ok(JobResult {
             wall,
             tasks,

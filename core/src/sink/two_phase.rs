@@ -46,6 +46,7 @@
 
 mod durable;
 mod marker;
+mod registered;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -60,6 +61,7 @@ use thiserror::Error;
 use self::durable::sync_dir;
 pub use self::marker::HISTORY_LEN;
 use self::marker::{Lengths, Marker};
+pub use self::registered::RegisteredWriter;
 pub use self::writer::{TransactionalFile, TxWriter};
 use crate::checkpoint::{CheckpointId, PendingPart};
 #[cfg(doc)]
