@@ -117,6 +117,11 @@ impl<'a> Decoder<'a> {
         self.pos
     }
 
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.input.len() - self.pos
+    }
+
     /// Reads `n` bytes as they are.
     #[inline]
     pub fn take_raw(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
@@ -196,6 +201,48 @@ fixed_int_codec! {
     i64 => put_i64, take_i64;
 }
 
+/// Little-endian fixed-size values without their own `Encoder` method.
+macro_rules! le_bytes_codec {
+    ($($ty:ty),* $(,)?) => {$(
+        impl Codec for $ty {
+            #[inline]
+            fn encoded_len(&self) -> usize {
+                size_of::<$ty>()
+            }
+            #[inline]
+            fn encode(&self, out: &mut Encoder<'_>) {
+                out.put_raw(&self.to_le_bytes());
+            }
+            #[inline]
+            fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+                let bytes = input.take_raw(size_of::<$ty>())?;
+                Ok(<$ty>::from_le_bytes(bytes.try_into().expect("take_raw returned the size")))
+            }
+        }
+    )*};
+}
+
+le_bytes_codec!(u16, i32, f64);
+
+impl Codec for bool {
+    #[inline]
+    fn encoded_len(&self) -> usize {
+        1
+    }
+    #[inline]
+    fn encode(&self, out: &mut Encoder<'_>) {
+        out.put_u8(u8::from(*self));
+    }
+    #[inline]
+    fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        match input.take_u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError::Invalid("bool is neither 0 nor 1")),
+        }
+    }
+}
+
 impl Codec for String {
     #[inline]
     fn encoded_len(&self) -> usize {
@@ -272,6 +319,65 @@ impl<T: Codec> Codec for Option<T> {
     }
 }
 
+/// Writes a `u32` element count, as sequences do before their elements.
+///
+/// # Panics
+/// If `len` is above `u32::MAX` (a record field is at most 4 GiB).
+#[inline]
+pub fn put_len(out: &mut Encoder<'_>, len: usize) {
+    out.put_u32(u32::try_from(len).expect("a sequence holds at most u32::MAX elements"));
+}
+
+impl<T: Codec> Codec for Vec<T> {
+    #[inline]
+    fn encoded_len(&self) -> usize {
+        4 + self.iter().map(Codec::encoded_len).sum::<usize>()
+    }
+    #[inline]
+    fn encode(&self, out: &mut Encoder<'_>) {
+        put_len(out, self.len());
+        for item in self {
+            item.encode(out);
+        }
+    }
+    #[inline]
+    fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let len = input.take_u32()?;
+        // Collecting `Result`s reserves nothing up front: a damaged count fails on the first
+        // missing element instead of allocating for it.
+        (0..len).map(|_| T::decode(input)).collect()
+    }
+}
+
+/// Appends `value`'s encoding to `out` (snapshots build blobs this way), checking the codec
+/// contract: exactly `encoded_len` bytes written.
+///
+/// # Panics
+/// If the codec wrote other than `encoded_len` bytes: a checkpoint must not hold a value that
+/// its codec cannot read back.
+pub fn append_to_vec<T: Codec>(out: &mut Vec<u8>, value: &T) {
+    let start = out.len();
+    let len = value.encoded_len();
+    out.resize(start + len, 0);
+    let mut enc = Encoder::new(&mut out[start..]);
+    value.encode(&mut enc);
+    assert_eq!(
+        enc.written(),
+        len,
+        "a codec wrote other than its encoded_len"
+    );
+}
+
+/// Decodes one value that must take up all of `bytes`.
+pub fn decode_exact<T: Codec>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let mut input = Decoder::new(bytes);
+    let value = T::decode(&mut input)?;
+    if !input.is_empty() {
+        return Err(DecodeError::Invalid("bytes left after the value"));
+    }
+    Ok(value)
+}
+
 /// Encodes `value` into a fresh vector (tests and tools; the data plane writes into buffers).
 pub fn encode_to_vec<T: Codec>(value: &T) -> Vec<u8> {
     let mut out = vec![0; value.encoded_len()];
@@ -313,6 +419,32 @@ mod tests {
         round_trip(String::from("浙A12345"));
         round_trip((1u32, String::from("x"), Some(5i64)));
         round_trip(Option::<u64>::None);
+        round_trip(vec![String::from("a"), String::new()]);
+        round_trip((true, 7u16, -5i32));
+        round_trip(1.5f64);
+        round_trip(vec![7u8, 9]);
+    }
+
+    #[test]
+    fn a_damaged_sequence_length_is_an_error_not_an_allocation() {
+        let mut bytes = encode_to_vec(&vec![1u64, 2]);
+        bytes[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            decode_exact::<Vec<u64>>(&bytes),
+            Err(DecodeError::Truncated { .. })
+        ));
+        assert_eq!(
+            decode_exact::<bool>(&[2]),
+            Err(DecodeError::Invalid("bool is neither 0 nor 1"))
+        );
+    }
+
+    #[test]
+    fn append_to_vec_appends_exactly_the_encoding() {
+        let mut out = vec![9u8];
+        append_to_vec(&mut out, &String::from("ab"));
+        assert_eq!(out, [9, 2, 0, 0, 0, b'a', b'b']);
+        assert_eq!(decode_exact::<String>(&out[1..]), Ok(String::from("ab")));
     }
 
     #[test]

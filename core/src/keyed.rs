@@ -68,6 +68,22 @@ impl KeyGroups {
         })
     }
 
+    /// The number of key groups.
+    pub fn max_parallelism(&self) -> usize {
+        self.max_parallelism
+    }
+
+    /// The number of subtasks the groups are dealt to.
+    pub fn parallelism(&self) -> usize {
+        self.parallelism
+    }
+
+    /// The key group of `key`: [`group_of_hash`](Self::group_of_hash) of [`hash_key`].
+    #[inline]
+    pub fn group_of<K: Hash + ?Sized>(&self, key: &K) -> usize {
+        self.group_of_hash(hash_key(key))
+    }
+
     /// The key group of a key hash: `hash % max_parallelism`.
     #[inline]
     pub fn group_of_hash(&self, hash: u64) -> usize {

@@ -20,6 +20,9 @@
 //! - [`source`], [`sink`]: partitioned sources with offsets; JSON-lines, collect and discard sinks.
 //! - [`net`]: the data plane: buffer pool, channels, stream elements, record writer, input gate.
 //! - [`keyed`]: key groups.
+//! - [`state`]: keyed state (value, map, list, reducing, aggregating) partitioned by key group,
+//!   operator state, copy-on-write snapshots whose synchronous part is O(key groups), restore
+//!   at another parallelism.
 //! - [`time`]: watermark strategies, the timestamp guard, watermarks and their status, the
 //!   watermark valve, latency markers.
 //! - [`window`]: tumbling and sliding event-time windows, allowed lateness, late output,
@@ -41,6 +44,7 @@ pub mod operator;
 pub mod runtime;
 pub mod sink;
 pub mod source;
+pub mod state;
 mod sync;
 pub mod time;
 pub mod window;

@@ -1,0 +1,177 @@
+//! The layout of one key group's blob in a keyed snapshot: a sequence of sections, one per
+//! state with entries in the group.
+//!
+//! Section: name (`u32` length, UTF-8 bytes: `String`'s codec), entry count (`u64`), payload
+//! length (`u64`), payload (each entry's key, then its value, in their codecs).
+
+use std::ops::Range;
+
+use super::StateError;
+use super::table::GroupMap;
+use crate::codec::{self, Codec, Decoder};
+
+/// Bytes of the entry count and payload length after the name.
+const COUNTS_BYTES: usize = 16;
+
+/// Appends the section of state `name` holding `map`'s entries to `blob`; nothing if `map` is
+/// empty.
+pub(super) fn write_section<K: Codec, V: Codec>(
+    blob: &mut Vec<u8>,
+    name: &str,
+    map: &GroupMap<K, V>,
+) {
+    if map.is_empty() {
+        return;
+    }
+    let name_len = u32::try_from(name.len()).expect("a state name is shorter than 4 GiB");
+    blob.extend_from_slice(&name_len.to_le_bytes());
+    blob.extend_from_slice(name.as_bytes());
+    blob.extend_from_slice(&(map.len() as u64).to_le_bytes());
+    let payload_len_at = blob.len();
+    blob.extend_from_slice(&0u64.to_le_bytes());
+    let payload_start = blob.len();
+    let mut entries = 0usize;
+    for (key, value) in map {
+        codec::append_to_vec(blob, key);
+        codec::append_to_vec(blob, value);
+        entries += 1;
+    }
+    // Checked right before the blob leaves for storage: the count in the header is the count
+    // of entries written.
+    assert_eq!(
+        entries,
+        map.len(),
+        "state {name:?}: the map's length is its entries"
+    );
+    let payload_len = (blob.len() - payload_start) as u64;
+    blob[payload_len_at..payload_start].copy_from_slice(&payload_len.to_le_bytes());
+}
+
+/// One section found in a blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Section {
+    /// The state's name.
+    pub name: String,
+    /// Entries the header announces.
+    pub entries: u64,
+    /// Where the entries lie in the blob.
+    pub payload: Range<usize>,
+}
+
+/// The sections of key group `group`'s blob, checked for shape: every header decodes, every
+/// payload lies inside the blob, no state appears twice.
+pub(super) fn parse_sections(group: usize, blob: &[u8]) -> Result<Vec<Section>, StateError> {
+    let mut input = Decoder::new(blob);
+    let mut sections: Vec<Section> = Vec::new();
+    while !input.is_empty() {
+        let header_error = |source| StateError::Decode {
+            name: format!("<section {} header>", sections.len()),
+            group: Some(group),
+            source,
+        };
+        let name = String::decode(&mut input).map_err(header_error)?;
+        if input.remaining() < COUNTS_BYTES {
+            return Err(StateError::Corrupt {
+                name,
+                group: Some(group),
+                reason: format!(
+                    "section header ends after {} of {COUNTS_BYTES} count bytes",
+                    input.remaining()
+                ),
+            });
+        }
+        let entries = input.take_u64().map_err(header_error)?;
+        let payload_len = input.take_u64().map_err(header_error)?;
+        let start = input.position();
+        let corrupt = |reason: String| StateError::Corrupt {
+            name: name.clone(),
+            group: Some(group),
+            reason,
+        };
+        let len = usize::try_from(payload_len)
+            .ok()
+            .filter(|&len| len <= input.remaining())
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "payload of {payload_len} bytes, but {} bytes are left in the blob",
+                    input.remaining()
+                ))
+            })?;
+        input.take_raw(len).map_err(header_error)?;
+        if sections.iter().any(|s| s.name == name) {
+            return Err(corrupt(
+                "the state has two sections in one key group".to_owned(),
+            ));
+        }
+        sections.push(Section {
+            name,
+            entries,
+            payload: start..start + len,
+        });
+    }
+    Ok(sections)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob() -> Vec<u8> {
+        let mut map = GroupMap::<u64, String>::default();
+        map.insert(1, "one".to_owned());
+        map.insert(2, "two".to_owned());
+        let mut blob = Vec::new();
+        write_section(&mut blob, "a", &map);
+        write_section(&mut blob, "empty", &GroupMap::<u64, u64>::default());
+        write_section(&mut blob, "b", &map);
+        blob
+    }
+
+    #[test]
+    fn sections_are_found_again_with_their_counts() {
+        let blob = blob();
+        let sections = parse_sections(3, &blob).unwrap();
+        let names: Vec<_> = sections
+            .iter()
+            .map(|s| (s.name.as_str(), s.entries))
+            .collect();
+        assert_eq!(names, [("a", 2), ("b", 2)]);
+        // Per entry: 8 bytes of key, 4 + 3 of value.
+        assert_eq!(sections[0].payload.len(), 2 * 15);
+        assert_eq!(sections[1].payload.end, blob.len());
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let blob = blob();
+        for cut in 1..blob.len() {
+            let end = sections_end(&blob);
+            if end.contains(&cut) {
+                continue; // a cut between two sections leaves whole sections
+            }
+            assert!(parse_sections(0, &blob[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    /// Blob lengths at which a section ends.
+    fn sections_end(blob: &[u8]) -> Vec<usize> {
+        parse_sections(0, blob)
+            .unwrap()
+            .iter()
+            .map(|s| s.payload.end)
+            .collect()
+    }
+
+    #[test]
+    fn a_state_twice_in_a_group_is_corrupt() {
+        let mut map = GroupMap::<u64, u64>::default();
+        map.insert(1, 1);
+        let mut blob = Vec::new();
+        write_section(&mut blob, "a", &map);
+        write_section(&mut blob, "a", &map);
+        assert!(matches!(
+            parse_sections(0, &blob),
+            Err(StateError::Corrupt { .. })
+        ));
+    }
+}

@@ -1,0 +1,204 @@
+//! State (Flink's keyed state backend on the heap and its operator state backend), with
+//! copy-on-write asynchronous snapshots.
+//!
+//! # Keyed state
+//! Keyed state is partitioned by key group ([`crate::keyed`]): a key's group is
+//! `hash_key(key) % max_parallelism`, and a subtask owns a contiguous range of groups. A
+//! [`KeyedTable`] holds, per owned key group, a persistent hash map (a hash array mapped trie
+//! from `imbl`, hashed with FxHash). The typed states are thin layers over one table each:
+//! [`ValueState`] (the table itself), [`MapState`], [`ListState`], [`ReducingState`] and
+//! [`AggregatingState`]. [`KeyedState`] is a handle scoped to the current key, for keyed process
+//! functions.
+//!
+//! Every state is registered by name; the name goes into the snapshot, and a restore finds the
+//! state's entries by it. Values are written and read with their [`Codec`].
+//!
+//! # Access API
+//! Nothing hands out a reference that outlives the call: values are read by clone
+//! ([`KeyedTable::get`]) or inside a closure ([`KeyedTable::with`]), and changed inside a
+//! closure ([`KeyedTable::update_slot`], [`KeyedTable::upsert_with`], [`KeyedTable::merge`]).
+//! A serialized backend (values as bytes, as RocksDB holds them) implements the same calls by
+//! decoding before and encoding after the closure; no caller has to change.
+//!
+//! # Copy-on-write snapshots, against Flink's `CopyOnWriteStateMap`
+//! Flink's heap backend keeps a versioned hash map per key group; a snapshot bumps the map's
+//! version and **copies its bucket array** on the task thread, so the synchronous part grows
+//! with the number of entries (O(buckets)); entries older than a running snapshot are copied
+//! before they are changed.
+//!
+//! weir's group maps are persistent: [`KeyedTable::snapshot`] clones each group's map, which is
+//! one reference-count increment on its root. The synchronous part is O(key groups) (128 by
+//! default), independent of the number of entries. A later write to an entry that a running
+//! snapshot shares copies only the trie nodes on the path to it (at most
+//! ⌈log₃₂ entries⌉ + 1 nodes, each up to 32 entries cloned); everything else stays shared, so
+//! the snapshot thread serializes the old view ([`TableSnapshot::write`]) while the task goes
+//! on. The copying is per node, not per version: there is no version counter to bump or to
+//! compare, and a snapshot that ends frees exactly the nodes nobody else holds. Values are
+//! cloned when a node holding them is copied: keep them small, or make them cheap to clone
+//! (lists and maps of state are themselves persistent: [`ListState`], [`MapState`]).
+//!
+//! [`SnapshotMode::Sync`] is the baseline: every table serialized on the task thread, a full
+//! copy, the same blobs produced eagerly.
+//!
+//! # Snapshot format
+//! A snapshot of one operator is one blob per owned key group
+//! ([`crate::checkpoint::OperatorSnapshot::keyed`]). A blob is a sequence of sections, one per
+//! state with entries in that group: the state's name (length-prefixed UTF-8), the entry count
+//! (`u64`), the payload length (`u64`), then the entries, each its key and then its value in
+//! their codecs. A group without state has an empty blob.
+//!
+//! # Restore, also at another parallelism
+//! [`KeyedRestore`] takes the blobs of any number of old subtasks (each contributing its key
+//! groups) and inserts into a state every entry of every group the state owns now. Each entry
+//! is checked on the way in: its key must hash to the group it is stored in, appear once, and
+//! its bytes decode exactly; damaged or mismatched state is a [`StateError`] naming the state
+//! and the group, never silently skipped.
+//!
+//! # Operator state
+//! [`OperatorStateWriter`] and [`OperatorStateReader`]: named, codec-encoded values for state
+//! that is not keyed (source offsets, clocks, sink transactions).
+//!
+//! # Loom
+//! The trie and its reference counts live inside `imbl`, which does not build on loom's
+//! primitives, so the copy-on-write sharing cannot be model-checked here. The two-thread stress
+//! test in this module's tests (the task thread mutating while another thread serializes the
+//! snapshot, compared with a model of the state at snapshot time) covers the concurrent use.
+//!
+//! Table of contents:
+//! - [`KeyedTable`] (also [`ValueState`]): the per-key-group table and its access API.
+//! - [`KeyedState`]: the handle scoped to the current key.
+//! - [`MapState`], [`ListState`], [`ReducingState`], [`AggregatingState`]: typed states.
+//! - [`TableSnapshot`], [`KeyedSnapshot`]: copy-on-write snapshots and their blobs.
+//! - [`KeyedRestore`]: restore, also at another parallelism.
+//! - [`OperatorStateWriter`], [`OperatorStateReader`]: non-keyed state.
+
+mod format;
+mod list;
+mod map;
+mod operator_state;
+mod reducing;
+mod restore;
+mod scoped;
+mod snapshot;
+mod table;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::hash::Hash;
+use std::str::FromStr;
+
+use thiserror::Error;
+
+use crate::codec::{Codec, DecodeError};
+
+pub use list::ListState;
+pub use map::{MapState, UserMap};
+pub use operator_state::{OperatorStateReader, OperatorStateWriter};
+pub use reducing::{AggregatingState, ReducingState};
+pub use restore::KeyedRestore;
+pub use scoped::KeyedState;
+pub use snapshot::{KeyedSnapshot, TableSnapshot};
+pub use table::KeyedTable;
+
+/// A key of keyed state: hashed into its key group, compared, cloned into the table and
+/// written into snapshots.
+pub trait StateKey: Hash + Eq + Clone + Codec + Send + Sync + 'static {}
+impl<T: Hash + Eq + Clone + Codec + Send + Sync + 'static> StateKey for T {}
+
+/// A value of keyed state: cloned when a snapshot shares it and it changes, written into
+/// snapshots, and read by the snapshot thread while the task goes on.
+pub trait StateValue: Clone + Codec + Send + Sync + 'static {}
+impl<T: Clone + Codec + Send + Sync + 'static> StateValue for T {}
+
+/// Flink's `ValueState`: one value per key. A [`KeyedTable`] is exactly that.
+pub type ValueState<K, V> = KeyedTable<K, V>;
+
+/// A state that lives in one [`KeyedTable`]: what [`KeyedSnapshot::add`] snapshots and
+/// [`KeyedRestore::restore`] fills (Flink's `StateSnapshotRestore`).
+pub trait StateSnapshotRestore {
+    /// The state's key.
+    type Key: StateKey;
+    /// What the table stores per key.
+    type Stored: StateValue;
+    /// The table.
+    fn table(&self) -> &KeyedTable<Self::Key, Self::Stored>;
+    /// The table, to restore into.
+    fn table_mut(&mut self) -> &mut KeyedTable<Self::Key, Self::Stored>;
+}
+
+/// How the serialization of a keyed snapshot is split between the task thread and the
+/// snapshot thread (`--snapshot async|sync`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SnapshotMode {
+    /// Copy-on-write: the task thread takes an O(key groups) view of each table; a snapshot
+    /// thread serializes it while the task goes on. The default.
+    #[default]
+    Async,
+    /// A full copy: every table serialized on the task thread before it goes on. The baseline
+    /// the comparisons need.
+    Sync,
+}
+
+impl FromStr for SnapshotMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "async" => Ok(Self::Async),
+            "sync" => Ok(Self::Sync),
+            other => Err(format!(
+                "unknown snapshot mode {other:?}: expected async or sync"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for SnapshotMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Async => "async",
+            Self::Sync => "sync",
+        })
+    }
+}
+
+/// Why state could not be restored.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum StateError {
+    /// The bytes of a state do not decode.
+    #[error("state {name:?}{}: {source}", in_group(*.group))]
+    Decode {
+        /// The state (or, for a malformed section header, the section's position).
+        name: String,
+        /// The key group, for keyed state.
+        group: Option<usize>,
+        /// What the codec found.
+        #[source]
+        source: DecodeError,
+    },
+    /// The bytes decode but do not hold what they should: a key in the wrong key group, a key
+    /// twice, an entry count that disagrees with the payload.
+    #[error("state {name:?}{}: {reason}", in_group(*.group))]
+    Corrupt {
+        /// The state.
+        name: String,
+        /// The key group, for keyed state.
+        group: Option<usize>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The snapshots given to a restore do not fit together or do not fit the state: a blob
+    /// count that is not the range's length, a key group given twice, a group the state owns
+    /// that no snapshot covers, a state restored into twice.
+    #[error("{0}")]
+    Layout(String),
+    /// The snapshots hold a state that nothing restored (renamed or dropped state): restoring
+    /// without it would lose it silently.
+    #[error("state {0:?} is in the snapshot but was not restored")]
+    Unclaimed(String),
+}
+
+fn in_group(group: Option<usize>) -> String {
+    group.map_or_else(String::new, |g| format!(", key group {g}"))
+}

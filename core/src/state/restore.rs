@@ -1,0 +1,167 @@
+//! Restoring keyed state from snapshot blobs, also at another parallelism (Flink's rescaling:
+//! key groups stay whole and move between subtasks).
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::ops::Range;
+
+use super::format::{Section, parse_sections};
+use super::{StateError, StateSnapshotRestore};
+use crate::checkpoint::OperatorSnapshot;
+use crate::codec::{Codec, Decoder};
+
+/// One key group's blob and its sections.
+struct GroupBlob {
+    bytes: Vec<u8>,
+    sections: Vec<Section>,
+}
+
+/// The keyed blobs of one operator, from any number of old subtasks, to restore states from.
+///
+/// ```
+/// # use weir_core::keyed::KeyGroups;
+/// # use weir_core::state::{KeyedRestore, KeyedSnapshot, KeyedTable, SnapshotMode};
+/// # let old = KeyGroups::new(128, 1).unwrap();
+/// # let mut counts = KeyedTable::<u64, u64>::new("counts", &old, 0);
+/// # counts.insert(7, 1);
+/// # let mut snapshot = KeyedSnapshot::new(counts.key_groups(), SnapshotMode::Sync);
+/// # snapshot.add(&counts);
+/// # let blobs = snapshot.into_blobs();
+/// let new = KeyGroups::new(128, 2).unwrap();
+/// let mut restore = KeyedRestore::new();
+/// restore.add(0..128, blobs)?; // once per old subtask whose groups overlap ours
+/// let mut mine = KeyedTable::<u64, u64>::new("counts", &new, 0);
+/// restore.restore(&mut mine)?;
+/// restore.finish()?; // every state in the blobs was restored
+/// # Ok::<(), weir_core::state::StateError>(())
+/// ```
+#[derive(Default)]
+pub struct KeyedRestore {
+    groups: BTreeMap<usize, GroupBlob>,
+    /// Every state name found in the blobs.
+    found: HashSet<String>,
+    /// The states restored so far.
+    restored: HashSet<String>,
+}
+
+impl fmt::Debug for KeyedRestore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedRestore")
+            .field("key_groups", &self.groups.keys().collect::<Vec<_>>())
+            .field("states", &self.found)
+            .finish()
+    }
+}
+
+impl KeyedRestore {
+    /// A restore with no blobs yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A restore from the keyed parts of `snapshots` (each old subtask's, or the part of it a
+    /// ranged read returned).
+    pub fn from_snapshots<'a>(
+        snapshots: impl IntoIterator<Item = &'a OperatorSnapshot>,
+    ) -> Result<Self, StateError> {
+        let mut restore = Self::new();
+        for snapshot in snapshots {
+            restore.add(snapshot.key_groups.clone(), snapshot.keyed.clone())?;
+        }
+        Ok(restore)
+    }
+
+    /// Adds the blobs of key groups `key_groups` (one per group, in order), checking each
+    /// blob's shape. A group given twice is an error.
+    pub fn add(
+        &mut self,
+        key_groups: Range<usize>,
+        blobs: Vec<Vec<u8>>,
+    ) -> Result<&mut Self, StateError> {
+        if blobs.len() != key_groups.len() {
+            return Err(StateError::Layout(format!(
+                "{} keyed blobs for the {} key groups {key_groups:?}",
+                blobs.len(),
+                key_groups.len()
+            )));
+        }
+        for (group, bytes) in key_groups.zip(blobs) {
+            if self.groups.contains_key(&group) {
+                return Err(StateError::Layout(format!(
+                    "key group {group} is in two snapshots"
+                )));
+            }
+            let sections = parse_sections(group, &bytes)?;
+            self.found.extend(sections.iter().map(|s| s.name.clone()));
+            self.groups.insert(group, GroupBlob { bytes, sections });
+        }
+        Ok(self)
+    }
+
+    /// Inserts into `state` every entry of its name in the key groups it owns, checking each:
+    /// it decodes exactly, its key hashes to the group it was stored in, and it appears once.
+    /// Returns the entries restored. `state` must be empty, and every group it owns must have
+    /// been added (a group without state has an empty blob, so a missing one is lost state).
+    pub fn restore<S: StateSnapshotRestore>(&mut self, state: &mut S) -> Result<usize, StateError> {
+        let table = state.table_mut();
+        let name = table.name().to_owned();
+        if !table.is_empty() {
+            return Err(StateError::Layout(format!(
+                "state {name:?} holds entries before its restore"
+            )));
+        }
+        if !self.restored.insert(name.clone()) {
+            return Err(StateError::Layout(format!(
+                "state {name:?} is restored twice"
+            )));
+        }
+        let mut restored = 0;
+        for group in table.key_groups() {
+            let blob = self.groups.get(&group).ok_or_else(|| {
+                StateError::Layout(format!(
+                    "key group {group} of state {name:?} is in none of the snapshots"
+                ))
+            })?;
+            let Some(section) = blob.sections.iter().find(|s| s.name == name) else {
+                continue;
+            };
+            let corrupt = |reason: String| StateError::Corrupt {
+                name: name.clone(),
+                group: Some(group),
+                reason,
+            };
+            let decode = |source| StateError::Decode {
+                name: name.clone(),
+                group: Some(group),
+                source,
+            };
+            let mut input = Decoder::new(&blob.bytes[section.payload.clone()]);
+            for _ in 0..section.entries {
+                let key = Codec::decode(&mut input).map_err(decode)?;
+                let value = Codec::decode(&mut input).map_err(decode)?;
+                table.insert_restored(group, key, value).map_err(corrupt)?;
+                restored += 1;
+            }
+            // Checked right after reading back: the payload held exactly the announced entries.
+            if !input.is_empty() {
+                return Err(corrupt(format!(
+                    "{} bytes left after the {} entries the section announces",
+                    input.remaining(),
+                    section.entries
+                )));
+            }
+        }
+        Ok(restored)
+    }
+
+    /// Ends the restore: an error if the blobs hold a state that no call to
+    /// [`restore`](Self::restore) asked for (renamed or dropped state would be lost silently).
+    pub fn finish(self) -> Result<(), StateError> {
+        let mut unclaimed: Vec<_> = self.found.difference(&self.restored).collect();
+        unclaimed.sort();
+        match unclaimed.first() {
+            Some(name) => Err(StateError::Unclaimed((*name).clone())),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! The keyed state table (Flink's `StateTable` of `CopyOnWriteStateMap`s): one persistent hash
+//! map per owned key group.
+
+use std::fmt;
+use std::ops::Range;
+
+use imbl::GenericHashMap;
+use imbl::shared_ptr::DefaultSharedPtr;
+use rustc_hash::FxBuildHasher;
+
+use super::scoped::KeyedState;
+use super::snapshot::TableSnapshot;
+use super::{StateKey, StateSnapshotRestore, StateValue};
+use crate::keyed::KeyGroups;
+
+/// One key group's entries: a hash array mapped trie whose clone is O(1) and shares every node.
+pub(super) type GroupMap<K, V> = GenericHashMap<K, V, FxBuildHasher, DefaultSharedPtr>;
+
+/// Keyed state of one subtask: per key group it owns, a persistent map from key to value.
+///
+/// Costs: a lookup or change is O(log₃₂ n) in the entries of the key's group (near O(1));
+/// [`len`](Self::len) and [`snapshot`](Self::snapshot) are O(key groups); a change to an entry
+/// that a running snapshot shares first copies the trie nodes on its path (see the
+/// [module docs](super)).
+///
+/// # Panics
+/// Every keyed call panics if the key's group is not owned by this table: the keyed exchange
+/// in front of the operator guarantees it is, so a stray key is a routing bug, not data.
+pub struct KeyedTable<K, V> {
+    name: String,
+    layout: KeyGroups,
+    owned: Range<usize>,
+    /// The map of key group `owned.start + i` at `i`.
+    groups: Vec<GroupMap<K, V>>,
+}
+
+impl<K, V> fmt::Debug for KeyedTable<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedTable")
+            .field("name", &self.name)
+            .field("key_groups", &self.owned)
+            .field(
+                "entries",
+                &self.groups.iter().map(|m| m.len()).sum::<usize>(),
+            )
+            .finish()
+    }
+}
+
+impl<K, V> KeyedTable<K, V> {
+    /// The state's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The key groups this table owns.
+    pub fn key_groups(&self) -> Range<usize> {
+        self.owned.clone()
+    }
+
+    /// The key-group layout the table was made for.
+    pub fn layout(&self) -> &KeyGroups {
+        &self.layout
+    }
+
+    /// Entries in the table. O(key groups).
+    pub fn len(&self) -> usize {
+        self.groups.iter().map(GroupMap::len).sum()
+    }
+
+    /// Whether the table has no entry. O(key groups).
+    pub fn is_empty(&self) -> bool {
+        self.groups.iter().all(GroupMap::is_empty)
+    }
+}
+
+impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
+    /// An empty table named `name` (the name its snapshots carry) for subtask `subtask` of
+    /// `layout`, owning `layout.range_of(subtask)`.
+    pub fn new(name: impl Into<String>, layout: &KeyGroups, subtask: usize) -> Self {
+        let owned = layout.range_of(subtask);
+        Self {
+            name: name.into(),
+            layout: layout.clone(),
+            groups: vec![GroupMap::default(); owned.len()],
+            owned,
+        }
+    }
+
+    /// The index in `groups` of `key`'s group.
+    #[inline]
+    pub(super) fn index_of(&self, key: &K) -> usize {
+        let group = self.layout.group_of(key);
+        assert!(
+            self.owned.contains(&group),
+            "state {:?}: a key of key group {group} reached the subtask owning {:?}",
+            self.name,
+            self.owned
+        );
+        group - self.owned.start
+    }
+
+    /// The value of `key`, cloned.
+    #[inline]
+    pub fn get(&self, key: &K) -> Option<V> {
+        self.with(key, |v| v.cloned())
+    }
+
+    /// Runs `f` on the value of `key` without cloning it.
+    #[inline]
+    pub fn with<R>(&self, key: &K, f: impl FnOnce(Option<&V>) -> R) -> R {
+        self.with_at(self.index_of(key), key, f)
+    }
+
+    #[inline]
+    pub(super) fn with_at<R>(&self, index: usize, key: &K, f: impl FnOnce(Option<&V>) -> R) -> R {
+        f(self.groups[index].get(key))
+    }
+
+    /// Whether `key` has a value.
+    #[inline]
+    pub fn contains(&self, key: &K) -> bool {
+        self.with(key, |v| v.is_some())
+    }
+
+    /// Sets the value of `key`, returning the one it replaces.
+    #[inline]
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        self.insert_at(self.index_of(&key), key, value)
+    }
+
+    #[inline]
+    pub(super) fn insert_at(&mut self, index: usize, key: K, value: V) -> Option<V> {
+        self.groups[index].insert(key, value)
+    }
+
+    /// Removes the value of `key`, returning it.
+    #[inline]
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        self.remove_at(self.index_of(key), key)
+    }
+
+    #[inline]
+    pub(super) fn remove_at(&mut self, index: usize, key: &K) -> Option<V> {
+        self.groups[index].remove(key)
+    }
+
+    /// Runs `f` on the slot of `key`: `None` if it has no value; whatever `f` leaves there is
+    /// the key's value afterwards (`None` removes it). Costs a removal and an insertion; prefer
+    /// [`upsert_with`](Self::upsert_with) or [`merge`](Self::merge) when the value stays.
+    #[inline]
+    pub fn update_slot<R>(&mut self, key: &K, f: impl FnOnce(&mut Option<V>) -> R) -> R {
+        self.update_slot_at(self.index_of(key), key, f)
+    }
+
+    pub(super) fn update_slot_at<R>(
+        &mut self,
+        index: usize,
+        key: &K,
+        f: impl FnOnce(&mut Option<V>) -> R,
+    ) -> R {
+        let map = &mut self.groups[index];
+        let (stored_key, mut slot) = match map.remove_with_key(key) {
+            Some((k, v)) => (Some(k), Some(v)),
+            None => (None, None),
+        };
+        let result = f(&mut slot);
+        if let Some(value) = slot {
+            map.insert(stored_key.unwrap_or_else(|| key.clone()), value);
+        }
+        result
+    }
+
+    /// Runs `f` on the value of `key`, first set to `init()` if it has none.
+    #[inline]
+    pub fn upsert_with<R>(
+        &mut self,
+        key: &K,
+        init: impl FnOnce() -> V,
+        f: impl FnOnce(&mut V) -> R,
+    ) -> R {
+        self.upsert_with_at(self.index_of(key), key, init, f)
+    }
+
+    pub(super) fn upsert_with_at<R>(
+        &mut self,
+        index: usize,
+        key: &K,
+        init: impl FnOnce() -> V,
+        f: impl FnOnce(&mut V) -> R,
+    ) -> R {
+        let map = &mut self.groups[index];
+        if let Some(value) = map.get_mut(key) {
+            return f(value);
+        }
+        let mut value = init();
+        let result = f(&mut value);
+        map.insert(key.clone(), value);
+        result
+    }
+
+    /// Sets `key` to `value` if it has none, or else combines: `combine(&mut current, value)`
+    /// (reducing state, accumulators).
+    #[inline]
+    pub fn merge(&mut self, key: &K, value: V, combine: impl FnOnce(&mut V, V)) {
+        let index = self.index_of(key);
+        let map = &mut self.groups[index];
+        match map.get_mut(key) {
+            Some(current) => combine(current, value),
+            None => {
+                map.insert(key.clone(), value);
+            }
+        }
+    }
+
+    /// Calls `f` on every entry, key group by key group in order (the order within a group is
+    /// the trie's, the same on every run).
+    pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
+        for map in &self.groups {
+            for (key, value) in map {
+                f(key, value);
+            }
+        }
+    }
+
+    /// Keeps only the entries for which `keep` is true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) {
+        for map in &mut self.groups {
+            map.retain(&mut keep);
+        }
+    }
+
+    /// Removes every entry.
+    pub fn clear(&mut self) {
+        for map in &mut self.groups {
+            map.clear();
+        }
+    }
+
+    /// A handle on the state of `key` alone (the current key of a keyed process function).
+    #[inline]
+    pub fn scoped<'a>(&'a mut self, key: &'a K) -> KeyedState<'a, K, V> {
+        let index = self.index_of(key);
+        KeyedState::new(self, key, index)
+    }
+
+    /// The synchronous part of a snapshot: a view of the table as it is now, for a snapshot
+    /// thread to serialize while the table goes on changing. O(key groups): one reference
+    /// count per group, whatever the number of entries.
+    pub fn snapshot(&self) -> TableSnapshot<K, V> {
+        TableSnapshot::new(self.name.clone(), self.owned.clone(), self.groups.clone())
+    }
+
+    /// The maps, in key-group order, for the synchronous snapshot mode.
+    pub(super) fn group_maps(&self) -> &[GroupMap<K, V>] {
+        &self.groups
+    }
+
+    /// Inserts an entry read back from a snapshot blob of key group `group`, checking that the
+    /// group is owned, that the key belongs to it and that it is new.
+    pub(super) fn insert_restored(&mut self, group: usize, key: K, value: V) -> Result<(), String> {
+        let key_group = self.layout.group_of(&key);
+        if key_group != group {
+            return Err(format!(
+                "an entry stored in key group {group} has a key of key group {key_group}"
+            ));
+        }
+        if !self.owned.contains(&group) {
+            return Err(format!(
+                "key group {group} is not owned by this subtask ({:?})",
+                self.owned
+            ));
+        }
+        match self.groups[group - self.owned.start].insert(key, value) {
+            None => Ok(()),
+            Some(_) => Err("a key appears twice".to_owned()),
+        }
+    }
+}
+
+impl<K: StateKey, V: StateValue> StateSnapshotRestore for KeyedTable<K, V> {
+    type Key = K;
+    type Stored = V;
+
+    fn table(&self) -> &KeyedTable<K, V> {
+        self
+    }
+
+    fn table_mut(&mut self) -> &mut KeyedTable<K, V> {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> KeyedTable<String, u64> {
+        KeyedTable::new("counts", &KeyGroups::new(128, 1).unwrap(), 0)
+    }
+
+    #[test]
+    fn the_access_calls_read_and_change_one_key() {
+        let mut t = table();
+        let k = String::from("a");
+        assert_eq!(t.get(&k), None);
+        assert_eq!(t.insert(k.clone(), 1), None);
+        t.upsert_with(&k, || 0, |v| *v += 10);
+        assert_eq!(t.get(&k), Some(11));
+        t.merge(&k, 4, |acc, v| *acc += v);
+        t.merge(&String::from("b"), 4, |acc, v| *acc += v);
+        assert_eq!(t.with(&k, |v| v.copied()), Some(15));
+        assert_eq!(t.get(&String::from("b")), Some(4));
+        let old = t.update_slot(&k, |slot| slot.take());
+        assert_eq!(old, Some(15));
+        assert!(!t.contains(&k));
+        t.update_slot(&k, |slot| *slot = Some(3));
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.remove(&k), Some(3));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn for_each_retain_and_clear_cover_every_group() {
+        let mut t = table();
+        for i in 0..1000u64 {
+            t.insert(i.to_string(), i);
+        }
+        let mut sum = 0;
+        t.for_each(|_, v| sum += v);
+        assert_eq!(sum, 999 * 1000 / 2);
+        t.retain(|_, v| v % 2 == 0);
+        assert_eq!(t.len(), 500);
+        t.clear();
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "reached the subtask owning")]
+    fn a_key_of_another_subtask_is_a_routing_bug() {
+        let layout = KeyGroups::new(128, 2).unwrap();
+        let mut t = KeyedTable::<u64, u64>::new("x", &layout, 0);
+        let stray = (0..).find(|k: &u64| layout.group_of(k) >= 64).unwrap();
+        t.insert(stray, 1);
+    }
+}
