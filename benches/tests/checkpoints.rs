@@ -58,7 +58,7 @@ impl PartitionReader<u64> for NumberReader {
         if self.next == self.end {
             return Ok(Read::End);
         }
-        if self.next % 64 == 0 {
+        if self.next.is_multiple_of(64) {
             std::thread::sleep(Duration::from_micros(300));
         }
         let value = self.partition * 1_000_000 + self.next;

@@ -26,6 +26,7 @@
 //! | | `a_popped_slot_wakes_the_writer` | a writer waiting on a full ring (capacity 1, `wait(has_room)`) is woken by the reader's `try_recv`, and the reader by the writer's second send |
 //! | `tests/end_of_partition.rs` | `raw_channel_ends_after_its_data` | data then `EndOfPartition` then a dropped sender: the downstream receives all in order, stops at end of partition, the pool ends empty |
 //! | | `record_writer_finishes_after_its_records` | the same through the real `RecordWriter` (`emit`, `finish`) and `decode_elements`, with the writer waiting for a returned buffer |
+//! | `tests/barrier_alignment.rs` | `aligned_barrier_blocks_the_early_channel` | two upstreams into one `InputGate` with an aligned `BarrierHandler` (A: barrier, buffer; B: buffer, barrier; then end of partition): `Aligned` exactly once, B's pre-barrier buffer before it, A's post-barrier buffer after it, all buffers processed, both pools empty, and no wait forever on a blocked channel |
 //!
 //! Under loom a park has no timeout (see weir-core's `sync::thread::park_timeout`), so a
 //! wake-up that can be lost makes loom report a deadlock: the backpressure and shutdown models

@@ -134,9 +134,6 @@ impl FsCheckpointStorage {
         }
     }
 
-    /// The highest id of any checkpoint folder, complete or not: a job that restores goes on
-    /// with ids above it, so that it never writes into a folder left by an earlier run.
-
     /// The checkpoint folders, newest first. O(entries of the folder).
     fn folders(&self) -> Result<Vec<(CheckpointId, PathBuf)>, StorageError> {
         let mut folders = Vec::new();
@@ -224,7 +221,8 @@ impl FsCheckpointStorage {
 }
 
 impl CheckpointStorage for FsCheckpointStorage {
-    /// The highest `chk-N` folder, complete or not.
+    /// The highest id of any checkpoint folder, complete or not: a job goes on with ids above
+    /// it, so that it never writes into a folder left by an earlier run.
     fn highest_id(&self) -> Result<Option<CheckpointId>, StorageError> {
         Ok(self.folders()?.first().map(|&(id, _)| id))
     }
