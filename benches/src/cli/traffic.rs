@@ -24,6 +24,7 @@ use crate::peer::timely_traffic::Dropped;
 use crate::report::{Latency, Machine, median, task_table};
 use crate::traffic::generator::GeneratorConfig;
 use crate::traffic::input::TrafficInput;
+use crate::traffic::job::PartitionRejects;
 use crate::traffic::job::{
     self, EventTimeOptions, LATE_FILE, ORIGINS_FILE, OUTPUT_FILES, REJECTED_FILE, TrafficJob,
     Watermarks,
@@ -190,6 +191,8 @@ struct Report<'a> {
     records_counted: u64,
     records_late_dropped: u64,
     records_late_dropped_origin_5m: u64,
+    /// Partitions that rejected more than a tenth of their lines (also warned about on stderr).
+    partitions_mostly_rejected: &'a [PartitionRejects],
     throughput_records_per_s: f64,
     wall_ms: f64,
     latency: Option<Latency>,
@@ -225,6 +228,7 @@ struct EngineRun {
     records_quarantined: u64,
     records_late_dropped: u64,
     records_late_dropped_origin_5m: u64,
+    partitions_mostly_rejected: Vec<PartitionRejects>,
     counts: OriginCounts,
     windows: WindowTotals,
     wall: Duration,
@@ -373,6 +377,12 @@ fn run_weir(
         records_quarantined: outcome.records_quarantined,
         records_late_dropped: outcome.records_late_dropped,
         records_late_dropped_origin_5m: outcome.records_late_dropped_origin_5m,
+        partitions_mostly_rejected: outcome
+            .rejects_by_partition
+            .iter()
+            .copied()
+            .filter(PartitionRejects::too_many)
+            .collect(),
         counts: outcome.counts,
         windows: outcome.windows,
         wall: outcome.result.wall,
@@ -416,6 +426,7 @@ fn run_timely(args: &TrafficArgs, input: &TrafficInput, dir: &Path) -> Result<En
         records_quarantined: outcome.records_quarantined,
         records_late_dropped: 0,
         records_late_dropped_origin_5m: 0,
+        partitions_mostly_rejected: Vec::new(),
         counts: outcome.counts,
         windows: outcome.windows,
         wall: outcome.wall,
@@ -464,6 +475,7 @@ fn report<'a>(
         records_counted: run.windows.counted(),
         records_late_dropped: run.records_late_dropped,
         records_late_dropped_origin_5m: run.records_late_dropped_origin_5m,
+        partitions_mostly_rejected: &run.partitions_mostly_rejected,
         throughput_records_per_s: run.throughput(),
         wall_ms: run.wall.as_secs_f64() * 1000.0,
         latency: run.latency,

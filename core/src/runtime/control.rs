@@ -155,20 +155,11 @@ impl TaskEnv {
         control: Arc<JobControl>,
         output_pool: Option<LocalBufferPool>,
     ) -> Self {
-        Self {
-            inner: Arc::new(EnvInner {
-                task_name,
-                subtask,
-                notifier,
-                control,
-                metrics: Arc::new(TaskMetrics::default()),
-                output_pool,
-                job: JobContext {
-                    parallelism: subtask + 1,
-                    ..JobContext::default()
-                },
-            }),
-        }
+        let job = JobContext {
+            parallelism: subtask + 1,
+            ..JobContext::default()
+        };
+        Self::in_job(task_name, subtask, notifier, control, output_pool, job)
     }
 
     /// The environment of a subtask placed in a job by the executor.
