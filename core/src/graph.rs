@@ -393,6 +393,20 @@ impl<T: Send + 'static> Stream<T> {
     ) where
         T: Codec,
     {
+        self.try_sink(name, parallelism, move |subtask| Ok(make(subtask)));
+    }
+
+    /// [`Stream::sink`] with a fallible `make` (a sink that opens a file, or a transactional
+    /// writer that registers with its subtask): an error fails the subtask's start with the
+    /// sink's name.
+    pub fn try_sink<S: Sink<T>>(
+        self,
+        name: &str,
+        parallelism: usize,
+        make: impl Fn(usize) -> Result<S, OperatorError> + 'static,
+    ) where
+        T: Codec,
+    {
         let stream = if parallelism == self.parallelism {
             self
         } else {
@@ -409,7 +423,11 @@ impl<T: Send + 'static> Stream<T> {
                     subtask: setup.env.subtask(),
                     uid: Arc::clone(&uid),
                 };
-                let sink = make(setup.env.subtask());
+                let sink = make(setup.env.subtask()).map_err(|e| JobError::Operator {
+                    operator: sink_name.to_string(),
+                    subtask: setup.env.subtask(),
+                    message: format!("opening the sink: {e}"),
+                })?;
                 let node = SinkNode::new(origin, sink, setup.env.clone());
                 head(setup, Box::new(node))
             }),

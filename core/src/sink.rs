@@ -10,6 +10,7 @@
 //! With checkpointing on, outputs go through [`two_phase`] instead: [`TransactionalOutputs`]
 //! hands out [`TxWriter`]s whose lines reach `OUTPUT/<name>` only once their checkpoint is
 //! committed (Flink's two-phase-commit sink); the module docs are the contract for readers.
+//! [`JobOutputs`] is the one switch between the two for jobs that run either way.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -22,7 +23,9 @@ use serde::Serialize;
 
 use crate::error::OperatorError;
 
+mod outputs;
 pub mod two_phase;
+pub use outputs::{JobOutputs, LineWriter, OutputFile};
 pub use two_phase::{
     Commit, OutputError, Recovery, RegisteredWriter, Retraction, TransactionalFile,
     TransactionalOutputs, TxWriter,

@@ -31,6 +31,18 @@ pub trait Source: Send + Sync + 'static {
         partition: usize,
         offset: u64,
     ) -> Result<Box<dyn PartitionReader<Self::Item>>, OperatorError>;
+
+    /// Reopens `partition` at a checkpointed `offset`, with the reader's `state` taken with it
+    /// ([`PartitionReader::state`]). By default the state is ignored and the partition opened.
+    fn restore(
+        &self,
+        partition: usize,
+        offset: u64,
+        state: &[u8],
+    ) -> Result<Box<dyn PartitionReader<Self::Item>>, OperatorError> {
+        let _ = state;
+        self.open(partition, offset)
+    }
 }
 
 /// Reads one partition.
@@ -40,6 +52,15 @@ pub trait PartitionReader<T>: Send {
 
     /// The position after the last record returned; reopening at it resumes there.
     fn offset(&self) -> u64;
+
+    /// What the reader keeps besides its offset (its counters, say), written into every
+    /// checkpoint beside the offset and handed back to [`Source::restore`]. It describes the
+    /// reader at its current [`offset`](Self::offset), which may be past the offset the
+    /// checkpoint resumes from (records the timestamp guard still held are read again): a
+    /// reader whose reading has effects must recognise those records. Empty by default.
+    fn state(&self) -> Vec<u8> {
+        Vec::new()
+    }
 }
 
 /// The partitions a source subtask owns.

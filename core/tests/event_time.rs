@@ -92,7 +92,10 @@ fn late_into(target: &Shared<(Ev, Window)>) -> LateOutput<Ev> {
     let target = Arc::clone(target);
     Arc::new(move |_subtask| {
         let target = Arc::clone(&target);
-        Box::new(move |record: &Ev, window: Window| target.lock().unwrap().push((*record, window)))
+        Ok(Box::new(move |record: &Ev, window: Window| {
+            target.lock().unwrap().push((*record, window));
+            Ok(())
+        }))
     })
 }
 
@@ -779,7 +782,10 @@ fn a_bogus_first_timestamp_is_quarantined_and_never_fires_an_old_window() {
     let sink_q = Arc::clone(&quarantined);
     let factory: QuarantineFactory<Ev> = Arc::new(move |_subtask| {
         let sink_q = Arc::clone(&sink_q);
-        Box::new(move |record: Ev, why: Quarantine| sink_q.lock().unwrap().push((record, why)))
+        Ok(Box::new(move |record: Ev, why: Quarantine| {
+            sink_q.lock().unwrap().push((record, why));
+            Ok(())
+        }))
     });
     let mut s = punctuated(0);
     s.guard = GuardConfig {

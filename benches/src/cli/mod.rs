@@ -1,5 +1,6 @@
 //! The `weir` command line.
 
+pub mod checkpointing;
 pub mod duration;
 mod nexmark;
 mod progress;
@@ -93,7 +94,7 @@ enum RunJob {
     /// (late.jsonl), rejected as malformed with file, line and reason, or quarantined for an
     /// implausible timestamp (both in rejected.jsonl); the run checks that the four add up to
     /// records_in and fails loudly if not.
-    Traffic(traffic::TrafficArgs),
+    Traffic(Box<traffic::TrafficArgs>),
     /// A Nexmark query (q0, q1, q2, q5, q7, q8) over the `nexmark` crate's generator: writes
     /// `<query>.jsonl` (or counts and discards) and report.json with throughput per core and
     /// its ratio to Flink's published figure.

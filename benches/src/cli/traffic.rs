@@ -7,9 +7,11 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 use weir_core::RuntimeConfig;
+use weir_core::checkpoint::CheckpointStats;
 use weir_core::metrics::TaskReport;
 use weir_core::sink::JsonLinesFile;
 
+use super::checkpointing::CheckpointArgs;
 use super::duration::{
     OptionalDuration, parse_duration, parse_optional_duration, parse_positive_duration,
 };
@@ -111,12 +113,19 @@ pub struct TrafficArgs {
     /// watermark at end of input: complete results, nothing late).
     #[arg(long, value_enum, default_value = "streaming")]
     mode: Mode,
-    /// Failure injection: each weir tagging subtask panics at its record N + 1, which must
-    /// fail the job with the operator's name and a non-zero exit.
+    /// Failure injection: the first weir tagging subtask to reach its record N + 1 panics,
+    /// once per job. Without checkpoints that fails the job with the operator's name and a
+    /// non-zero exit; with them the job restarts by its restart strategy.
     #[arg(long)]
     fail_after: Option<u64>,
+    /// Read at most this many records per second, over all partitions (for crash tests and
+    /// latency at a given load) [default: as fast as possible].
+    #[arg(long, value_parser = records())]
+    rate: Option<u64>,
     #[command(flatten)]
     runtime: RuntimeArgs,
+    #[command(flatten)]
+    checkpointing: CheckpointArgs,
 }
 
 /// How the global window is aggregated.
@@ -200,6 +209,10 @@ struct Report<'a> {
     watermarks_per_second: f64,
     network: Option<Network>,
     stopped_early: bool,
+    /// Checkpoints, restarts and restores with Flink's metric names (when checkpointing).
+    checkpoints: Option<serde_json::Value>,
+    /// The failures injected on purpose (`--inject-failures`, `--fail-after`).
+    injected_failures: &'a [String],
     tasks: &'a [TaskReport],
 }
 
@@ -236,6 +249,8 @@ struct EngineRun {
     result_latency: Option<Latency>,
     network: Option<Network>,
     stopped_early: bool,
+    checkpoints: Option<CheckpointStats>,
+    injected_failures: Vec<String>,
     tasks: Vec<TaskReport>,
 }
 
@@ -294,7 +309,17 @@ pub(super) fn run(args: &TrafficArgs) -> Result<(), String> {
         }
     }
     let machine = Machine::detect();
-    let runtime = args.runtime.config(args.parallelism)?;
+    let mut runtime = args.runtime.config(args.parallelism)?;
+    let checkpointing = args.checkpointing.resolve(&args.output)?;
+    if checkpointing.config.is_some() && (engines.len() > 1 || args.repeat > 1) {
+        return Err(
+            "--checkpoint-interval runs one weir run: it cannot be combined with several engines or --repeat"
+                .into(),
+        );
+    }
+    checkpointing.apply(&mut runtime);
+    // A restored run continues the outputs of the run it restores: they stay.
+    let restoring = runtime.restore.is_some();
     if engines.len() > 1 {
         // The engines write subfolders: nothing of a single-engine run stays above them.
         output_dir::create(&args.output)?;
@@ -303,10 +328,8 @@ pub(super) fn run(args: &TrafficArgs) -> Result<(), String> {
     let mut runs = Vec::new();
     for repetition in 0..args.repeat {
         for &engine in &engines {
-            let out = OutputDir::open(
-                engine_dir(&args.output, engine, engines.len()),
-                &run_files(),
-            )?;
+            let stale = if restoring { Vec::new() } else { run_files() };
+            let out = OutputDir::open(engine_dir(&args.output, engine, engines.len()), &stale)?;
             let result = match engine {
                 Engine::Weir => run_weir(args, &input, &runtime, out.path()),
                 Engine::Timely => run_timely(args, &input, out.path()),
@@ -356,6 +379,7 @@ fn run_weir(
         runtime: runtime.clone(),
         output: dir.to_path_buf(),
         fail_after: args.fail_after,
+        rate: args.rate,
         event_time: args.event_time(),
     };
     let total = match input {
@@ -393,6 +417,8 @@ fn run_weir(
             segment_bytes: outcome.result.segment_bytes,
         }),
         stopped_early: outcome.result.stopped_early,
+        checkpoints: outcome.result.checkpoints,
+        injected_failures: outcome.result.injected_failures,
         tasks: outcome.result.tasks,
     })
 }
@@ -434,6 +460,8 @@ fn run_timely(args: &TrafficArgs, input: &TrafficInput, dir: &Path) -> Result<En
         result_latency: None,
         network: None,
         stopped_early: false,
+        checkpoints: None,
+        injected_failures: Vec::new(),
         tasks: Vec::new(),
     })
 }
@@ -488,6 +516,8 @@ fn report<'a>(
             .sum(),
         network: run.network,
         stopped_early: run.stopped_early,
+        checkpoints: run.checkpoints.as_ref().map(CheckpointStats::to_json),
+        injected_failures: &run.injected_failures,
         tasks: &run.tasks,
     }
 }
@@ -548,6 +578,12 @@ fn print_run(run: &EngineRun, repetition: usize, repeat: usize, dir: &Path) {
             "result latency (event time past a window's end to its result, {} windows): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
             l.samples, l.p50_ms, l.p99_ms, l.max_ms
         );
+    }
+    if let Some(stats) = &run.checkpoints {
+        print!("{}", stats.describe());
+    }
+    for failure in &run.injected_failures {
+        println!("  injected: {failure}");
     }
     print!("{}", run.counts.to_jsonl());
     if !run.tasks.is_empty() {

@@ -178,6 +178,47 @@ impl CheckpointStats {
         self.history.len() - self.completed_count()
     }
 
+    /// The summary a command prints at the end: counts, durations, and every failed
+    /// checkpoint and restart with its cause, one per line.
+    pub fn describe(&self) -> String {
+        let d = Summary::of(self.completed().map(|r| r.end_to_end_duration_ms).collect());
+        let a = Summary::of(self.completed().map(|r| r.alignment_duration_ms).collect());
+        let size = self.completed().last().map_or(0, |r| r.checkpointed_bytes);
+        let mut text = format!(
+            "checkpoints: {} completed, {} failed, {} restarts; duration p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; alignment p99 {:.1} ms; last size {} bytes\n",
+            self.completed_count(),
+            self.failed_count(),
+            self.restarts.len(),
+            d.p50,
+            d.p99,
+            d.max,
+            a.p99,
+            size,
+        );
+        for r in self
+            .history
+            .iter()
+            .filter(|r| r.status != Status::Completed)
+        {
+            text += &format!(
+                "  checkpoint {} failed: {}\n",
+                r.id,
+                r.failure_reason.as_deref().unwrap_or("(no reason)")
+            );
+        }
+        for r in &self.restarts {
+            let from = r.restored_checkpoint.map_or_else(
+                || "the beginning".to_owned(),
+                |id| format!("checkpoint {id}"),
+            );
+            text += &format!(
+                "  restart after {:.0} ms from {from}: {}\n",
+                r.delay_ms, r.cause
+            );
+        }
+        text
+    }
+
     /// The report's `checkpoints` object, with Flink's metric names.
     pub fn to_json(&self) -> serde_json::Value {
         let summary = |f: fn(&CheckpointRecord) -> f64| {

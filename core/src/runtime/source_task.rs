@@ -40,7 +40,7 @@ const PENDING_SLEEP: Duration = Duration::from_millis(1);
 type LocalReader<T> = (usize, Box<dyn PartitionReader<T>>);
 
 /// Where the subtask stands in one of its partitions: what a checkpoint records of it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct PartitionPosition {
     /// The partition's index in the source.
     global: usize,
@@ -51,11 +51,15 @@ struct PartitionPosition {
     ended: bool,
     /// The offset before the first record the guard's warm-up holds now.
     held_from: Option<u64>,
+    /// The reader's own state ([`PartitionReader::state`]) at its current position, taken at
+    /// each snapshot and when the partition ends.
+    reader_state: Vec<u8>,
 }
 
 /// What a restored source subtask starts from, per local partition.
 struct Restored {
-    positions: Vec<Option<(u64, bool)>>,
+    /// Per local partition: offset, ended, the reader's state.
+    positions: Vec<Option<(u64, bool, Vec<u8>)>>,
     clocks: Vec<Option<super::source_clock::PartitionClockState>>,
     guards: Vec<Option<GuardState>>,
     emitted: Option<(Watermark, bool)>,
@@ -107,6 +111,14 @@ impl<T: Send + 'static> SourceTask<T> {
     ) -> Result<Self, JobError> {
         let owned = owned_partitions(source.partitions(), env.subtask(), parallelism);
         let partitions = owned.len();
+        let quarantine = match strategy.as_ref().and_then(|s| s.quarantine.as_ref()) {
+            Some(factory) => Some(factory(env.subtask()).map_err(|e| JobError::Operator {
+                operator: name.clone(),
+                subtask: env.subtask(),
+                message: format!("opening the quarantine output: {e}"),
+            })?),
+            None => None,
+        };
         let event_time = strategy.map(|strategy| EventTime {
             guards: (0..partitions)
                 .map(|_| {
@@ -117,7 +129,7 @@ impl<T: Send + 'static> SourceTask<T> {
                 })
                 .collect(),
             clock: SourceClock::new(&strategy, partitions),
-            quarantine: strategy.quarantine.as_ref().map(|f| f(env.subtask())),
+            quarantine,
             strategy,
         });
         let positions = owned
@@ -127,6 +139,7 @@ impl<T: Send + 'static> SourceTask<T> {
                 offset: 0,
                 ended: false,
                 held_from: None,
+                reader_state: Vec::new(),
             })
             .collect();
         let mut task = Self {
@@ -167,7 +180,8 @@ impl<T: Send + 'static> SourceTask<T> {
         for (p, pos) in self.positions.iter().enumerate() {
             w.u64(pos.global as u64)
                 .u64(pos.held_from.unwrap_or(pos.offset))
-                .bool(pos.ended);
+                .bool(pos.ended)
+                .bytes(&pos.reader_state);
             let (max_ts, idle) = self
                 .event_time
                 .as_ref()
@@ -209,14 +223,14 @@ impl<T: Send + 'static> SourceTask<T> {
             let mut mine = 0;
             for _ in 0..count {
                 let global = r.u64()? as usize;
-                let (offset, ended) = (r.u64()?, r.bool()?);
+                let (offset, ended, reader_state) = (r.u64()?, r.bool()?, r.bytes()?.to_vec());
                 let (has_max, max, idle) = (r.bool()?, r.i64()?, r.bool()?);
                 let (has_ref, reference, ahead) = (r.bool()?, r.i64()?, r.u64()?);
                 let Some(local) = self.positions.iter().position(|p| p.global == global) else {
                     continue;
                 };
                 mine += 1;
-                restored.positions[local] = Some((offset, ended));
+                restored.positions[local] = Some((offset, ended, reader_state));
                 restored.clocks[local] = Some((has_max.then_some(max), idle));
                 restored.guards[local] = Some(GuardState {
                     reference: has_ref.then_some(reference),
@@ -268,20 +282,21 @@ impl<T: Send + 'static> SourceTask<T> {
         let restored = self.restored.take();
         let mut readers = Vec::with_capacity(self.positions.len());
         for local in 0..self.positions.len() {
-            let (offset, ended) = restored
-                .as_ref()
-                .and_then(|r| r.positions[local])
-                .unwrap_or((0, false));
+            let position = restored.as_ref().and_then(|r| r.positions[local].clone());
             let pos = &mut self.positions[local];
-            pos.offset = offset;
-            pos.ended = ended;
-            if ended {
-                continue;
+            let reader = match position {
+                Some((offset, ended, state)) => {
+                    pos.offset = offset;
+                    pos.ended = ended;
+                    pos.reader_state = state;
+                    if ended {
+                        continue;
+                    }
+                    self.source.restore(pos.global, offset, &pos.reader_state)
+                }
+                None => self.source.open(pos.global, 0),
             }
-            let reader = self
-                .source
-                .open(pos.global, offset)
-                .map_err(|e| self.source_error(e))?;
+            .map_err(|e| self.source_error(e))?;
             readers.push((local, reader));
         }
         Ok(readers)
@@ -299,7 +314,9 @@ impl<T: Send + 'static> SourceTask<T> {
 
     /// Injects the newest triggered barrier, if this subtask has not yet: snapshot first (the
     /// offsets after every record pushed so far), then the barrier goes down the chain.
-    fn maybe_checkpoint(&mut self) -> Result<(), TaskError> {
+    /// Takes part in a checkpoint if one was triggered; `readers` are the partitions still
+    /// being read (their own state is taken now).
+    fn maybe_checkpoint(&mut self, readers: &[LocalReader<T>]) -> Result<(), TaskError> {
         let Some(ck) = self.env.checkpointing() else {
             return Ok(());
         };
@@ -309,6 +326,9 @@ impl<T: Send + 'static> SourceTask<T> {
             return Ok(());
         };
         self.injected = barrier.checkpoint_id;
+        for (local, reader) in readers {
+            self.positions[*local].reader_state = reader.state();
+        }
         let (uid, state) = (Arc::clone(&self.uid), self.write_state());
         let env = self.env.clone();
         checkpointing::snapshot(
@@ -356,10 +376,11 @@ impl<T: Send + 'static> SourceTask<T> {
             None => self.accept(p, record, ts),
             Some(quarantine) => {
                 self.env.metrics().records_quarantined.add(1);
-                if let Some(handler) = &mut self.event_time.as_mut().expect("guarded").quarantine {
-                    handler(record, quarantine);
+                let handler = &mut self.event_time.as_mut().expect("guarded").quarantine;
+                match handler {
+                    Some(handler) => handler(record, quarantine).map_err(|e| self.source_error(e)),
+                    None => Ok(()),
                 }
-                Ok(())
             }
         }
     }
@@ -465,7 +486,7 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
                 .injector()
                 .hit(Site::Processing, self.env.task_index())
                 .map_err(TaskError::Failed)?;
-            self.maybe_checkpoint()?;
+            self.maybe_checkpoint(&readers)?;
             let mut read = 0u64;
             let polled = Instant::now();
             let mut i = 0;
@@ -497,6 +518,7 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
                 }
                 read += batch;
                 if ended {
+                    self.positions[p].reader_state = readers[i].1.state();
                     self.partition_ended(p)?;
                     readers.swap_remove(i);
                 } else {
@@ -517,7 +539,7 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
             && !self.env.control().stop_requested()
         {
             self.env.check_cancelled()?;
-            self.maybe_checkpoint()?;
+            self.maybe_checkpoint(&[])?;
             let now = Instant::now();
             self.tick(now, now)?;
             self.idle_wait(now);
@@ -530,7 +552,7 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
             signals.source_finished();
             while !signals.final_completed() {
                 self.env.check_cancelled()?;
-                self.maybe_checkpoint()?;
+                self.maybe_checkpoint(&[])?;
                 let now = Instant::now();
                 self.tick(now, now)?;
                 self.idle_wait(now);

@@ -43,11 +43,15 @@ impl<T> std::fmt::Debug for WatermarkEmit<T> {
     }
 }
 
-/// Handles one source subtask's quarantined records: the record and why.
-pub type QuarantineHandler<T> = Box<dyn FnMut(T, Quarantine) + Send>;
+/// Handles one source subtask's quarantined records: the record and why. An error (the
+/// record could not be written) fails the subtask: a quarantined record is never lost silently.
+pub type QuarantineHandler<T> =
+    Box<dyn FnMut(T, Quarantine) -> Result<(), crate::error::OperatorError> + Send>;
 
-/// Builds the quarantine handler of each source subtask (by subtask index).
-pub type QuarantineFactory<T> = Arc<dyn Fn(usize) -> QuarantineHandler<T> + Send + Sync>;
+/// Builds the quarantine handler of each source subtask (by subtask index), on the thread that
+/// builds the subtask (inside its scope: a transactional writer created here registers with it).
+pub type QuarantineFactory<T> =
+    Arc<dyn Fn(usize) -> Result<QuarantineHandler<T>, crate::error::OperatorError> + Send + Sync>;
 
 /// Event time for one source.
 pub struct WatermarkStrategy<T> {

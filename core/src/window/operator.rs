@@ -86,18 +86,21 @@ impl<K: Codec, Acc: Codec> Codec for Partial<K, Acc> {
     }
 }
 
-/// One subtask's handler of records dropped as late: the record and its (latest) window.
-pub type LateHandler<T> = Box<dyn FnMut(&T, Window) + Send>;
+/// One subtask's handler of records dropped as late: the record and its (latest) window. An
+/// error (the record could not be written) fails the subtask: nothing late is lost silently.
+pub type LateHandler<T> = Box<dyn FnMut(&T, Window) -> Result<(), OperatorError> + Send>;
 
-/// Builds each subtask's late handler (by subtask index).
-pub type LateOutput<T> = Arc<dyn Fn(usize) -> LateHandler<T> + Send + Sync>;
+/// Builds each subtask's late handler (by subtask index) in the operator's `open`, inside the
+/// subtask's scope (a transactional writer created here registers with it).
+pub type LateOutput<T> = Arc<dyn Fn(usize) -> Result<LateHandler<T>, OperatorError> + Send + Sync>;
 
 /// One merge subtask's handler of partials dropped as late: the window and how many records
-/// the partial held.
-pub type LatePartialHandler = Box<dyn FnMut(Window, u64) + Send>;
+/// the partial held. An error fails the subtask.
+pub type LatePartialHandler = Box<dyn FnMut(Window, u64) -> Result<(), OperatorError> + Send>;
 
-/// Builds each merge subtask's handler of late partials (by subtask index).
-pub type LatePartials = Arc<dyn Fn(usize) -> LatePartialHandler + Send + Sync>;
+/// Builds each merge subtask's handler of late partials (by subtask index), in `open`.
+pub type LatePartials =
+    Arc<dyn Fn(usize) -> Result<LatePartialHandler, OperatorError> + Send + Sync>;
 
 /// What both window operators over raw records share: the key, the function, the window
 /// spec, the late output and counter, and the window contents.
@@ -125,9 +128,15 @@ impl<T, K: Hash + Eq + Clone, A: AggregateFunction<T>, S> Windowing<T, K, A, S> 
         }
     }
 
-    fn open(&mut self, context: &OperatorContext) {
-        self.late = self.spec.late.as_ref().map(|f| f(context.subtask));
+    fn open(&mut self, context: &OperatorContext) -> Result<(), OperatorError> {
+        self.late = self
+            .spec
+            .late
+            .as_ref()
+            .map(|f| f(context.subtask))
+            .transpose()?;
         self.metrics = Some(Arc::clone(&context.metrics));
+        Ok(())
     }
 
     /// Assigns `record`'s windows into `self.windows` and returns its key.
@@ -141,12 +150,13 @@ impl<T, K: Hash + Eq + Clone, A: AggregateFunction<T>, S> Windowing<T, K, A, S> 
     }
 
     /// `record` was late for all its windows.
-    fn dropped(&mut self, record: &T) {
+    fn dropped(&mut self, record: &T) -> Result<(), OperatorError> {
         if let Some(metrics) = &self.metrics {
             metrics.late_records_dropped.add(1);
         }
-        if let (Some(late), Some(window)) = (&mut self.late, self.windows.first()) {
-            late(record, *window);
+        match (&mut self.late, self.windows.first()) {
+            (Some(late), Some(window)) => late(record, *window),
+            _ => Ok(()),
         }
     }
 }
@@ -202,8 +212,7 @@ where
     A: AggregateFunction<T>,
 {
     fn open(&mut self, context: &OperatorContext) -> Result<(), OperatorError> {
-        self.0.open(context);
-        Ok(())
+        self.0.open(context)
     }
 
     #[inline]
@@ -237,7 +246,7 @@ where
             }
         }
         if !placed_any {
-            w.dropped(&record);
+            w.dropped(&record)?;
         }
         Ok(())
     }
@@ -267,8 +276,7 @@ where
     A: AggregateFunction<T>,
 {
     fn open(&mut self, context: &OperatorContext) -> Result<(), OperatorError> {
-        self.0.open(context);
-        Ok(())
+        self.0.open(context)
     }
 
     #[inline]
@@ -309,7 +317,7 @@ where
             }
         }
         if !placed_any {
-            w.dropped(&record);
+            w.dropped(&record)?;
         }
         Ok(())
     }
@@ -374,7 +382,11 @@ where
     A: AggregateFunction<T>,
 {
     fn open(&mut self, context: &OperatorContext) -> Result<(), OperatorError> {
-        self.late = self.late_partials.as_ref().map(|f| f(context.subtask));
+        self.late = self
+            .late_partials
+            .as_ref()
+            .map(|f| f(context.subtask))
+            .transpose()?;
         self.metrics = Some(Arc::clone(&context.metrics));
         Ok(())
     }
@@ -408,10 +420,10 @@ where
                 if let Some(metrics) = &self.metrics {
                     metrics.late_records_dropped.add(partial.records);
                 }
-                if let Some(late) = &mut self.late {
-                    late(window, partial.records);
+                match &mut self.late {
+                    Some(late) => late(window, partial.records),
+                    None => Ok(()),
                 }
-                Ok(())
             }
         }
     }
@@ -487,7 +499,10 @@ mod tests {
         let seen = Arc::clone(&dropped);
         let handler: LatePartials = Arc::new(move |_| {
             let seen = Arc::clone(&seen);
-            Box::new(move |window, records| seen.lock().unwrap().push((window, records)))
+            Ok(Box::new(move |window, records| {
+                seen.lock().unwrap().push((window, records));
+                Ok(())
+            }))
         });
         let mut merge = WindowMerge::<u64, (), Count>::new(Count, 0, Some(handler));
         let metrics = Arc::new(TaskMetrics::default());

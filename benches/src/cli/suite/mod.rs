@@ -427,6 +427,7 @@ fn run_rounds(
                 runtime: runtime.clone(),
                 output: dir.clone(),
                 fail_after: None,
+                rate: None,
                 event_time: config.event_time.clone(),
             };
             let outcome = job::run(&job, |control, _tally| {

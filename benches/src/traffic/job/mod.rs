@@ -17,15 +17,14 @@
 //! - `operators`: tagging, per-subtask origin counts, the origin window's aggregate.
 //! - `outputs`: quarantined and late lines, windowed results as they fire, merged origins.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 use weir_core::runtime::JobControl;
-use weir_core::sink::JsonLinesFile;
+use weir_core::sink::JobOutputs;
 use weir_core::time::arith::millis;
 use weir_core::time::{GuardConfig, Quarantine, WatermarkEmit, WatermarkStrategy};
 use weir_core::window::{Count, GlobalAggregation, Window, WindowAssigner, WindowSpec};
@@ -39,10 +38,12 @@ use super::windows::{
     WindowTotals,
 };
 
+mod committed;
 mod operators;
 mod outputs;
 mod source;
 
+use committed::Committed;
 use operators::{CountOrigins, OriginWindow, Tag};
 pub use outputs::QuarantinedRecord;
 use outputs::{FlowLatency, LateRecord, OriginsSink, WindowLines};
@@ -62,9 +63,12 @@ pub struct TrafficJob {
     pub runtime: RuntimeConfig,
     /// Folder of the job's [`OUTPUT_FILES`].
     pub output: PathBuf,
-    /// Failure injection: each tagging subtask panics when it receives its record number
-    /// `n + 1`.
+    /// Failure injection: the first tagging subtask to receive its record number `n + 1`
+    /// panics, once per job (a restarted attempt does not fail again).
     pub fail_after: Option<u64>,
+    /// Records per second the source reads at most, over all partitions; `None`: as fast as
+    /// it can.
+    pub rate: Option<u64>,
     /// Event time: watermarks, lateness, idleness, the guard, aggregation and mode.
     pub event_time: EventTimeOptions,
 }
@@ -87,6 +91,7 @@ impl TrafficJob {
             },
             output: output.into(),
             fail_after: None,
+            rate: None,
             event_time: EventTimeOptions::default(),
         }
     }
@@ -155,7 +160,10 @@ impl Default for EventTimeOptions {
     }
 }
 
-/// What a run of the job produced.
+/// What a run of the job produced. Every count but `records_in` and `rejects_by_partition`
+/// (the source's own, restored with its offsets after a failure) is read back from the output
+/// files once the job has ended: the report says what a reader of the outputs sees, also after
+/// restarts.
 #[derive(Debug)]
 pub struct TrafficRun {
     /// Data lines read (header excluded).
@@ -206,27 +214,34 @@ pub const OUTPUT_FILES: [&str; 5] = [
 
 /// Runs the job on weir. `started` receives the job's control block (to request a stop) and
 /// the live tally (for progress) before the job starts.
+///
+/// With checkpointing on (`job.runtime.checkpoint`), every output is transactional and the
+/// job restarts after failures by its restart strategy; `job.runtime.restore` starts it from a
+/// checkpoint of an earlier run, whose committed outputs it continues.
 pub fn run(
     job: &TrafficJob,
     started: impl FnOnce(Arc<JobControl>, Arc<Tally>),
 ) -> Result<TrafficRun, String> {
     crate::output_dir::create(&job.output)?;
-    let file = |name: &str| JsonLinesFile::create(job.output.join(name)).map_err(|e| e.to_string());
+    if job.runtime.restore.is_none() {
+        // A fresh run: the commit marker of an earlier run's transactional outputs is stale.
+        remove_transaction_log(&job.output)?;
+    }
+    let outputs = JobOutputs::open(&job.output, job.runtime.checkpoint.is_some())
+        .map_err(|e| e.to_string())?;
+    let file = |name: &str| outputs.file(name).map_err(|e| e.to_string());
     let (rejected, late) = (file(REJECTED_FILE)?, file(LATE_FILE)?);
     let (flow_file, origin_file) = (file(FLOW_FILE)?, file(ORIGIN_FILE)?);
     let tally = Arc::new(Tally::new(job.input.partitions()));
-    let counts = Arc::new(Mutex::new(OriginCounts::default()));
-    let flow_slot = Arc::new(Mutex::new(BTreeMap::new()));
-    let origin_slot = Arc::new(Mutex::new(BTreeMap::new()));
-    let quarantined = Arc::new(AtomicU64::new(0));
-    let late_flow = Arc::new(AtomicU64::new(0));
-    let late_origin = Arc::new(AtomicU64::new(0));
     let latency = Arc::new(Mutex::new(weir_core::metrics::latency_histogram()));
     let p = job.parallelism;
     let et = &job.event_time;
     let input = Arc::new(job.input.clone());
 
-    let weir_job = Job::new(job.runtime.clone());
+    let weir_job = Job::new(RuntimeConfig {
+        committer: outputs.committer(),
+        ..job.runtime.clone()
+    });
     let control = weir_job.control();
     let strategy = WatermarkStrategy {
         timestamp: Arc::new(|r: &TrafficRecord| r.ts_ms),
@@ -239,70 +254,62 @@ pub fn run(
         idle_timeout: if et.batch { None } else { et.idle_timeout },
         guard: et.guard,
         quarantine: Some({
-            let (rejected, quarantined) = (Arc::clone(&rejected), Arc::clone(&quarantined));
-            let input = Arc::clone(&input);
-            Arc::new(move |_subtask| {
-                let mut lines = rejected.writer::<QuarantinedRecord>();
-                let (quarantined, input) = (Arc::clone(&quarantined), Arc::clone(&input));
-                Box::new(move |record: TrafficRecord, quarantine: Quarantine| {
-                    quarantined.fetch_add(1, Ordering::Relaxed);
-                    if let Err(e) = lines
-                        .write_line(&QuarantinedRecord::new(&record, &quarantine, &input))
-                        .and_then(|()| lines.flush())
-                    {
-                        eprintln!("weir: could not write a quarantined record: {e}");
-                    }
-                })
+            let (rejected, input) = (rejected.clone(), Arc::clone(&input));
+            Arc::new(move |subtask| {
+                let mut lines = rejected.writer::<QuarantinedRecord>(subtask)?;
+                let input = Arc::clone(&input);
+                Ok(Box::new(
+                    move |record: TrafficRecord, quarantine: Quarantine| {
+                        lines
+                            .write_line(&QuarantinedRecord::new(&record, &quarantine, &input))
+                            .and_then(|()| lines.flush())
+                            .map_err(|e| format!("writing a quarantined record: {e}").into())
+                    },
+                ))
             })
         }),
     };
     let lateness_ms = millis(et.allowed_lateness);
-    let late_output = |output: &'static str, counter: &Arc<AtomicU64>| {
-        let (late, counter, input) = (Arc::clone(&late), Arc::clone(counter), Arc::clone(&input));
-        let factory: weir_core::window::LateOutput<Tagged> = Arc::new(move |_subtask| {
-            let mut lines = late.writer::<LateRecord>();
-            let (counter, input) = (Arc::clone(&counter), Arc::clone(&input));
-            Box::new(move |tagged: &Tagged, window: Window| {
-                counter.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = lines
+    let late_output = |output: &'static str| {
+        let (late, input) = (late.clone(), Arc::clone(&input));
+        let factory: weir_core::window::LateOutput<Tagged> = Arc::new(move |subtask| {
+            let mut lines = late.writer::<LateRecord>(subtask)?;
+            let input = Arc::clone(&input);
+            Ok(Box::new(move |tagged: &Tagged, window: Window| {
+                lines
                     .write_line(&LateRecord::new(output, &tagged.record, window, &input))
                     .and_then(|()| lines.flush())
-                {
-                    eprintln!("weir: could not write a late record: {e}");
-                }
-            })
+                    .map_err(|e| format!("writing a late record: {e}").into())
+            }))
         });
         factory
     };
-    let late_partials = |output: &'static str, counter: &Arc<AtomicU64>| {
-        let (late, counter) = (Arc::clone(&late), Arc::clone(counter));
-        let factory: weir_core::window::LatePartials = Arc::new(move |_subtask| {
-            let mut lines = late.writer::<LateRecord>();
-            let counter = Arc::clone(&counter);
-            Box::new(move |window: Window, records: u64| {
-                counter.fetch_add(records, Ordering::Relaxed);
-                if let Err(e) = lines
+    let late_partials = |output: &'static str| {
+        let late = late.clone();
+        let factory: weir_core::window::LatePartials = Arc::new(move |subtask| {
+            let mut lines = late.writer::<LateRecord>(subtask)?;
+            Ok(Box::new(move |window: Window, records: u64| {
+                lines
                     .write_line(&LateRecord::partial(output, window, records))
                     .and_then(|()| lines.flush())
-                {
-                    eprintln!("weir: could not write a late partial: {e}");
-                }
-            })
+                    .map_err(|e| format!("writing a late partial: {e}").into())
+            }))
         });
         factory
     };
-    let spec = |output: &'static str, size_ms: i64, counter: &Arc<AtomicU64>| WindowSpec {
+    let spec = |output: &'static str, size_ms: i64| WindowSpec {
         assigner: WindowAssigner::tumbling(size_ms),
         allowed_lateness_ms: lateness_ms,
         timestamp: Arc::new(|t: &Tagged| t.record.ts_ms),
-        late: Some(late_output(output, counter)),
-        late_partials: Some(late_partials(output, counter)),
+        late: Some(late_output(output)),
+        late_partials: Some(late_partials(output)),
     };
 
     let home = job.home;
-    let fail_after = job.fail_after;
+    let fail_after = job
+        .fail_after
+        .map(|n| (n, Arc::new(AtomicBool::new(false))));
     let origins_path = job.output.join(ORIGINS_FILE);
-    let result_slot = Arc::clone(&counts);
     let tagged = weir_job
         .source_with_watermarks(
             "source: parse",
@@ -313,69 +320,68 @@ pub fn run(
                 tally: Arc::clone(&tally),
                 control: Arc::clone(&control),
                 boundary_shift_ms: millis(et.out_of_orderness),
+                rate_per_partition: job
+                    .rate
+                    .map(|rate| rate as f64 / job.input.partitions().max(1) as f64),
             },
             strategy,
         )
         .key_by(|r: &TrafficRecord| r.plate)
-        .process("tag", p, move || Tag { home, fail_after });
+        .process("tag", p, move || Tag::new(home, fail_after.clone()));
     let (totals, windowed) = tagged.split();
     let (flow, by_origin) = windowed.split();
     totals
         .process("count-origins", CountOrigins::default)
-        .sink("origins", 1, move |_| OriginsSink {
-            path: origins_path.clone(),
-            total: OriginCounts::default(),
-            result: Arc::clone(&result_slot),
+        .sink("origins", 1, move |_| {
+            OriginsSink::new(origins_path.clone())
         });
     let flow_lines = {
-        let (slot, tally, control, latency) = (
-            Arc::clone(&flow_slot),
+        let (tally, control, latency) = (
             Arc::clone(&tally),
             Arc::clone(&control),
             Arc::clone(&latency),
         );
         let shift_ms = millis(et.out_of_orderness);
-        move |_| WindowLines {
-            lines: flow_file.writer(),
-            last: BTreeMap::new(),
-            line: |window, _, count: &u64| FlowCount {
-                window_start: window.start,
-                window_end: window.end,
-                count: *count,
-            },
-            slot: Arc::clone(&slot),
-            latency: Some(FlowLatency {
-                tally: Arc::clone(&tally),
-                control: Arc::clone(&control),
-                shift_ms,
-                histogram: Arc::clone(&latency),
-            }),
+        move |subtask| {
+            WindowLines::new(
+                &flow_file,
+                subtask,
+                |window, _, count: &u64| FlowCount {
+                    window_start: window.start,
+                    window_end: window.end,
+                    count: *count,
+                },
+                Some(FlowLatency {
+                    tally: Arc::clone(&tally),
+                    control: Arc::clone(&control),
+                    shift_ms,
+                    histogram: Arc::clone(&latency),
+                }),
+            )
         }
     };
     flow.window_global(
         "flow_1m",
         et.aggregation,
-        spec("flow_1m", FLOW_WINDOW_MS, &late_flow),
+        spec("flow_1m", FLOW_WINDOW_MS),
         Count,
     )
-    .sink("flow_1m sink", 1, flow_lines);
-    let origin_lines = {
-        let slot = Arc::clone(&origin_slot);
-        move |_| WindowLines {
-            lines: origin_file.writer(),
-            last: BTreeMap::new(),
-            line: |window, origin, &(count, long_term): &(u64, u64)| OriginWindowCount {
+    .try_sink("flow_1m sink", 1, flow_lines);
+    let origin_lines = move |subtask| {
+        WindowLines::new(
+            &origin_file,
+            subtask,
+            |window, origin, &(count, long_term): &(u64, u64)| OriginWindowCount {
                 window_start: window.start,
                 window_end: window.end,
                 origin: Origin::from_index(origin).expect("origin index from Origin::index"),
                 count,
                 long_term,
             },
-            slot: Arc::clone(&slot),
-            latency: None,
-        }
+            None,
+        )
     };
-    let origin_spec = spec("origin_5m", ORIGIN_WINDOW_MS, &late_origin);
+    let origin_spec = spec("origin_5m", ORIGIN_WINDOW_MS);
     let origin_windows = match et.aggregation {
         // The seed's job: every tagged record crosses the network to its origin's window.
         GlobalAggregation::WindowAll => by_origin.key_by(|t: &Tagged| t.origin).window(
@@ -393,31 +399,32 @@ pub fn run(
             OriginWindow,
         ),
     };
-    origin_windows.sink("origin_5m sink", 1, origin_lines);
+    origin_windows.try_sink("origin_5m sink", 1, origin_lines);
 
     started(control, Arc::clone(&tally));
     let result = weir_job.execute().map_err(|e| e.to_string())?;
-    let counts = *counts.lock().unwrap_or_else(|p| p.into_inner());
-    let windows = WindowTotals {
-        flow: flow_slot
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(&(start, _), &count)| (start, count))
-            .collect(),
-        origin: std::mem::take(&mut *origin_slot.lock().unwrap_or_else(|p| p.into_inner())),
-    };
+    let committed = Committed::read(&job.output)?;
     let result_latency_ns = latency.lock().unwrap_or_else(|p| p.into_inner()).clone();
     Ok(TrafficRun {
         records_in: tally.lines(),
-        records_rejected: tally.rejected(),
+        records_rejected: committed.rejected,
         rejects_by_partition: tally.by_partition(),
-        records_quarantined: quarantined.load(Ordering::Relaxed),
-        records_late_dropped: late_flow.load(Ordering::Relaxed),
-        records_late_dropped_origin_5m: late_origin.load(Ordering::Relaxed),
-        counts,
-        windows,
+        records_quarantined: committed.quarantined,
+        records_late_dropped: committed.late_flow,
+        records_late_dropped_origin_5m: committed.late_origin,
+        counts: committed.counts,
+        windows: committed.windows,
         result_latency_ns,
         result,
     })
+}
+
+/// Removes `OUTPUT/.weir`, the transactional outputs' commit marker and in-progress parts.
+fn remove_transaction_log(output: &std::path::Path) -> Result<(), String> {
+    let log = output.join(".weir");
+    match std::fs::remove_dir_all(&log) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("removing {}: {e}", log.display())),
+    }
 }

@@ -1,19 +1,37 @@
 //! The job's operators: tagging with per-plate state, per-subtask origin counts, and the
 //! origin window's aggregate.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use weir_core::checkpoint::{SnapshotContext, StateReader, StateWriter};
+use weir_core::codec::{decode_exact, encode_to_vec};
 use weir_core::error::OperatorError;
-use weir_core::operator::{Collector, KeyedProcessFunction, KeyedState, Operator};
+use weir_core::operator::{Collector, KeyedProcessFunction, KeyedState, Operator, OperatorContext};
 use weir_core::window::AggregateFunction;
 
 use crate::traffic::record::{Home, Plate, TrafficRecord};
 use crate::traffic::tag::{LongTermTracker, OriginCounts, Tagged};
 
 /// Tags each record with its origin and, for non-local plates, the long-term flag.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct Tag {
-    pub(super) home: Home,
-    /// Records left before an injected panic.
-    pub(super) fail_after: Option<u64>,
+    home: Home,
+    /// Injected failure: the record count at which a subtask panics, and whether one did (it
+    /// fires once per job, not again in a restarted attempt).
+    fail_after: Option<(u64, Arc<AtomicBool>)>,
+    /// Records this subtask has tagged in this attempt.
+    seen: u64,
+}
+
+impl Tag {
+    pub(super) fn new(home: Home, fail_after: Option<(u64, Arc<AtomicBool>)>) -> Self {
+        Self {
+            home,
+            fail_after,
+            seen: 0,
+        }
+    }
 }
 
 impl KeyedProcessFunction<Plate, TrafficRecord, Tagged> for Tag {
@@ -27,9 +45,11 @@ impl KeyedProcessFunction<Plate, TrafficRecord, Tagged> for Tag {
         record: TrafficRecord,
         out: &mut Collector<'_, Tagged>,
     ) -> Result<(), OperatorError> {
-        if let Some(left) = &mut self.fail_after {
-            assert!(*left > 0, "injected failure (--fail-after)");
-            *left -= 1;
+        if let Some((after, fired)) = &self.fail_after {
+            self.seen += 1;
+            if self.seen > *after && !fired.swap(true, Ordering::Relaxed) {
+                panic!("injected failure (--fail-after)");
+            }
         }
         // Local plates never touch their state: only non-local plates can be long-term.
         out.collect(Tagged::new(record, &self.home, |_, day| {
@@ -39,11 +59,31 @@ impl KeyedProcessFunction<Plate, TrafficRecord, Tagged> for Tag {
     }
 }
 
-/// Pre-aggregates the counts of one subtask and emits them at end of input.
+/// Pre-aggregates the counts of one subtask and emits them at end of input. Its counts are
+/// its state: after a restart they continue from the checkpoint; at another parallelism the
+/// old subtasks' counts are dealt round robin (old subtask `i` to new subtask `i % p`).
 #[derive(Debug, Default)]
 pub(super) struct CountOrigins(pub(super) OriginCounts);
 
 impl Operator<Tagged, OriginCounts> for CountOrigins {
+    fn open(&mut self, context: &OperatorContext) -> Result<(), OperatorError> {
+        let Some(restore) = &context.restore else {
+            return Ok(());
+        };
+        for (old, state) in restore.operator_states.iter().enumerate() {
+            if old % context.parallelism != context.subtask || state.is_empty() {
+                continue;
+            }
+            let bytes = StateReader::new(state)
+                .bytes()
+                .map_err(|e| format!("restoring the origin counts of old subtask {old}: {e}"))?;
+            let counts = decode_exact::<OriginCounts>(bytes)
+                .map_err(|e| format!("restoring the origin counts of old subtask {old}: {e}"))?;
+            self.0.merge(&counts);
+        }
+        Ok(())
+    }
+
     #[inline]
     fn process(
         &mut self,
@@ -51,6 +91,13 @@ impl Operator<Tagged, OriginCounts> for CountOrigins {
         _out: &mut Collector<'_, OriginCounts>,
     ) -> Result<(), OperatorError> {
         self.0.add(&tagged);
+        Ok(())
+    }
+
+    fn snapshot_state(&mut self, ctx: &mut SnapshotContext<'_>) -> Result<(), OperatorError> {
+        let mut w = StateWriter::new();
+        w.bytes(&encode_to_vec(&self.0));
+        ctx.set_operator_state(w.finish());
         Ok(())
     }
 

@@ -1,14 +1,14 @@
 //! The job's output lines and sinks: quarantined and late records, windowed results as they
 //! fire, and the merged origin counts.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use weir_core::error::OperatorError;
 use weir_core::runtime::JobControl;
-use weir_core::sink::{JsonLinesWriter, Sink};
+use weir_core::sink::{LineWriter, OutputFile, Sink};
 use weir_core::time::Quarantine;
 use weir_core::time::arith::fires_at;
 use weir_core::window::{Window, WindowResult};
@@ -109,14 +109,14 @@ impl LateRecord {
     }
 }
 
-/// Writes window results as they fire (a re-fire is a new line) and keeps each window's
-/// last value; publishes them when the input ends.
+/// Writes window results as they fire (a re-fire is a new line); measures the result latency
+/// of each window's first line.
 pub(super) struct WindowLines<R, L> {
-    pub(super) lines: JsonLinesWriter<L>,
-    pub(super) last: BTreeMap<(i64, usize), R>,
-    pub(super) line: fn(Window, usize, &R) -> L,
-    pub(super) slot: Arc<Mutex<BTreeMap<(i64, usize), R>>>,
-    pub(super) latency: Option<FlowLatency>,
+    lines: LineWriter<L>,
+    line: fn(Window, usize, &R) -> L,
+    latency: Option<FlowLatency>,
+    /// Windows (start, key) that have had a line, for the latency of first results.
+    seen: BTreeSet<(i64, usize)>,
 }
 
 /// Measures the result latency of flow windows at their sink.
@@ -128,11 +128,25 @@ pub(super) struct FlowLatency {
 }
 
 impl<R: Copy + Send + 'static, L: Serialize + Send + 'static> WindowLines<R, L> {
+    /// Subtask `subtask`'s writer of `file`, turning results into lines with `line`.
+    pub(super) fn new(
+        file: &OutputFile,
+        subtask: usize,
+        line: fn(Window, usize, &R) -> L,
+        latency: Option<FlowLatency>,
+    ) -> Result<Self, OperatorError> {
+        Ok(Self {
+            lines: file.writer(subtask)?,
+            line,
+            latency,
+            seen: BTreeSet::new(),
+        })
+    }
+
     fn write(&mut self, window: Window, key: usize, value: R) -> Result<(), OperatorError> {
         self.lines.write_line(&(self.line)(window, key, &value))?;
-        let first = self.last.insert((window.start, key), value).is_none();
-        if first
-            && let Some(latency) = &self.latency
+        if let Some(latency) = &self.latency
+            && self.seen.insert((window.start, key))
             && let Some(passed) = latency
                 .tally
                 .all_passed(fires_at(window.end, latency.shift_ms))
@@ -146,12 +160,6 @@ impl<R: Copy + Send + 'static, L: Serialize + Send + 'static> WindowLines<R, L> 
         }
         Ok(())
     }
-
-    fn finish(&mut self) -> Result<(), OperatorError> {
-        self.lines.flush()?;
-        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = std::mem::take(&mut self.last);
-        Ok(())
-    }
 }
 
 impl Sink<WindowResult<(), u64>> for WindowLines<u64, FlowCount> {
@@ -159,7 +167,7 @@ impl Sink<WindowResult<(), u64>> for WindowLines<u64, FlowCount> {
         WindowLines::write(self, result.window, 0, result.value)
     }
     fn finish(&mut self) -> Result<(), OperatorError> {
-        WindowLines::finish(self)
+        self.lines.finish()
     }
 }
 
@@ -168,15 +176,26 @@ impl Sink<WindowResult<Origin, (u64, u64)>> for WindowLines<(u64, u64), OriginWi
         WindowLines::write(self, result.window, result.key.index(), result.value)
     }
     fn finish(&mut self) -> Result<(), OperatorError> {
-        WindowLines::finish(self)
+        self.lines.finish()
     }
 }
 
-/// Merges the partial counts and writes `origins.jsonl` when the input ends.
+/// Merges the partial counts and writes `origins.jsonl` when the input ends, by an atomic
+/// rename: the file is the job's final answer, whole or absent. The partials arrive at end of
+/// input only (after the final checkpoint): a restart before the file is written restores the
+/// counting subtasks' state and sends them again.
 pub(super) struct OriginsSink {
-    pub(super) path: PathBuf,
-    pub(super) total: OriginCounts,
-    pub(super) result: Arc<Mutex<OriginCounts>>,
+    path: PathBuf,
+    total: OriginCounts,
+}
+
+impl OriginsSink {
+    pub(super) fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            total: OriginCounts::default(),
+        }
+    }
 }
 
 impl Sink<OriginCounts> for OriginsSink {
@@ -186,9 +205,7 @@ impl Sink<OriginCounts> for OriginsSink {
     }
 
     fn finish(&mut self) -> Result<(), OperatorError> {
-        std::fs::write(&self.path, self.total.to_jsonl())
-            .map_err(|e| format!("writing {}: {e}", self.path.display()))?;
-        *self.result.lock().unwrap_or_else(|p| p.into_inner()) = self.total;
+        crate::output_dir::write_atomically(&self.path, &self.total.to_jsonl())?;
         Ok(())
     }
 }

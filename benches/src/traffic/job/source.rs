@@ -4,10 +4,12 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use weir_core::checkpoint::{StateReader, StateWriter};
 use weir_core::error::OperatorError;
 use weir_core::runtime::JobControl;
-use weir_core::sink::{JsonLinesFile, JsonLinesWriter};
+use weir_core::sink::{LineWriter, OutputFile};
 use weir_core::source::{PartitionReader as WeirReader, Read, Source};
 use weir_core::time::arith::{distance_ms, tumbling_window};
 
@@ -33,10 +35,12 @@ const DROPPED_PER_POLL: u32 = 1024;
 
 /// Lines read and rejected so far, shared by the job's readers, and when event time passed
 /// each flow window's end at every partition (for the result latency).
+///
+/// Each partition's counts are its reader's totals at its position, stored (not added) by the
+/// one reader of the partition: a reader restored from a checkpoint starts from the totals at
+/// the checkpoint, so lines read again after a restart are counted once.
 #[derive(Debug)]
 pub struct Tally {
-    lines: AtomicU64,
-    rejected: AtomicU64,
     /// Per partition: (data lines, rejected lines).
     partitions: Box<[(AtomicU64, AtomicU64)]>,
     progress: Mutex<EventTimeProgress>,
@@ -72,8 +76,6 @@ struct EventTimeProgress {
 impl Tally {
     pub(super) fn new(partitions: usize) -> Self {
         Self {
-            lines: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
             partitions: (0..partitions)
                 .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
                 .collect(),
@@ -109,12 +111,26 @@ impl Tally {
 
     /// Data lines read so far (published every few thousand lines, exact at the end).
     pub fn lines(&self) -> u64 {
-        self.lines.load(Ordering::Relaxed)
+        self.partitions
+            .iter()
+            .map(|(lines, _)| lines.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Lines rejected so far.
     pub fn rejected(&self) -> u64 {
-        self.rejected.load(Ordering::Relaxed)
+        self.partitions
+            .iter()
+            .map(|(_, rejected)| rejected.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Partition `partition`'s totals are now `counts` (data lines, rejected lines).
+    fn store(&self, partition: usize, counts: Counts) {
+        if let Some((lines, rejected)) = self.partitions.get(partition) {
+            lines.store(counts.lines, Ordering::Relaxed);
+            rejected.store(counts.rejected, Ordering::Relaxed);
+        }
     }
 
     /// Data lines and rejected lines of every partition (exact at the end).
@@ -134,12 +150,69 @@ impl Tally {
 /// The traffic input as a weir source; rejected lines go to `rejected.jsonl`.
 pub(super) struct TrafficSource {
     pub(super) input: TrafficInput,
-    pub(super) rejected: Arc<JsonLinesFile>,
+    pub(super) rejected: OutputFile,
     pub(super) tally: Arc<Tally>,
     pub(super) control: Arc<JobControl>,
     /// Event time that makes the watermark pass a flow window's end: end + out-of-orderness
     /// ([`weir_core::time::arith::fires_at`]).
     pub(super) boundary_shift_ms: i64,
+    /// Records per second each partition reads at most (`--rate` over the partitions).
+    pub(super) rate_per_partition: Option<f64>,
+}
+
+/// A reader's totals at its position: its [`WeirReader::state`] with the position.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Counts {
+    lines: u64,
+    rejected: u64,
+}
+
+impl TrafficSource {
+    fn reader(
+        &self,
+        partition: usize,
+        offset: u64,
+        restored: Option<(u64, Counts)>,
+    ) -> Result<Box<dyn WeirReader<TrafficRecord>>, OperatorError> {
+        let reader = self.input.open_at(partition, offset)?;
+        if !self.input.files().is_empty() {
+            eprintln!("weir: reading {} (partition {partition})", reader.name());
+        }
+        let (accounted_until, counts) = restored.unwrap_or((0, Counts::default()));
+        self.tally.store(partition, counts);
+        Ok(Box::new(TrafficReader {
+            reader,
+            partition,
+            rejected: self.rejected.writer(partition)?,
+            tally: Arc::clone(&self.tally),
+            control: Arc::clone(&self.control),
+            counts,
+            unpublished: 0,
+            accounted_until,
+            boundary_shift_ms: self.boundary_shift_ms,
+            next_boundary: None,
+            pace: self.rate_per_partition.map(|per_s| Pace {
+                start: Instant::now(),
+                per_s,
+                read: 0,
+            }),
+        }))
+    }
+}
+
+/// Paces a reader at a fixed rate (`--rate`): ahead of it, the reader reports `Pending`.
+#[derive(Debug)]
+struct Pace {
+    start: Instant,
+    per_s: f64,
+    read: u64,
+}
+
+impl Pace {
+    /// Whether one more record now would read faster than the rate.
+    fn ahead(&self) -> bool {
+        self.read as f64 >= self.start.elapsed().as_secs_f64() * self.per_s
+    }
 }
 
 impl Source for TrafficSource {
@@ -154,47 +227,58 @@ impl Source for TrafficSource {
         partition: usize,
         offset: u64,
     ) -> Result<Box<dyn WeirReader<TrafficRecord>>, OperatorError> {
-        let reader = self.input.open_at(partition, offset)?;
-        if !self.input.files().is_empty() {
-            eprintln!("weir: reading {} (partition {partition})", reader.name());
+        self.reader(partition, offset, None)
+    }
+
+    /// Reopens at `offset` with the totals the reader had at its own position then (which is
+    /// past `offset` when the guard held records): lines up to that position were counted
+    /// and rejected already, so they are read again without either.
+    fn restore(
+        &self,
+        partition: usize,
+        offset: u64,
+        state: &[u8],
+    ) -> Result<Box<dyn WeirReader<TrafficRecord>>, OperatorError> {
+        let mut r = StateReader::new(state);
+        let decode =
+            |e| format!("the state of partition {partition}'s reader does not decode: {e}");
+        let position = r.u64().map_err(decode)?;
+        let counts = Counts {
+            lines: r.u64().map_err(decode)?,
+            rejected: r.u64().map_err(decode)?,
+        };
+        if !r.is_empty() || position < offset {
+            return Err(format!(
+                "the state of partition {partition}'s reader is not one it wrote (position {position}, resume offset {offset})"
+            )
+            .into());
         }
-        Ok(Box::new(TrafficReader {
-            reader,
-            partition,
-            rejected: self.rejected.writer(),
-            tally: Arc::clone(&self.tally),
-            control: Arc::clone(&self.control),
-            unpublished_lines: 0,
-            unpublished_rejected: 0,
-            boundary_shift_ms: self.boundary_shift_ms,
-            next_boundary: None,
-        }))
+        self.reader(partition, offset, Some((position, counts)))
     }
 }
 
 struct TrafficReader {
     reader: PartitionReader,
     partition: usize,
-    rejected: JsonLinesWriter<Rejection>,
+    rejected: LineWriter<Rejection>,
     tally: Arc<Tally>,
     control: Arc<JobControl>,
-    unpublished_lines: u64,
-    unpublished_rejected: u64,
+    /// Data and rejected lines up to the reader's position, restored ones included.
+    counts: Counts,
+    /// Lines counted since the tally was last told.
+    unpublished: u64,
+    /// Lines ending at or before this offset were counted (and rejected) before a restore.
+    accounted_until: u64,
     boundary_shift_ms: i64,
     /// The next flow-window boundary this partition's highest timestamp has not passed.
     next_boundary: Option<i64>,
+    pace: Option<Pace>,
 }
 
 impl TrafficReader {
     fn publish(&mut self) {
-        let lines = std::mem::take(&mut self.unpublished_lines);
-        let rejected = std::mem::take(&mut self.unpublished_rejected);
-        self.tally.lines.fetch_add(lines, Ordering::Relaxed);
-        self.tally.rejected.fetch_add(rejected, Ordering::Relaxed);
-        if let Some((p_lines, p_rejected)) = self.tally.partitions.get(self.partition) {
-            p_lines.fetch_add(lines, Ordering::Relaxed);
-            p_rejected.fetch_add(rejected, Ordering::Relaxed);
-        }
+        self.unpublished = 0;
+        self.tally.store(self.partition, self.counts);
     }
 }
 
@@ -227,23 +311,33 @@ impl WeirReader<TrafficRecord> for TrafficReader {
     /// The next record; `Pending` after [`DROPPED_PER_POLL`] rejected lines or skipped parts
     /// of an oversized line without a record, so the caller can look at stop requests.
     fn next(&mut self) -> Result<Read<TrafficRecord>, OperatorError> {
+        if let Some(pace) = &mut self.pace {
+            if pace.ahead() {
+                return Ok(Read::Pending);
+            }
+            pace.read += 1;
+        }
         for _ in 0..DROPPED_PER_POLL {
             let line = self.reader.next_item()?;
-            self.unpublished_lines +=
-                u64::from(matches!(line, Some(Line::Record(_) | Line::Rejected(_))));
-            if self.unpublished_lines >= PUBLISH_EVERY_LINES {
-                self.publish();
+            // Read again after a restore: counted, and rejected, before the failure.
+            let accounted = self.reader.offset() <= self.accounted_until;
+            if !accounted && matches!(line, Some(Line::Record(_) | Line::Rejected(_))) {
+                self.counts.lines += 1;
+                self.unpublished += 1;
+                if self.unpublished >= PUBLISH_EVERY_LINES {
+                    self.publish();
+                }
             }
             match line {
                 Some(Line::Record(record)) => {
                     self.track_event_time(record.ts_ms);
                     return Ok(Read::Record(record));
                 }
-                Some(Line::Rejected(rejection)) => {
-                    self.unpublished_rejected += 1;
+                Some(Line::Rejected(rejection)) if !accounted => {
+                    self.counts.rejected += 1;
                     self.rejected.write_line(&rejection)?;
                 }
-                Some(Line::Skipped) => {}
+                Some(Line::Rejected(_) | Line::Skipped) => {}
                 None => {
                     self.publish();
                     self.rejected.flush()?;
@@ -259,6 +353,15 @@ impl WeirReader<TrafficRecord> for TrafficReader {
 
     fn offset(&self) -> u64 {
         self.reader.offset()
+    }
+
+    /// The position and the totals there.
+    fn state(&self) -> Vec<u8> {
+        let mut w = StateWriter::new();
+        w.u64(self.reader.offset())
+            .u64(self.counts.lines)
+            .u64(self.counts.rejected);
+        w.finish()
     }
 }
 
