@@ -125,7 +125,10 @@ pub fn run(seed: u64, snapshots: Snapshots) -> [i64; CHECKPOINTS] {
             if let Some(k) = firing(tick, source.skew_ticks) {
                 source.snapshots.push(source.offset);
                 if !timers {
-                    debug_assert!(source.outbox.is_none(), "a period is longer than a push");
+                    debug_assert!(
+                        source.outbox.is_none(),
+                        "the previous marker left within one period"
+                    );
                     source.outbox = Some(k);
                 }
             }
