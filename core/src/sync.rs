@@ -3,18 +3,34 @@
 //! Every lock-free type in weir-core takes its atomics, cells and parking from here, so the code
 //! that loom checks (`--cfg weir_loom`) is the code that ships. The `UnsafeCell` offers loom's
 //! closure API (`with`, `with_mut`) on both sides, so one body compiles for both.
+//!
+//! The control plane's channel ([`mpsc`]) comes from here too, so a loom model of the
+//! checkpoint coordinator sees its reports as loom operations.
 
 #[cfg(not(weir_loom))]
 pub(crate) use std::sync::{
     Arc, Mutex,
-    atomic::{AtomicBool, AtomicU64, Ordering, fence},
+    atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence},
 };
 
 #[cfg(weir_loom)]
 pub(crate) use loom::sync::{
     Arc, Mutex,
-    atomic::{AtomicBool, AtomicU64, Ordering, fence},
+    atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence},
 };
+
+/// A multi-producer channel (tasks → checkpoint coordinator).
+///
+/// Under loom, `recv` blocks as a loom operation (a model whose coordinator waits for a report
+/// that never comes fails as a deadlock) and `recv_timeout` panics (loom has no clock): code that
+/// a model runs receives with `recv` or `try_recv`.
+pub(crate) mod mpsc {
+    #[cfg(weir_loom)]
+    pub(crate) use loom::sync::mpsc::{Receiver, Sender, channel};
+    pub(crate) use std::sync::mpsc::RecvTimeoutError;
+    #[cfg(not(weir_loom))]
+    pub(crate) use std::sync::mpsc::{Receiver, Sender, channel};
+}
 
 /// Threads and parking.
 pub(crate) mod thread {

@@ -27,12 +27,18 @@
 //! | `tests/end_of_partition.rs` | `raw_channel_ends_after_its_data` | data then `EndOfPartition` then a dropped sender: the downstream receives all in order, stops at end of partition, the pool ends empty |
 //! | | `record_writer_finishes_after_its_records` | the same through the real `RecordWriter` (`emit`, `finish`) and `decode_elements`, with the writer waiting for a returned buffer |
 //! | `tests/barrier_alignment.rs` | `aligned_barrier_blocks_the_early_channel` | two upstreams into one `InputGate` with an aligned `BarrierHandler` (A: barrier, buffer; B: buffer, barrier; then end of partition): `Aligned` exactly once, B's pre-barrier buffer before it, A's post-barrier buffer after it, all buffers processed, both pools empty, and no wait forever on a blocked channel |
+//! | `tests/checkpoint_acks.rs` | `a_late_ack_of_an_aborted_checkpoint_counts_for_nothing` | the real `PendingCheckpoints` and `Signals`, reports on the shim's channel: checkpoint 1 times out while two subtasks acknowledge it, 2 is triggered; a late ack of 1 never completes 1 nor counts towards 2, 2 completes exactly once when both ack it, tasks never read a decreasing or an aborted completed id |
 //!
 //! Under loom a park has no timeout (see weir-core's `sync::thread::park_timeout`), so a
 //! wake-up that can be lost makes loom report a deadlock: the backpressure and shutdown models
 //! finishing is the check that `TaskNotifier`'s Dekker handshake never loses one.
 //!
 //! What the models do not see, and how they are written around it:
+//! - **No fair scheduler.** A subtask that spins for a barrier, yielding, would let loom starve
+//!   the coordinator forever (two spinners yield to each other); the checkpoint model's
+//!   subtasks look a bounded number of times, as a task reads the trigger once per batch.
+//! - **No clock.** A checkpoint's timeout is a program point: the coordinator calls the real
+//!   `expire` with a zero timeout where its `recv_timeout` would have timed out.
 //! - **The ring is not instrumented.** weir's channels are `rtrb` rings built on std atomics,
 //!   which loom neither schedules around nor tracks. Loom therefore orders a buffer's bytes
 //!   through the channel by the `SeqCst` fences of the `notify` calls in `try_send` and

@@ -9,22 +9,25 @@
 //! and the job ends when it completes (everything committed).
 //!
 //! Tasks and coordinator talk through [`Signals`] (coordinator → tasks: a few atomics the task
-//! loops read once per batch) and a channel of [`Report`]s (tasks → coordinator). Both are
-//! control-plane: a handful of messages per checkpoint, never per record.
+//! loops read once per batch) and a channel of [`Report`]s (tasks → coordinator, from
+//! `crate::sync::mpsc`). Both are control-plane: a handful of messages per checkpoint, never
+//! per record. Which report counts towards which checkpoint, and what the tasks are told, is
+//! [`PendingCheckpoints`]' job; the coordinator adds time, storage, commits and statistics.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::config::CheckpointConfig;
 use super::inject::{FailureInjector, Site};
+use super::pending::{
+    AckTimings, Acknowledgement, PendingCheckpoint, PendingCheckpoints, Received, Report,
+};
+use super::signals::Signals;
 use super::snapshot::PendingOperator;
 use super::stats::{CheckpointRecord, CheckpointStats, Status};
-use super::{CheckpointId, CheckpointMetadata, CheckpointStorage, PendingPart, StateHandle};
+use super::{CheckpointId, CheckpointMetadata, CheckpointStorage, PendingPart};
 use crate::error::JobError;
-use crate::net::CheckpointBarrier;
+use crate::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 
 /// Commits the transactional outputs of completed checkpoints (implemented by
 /// [`crate::sink::TransactionalOutputs`]).
@@ -37,91 +40,6 @@ pub trait OutputCommitter: Send + Sync + std::fmt::Debug {
         &self,
         restored: Option<(CheckpointId, &[PendingPart])>,
     ) -> Result<Vec<String>, String>;
-}
-
-/// Coordinator → tasks.
-#[derive(Debug, Default)]
-pub struct Signals {
-    trigger_id: AtomicU64,
-    trigger: Mutex<Option<CheckpointBarrier>>,
-    completed: AtomicU64,
-    aborted: AtomicU64,
-    final_checkpoint: AtomicU64,
-    sources_finished: AtomicUsize,
-}
-
-impl Signals {
-    /// The newest barrier sources must inject, if it is newer than `injected`.
-    #[inline]
-    pub(crate) fn trigger_after(&self, injected: CheckpointId) -> Option<CheckpointBarrier> {
-        // Acquire pairs with the Release store in `trigger`: the barrier behind the lock is
-        // at least as new as the id read.
-        if self.trigger_id.load(Ordering::Acquire) <= injected {
-            return None;
-        }
-        let barrier = *self.trigger.lock().unwrap_or_else(|p| p.into_inner());
-        barrier.filter(|b| b.checkpoint_id > injected)
-    }
-
-    fn trigger(&self, barrier: CheckpointBarrier) {
-        *self.trigger.lock().unwrap_or_else(|p| p.into_inner()) = Some(barrier);
-        self.trigger_id
-            .store(barrier.checkpoint_id, Ordering::Release);
-    }
-
-    /// The newest completed checkpoint.
-    #[inline]
-    pub(crate) fn completed(&self) -> CheckpointId {
-        self.completed.load(Ordering::Acquire)
-    }
-
-    /// The newest aborted checkpoint.
-    #[inline]
-    pub(crate) fn aborted(&self) -> CheckpointId {
-        self.aborted.load(Ordering::Acquire)
-    }
-
-    /// A source subtask finished reading (and emitted its final watermark).
-    pub(crate) fn source_finished(&self) {
-        self.sources_finished.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// Whether the final checkpoint has completed: finished sources may end.
-    pub(crate) fn final_completed(&self) -> bool {
-        let last = self.final_checkpoint.load(Ordering::Acquire);
-        last != 0 && self.completed() >= last
-    }
-}
-
-/// Timings of one subtask's part of a checkpoint, ns.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct AckTimings {
-    pub(crate) sync_ns: u64,
-    pub(crate) async_ns: u64,
-    pub(crate) alignment_ns: u64,
-    pub(crate) start_delay_ns: u64,
-}
-
-/// Tasks → coordinator.
-#[derive(Debug)]
-pub(crate) enum Report {
-    /// A subtask's snapshot is durable.
-    Ack {
-        checkpoint: CheckpointId,
-        task: usize,
-        states: Vec<StateHandle>,
-        parts: Vec<PendingPart>,
-        bytes: u64,
-        timings: AckTimings,
-    },
-    /// A subtask could not snapshot.
-    Declined {
-        checkpoint: CheckpointId,
-        task: usize,
-        reason: String,
-    },
-    /// A task thread ended (for any reason).
-    TaskEnded,
 }
 
 /// A task's snapshot on its way to the snapshot threads.
@@ -137,7 +55,7 @@ pub(crate) struct SnapshotJob {
 
 /// The snapshot threads of one attempt: serialize keyed views, write files, acknowledge.
 pub(crate) struct SnapshotPool {
-    jobs: Option<Sender<SnapshotJob>>,
+    jobs: Option<std::sync::mpsc::Sender<SnapshotJob>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -156,6 +74,7 @@ impl SnapshotPool {
         reports: Sender<Report>,
         injector: Arc<FailureInjector>,
     ) -> Self {
+        // The jobs channel stays std's: only std threads use it, never a loom model.
         let (tx, rx) = std::sync::mpsc::channel::<SnapshotJob>();
         let rx = Arc::new(Mutex::new(rx));
         let threads = (0..threads.max(1))
@@ -184,7 +103,7 @@ impl SnapshotPool {
         }
     }
 
-    pub(crate) fn sender(&self) -> Sender<SnapshotJob> {
+    pub(crate) fn sender(&self) -> std::sync::mpsc::Sender<SnapshotJob> {
         self.jobs.clone().expect("pool running")
     }
 
@@ -231,18 +150,13 @@ fn write_job(
     Report::Ack {
         checkpoint,
         task,
-        states,
-        parts: job.parts,
-        bytes,
-        timings,
+        ack: Acknowledgement {
+            states,
+            parts: job.parts,
+            bytes,
+            timings,
+        },
     }
-}
-
-struct InFlight {
-    id: CheckpointId,
-    triggered: Instant,
-    triggered_at_ms: u64,
-    acks: BTreeMap<usize, (Vec<StateHandle>, Vec<PendingPart>, u64, AckTimings)>,
 }
 
 /// The coordinator of one job: its state lives across attempts (ids continue, history grows).
@@ -250,8 +164,7 @@ pub(crate) struct Coordinator {
     config: CheckpointConfig,
     committer: Option<Arc<dyn OutputCommitter>>,
     max_parallelism: usize,
-    next_id: CheckpointId,
-    in_flight: Option<InFlight>,
+    pending: PendingCheckpoints,
     last_end: Instant,
     failed_in_row: u32,
     pub(crate) stats: CheckpointStats,
@@ -260,7 +173,7 @@ pub(crate) struct Coordinator {
 impl std::fmt::Debug for Coordinator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Coordinator")
-            .field("next_id", &self.next_id)
+            .field("pending", &self.pending)
             .finish()
     }
 }
@@ -283,8 +196,7 @@ impl Coordinator {
             config,
             committer,
             max_parallelism,
-            next_id: first_id.max(1),
-            in_flight: None,
+            pending: PendingCheckpoints::new(first_id),
             last_end: Instant::now(),
             failed_in_row: 0,
             stats: CheckpointStats::default(),
@@ -301,7 +213,7 @@ impl Coordinator {
 
     /// Ids continue after a restore from `id`.
     pub(crate) fn continue_after(&mut self, id: CheckpointId) {
-        self.next_id = self.next_id.max(id + 1);
+        self.pending.continue_after(id);
     }
 
     /// Runs one attempt's coordination until all `tasks` task threads ended. `fail` records a
@@ -316,122 +228,88 @@ impl Coordinator {
         fail: &dyn Fn(JobError),
     ) {
         let mut ended = 0;
-        self.in_flight = None;
         self.last_end = Instant::now();
         while ended < tasks {
             let now = Instant::now();
-            let all_sources_done =
-                signals.sources_finished.load(Ordering::Acquire) >= source_subtasks;
-            if self.in_flight.is_none()
+            let next_trigger = self.last_end + self.config.interval.max(self.config.min_pause);
+            let all_sources_done = signals.sources_finished() >= source_subtasks;
+            if self.pending.in_flight().is_none()
                 && !signals.final_completed()
-                && (all_sources_done
-                    || now >= self.last_end + self.config.interval.max(self.config.min_pause))
+                && (all_sources_done || now >= next_trigger)
             {
-                self.trigger(signals, all_sources_done);
+                self.pending.trigger(signals, tasks, all_sources_done);
             }
-            let wait = match &self.in_flight {
-                Some(f) => (f.triggered + self.config.timeout).saturating_duration_since(now),
-                None => (self.last_end + self.config.interval.max(self.config.min_pause))
-                    .saturating_duration_since(now),
+            let wait = match self.pending.in_flight() {
+                Some(f) => (f.triggered() + self.config.timeout).saturating_duration_since(now),
+                None => next_trigger.saturating_duration_since(now),
             }
             .clamp(Duration::from_millis(1), Duration::from_millis(50));
             match reports.recv_timeout(wait) {
-                Ok(Report::TaskEnded) => ended += 1,
-                Ok(Report::Ack {
-                    checkpoint,
-                    task,
-                    states,
-                    parts,
-                    bytes,
-                    timings,
-                }) => {
-                    let Some(f) = self.in_flight.as_mut().filter(|f| f.id == checkpoint) else {
-                        continue; // a late acknowledgement of an aborted checkpoint
-                    };
-                    f.acks.insert(task, (states, parts, bytes, timings));
-                    if f.acks.len() == tasks {
-                        self.complete(signals, injector, fail);
-                    }
-                }
-                Ok(Report::Declined {
-                    checkpoint,
-                    task,
-                    reason,
-                }) => {
-                    if self.in_flight.as_ref().is_some_and(|f| f.id == checkpoint) {
+                Ok(report) => match self.pending.receive(report) {
+                    Received::Pending | Received::Unknown => {}
+                    Received::TaskEnded => ended += 1,
+                    Received::Acknowledged(f) => self.complete(signals, f, injector, fail),
+                    Received::Declined {
+                        checkpoint,
+                        task,
+                        reason,
+                    } => {
                         let reason = format!("declined by subtask index {task}: {reason}");
-                        self.abort(signals, Status::Failed(reason), fail);
+                        self.abort(signals, checkpoint, Status::Failed(reason), fail);
                     }
-                }
+                    Received::Late(id) => {
+                        // Its snapshot thread may have written files after the abort removed
+                        // the folder: remove them again.
+                        let _ = self.config.storage.discard(id);
+                    }
+                },
                 Err(RecvTimeoutError::Timeout) => {
-                    if let Some(f) = &self.in_flight
-                        && f.triggered.elapsed() >= self.config.timeout
-                    {
+                    if let Some(f) = self.pending.expire(self.config.timeout) {
                         let reason = format!(
                             "checkpoint {} expired after {} ms before completing",
-                            f.id,
+                            f.id(),
                             self.config.timeout.as_millis()
                         );
-                        self.abort(signals, Status::Expired(reason), fail);
+                        self.abort(signals, f, Status::Expired(reason), fail);
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        if let Some(f) = self.in_flight.take() {
+        if let Some(f) = self.pending.end_attempt() {
             // The attempt ended (failed or cancelled) with a checkpoint in flight.
-            let _ = self.config.storage.discard(f.id);
+            let _ = self.config.storage.discard(f.id());
         }
     }
 
-    fn trigger(&mut self, signals: &Signals, final_checkpoint: bool) {
-        let id = self.next_id;
-        self.next_id += 1;
-        let triggered_at_ms = unix_ms();
-        self.in_flight = Some(InFlight {
-            id,
-            triggered: Instant::now(),
-            triggered_at_ms,
-            acks: BTreeMap::new(),
-        });
-        if final_checkpoint {
-            signals.final_checkpoint.store(id, Ordering::Release);
-        }
-        signals.trigger(CheckpointBarrier {
-            checkpoint_id: id,
-            triggered_at_ms,
-            unaligned: false,
-        });
-    }
-
-    fn complete(&mut self, signals: &Signals, injector: &FailureInjector, fail: &dyn Fn(JobError)) {
-        let f = self.in_flight.take().expect("in flight");
+    /// Writes the metadata of `f`, whose every subtask acknowledged, commits its outputs and
+    /// announces it; a failed metadata write aborts it, a failed commit fails the job.
+    fn complete(
+        &mut self,
+        signals: &Signals,
+        f: PendingCheckpoint,
+        injector: &FailureInjector,
+        fail: &dyn Fn(JobError),
+    ) {
         let mut states = Vec::new();
         let mut parts = Vec::new();
-        let mut record = CheckpointRecord::new(f.id, f.triggered_at_ms);
-        for (states_of, parts_of, bytes, t) in f.acks.into_values() {
-            states.extend(states_of);
-            parts.extend(parts_of);
-            record.add_subtask(bytes, t);
+        let mut record = CheckpointRecord::new(f.id(), f.triggered_at_ms());
+        for ack in f.acknowledgements().values() {
+            states.extend(ack.states.iter().cloned());
+            parts.extend(ack.parts.iter().cloned());
+            record.add_subtask(ack.bytes, ack.timings);
         }
         parts.sort_by(|a, b| (&a.output, &a.path).cmp(&(&b.output, &b.path)));
         let metadata = CheckpointMetadata {
-            id: f.id,
-            triggered_at_ms: f.triggered_at_ms,
+            id: f.id(),
+            triggered_at_ms: f.triggered_at_ms(),
             max_parallelism: self.max_parallelism,
             states,
             pending_parts: parts,
         };
         if let Err(e) = self.config.storage.complete(&metadata) {
-            self.in_flight = Some(InFlight {
-                acks: BTreeMap::new(),
-                ..f
-            });
-            self.abort(
-                signals,
-                Status::Failed(format!("writing metadata: {e}")),
-                fail,
-            );
+            let status = Status::Failed(format!("writing metadata: {e}"));
+            self.abort(signals, f, status, fail);
             return;
         }
         // The checkpoint is durable: from here on a restore uses it, so its outputs must be
@@ -441,28 +319,35 @@ impl Coordinator {
             return;
         }
         if let Some(committer) = &self.committer
-            && let Err(e) = committer.commit(f.id, &metadata.pending_parts)
+            && let Err(e) = committer.commit(f.id(), &metadata.pending_parts)
         {
             fail(JobError::Checkpoint(format!(
                 "committing the outputs of checkpoint {}: {e}",
-                f.id
+                f.id()
             )));
             return;
         }
-        record.finish(f.triggered.elapsed(), Status::Completed);
+        record.finish(f.triggered().elapsed(), Status::Completed);
         self.stats.push(record);
         self.failed_in_row = 0;
         self.last_end = Instant::now();
-        signals.completed.store(f.id, Ordering::Release);
+        self.pending.completed(signals, f);
     }
 
-    fn abort(&mut self, signals: &Signals, status: Status, fail: &dyn Fn(JobError)) {
-        let f = self.in_flight.take().expect("in flight");
-        let _ = self.config.storage.discard(f.id);
-        signals.aborted.store(f.id, Ordering::Release);
-        let mut record = CheckpointRecord::new(f.id, f.triggered_at_ms);
+    /// Removes what `f` wrote, announces its abort and counts it; too many in a row fail the
+    /// job.
+    fn abort(
+        &mut self,
+        signals: &Signals,
+        f: PendingCheckpoint,
+        status: Status,
+        fail: &dyn Fn(JobError),
+    ) {
+        let _ = self.config.storage.discard(f.id());
+        let mut record = CheckpointRecord::new(f.id(), f.triggered_at_ms());
         let reason = status.reason().unwrap_or_default().to_owned();
-        record.finish(f.triggered.elapsed(), status);
+        record.finish(f.triggered().elapsed(), status);
+        self.pending.aborted(signals, f);
         self.stats.push(record);
         self.failed_in_row += 1;
         self.last_end = Instant::now();

@@ -16,6 +16,8 @@ mod barrier;
 mod config;
 mod coordinator;
 mod inject;
+mod pending;
+mod signals;
 mod snapshot;
 mod stats;
 mod transaction;
@@ -23,9 +25,18 @@ mod transaction;
 pub use barrier::{Aligned, BarrierHandler};
 pub(crate) use config::RestartBackoff;
 pub use config::{BarrierMode, CheckpointConfig, RestartStrategy, SnapshotMode};
-pub(crate) use coordinator::{AckTimings, Coordinator, Report, SnapshotJob, SnapshotPool, unix_ms};
-pub use coordinator::{OutputCommitter, Signals};
+pub use coordinator::OutputCommitter;
+pub(crate) use coordinator::{Coordinator, SnapshotJob, SnapshotPool, unix_ms};
 pub use inject::{FailureInjector, Site};
+/// Under `--cfg weir_loom` the coordinator's bookkeeping is public, for the loom models.
+#[cfg(weir_loom)]
+pub use pending::{
+    AckTimings, Acknowledgement, PendingCheckpoint, PendingCheckpoints, RECENT_ABORTED, Received,
+    Report,
+};
+#[cfg(not(weir_loom))]
+pub(crate) use pending::{AckTimings, Report};
+pub use signals::Signals;
 pub use snapshot::{
     KeyedWrite, RestoreContext, SnapshotContext, StateReader, StateWriter, TaskSnapshot,
 };

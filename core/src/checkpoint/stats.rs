@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::CheckpointId;
-use super::coordinator::AckTimings;
+use super::pending::AckTimings;
 
 /// How a checkpoint ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -421,7 +421,7 @@ impl Plan<'_> {
 
         // Checkpointing: the signals to the tasks, their reports back, the snapshot threads.
         let signals = Arc::new(Signals::default());
-        let (reports_tx, reports_rx) = std::sync::mpsc::channel::<Report>();
+        let (reports_tx, reports_rx) = crate::sync::mpsc::channel::<Report>();
         let snapshots = coordinator.as_ref().map(|c| {
             SnapshotPool::start(
                 c.config().snapshot_threads,
