@@ -11,7 +11,7 @@
 //!     .map("square", |x| x * x)
 //!     .key_by(|x: &u64| *x % 2)
 //!     .process_fn("sum-by-parity", 2, |_key: &u64, sum: &mut KeyedState<u64, u64>, x: u64, out| {
-//!         *sum.get_or_default() += x;
+//!         sum.update(|sum| *sum += x);
 //!         out.collect(x);
 //!         Ok(())
 //!     })
@@ -46,6 +46,7 @@ use crate::runtime::{
 };
 use crate::sink::Sink;
 use crate::source::Source;
+use crate::state::{StateKey, StateValue};
 use crate::time::{DEFAULT_WATERMARK_INTERVAL, WatermarkEmit, WatermarkStrategy};
 use std::cell::RefCell as SlotCell;
 
@@ -623,6 +624,7 @@ impl<T: Codec, K: Hash + Eq + Clone + Send + 'static> KeyedStream<T, K> {
         make: impl Fn() -> F + 'static,
     ) -> Stream<U>
     where
+        K: StateKey,
         U: Send + 'static,
         F: KeyedProcessFunction<K, T, U>,
     {
@@ -636,8 +638,9 @@ impl<T: Codec, K: Hash + Eq + Clone + Send + 'static> KeyedStream<T, K> {
     /// Like [`KeyedStream::process`], with a closure `(key, state, record, out)` as the function.
     pub fn process_fn<U, S, F>(self, name: &str, parallelism: usize, f: F) -> Stream<U>
     where
+        K: StateKey,
         U: Send + 'static,
-        S: Default + Send + 'static,
+        S: StateValue + Default,
         F: FnMut(
                 &K,
                 &mut KeyedState<'_, K, S>,
@@ -663,7 +666,7 @@ struct ProcessFn<F, S> {
 
 impl<K, In, Out, S, F> KeyedProcessFunction<K, In, Out> for ProcessFn<F, S>
 where
-    S: Default + Send + 'static,
+    S: StateValue + Default,
     F: FnMut(
             &K,
             &mut KeyedState<'_, K, S>,
