@@ -18,6 +18,7 @@ pub(crate) mod testing;
 
 pub use crate::state::KeyedState;
 pub use basic::{Filter, FlatMap, Map};
+pub(crate) use keyed_process::layout_of;
 pub use keyed_process::{KeyedProcess, KeyedProcessFunction};
 pub(crate) use network::NetworkOutput;
 pub(crate) use sink_node::SinkNode;
