@@ -698,6 +698,37 @@ mod tests {
     }
 
     #[test]
+    fn a_local_window_its_old_subtask_emitted_is_not_emitted_again_after_a_rescale() {
+        let mut snapshots = Vec::new();
+        let mut partials = Vec::new();
+        // Subtask 0 is ahead (its windows fired); subtask 1 has seen no watermark.
+        for (subtask, events) in [
+            (0, vec![Event::Record(1, 5), Event::Watermark(50)]),
+            (1, vec![Event::Record(1, 6)]),
+        ] {
+            let mut op: Local =
+                LocalPreAggregate::new(Arc::new(|r: &(u64, i64)| r.0), spec(), Count);
+            let ctx = context(subtask, 2, None);
+            op.open(&ctx).unwrap();
+            let mut out = VecOutput::new();
+            feed(&mut op, &events, &mut out);
+            partials.extend(out.0);
+            snapshots.push(snapshot(&mut op, &ctx));
+        }
+        let mut op: Local = LocalPreAggregate::new(Arc::new(|r: &(u64, i64)| r.0), spec(), Count);
+        op.open(&context(0, 1, Some(restore_from(&snapshots, 0..128))))
+            .unwrap();
+        let mut out = VecOutput::new();
+        feed(&mut op, &[Event::Watermark(100)], &mut out);
+        partials.extend(out.0);
+        let mut records = std::collections::BTreeMap::new();
+        for p in &partials {
+            *records.entry(p.window.start).or_insert(0) += p.records;
+        }
+        assert_eq!(records.into_iter().collect::<Vec<_>>(), [(-20, 2), (0, 2)]);
+    }
+
+    #[test]
     fn a_restored_merge_step_fires_as_an_uninterrupted_one() {
         let partial = |key, start, acc| Partial {
             window: Window {

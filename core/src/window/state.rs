@@ -315,14 +315,17 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
 
     /// Restores keyed contents: the key groups this subtask owns now, whichever old subtask
     /// wrote them; its own watermark and counter when the parallelism is unchanged, or else
-    /// the lowest watermark (all equal at an aligned checkpoint) and the highest counter.
+    /// the lowest watermark (all equal at an aligned checkpoint) and the highest counter. A
+    /// window is pending if the watermark of the old subtask that wrote it had not reached its
+    /// end − 1, so that no window fires twice or never.
     pub(crate) fn restore_keyed(
         &mut self,
         restore: &RestoreContext,
         subtask: usize,
         parallelism: usize,
     ) -> Result<(), StateError> {
-        let clocks = match restore.own_operator_state(subtask, parallelism) {
+        let own = restore.own_operator_state(subtask, parallelism);
+        let clocks: Vec<(i64, u64)> = match own {
             Some(own) => vec![read_clock(own)?],
             None => restore
                 .operator_states
@@ -335,7 +338,21 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
         keyed.finish()?;
         self.watermark = clocks.iter().map(|c| c.0).min().unwrap_or(i64::MIN);
         self.next_seq = clocks.iter().map(|c| c.1).max().unwrap_or(0);
-        self.rebuild_indexes()
+        if own.is_some() {
+            let watermark = self.watermark;
+            return self.rebuild_indexes(|_| watermark);
+        }
+        let layout = self.accs.layout().clone();
+        let old = KeyGroups::new(layout.max_parallelism(), restore.old_parallelism)
+            .map_err(StateError::Layout)?;
+        if clocks.len() != restore.old_parallelism {
+            return Err(StateError::Layout(format!(
+                "{} operator states of a window operator with {} subtasks",
+                clocks.len(),
+                restore.old_parallelism
+            )));
+        }
+        self.rebuild_indexes(|slot| clocks[old.subtask_of_group(layout.group_of(slot))].0)
     }
 
     /// The whole state as operator state (the local step): the watermark, the counter and the
@@ -386,6 +403,11 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
             old.for_each(|slot, entry| entries.push((slot.clone(), entry.clone())));
             for (slot, mut entry) in entries {
                 check_seq(entry.seq, old_next)?;
+                if slot.window.max_timestamp() <= old_watermark {
+                    // Its old subtask emitted it already; a local step never emits a window
+                    // twice (a later record for it is sent alone), so it is not needed.
+                    continue;
+                }
                 entry.seq += offset;
                 self.accs.merge(&slot, entry, |current, other| {
                     combine(&mut current.acc, other.acc);
@@ -406,22 +428,28 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
                 .unwrap_or(i64::MIN),
         };
         self.next_seq = offset;
-        self.rebuild_indexes()
+        // Every entry left is above its old subtask's watermark, so above the lowest one.
+        let watermark = self.watermark;
+        self.rebuild_indexes(|_| watermark)
     }
 
-    /// Rebuilds the pending and fired indexes from the restored table (see the module docs).
-    fn rebuild_indexes(&mut self) -> Result<(), StateError> {
+    /// Rebuilds the pending and fired indexes from the restored table (see the module docs):
+    /// a window is pending if `fired_by(slot)`, the watermark its accumulator was written
+    /// under, had not reached its end − 1.
+    fn rebuild_indexes(&mut self, fired_by: impl Fn(&Slot<K, R>) -> i64) -> Result<(), StateError> {
         let mut slots = Vec::with_capacity(self.accs.len());
-        self.accs
-            .for_each(|slot, entry| slots.push((slot.window, entry.seq, slot.key.clone())));
-        for &(_, seq, _) in &slots {
+        self.accs.for_each(|slot, entry| {
+            let pending = slot.window.max_timestamp() > fired_by(slot);
+            slots.push((slot.window, entry.seq, slot.key.clone(), pending));
+        });
+        for &(_, seq, _, _) in &slots {
             check_seq(seq, self.next_seq)?;
         }
-        slots.sort_by_key(|&(window, seq, _)| (window, seq));
+        slots.sort_by_key(|&(window, seq, _, _)| (window, seq));
         self.pending.clear();
         self.fired.clear();
-        for (window, _, key) in slots {
-            let index = if window.max_timestamp() > self.watermark {
+        for (window, _, key, pending) in slots {
+            let index = if pending {
                 &mut self.pending
             } else {
                 &mut self.fired
