@@ -11,7 +11,7 @@
 //!     .map("square", |x| x * x)
 //!     .key_by(|x: &u64| *x % 2)
 //!     .process_fn("sum-by-parity", 2, |_key: &u64, sum: &mut KeyedState<u64, u64>, x: u64, out| {
-//!         *sum.get_or_default() += x;
+//!         sum.update(|sum| *sum += x);
 //!         out.collect(x);
 //!         Ok(())
 //!     })
@@ -25,6 +25,13 @@
 //! Operators with the same parallelism connected by a forward edge are chained into one task
 //! (`map`, `filter`, `flat_map`, `process`); `key_by`, `rebalance` and `broadcast` end the
 //! chain with a network exchange and start a new task with the given parallelism.
+//!
+//! # State and checkpoints
+//! Only state an operator writes in [`Operator::snapshot_state`] and reads back in
+//! [`Operator::open`] survives a failure; keep it in the [`crate::state`] module (a keyed
+//! process function's per-key value is kept there for it: [`KeyedStream::process`]). What a
+//! `map`, `filter` or `flat_map` closure captures, or an operator keeps in its own fields, is
+//! not snapshotted: after a restore it starts again from what the closure or `make` built.
 
 use std::cell::RefCell;
 use std::hash::Hash;
@@ -46,6 +53,7 @@ use crate::runtime::{
 };
 use crate::sink::Sink;
 use crate::source::Source;
+use crate::state::{StateKey, StateValue};
 use crate::time::{DEFAULT_WATERMARK_INTERVAL, WatermarkEmit, WatermarkStrategy};
 use std::cell::RefCell as SlotCell;
 
@@ -316,7 +324,8 @@ impl<T: Send + 'static> Stream<T> {
         self.parallelism
     }
 
-    /// Chains an operator; `make` builds one instance per subtask.
+    /// Chains an operator; `make` builds one instance per subtask (again for each attempt after
+    /// a failure: state the operator does not snapshot starts afresh).
     pub fn process<U, Op>(mut self, name: &str, make: impl Fn() -> Op + 'static) -> Stream<U>
     where
         U: Send + 'static,
@@ -360,7 +369,8 @@ impl<T: Send + 'static> Stream<T> {
         }
     }
 
-    /// Chains a function applied to every record.
+    /// Chains a function applied to every record. What the closure captures and changes is not
+    /// checkpointed (see the [module docs](self)).
     pub fn map<U: Send + 'static>(
         self,
         name: &str,
@@ -633,7 +643,8 @@ impl<T: Codec, K: Hash + Eq + Clone + Send + 'static> KeyedStream<T, K> {
     }
 
     /// Runs a keyed process function with `parallelism` subtasks; `make` builds one instance per
-    /// subtask.
+    /// subtask. Its per-key state is checkpointed and restored, also at another parallelism
+    /// ([`KeyedProcess`]); state in the function's own fields is not.
     pub fn process<U, F>(
         self,
         name: &str,
@@ -641,6 +652,7 @@ impl<T: Codec, K: Hash + Eq + Clone + Send + 'static> KeyedStream<T, K> {
         make: impl Fn() -> F + 'static,
     ) -> Stream<U>
     where
+        K: StateKey,
         U: Send + 'static,
         F: KeyedProcessFunction<K, T, U>,
     {
@@ -654,8 +666,9 @@ impl<T: Codec, K: Hash + Eq + Clone + Send + 'static> KeyedStream<T, K> {
     /// Like [`KeyedStream::process`], with a closure `(key, state, record, out)` as the function.
     pub fn process_fn<U, S, F>(self, name: &str, parallelism: usize, f: F) -> Stream<U>
     where
+        K: StateKey,
         U: Send + 'static,
-        S: Default + Send + 'static,
+        S: StateValue + Default,
         F: FnMut(
                 &K,
                 &mut KeyedState<'_, K, S>,
@@ -681,7 +694,7 @@ struct ProcessFn<F, S> {
 
 impl<K, In, Out, S, F> KeyedProcessFunction<K, In, Out> for ProcessFn<F, S>
 where
-    S: Default + Send + 'static,
+    S: StateValue + Default,
     F: FnMut(
             &K,
             &mut KeyedState<'_, K, S>,

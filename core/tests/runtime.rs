@@ -39,9 +39,11 @@ fn keyed_counts(source_par: usize, keyed_par: usize, parts: usize) -> Vec<(u64, 
         "count",
         keyed_par,
         |key: &u64, count: &mut KeyedState<u64, u64>, _x: u64, out| {
-            let count = count.get_or_default();
-            *count += 1;
-            out.collect((*key, *count));
+            let count = count.update(|count| {
+                *count += 1;
+                *count
+            });
+            out.collect((*key, count));
             Ok(())
         },
     )

@@ -494,6 +494,23 @@ pub struct Seller {
     pub opened: bool,
 }
 
+/// Encoded as the name (an option) and the flag, as the window state checkpoints it.
+impl Codec for Seller {
+    fn encoded_len(&self) -> usize {
+        self.created.encoded_len() + self.opened.encoded_len()
+    }
+    fn encode(&self, out: &mut Encoder<'_>) {
+        self.created.encode(out);
+        self.opened.encode(out);
+    }
+    fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            created: Option::decode(input)?,
+            opened: bool::decode(input)?,
+        })
+    }
+}
+
 /// Remembers whether a person was created and opened an auction; the result is their name
 /// when both happened.
 #[derive(Debug, Clone, Copy, Default)]

@@ -1,23 +1,34 @@
 //! The keyed process operator (Flink's `KeyedProcessFunction`): a function that sees each
 //! record with the state of its key.
 //!
-//! State lives in a per-subtask map from key to state value. The key-group layout of the
-//! exchange in front guarantees that all records of a key reach the same subtask, so the map
-//! holds exactly the keys of the subtask's key groups. State is reached lazily through
-//! [`KeyedState`], as Flink's `ValueState`: a record that needs no state costs no lookup, and a
-//! key that never needs state takes no memory.
+//! State lives in a [`KeyedTable`] (Flink's `ValueState`) over the key groups the subtask owns;
+//! the keyed exchange in front guarantees that every record of a key reaches the subtask owning
+//! its group. The function reaches its key's value through the scoped [`KeyedState`] handle: a
+//! record that needs no state costs no lookup, one that does costs one table lookup per call,
+//! and a key that never needs state takes no memory. Nothing hands out a reference past a call:
+//! change the value inside [`KeyedState::update`].
+//!
+//! Checkpoints: at a barrier the table is snapshotted as a copy-on-write view (O(key groups) on
+//! the task thread; serialized by a snapshot thread, or on the task thread when the job asks for
+//! synchronous snapshots) under the state name [`KeyedProcess::STATE`]. [`Operator::open`]
+//! restores the key groups this subtask owns now, whichever old subtask wrote them, so a restore
+//! at another parallelism is correct. State a function keeps in its own fields is not
+//! snapshotted: after a failure it starts from what `make` built.
 
-use std::hash::Hash;
-
-use rustc_hash::FxHashMap;
-
-use super::{Collector, Operator};
+use crate::checkpoint::SnapshotContext;
 use crate::error::OperatorError;
+use crate::keyed::KeyGroups;
+use crate::state::{
+    KeyedRestore, KeyedSnapshot, KeyedState, KeyedTable, SnapshotMode, StateKey, StateValue,
+};
+
+use super::{Collector, Operator, OperatorContext};
 
 /// A function over a keyed stream with one state value per key.
 pub trait KeyedProcessFunction<K, In, Out>: Send + 'static {
-    /// The per-key state; a key seen for the first time starts from `Default`.
-    type State: Default + Send + 'static;
+    /// The per-key state; a key seen for the first time starts from `Default`
+    /// ([`KeyedState::update`]). Checkpointed with its [`Codec`](crate::codec::Codec).
+    type State: StateValue + Default;
 
     /// Processes one record of `key`, with access to that key's state.
     fn process(
@@ -34,37 +45,12 @@ pub trait KeyedProcessFunction<K, In, Out>: Send + 'static {
     }
 }
 
-/// The state of the current key, looked up only when asked for.
-#[derive(Debug)]
-pub struct KeyedState<'a, K, S> {
-    map: &'a mut FxHashMap<K, S>,
-    key: &'a K,
-}
-
-impl<K: Hash + Eq + Clone, S: Default> KeyedState<'_, K, S> {
-    /// The key's state, if it has any.
-    #[inline]
-    pub fn get(&self) -> Option<&S> {
-        self.map.get(self.key)
-    }
-
-    /// The key's state, created from `Default` if it has none.
-    #[inline]
-    pub fn get_or_default(&mut self) -> &mut S {
-        self.map.entry(self.key.clone()).or_default()
-    }
-
-    /// Drops the key's state.
-    pub fn clear(&mut self) {
-        self.map.remove(self.key);
-    }
-}
-
 /// Runs a [`KeyedProcessFunction`] with its per-key state.
 pub struct KeyedProcess<K, In, F: KeyedProcessFunction<K, In, Out>, Out, KF> {
     key_of: KF,
     function: F,
-    state: FxHashMap<K, F::State>,
+    /// Made in [`Operator::open`], for the subtask's key groups.
+    state: Option<KeyedTable<K, F::State>>,
     _types: std::marker::PhantomData<fn(In) -> Out>,
 }
 
@@ -74,7 +60,7 @@ where
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyedProcess")
-            .field("keys", &self.state.len())
+            .field("state", &self.state)
             .finish()
     }
 }
@@ -83,36 +69,156 @@ impl<K, In, F, Out, KF> KeyedProcess<K, In, F, Out, KF>
 where
     F: KeyedProcessFunction<K, In, Out>,
 {
+    /// The name of the operator's state in its snapshots.
+    pub const STATE: &'static str = "keyed-process";
+
     /// Keys records with `key_of` and runs `function` over them.
     pub fn new(key_of: KF, function: F) -> Self {
         Self {
             key_of,
             function,
-            state: FxHashMap::default(),
+            state: None,
             _types: std::marker::PhantomData,
         }
     }
 }
 
+/// The key-group layout an operator subtask was opened with.
+pub(crate) fn layout_of(context: &OperatorContext) -> Result<KeyGroups, OperatorError> {
+    let layout = KeyGroups::new(context.max_parallelism, context.parallelism)?;
+    let owned = layout.range_of(context.subtask);
+    if owned != context.key_groups {
+        return Err(format!(
+            "subtask {} of {} owns key groups {:?}, not the {owned:?} of its layout",
+            context.subtask, context.parallelism, context.key_groups
+        )
+        .into());
+    }
+    Ok(layout)
+}
+
 impl<K, In, F, Out, KF> Operator<In, Out> for KeyedProcess<K, In, F, Out, KF>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: StateKey,
     In: 'static,
     Out: 'static,
     F: KeyedProcessFunction<K, In, Out>,
     KF: Fn(&In) -> K + Send + 'static,
 {
+    fn open(&mut self, context: &OperatorContext) -> Result<(), OperatorError> {
+        let mut table = KeyedTable::new(Self::STATE, &layout_of(context)?, context.subtask);
+        if let Some(restore) = &context.restore {
+            let mut keyed = KeyedRestore::from_context(restore)?;
+            keyed.restore(&mut table)?;
+            keyed.finish()?;
+        }
+        self.state = Some(table);
+        Ok(())
+    }
+
     #[inline]
     fn process(&mut self, record: In, out: &mut Collector<'_, Out>) -> Result<(), OperatorError> {
         let key = (self.key_of)(&record);
-        let mut state = KeyedState {
-            map: &mut self.state,
-            key: &key,
-        };
-        self.function.process(&key, &mut state, record, out)
+        let table = self.state.as_mut().expect("KeyedProcess is opened first");
+        self.function
+            .process(&key, &mut table.scoped(&key), record, out)
     }
 
     fn on_end_of_input(&mut self, out: &mut Collector<'_, Out>) -> Result<(), OperatorError> {
         self.function.on_end_of_input(out)
+    }
+
+    fn snapshot_state(&mut self, ctx: &mut SnapshotContext<'_>) -> Result<(), OperatorError> {
+        let table = self.state.as_ref().expect("KeyedProcess is opened first");
+        // Always a copy-on-write view: in synchronous mode the runtime runs the write on the
+        // task thread before the task goes on.
+        let mut snapshot = KeyedSnapshot::new(ctx.key_groups(), SnapshotMode::Async);
+        snapshot.add(table);
+        ctx.set_keyed(Box::new(move || snapshot.into_blobs()));
+        Ok(())
+    }
+}
+
+#[cfg(all(test, not(weir_loom)))]
+mod tests {
+    use super::*;
+    use crate::operator::testing::{VecOutput, context, restore_from, snapshot};
+
+    /// Counts records per key; emits (key, count so far).
+    struct Counts;
+
+    impl KeyedProcessFunction<u64, u64, (u64, u64)> for Counts {
+        type State = u64;
+
+        fn process(
+            &mut self,
+            key: &u64,
+            state: &mut KeyedState<'_, u64, u64>,
+            _record: u64,
+            out: &mut Collector<'_, (u64, u64)>,
+        ) -> Result<(), OperatorError> {
+            let n = state.update(|n| {
+                *n += 1;
+                *n
+            });
+            out.collect((*key, n));
+            Ok(())
+        }
+    }
+
+    type Op = KeyedProcess<u64, u64, Counts, (u64, u64), fn(&u64) -> u64>;
+
+    fn opened(
+        subtask: usize,
+        parallelism: usize,
+        restore: Option<crate::checkpoint::RestoreContext>,
+    ) -> Op {
+        let mut op: Op = KeyedProcess::new(|x| *x % 50, Counts);
+        op.open(&context(subtask, parallelism, restore)).unwrap();
+        op
+    }
+
+    #[test]
+    fn counts_continue_after_a_restore_at_another_parallelism() {
+        let mut before = opened(0, 1, None);
+        let mut out = VecOutput::new();
+        for x in 0..500 {
+            before.process(x, &mut out.collector()).unwrap();
+        }
+        let taken = snapshot(&mut before, &context(0, 1, None));
+        assert_eq!(taken.keyed.len(), 128, "one blob per key group");
+        // Changes after the barrier are not in the snapshot (copy-on-write view).
+        before.process(0, &mut out.collector()).unwrap();
+
+        let layout = KeyGroups::new(128, 3).unwrap();
+        let mut seen = Vec::new();
+        for subtask in 0..3 {
+            let restore = restore_from(std::slice::from_ref(&taken), layout.range_of(subtask));
+            let mut after = opened(subtask, 3, Some(restore));
+            let mut out = VecOutput::new();
+            for key in
+                (0..50).filter(|k| layout.subtask_of_hash(crate::keyed::hash_key(k)) == subtask)
+            {
+                after.process(key, &mut out.collector()).unwrap();
+            }
+            seen.extend(out.0);
+        }
+        seen.sort();
+        assert_eq!(seen, (0..50).map(|k| (k, 11)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_damaged_snapshot_fails_the_open_with_the_state_name() {
+        let mut before = opened(0, 1, None);
+        let mut out = VecOutput::new();
+        before.process(7, &mut out.collector()).unwrap();
+        let mut taken = snapshot(&mut before, &context(0, 1, None));
+        let group = taken.keyed.iter().position(|b| !b.is_empty()).unwrap();
+        let blob = &mut taken.keyed[group];
+        blob.truncate(blob.len() - 1);
+        let restore = restore_from(&[taken], 0..128);
+        let mut op: Op = KeyedProcess::new(|x| *x % 50, Counts);
+        let error = op.open(&context(0, 1, Some(restore))).unwrap_err();
+        assert!(error.to_string().contains("keyed-process"), "{error}");
     }
 }

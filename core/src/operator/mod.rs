@@ -13,9 +13,13 @@ mod keyed_process;
 mod network;
 mod sink_node;
 mod tee;
+#[cfg(test)]
+pub(crate) mod testing;
 
+pub use crate::state::KeyedState;
 pub use basic::{Filter, FlatMap, Map};
-pub use keyed_process::{KeyedProcess, KeyedProcessFunction, KeyedState};
+pub(crate) use keyed_process::layout_of;
+pub use keyed_process::{KeyedProcess, KeyedProcessFunction};
 pub(crate) use network::NetworkOutput;
 pub(crate) use sink_node::SinkNode;
 pub(crate) use tee::Tee;

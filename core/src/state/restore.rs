@@ -71,6 +71,16 @@ impl KeyedRestore {
         Ok(restore)
     }
 
+    /// A restore from the key-group blobs an operator finds in its
+    /// [`RestoreContext`](crate::checkpoint::RestoreContext) (the groups it owns now).
+    pub fn from_context(context: &crate::checkpoint::RestoreContext) -> Result<Self, StateError> {
+        let mut restore = Self::new();
+        for (group, blob) in &context.keyed {
+            restore.add(*group..*group + 1, vec![blob.clone()])?;
+        }
+        Ok(restore)
+    }
+
     /// Adds the blobs of key groups `key_groups` (one per group, in order), checking each
     /// blob's shape. A group given twice is an error.
     pub fn add(

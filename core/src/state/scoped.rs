@@ -1,6 +1,7 @@
 //! State scoped to the current key (Flink's keyed state seen through the backend's current
 //! key): what a keyed process function gets with each record.
 
+use std::cell::Cell;
 use std::fmt;
 
 use super::table::KeyedTable;
@@ -9,7 +10,8 @@ use super::{StateKey, StateValue};
 /// The state of one key in a [`KeyedTable`], looked up only when asked for: a record that
 /// needs no state costs no lookup, and a key that never needs state takes no memory.
 ///
-/// Made by [`KeyedTable::scoped`]; the key's group is found once, there. Like every state
+/// Made by [`KeyedTable::scoped`], which costs nothing: the key's group is found on the first
+/// call that needs it and kept for the next ones. Like every state
 /// call, nothing hands out a reference past the call: read with [`get`](Self::get) or
 /// [`with`](Self::with), change with [`update`](Self::update) (the replacement of
 /// `get_or_default() -> &mut S`), [`update_slot`](Self::update_slot), [`set`](Self::set) or
@@ -17,8 +19,8 @@ use super::{StateKey, StateValue};
 pub struct KeyedState<'a, K, V> {
     table: &'a mut KeyedTable<K, V>,
     key: &'a K,
-    /// The index of the key's group in the table.
-    index: usize,
+    /// The index of the key's group in the table, once found.
+    index: Cell<Option<usize>>,
 }
 
 impl<K, V> fmt::Debug for KeyedState<'_, K, V> {
@@ -30,8 +32,25 @@ impl<K, V> fmt::Debug for KeyedState<'_, K, V> {
 }
 
 impl<'a, K: StateKey, V: StateValue> KeyedState<'a, K, V> {
-    pub(super) fn new(table: &'a mut KeyedTable<K, V>, key: &'a K, index: usize) -> Self {
-        Self { table, key, index }
+    pub(super) fn new(table: &'a mut KeyedTable<K, V>, key: &'a K) -> Self {
+        Self {
+            table,
+            key,
+            index: Cell::new(None),
+        }
+    }
+
+    /// The index of the key's group in the table: hashed on first use only.
+    #[inline]
+    fn index(&self) -> usize {
+        match self.index.get() {
+            Some(index) => index,
+            None => {
+                let index = self.table.index_of(self.key);
+                self.index.set(Some(index));
+                index
+            }
+        }
     }
 
     /// The current key.
@@ -48,7 +67,7 @@ impl<'a, K: StateKey, V: StateValue> KeyedState<'a, K, V> {
     /// Runs `f` on the key's value without cloning it.
     #[inline]
     pub fn with<R>(&self, f: impl FnOnce(Option<&V>) -> R) -> R {
-        self.table.with_at(self.index, self.key, f)
+        self.table.with_at(self.index(), self.key, f)
     }
 
     /// Runs `f` on the key's value, created from `Default` if it has none.
@@ -63,26 +82,28 @@ impl<'a, K: StateKey, V: StateValue> KeyedState<'a, K, V> {
     /// Runs `f` on the key's value, first set to `init()` if it has none.
     #[inline]
     pub fn upsert_with<R>(&mut self, init: impl FnOnce() -> V, f: impl FnOnce(&mut V) -> R) -> R {
-        self.table.upsert_with_at(self.index, self.key, init, f)
+        self.table.upsert_with_at(self.index(), self.key, init, f)
     }
 
     /// Runs `f` on the key's slot; what it leaves there is the value afterwards (`None`
     /// removes it). See [`KeyedTable::update_slot`].
     #[inline]
     pub fn update_slot<R>(&mut self, f: impl FnOnce(&mut Option<V>) -> R) -> R {
-        self.table.update_slot_at(self.index, self.key, f)
+        self.table.update_slot_at(self.index(), self.key, f)
     }
 
     /// Sets the key's value.
     #[inline]
     pub fn set(&mut self, value: V) {
-        self.table.insert_at(self.index, self.key.clone(), value);
+        let index = self.index();
+        self.table.insert_at(index, self.key.clone(), value);
     }
 
     /// Drops the key's state.
     #[inline]
     pub fn clear(&mut self) {
-        self.table.remove_at(self.index, self.key);
+        let index = self.index();
+        self.table.remove_at(index, self.key);
     }
 }
 

@@ -238,10 +238,10 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
     }
 
     /// A handle on the state of `key` alone (the current key of a keyed process function).
+    /// O(1): nothing is hashed until the handle is used.
     #[inline]
     pub fn scoped<'a>(&'a mut self, key: &'a K) -> KeyedState<'a, K, V> {
-        let index = self.index_of(key);
-        KeyedState::new(self, key, index)
+        KeyedState::new(self, key)
     }
 
     /// The synchronous part of a snapshot: a view of the table as it is now, for a snapshot

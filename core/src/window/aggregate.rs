@@ -1,10 +1,13 @@
 //! Incremental aggregation (Flink's `AggregateFunction`): create an accumulator, add inputs,
 //! merge accumulators (the local-global mode merges partial ones), read the result.
 
+use crate::state::StateValue;
+
 /// An incremental aggregation over records of type `In`.
 pub trait AggregateFunction<In>: Clone + Send + Sync + 'static {
-    /// The running state of one window and key.
-    type Acc: Clone + Send + 'static;
+    /// The running state of one window and key: kept in the window operator's state and
+    /// checkpointed with its [`Codec`](crate::codec::Codec).
+    type Acc: StateValue;
     /// The result of a window.
     type Out: Send + 'static;
 

@@ -13,6 +13,16 @@
 //!
 //! At the ends of `i64` windows are clamped, never overflowed: see
 //! [`crate::time::arith`], where every bound above is computed.
+//!
+//! # Checkpoints
+//! Window contents live in the [`crate::state`] module and are snapshotted at every barrier:
+//! per (window, key) the accumulator (so [`AggregateFunction::Acc`] has a codec) and its place
+//! in the firing order, and as operator state the watermark and the order counter. After a
+//! restore a job fires the same windows in the same order and makes the same late decisions as
+//! an uninterrupted run. Keyed windows and the merge step keep their contents by key group and
+//! restore the groups they own at any parallelism; the local step of local-global aggregation
+//! keeps its partials as operator state, and at another parallelism new subtask `j` takes the
+//! partials of every old subtask `i` with `i % parallelism == j`, merged.
 
 mod aggregate;
 mod assigner;

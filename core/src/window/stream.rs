@@ -10,6 +10,7 @@ use super::{
 };
 use crate::codec::Codec;
 use crate::graph::{KeyedStream, Stream};
+use crate::state::StateKey;
 
 /// What a window operator needs besides its aggregate function. A job whose assigner fails
 /// [`WindowAssigner::check`] does not build: `execute` returns the reason.
@@ -82,7 +83,6 @@ impl<T: Codec> Stream<T> {
     ) -> Stream<WindowResult<(), A::Out>>
     where
         A: AggregateFunction<T>,
-        A::Acc: Codec,
     {
         match mode {
             GlobalAggregation::WindowAll => {
@@ -112,7 +112,6 @@ impl<T: Codec> Stream<T> {
     where
         K: Codec + Hash + Eq + Clone + Send + Sync + 'static,
         A: AggregateFunction<T>,
-        A::Acc: Codec,
     {
         self.check_spec(name, &spec);
         let local = function.clone();
@@ -138,7 +137,10 @@ impl<T: Codec, K: Hash + Eq + Clone + Send + 'static> KeyedStream<T, K> {
         parallelism: usize,
         spec: WindowSpec<T>,
         function: A,
-    ) -> Stream<WindowResult<K, A::Out>> {
+    ) -> Stream<WindowResult<K, A::Out>>
+    where
+        K: StateKey,
+    {
         let (stream, key_of) = self.exchange(parallelism);
         stream.check_spec(name, &spec);
         stream.process(name, move || {

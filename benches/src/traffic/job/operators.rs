@@ -53,7 +53,7 @@ impl KeyedProcessFunction<Plate, TrafficRecord, Tagged> for Tag {
         }
         // Local plates never touch their state: only non-local plates can be long-term.
         out.collect(Tagged::new(record, &self.home, |_, day| {
-            tracker.get_or_default().observe(day)
+            tracker.update(|t| t.observe(day))
         }));
         Ok(())
     }
