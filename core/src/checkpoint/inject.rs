@@ -129,11 +129,14 @@ impl FailureInjector {
             return Ok(());
         }
         let fired = plan.planned.pop().expect("checked");
+        let at = match if any_task { task } else { fired.task } {
+            usize::MAX => "the coordinator".to_owned(),
+            index => format!("subtask index {index}"),
+        };
         let message = format!(
-            "injected failure {} ({:?}, subtask index {})",
+            "injected failure {} ({:?}, {at})",
             plan.fired.len() + 1,
             fired.site,
-            if any_task { task } else { fired.task }
         );
         plan.fired.push(message.clone());
         self.arm(&plan);
