@@ -43,6 +43,14 @@ pub trait Source: Send + Sync + 'static {
         let _ = state;
         self.open(partition, offset)
     }
+
+    /// `partition` had ended when the checkpoint restored from was taken: it is not reopened,
+    /// and this hands the source its reader's last `state` (to restore what the source counts,
+    /// say). Nothing by default.
+    fn restore_ended(&self, partition: usize, state: &[u8]) -> Result<(), OperatorError> {
+        let _ = (partition, state);
+        Ok(())
+    }
 }
 
 /// Reads one partition.

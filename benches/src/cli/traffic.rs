@@ -311,9 +311,9 @@ pub(super) fn run(args: &TrafficArgs) -> Result<(), String> {
     let machine = Machine::detect();
     let mut runtime = args.runtime.config(args.parallelism)?;
     let checkpointing = args.checkpointing.resolve(&args.output)?;
-    if checkpointing.config.is_some() && (engines.len() > 1 || args.repeat > 1) {
+    if checkpointing.restore.is_some() && (engines != [Engine::Weir] || args.repeat > 1) {
         return Err(
-            "--checkpoint-interval runs one weir run: it cannot be combined with several engines or --repeat"
+            "--restore continues one weir run: it cannot be combined with --engine timely or --repeat"
                 .into(),
         );
     }

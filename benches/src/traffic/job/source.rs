@@ -239,22 +239,39 @@ impl Source for TrafficSource {
         offset: u64,
         state: &[u8],
     ) -> Result<Box<dyn WeirReader<TrafficRecord>>, OperatorError> {
-        let mut r = StateReader::new(state);
-        let decode =
-            |e| format!("the state of partition {partition}'s reader does not decode: {e}");
-        let position = r.u64().map_err(decode)?;
-        let counts = Counts {
-            lines: r.u64().map_err(decode)?,
-            rejected: r.u64().map_err(decode)?,
-        };
-        if !r.is_empty() || position < offset {
+        let (position, counts) = decode_reader_state(partition, state)?;
+        if position < offset {
             return Err(format!(
-                "the state of partition {partition}'s reader is not one it wrote (position {position}, resume offset {offset})"
+                "the state of partition {partition}'s reader is behind its resume offset (position {position}, offset {offset})"
             )
             .into());
         }
         self.reader(partition, offset, Some((position, counts)))
     }
+
+    /// An ended partition keeps its totals in the tally.
+    fn restore_ended(&self, partition: usize, state: &[u8]) -> Result<(), OperatorError> {
+        let (_, counts) = decode_reader_state(partition, state)?;
+        self.tally.store(partition, counts);
+        Ok(())
+    }
+}
+
+/// A reader's state as [`TrafficReader::state`] wrote it: its position and its totals there.
+fn decode_reader_state(partition: usize, state: &[u8]) -> Result<(u64, Counts), String> {
+    let decode = |e| format!("the state of partition {partition}'s reader does not decode: {e}");
+    let mut r = StateReader::new(state);
+    let position = r.u64().map_err(decode)?;
+    let counts = Counts {
+        lines: r.u64().map_err(decode)?,
+        rejected: r.u64().map_err(decode)?,
+    };
+    if !r.is_empty() {
+        return Err(format!(
+            "the state of partition {partition}'s reader has trailing bytes"
+        ));
+    }
+    Ok((position, counts))
 }
 
 struct TrafficReader {
