@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 use weir_core::RuntimeConfig;
-use weir_core::checkpoint::CheckpointStats;
+use weir_core::checkpoint::{BarrierMode, CheckpointStats};
 use weir_core::metrics::TaskReport;
 use weir_core::sink::JsonLinesFile;
 
@@ -200,6 +200,10 @@ struct Report<'a> {
     records_counted: u64,
     records_late_dropped: u64,
     records_late_dropped_origin_5m: u64,
+    /// At least once: what the outputs count beyond the input (records counted twice after a
+    /// restore); absent for exactly-once runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    records_duplicated: Option<u64>,
     /// Partitions that rejected more than a tenth of their lines (also warned about on stderr).
     partitions_mostly_rejected: &'a [PartitionRejects],
     throughput_records_per_s: f64,
@@ -251,6 +255,10 @@ struct EngineRun {
     stopped_early: bool,
     checkpoints: Option<CheckpointStats>,
     injected_failures: Vec<String>,
+    /// At-least-once checkpoints: a restore may have counted records twice.
+    at_least_once: bool,
+    /// Failures `--inject-failures` asked for.
+    planned_failures: usize,
     tasks: Vec<TaskReport>,
 }
 
@@ -419,6 +427,11 @@ fn run_weir(
         stopped_early: outcome.result.stopped_early,
         checkpoints: outcome.result.checkpoints,
         injected_failures: outcome.result.injected_failures,
+        at_least_once: runtime
+            .checkpoint
+            .as_ref()
+            .is_some_and(|c| c.mode == BarrierMode::AtLeastOnce),
+        planned_failures: runtime.inject_failures.map_or(0, |(k, _)| k as usize),
         tasks: outcome.result.tasks,
     })
 }
@@ -462,6 +475,8 @@ fn run_timely(args: &TrafficArgs, input: &TrafficInput, dir: &Path) -> Result<En
         stopped_early: false,
         checkpoints: None,
         injected_failures: Vec::new(),
+        at_least_once: false,
+        planned_failures: 0,
         tasks: Vec::new(),
     })
 }
@@ -503,6 +518,7 @@ fn report<'a>(
         records_counted: run.windows.counted(),
         records_late_dropped: run.records_late_dropped,
         records_late_dropped_origin_5m: run.records_late_dropped_origin_5m,
+        records_duplicated: duplicated(run),
         partitions_mostly_rejected: &run.partitions_mostly_rejected,
         throughput_records_per_s: run.throughput(),
         wall_ms: run.wall.as_secs_f64() * 1000.0,
@@ -522,18 +538,32 @@ fn report<'a>(
     }
 }
 
+/// Records counted more than once: at least once, after a restore, what the outputs count
+/// beyond the input (`None` when every record must be counted exactly once).
+fn duplicated(run: &EngineRun) -> Option<u64> {
+    run.at_least_once.then(|| {
+        let dropped = run.records_rejected + run.records_quarantined;
+        (run.windows.counted() + run.records_late_dropped + dropped).saturating_sub(run.records_in)
+    })
+}
+
 /// Fails loudly when a record went missing: every data line is tagged or dropped with a
 /// reason, and every tagged record is counted in the per-minute flow or dropped as late.
+/// At least once (`--checkpoint-mode at-least-once`), records may be counted twice after a
+/// restore, never lost: the counts may exceed the input.
 fn check_accounting(run: &EngineRun) -> Result<(), String> {
     let (tagged, counted) = (run.counts.total(), run.windows.counted());
     let dropped = run.records_rejected + run.records_quarantined;
-    if run.records_in != tagged + dropped
-        || run.records_in != counted + run.records_late_dropped + dropped
-    {
+    let adds_up = |total: u64| match run.at_least_once {
+        false => run.records_in == total,
+        true => run.records_in <= total,
+    };
+    if !adds_up(tagged + dropped) || !adds_up(counted + run.records_late_dropped + dropped) {
         return Err(format!(
-            "{}: accounting does not add up: records_in {} != records_counted {} + records_late_dropped {} + records_rejected {} + records_quarantined {} (records_tagged {})",
+            "{}: accounting does not add up: records_in {} {} records_counted {} + records_late_dropped {} + records_rejected {} + records_quarantined {} (records_tagged {})",
             run.engine.name(),
             run.records_in,
+            if run.at_least_once { ">" } else { "!=" },
             counted,
             run.records_late_dropped,
             run.records_rejected,
@@ -584,6 +614,14 @@ fn print_run(run: &EngineRun, repetition: usize, repeat: usize, dir: &Path) {
     }
     for failure in &run.injected_failures {
         println!("  injected: {failure}");
+    }
+    let fired = run.injected_failures.len();
+    if fired < run.planned_failures {
+        println!(
+            "  {} of {} planned failures did not fire: the job ended before their points",
+            run.planned_failures - fired,
+            run.planned_failures
+        );
     }
     print!("{}", run.counts.to_jsonl());
     if !run.tasks.is_empty() {

@@ -120,7 +120,13 @@ impl FailureInjector {
         let Some(next) = plan.planned.last_mut() else {
             return Ok(());
         };
-        let any_task = matches!(site, Site::BeforeCommit | Site::AsyncSnapshot);
+        // Sites that only some tasks reach (aligning needs two inputs, restoring needs state) or
+        // that run outside
+        // the task (snapshot threads, the coordinator) fire wherever they are reached first.
+        let any_task = matches!(
+            site,
+            Site::BeforeCommit | Site::AsyncSnapshot | Site::Aligning | Site::Restoring
+        );
         if next.site != site || !(any_task || next.task == task) {
             return Ok(());
         }
