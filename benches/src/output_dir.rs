@@ -15,10 +15,19 @@
 //! left alone. Atomic against a killed process, not against power loss: nothing is synced.
 //!
 //! One run at a time per folder: two runs writing the same folder mix their files.
+//!
+//! A job's own outputs are opened with [`job_outputs`] (plain, or transactional when the job
+//! checkpoints) and read back, as a reader of the folder sees them, with [`each_line`].
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use weir_core::RuntimeConfig;
+use weir_core::sink::JobOutputs;
+
+/// The transactional outputs' commit marker and in-progress parts, inside the output folder.
+const TRANSACTION_LOG: &str = ".weir";
 
 /// The report, written last; its `status` says whether the rest of the folder is complete.
 pub const REPORT_FILE: &str = "report.json";
@@ -138,6 +147,45 @@ pub fn remove(dir: &Path, files: &[&str]) -> Result<(), String> {
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// The outputs of a job run by `runtime` in `dir` (created if needed): transactional when it
+/// checkpoints, plain otherwise. A run that does not restore starts afresh, so the commit
+/// marker of an earlier run's transactional outputs is removed first; a restored run keeps it
+/// and continues the outputs that the restored checkpoint committed.
+pub fn job_outputs(dir: &Path, runtime: &RuntimeConfig) -> Result<JobOutputs, String> {
+    create(dir)?;
+    if runtime.restore.is_none() {
+        let log = dir.join(TRANSACTION_LOG);
+        match std::fs::remove_dir_all(&log) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(format!("removing {}: {e}", log.display()));
+            }
+            _ => {}
+        }
+    }
+    JobOutputs::open(dir, runtime.checkpoint.is_some()).map_err(|e| e.to_string())
+}
+
+/// Calls `f` with every line of the JSON-lines file at `path`, parsed, in O(file) time and
+/// O(longest line) memory; a missing file has no lines. A line that does not parse (a torn
+/// or foreign line) is an error naming the file and the line.
+pub fn each_line<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    mut f: impl FnMut(T),
+) -> Result<(), String> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("reading {}: {e}", path.display())),
+    };
+    for (n, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let parsed = serde_json::from_str(&line)
+            .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
+        f(parsed);
     }
     Ok(())
 }

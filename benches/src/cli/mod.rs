@@ -98,7 +98,7 @@ enum RunJob {
     /// A Nexmark query (q0, q1, q2, q5, q7, q8) over the `nexmark` crate's generator: writes
     /// `<query>.jsonl` (or counts and discards) and report.json with throughput per core and
     /// its ratio to Flink's published figure.
-    Nexmark(nexmark::NexmarkArgs),
+    Nexmark(Box<nexmark::NexmarkArgs>),
 }
 
 /// Which engine runs a job.

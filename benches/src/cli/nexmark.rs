@@ -3,14 +3,15 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use weir_core::RuntimeConfig;
+use weir_core::checkpoint::CheckpointStats;
 use weir_core::metrics::TaskReport;
 
+use super::checkpointing::CheckpointArgs;
 use super::duration::{parse_duration, parse_positive_duration};
 use super::progress::Progress;
 use super::{MAX_PARALLELISM, MAX_PARTITIONS, RuntimeArgs, count, current_job, records};
@@ -24,9 +25,9 @@ use crate::report::{Latency, Machine, task_table};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum SinkChoice {
-    /// JSON lines in `<output>/<query>.jsonl`.
+    /// JSON lines in `<output>/<query>.jsonl` (transactional with checkpoints).
     Jsonl,
-    /// Counted and dropped.
+    /// Counted and dropped (not with checkpoints).
     Discard,
 }
 
@@ -59,14 +60,16 @@ pub struct NexmarkArgs {
     parallelism: usize,
     /// Folder of `<query>.jsonl` (with --sink jsonl) and report.json. A run first replaces
     /// report.json with one saying "status": "incomplete" and removes every `<query>.jsonl` of
-    /// an earlier run, and writes report.json last with "status": "completed",
-    /// "stopped_early" or "failed". Files of other names are left alone.
+    /// an earlier run (not with --restore: a restored run continues them), and writes
+    /// report.json last with "status": "completed", "stopped_early" or "failed". Files of
+    /// other names are left alone.
     #[arg(long, default_value = "out")]
     output: PathBuf,
     /// q7's global window: `window-all` (one subtask) or `parallel` (local-global).
     #[arg(long, value_enum, default_value = "parallel")]
     aggregation: Aggregation,
-    /// Where the rows go [default: discard for q0-q2, jsonl for the windowed queries].
+    /// Where the rows go [default: discard for q0-q2, jsonl for the windowed queries and with
+    /// --checkpoint-interval, which needs jsonl].
     #[arg(long, value_enum)]
     sink: Option<SinkChoice>,
     /// Events per second of event time (the generator's rate), at least 1.
@@ -83,6 +86,8 @@ pub struct NexmarkArgs {
     out_of_orderness: Duration,
     #[command(flatten)]
     runtime: RuntimeArgs,
+    #[command(flatten)]
+    checkpointing: CheckpointArgs,
 }
 
 /// What `report.json` holds.
@@ -106,6 +111,10 @@ struct Report<'a> {
     latency: Option<Latency>,
     network: Network,
     stopped_early: bool,
+    /// Checkpoints, restarts and restores with Flink's metric names (when checkpointing).
+    checkpoints: Option<serde_json::Value>,
+    /// The failures injected on purpose (`--inject-failures`).
+    injected_failures: &'a [String],
     tasks: &'a [TaskReport],
 }
 
@@ -142,19 +151,33 @@ fn cores_used(tasks: &[TaskReport], machine: &Machine) -> usize {
 
 /// Runs `weir run nexmark`.
 pub(super) fn run(args: &NexmarkArgs) -> Result<(), String> {
-    let runtime = args.runtime.config(args.parallelism)?;
-    let rows_files: Vec<String> = Query::value_variants()
-        .iter()
-        .map(|q| format!("{}.jsonl", q.name()))
-        .collect();
-    let rows_files: Vec<&str> = rows_files.iter().map(String::as_str).collect();
-    let out = OutputDir::open(&args.output, &rows_files)?;
-    let sink = args.sink.unwrap_or(if args.query.is_windowed() {
-        SinkChoice::Jsonl
+    let mut runtime = args.runtime.config(args.parallelism)?;
+    let checkpointing = args.checkpointing.resolve(&args.output)?;
+    checkpointing.apply(&mut runtime);
+    let checkpointed = runtime.checkpoint.is_some();
+    let sink = match args.sink {
+        Some(SinkChoice::Discard) if checkpointed => {
+            return Err(
+                "--sink discard cannot be checkpointed: its rows could not be counted once over restarts; use --sink jsonl"
+                    .into(),
+            );
+        }
+        Some(sink) => sink,
+        None if checkpointed || args.query.is_windowed() => SinkChoice::Jsonl,
+        None => SinkChoice::Discard,
+    };
+    // A restored run continues the rows of the run it restores: they stay.
+    let stale: Vec<String> = if runtime.restore.is_some() {
+        Vec::new()
     } else {
-        SinkChoice::Discard
-    });
-    let rows_path = args.output.join(format!("{}.jsonl", args.query.name()));
+        Query::value_variants()
+            .iter()
+            .map(|q| q.rows_file())
+            .collect()
+    };
+    let stale: Vec<&str> = stale.iter().map(String::as_str).collect();
+    let out = OutputDir::open(&args.output, &stale)?;
+    let rows_path = args.output.join(args.query.rows_file());
     let watermarks = match args.mode {
         Mode::Streaming => Watermarks::Periodic(args.watermark_interval),
         Mode::Batch => Watermarks::EndOfInput,
@@ -173,7 +196,7 @@ pub(super) fn run(args: &NexmarkArgs) -> Result<(), String> {
         out_of_orderness: args.out_of_orderness,
         runtime,
         output: match sink {
-            SinkChoice::Jsonl => RowOutput::Jsonl(rows_path.clone()),
+            SinkChoice::Jsonl => RowOutput::Jsonl(args.output.clone()),
             SinkChoice::Discard => RowOutput::Discard,
         },
     };
@@ -182,9 +205,7 @@ pub(super) fn run(args: &NexmarkArgs) -> Result<(), String> {
     let total = args.events;
     let outcome = crate::nexmark::run(&job, |control, read| {
         *current_job().lock().unwrap_or_else(|p| p.into_inner()) = Some(control);
-        progress = Some(Progress::start(Some(total), move || {
-            read.load(Ordering::Relaxed)
-        }));
+        progress = Some(Progress::start(Some(total), move || read.total()));
     });
     drop(progress);
     *current_job().lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -218,7 +239,7 @@ fn report<'a>(
     machine: &'a Machine,
     run: &'a NexmarkRun,
 ) -> Report<'a> {
-    let wall = run.result.wall.as_secs_f64().max(1e-9);
+    let wall = run.wall.as_secs_f64().max(1e-9);
     let throughput = run.events_in as f64 / wall;
     let cores = cores_used(&run.result.tasks, machine);
     let per_core = throughput / cores as f64;
@@ -259,6 +280,12 @@ fn report<'a>(
             segment_bytes: run.result.segment_bytes,
         },
         stopped_early: run.result.stopped_early,
+        checkpoints: run
+            .result
+            .checkpoints
+            .as_ref()
+            .map(CheckpointStats::to_json),
+        injected_failures: &run.result.injected_failures,
         tasks: &run.result.tasks,
     }
 }
@@ -291,6 +318,12 @@ fn print_run(report: &Report<'_>, run: &NexmarkRun, output: Option<&Path>, dir: 
             "latency (source to sink, {} markers): p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
             l.samples, l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
         );
+    }
+    if let Some(stats) = &run.result.checkpoints {
+        print!("{}", stats.describe());
+    }
+    for failure in &run.result.injected_failures {
+        println!("  injected: {failure}");
     }
     if !run.result.tasks.is_empty() {
         print!("{}", task_table(&run.result.tasks));

@@ -14,4 +14,4 @@ pub mod source;
 
 pub use model::{Auction, Bid, Event, Person, Row};
 pub use queries::{Aggregation, NexmarkJob, NexmarkRun, Query, RowOutput, Watermarks, run};
-pub use source::{EventsConfig, NexmarkSource};
+pub use source::{EventsConfig, EventsRead, NexmarkSource};

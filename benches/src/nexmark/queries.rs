@@ -2,17 +2,22 @@
 //!
 //! Every query reads the whole event stream (persons, auctions and bids) from
 //! [`NexmarkSource`], so its throughput counts all events, as Flink's Nexmark does.
+//!
+//! With checkpointing on (`NexmarkJob::runtime.checkpoint`), every query's state lives in its
+//! window operators (the accumulators are codecs) and the source's offsets: the maps, filters
+//! and row conversions keep none. The rows go to a transactional `<query>.jsonl`, so after any
+//! number of restarts it holds exactly the rows of an uninterrupted run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use weir_core::codec::{Codec, DecodeError, Decoder, Encoder};
 use weir_core::error::OperatorError;
 use weir_core::runtime::JobControl;
-use weir_core::sink::{CollectSink, JsonLinesFile, JsonLinesWriter, Sink};
+use weir_core::sink::{CollectSink, JobOutputs, OutputFile, Sink};
 use weir_core::time::WatermarkEmit;
 use weir_core::window::{
     AggregateFunction, Count, GlobalAggregation, WindowAssigner, WindowResult, WindowSpec,
@@ -20,7 +25,8 @@ use weir_core::window::{
 use weir_core::{Job, JobResult, RuntimeConfig, Stream};
 
 use super::model::{AuctionPrice, Bid, Event, HighestBid, HotItem, NewSeller, Row};
-use super::source::{EventsConfig, NexmarkSource, watermarks};
+use super::source::{EventsConfig, EventsRead, NexmarkSource, watermarks};
+use crate::output_dir::{each_line, job_outputs};
 
 /// q5's sliding window: 10 s every 2 s.
 pub const Q5_SIZE_MS: i64 = 10_000;
@@ -88,6 +94,11 @@ impl Query {
     pub fn is_windowed(self) -> bool {
         matches!(self, Query::Q5 | Query::Q7 | Query::Q8)
     }
+
+    /// The file of its rows in the output folder: `q0.jsonl`, `q1.jsonl`, ...
+    pub fn rows_file(self) -> String {
+        format!("{}.jsonl", self.name())
+    }
 }
 
 /// How q7's global window is aggregated.
@@ -103,11 +114,13 @@ pub enum Aggregation {
 /// Where a query's rows go.
 #[derive(Debug, Clone)]
 pub enum RowOutput {
-    /// Counted and dropped.
+    /// Counted and dropped (not with checkpointing: the count would not survive a restart).
     Discard,
-    /// Written as JSON lines to this file.
+    /// Written as JSON lines to [`Query::rows_file`] in this folder: a plain file, or with
+    /// checkpointing a transactional one that only ever holds the rows of completed
+    /// checkpoints.
     Jsonl(PathBuf),
-    /// Collected in memory (tests).
+    /// Collected in memory (tests; not with checkpointing: a restart would collect again).
     Collect(Arc<Mutex<Vec<Row>>>),
 }
 
@@ -150,33 +163,66 @@ pub struct NexmarkJob {
     pub output: RowOutput,
 }
 
-/// What a run produced.
+/// What a run produced. Both counts hold over restarts: each event and each row counts once.
 #[derive(Debug)]
 pub struct NexmarkRun {
-    /// Events the source read.
+    /// Events the source read: the sum of the partitions' final offsets (with a restore, the
+    /// restored run's events before its offsets too: [`EventsRead::at_end`]).
     pub events_in: u64,
-    /// Rows the sink received.
+    /// Rows out: the lines the rows file holds once the job has ended ([`RowOutput::Jsonl`],
+    /// read back), or the rows the sink received (the others).
     pub rows_out: u64,
-    /// The engine's result: wall time, task metrics, latency.
+    /// From the start of the job to its end, over every attempt (restarts and their delays
+    /// included).
+    pub wall: Duration,
+    /// The engine's result: task metrics and latency (of the last attempt), checkpoints.
     pub result: JobResult,
 }
 
 /// Runs `job`; `started` gets the job's control (for Ctrl-C) and the source's event counter
 /// before it executes.
+///
+/// With checkpointing on, the rows must go to [`RowOutput::Jsonl`]; the job restarts after
+/// failures by its restart strategy, and `job.runtime.restore` starts it from a checkpoint of
+/// an earlier run, whose committed rows it continues.
 pub fn run(
     job: &NexmarkJob,
-    started: impl FnOnce(Arc<JobControl>, Arc<AtomicU64>),
+    started: impl FnOnce(Arc<JobControl>, Arc<EventsRead>),
 ) -> Result<NexmarkRun, String> {
     if job.parallelism == 0 {
         return Err("parallelism must be at least 1".into());
     }
+    let checkpointed = job.runtime.checkpoint.is_some();
+    let target = match &job.output {
+        RowOutput::Jsonl(dir) => {
+            let outputs = job_outputs(dir, &job.runtime)?;
+            let file = outputs
+                .file(&job.query.rows_file())
+                .map_err(|e| e.to_string())?;
+            Target::Jsonl(outputs, file)
+        }
+        RowOutput::Discard | RowOutput::Collect(_) if checkpointed => {
+            return Err(
+                "with checkpoints the rows go to a transactional JSON-lines file: discarded or collected rows could not be counted once over restarts"
+                    .into(),
+            );
+        }
+        RowOutput::Discard => Target::Discard,
+        RowOutput::Collect(rows) => Target::Collect(Arc::clone(rows)),
+    };
     let source = NexmarkSource::new(job.events.clone());
-    let events_read = source.counter();
+    let events_read = source.events_read();
     let emit = match job.watermarks {
         Watermarks::Periodic(interval) => WatermarkEmit::Periodic(interval),
         Watermarks::EndOfInput => WatermarkEmit::EndOfInput,
     };
-    let weir_job = Job::new(job.runtime.clone());
+    let weir_job = Job::new(RuntimeConfig {
+        committer: match &target {
+            Target::Jsonl(outputs, _) => outputs.committer(),
+            Target::Discard | Target::Collect(_) => None,
+        },
+        ..job.runtime.clone()
+    });
     let events = weir_job.source_with_watermarks(
         "nexmark",
         job.parallelism,
@@ -184,32 +230,51 @@ pub fn run(
         watermarks(job.out_of_orderness, emit),
     );
     let rows = build(job.query, events, job.parallelism, job.aggregation);
-    let target = match &job.output {
-        RowOutput::Discard => Target::Discard,
-        RowOutput::Jsonl(path) => {
-            Target::Jsonl(JsonLinesFile::create(path).map_err(|e| e.to_string())?)
-        }
-        RowOutput::Collect(rows) => Target::Collect(Arc::clone(rows)),
-    };
-    let rows_out = Arc::new(AtomicU64::new(0));
-    let counter = Arc::clone(&rows_out);
     let sink_parallelism = rows.parallelism();
-    rows.sink("sink", sink_parallelism, move |_| RowSink {
-        kind: match &target {
-            Target::Discard => SinkKind::Discard,
-            Target::Jsonl(file) => SinkKind::Jsonl(file.writer()),
-            Target::Collect(rows) => SinkKind::Collect(CollectSink::new(Arc::clone(rows))),
-        },
-        count: 0,
-        total: Arc::clone(&counter),
-    });
+    let received = Arc::new(AtomicU64::new(0));
+    let rows_path = match target {
+        Target::Jsonl(_, file) => {
+            let path = file.path().to_path_buf();
+            rows.try_sink("sink", sink_parallelism, move |subtask| {
+                Ok(file.writer::<Row>(subtask)?)
+            });
+            Some(path)
+        }
+        Target::Discard | Target::Collect(_) => {
+            let total = Arc::clone(&received);
+            rows.sink("sink", sink_parallelism, move |_| RowSink {
+                collect: match &target {
+                    Target::Collect(rows) => Some(CollectSink::new(Arc::clone(rows))),
+                    _ => None,
+                },
+                count: 0,
+                total: Arc::clone(&total),
+            });
+            None
+        }
+    };
     started(weir_job.control(), Arc::clone(&events_read));
+    let start = Instant::now();
     let result = weir_job.execute().map_err(|e| e.to_string())?;
+    let wall = start.elapsed();
+    let rows_out = match rows_path {
+        Some(path) => committed_rows(&path)?,
+        None => received.load(Ordering::Relaxed),
+    };
     Ok(NexmarkRun {
-        events_in: events_read.load(Ordering::Relaxed),
-        rows_out: rows_out.load(Ordering::Relaxed),
+        events_in: events_read.at_end(job.runtime.restore.is_some()),
+        rows_out,
+        wall,
         result,
     })
+}
+
+/// The rows the file at `path` holds, each checked to be a whole JSON line: with
+/// checkpointing, exactly the committed rows of every attempt.
+fn committed_rows(path: &Path) -> Result<u64, String> {
+    let mut rows = 0;
+    each_line(path, |_: serde::de::IgnoredAny| rows += 1)?;
+    Ok(rows)
 }
 
 /// Builds `query` on the event stream; the result is the stream of rows for the sink.
@@ -549,21 +614,17 @@ impl AggregateFunction<Event> for NewSellerOf {
     }
 }
 
+/// Where the rows go, opened.
 enum Target {
     Discard,
-    Jsonl(Arc<JsonLinesFile>),
+    Jsonl(JobOutputs, OutputFile),
     Collect(Arc<Mutex<Vec<Row>>>),
 }
 
-enum SinkKind {
-    Discard,
-    Jsonl(JsonLinesWriter<Row>),
-    Collect(CollectSink<Row>),
-}
-
-/// The query's sink: counts its rows and discards, writes or collects them.
+/// The sink of a run without a rows file: counts its rows and discards or collects them. Its
+/// count is not state: such runs do not checkpoint.
 struct RowSink {
-    kind: SinkKind,
+    collect: Option<CollectSink<Row>>,
     count: u64,
     total: Arc<AtomicU64>,
 }
@@ -572,23 +633,21 @@ impl Sink<Row> for RowSink {
     #[inline]
     fn write(&mut self, row: Row) -> Result<(), OperatorError> {
         self.count += 1;
-        match &mut self.kind {
-            SinkKind::Discard => {
+        match &mut self.collect {
+            None => {
                 std::hint::black_box(row);
                 Ok(())
             }
-            SinkKind::Jsonl(writer) => writer.write(row),
-            SinkKind::Collect(sink) => sink.write(row),
+            Some(sink) => sink.write(row),
         }
     }
 
     fn finish(&mut self) -> Result<(), OperatorError> {
         self.total
             .fetch_add(std::mem::take(&mut self.count), Ordering::Relaxed);
-        match &mut self.kind {
-            SinkKind::Discard => Ok(()),
-            SinkKind::Jsonl(writer) => writer.finish(),
-            SinkKind::Collect(sink) => sink.finish(),
+        match &mut self.collect {
+            None => Ok(()),
+            Some(sink) => sink.finish(),
         }
     }
 }

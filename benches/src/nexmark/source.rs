@@ -4,6 +4,10 @@
 //! generator's own offset and step: the union of the partitions is exactly the generator's
 //! sequence, and every partition is in event-time order (the generator's timestamps grow with
 //! the event number unless its out-of-order groups are turned on).
+//!
+//! Resuming is exact and O(1): the generator makes each event from its number alone, so a
+//! partition opened at offset `n` (a checkpoint's) starts right at its event `n` and produces
+//! the same events as an uninterrupted run from there, with nothing regenerated to skip.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +26,7 @@ use super::model::Event;
 /// repeatable (the crate's default is the wall clock).
 pub const BASE_TIME_MS: u64 = 1_436_918_400_000;
 
-/// Events read before a reader publishes its count.
+/// Events read before a reader publishes its position.
 const PUBLISH_EVERY: u64 = 4096;
 
 /// What the generator produces.
@@ -91,27 +95,85 @@ pub fn watermarks(
     strategy
 }
 
+/// A partition no reader has opened yet.
+const UNOPENED: u64 = u64::MAX;
+
+/// Events read so far, per partition: each partition's count is its reader's position,
+/// stored (not added) by the one reader of the partition. A reader restored from a checkpoint
+/// starts at the checkpoint's offset, so events read again after a restart count once, and a
+/// run restored from an earlier run's checkpoint counts that run's events before the offset.
+#[derive(Debug)]
+pub struct EventsRead {
+    /// Per partition: the position, or [`UNOPENED`].
+    positions: Box<[AtomicU64]>,
+    /// Per partition: its events.
+    lens: Box<[u64]>,
+}
+
+impl EventsRead {
+    fn new(config: &EventsConfig) -> Self {
+        let partitions = config.partitions.max(1);
+        Self {
+            positions: (0..partitions).map(|_| AtomicU64::new(UNOPENED)).collect(),
+            lens: (0..partitions).map(|p| config.partition_len(p)).collect(),
+        }
+    }
+
+    /// Events read over every opened partition (published every few thousand events; exact
+    /// once the readers are closed).
+    pub fn total(&self) -> u64 {
+        self.positions
+            .iter()
+            .map(|p| p.load(Ordering::Relaxed))
+            .filter(|&p| p != UNOPENED)
+            .sum()
+    }
+
+    /// Events read once the job has ended. A run restored from a checkpoint does not reopen
+    /// the partitions that had ended by then: those count all their events. (Every other
+    /// partition is opened when the job starts.)
+    pub fn at_end(&self, restored: bool) -> u64 {
+        self.positions
+            .iter()
+            .zip(&self.lens)
+            .map(|(p, &len)| match p.load(Ordering::Relaxed) {
+                UNOPENED if restored => len,
+                UNOPENED => 0,
+                position => position,
+            })
+            .sum()
+    }
+
+    fn store(&self, partition: usize, position: u64) {
+        debug_assert!(position != UNOPENED);
+        if let Some(p) = self.positions.get(partition) {
+            p.store(position, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The Nexmark generator as a partitioned, bounded weir source.
 #[derive(Debug, Clone)]
 pub struct NexmarkSource {
     config: EventsConfig,
     generator: NexmarkConfig,
-    read: Arc<AtomicU64>,
+    read: Arc<EventsRead>,
 }
 
 impl NexmarkSource {
     /// A source of `config`'s events.
     pub fn new(config: EventsConfig) -> Self {
         let generator = config.nexmark();
+        let read = Arc::new(EventsRead::new(&config));
         Self {
             config,
             generator,
-            read: Arc::new(AtomicU64::new(0)),
+            read,
         }
     }
 
-    /// Events read so far over every partition (published in batches; exact at the end).
-    pub fn counter(&self) -> Arc<AtomicU64> {
+    /// Events read so far over every partition, counted once over restarts.
+    pub fn events_read(&self) -> Arc<EventsRead> {
         Arc::clone(&self.read)
     }
 }
@@ -133,12 +195,21 @@ impl Source for NexmarkSource {
         }
         let step = self.partitions() as u64;
         let len = self.config.partition_len(partition);
+        if offset > len {
+            return Err(format!(
+                "partition {partition} has {len} events: it cannot resume at offset {offset} (a checkpoint of another --events or --partitions?)"
+            )
+            .into());
+        }
+        // O(1): the generator computes the event of any number directly.
         let generator = EventGenerator::new(self.generator.clone())
-            .with_offset(partition as u64 + offset.min(len) * step)
+            .with_offset(partition as u64 + offset * step)
             .with_step(step);
+        self.read.store(partition, offset);
         Ok(Box::new(NexmarkReader {
             generator,
-            next: offset.min(len),
+            partition,
+            next: offset,
             len,
             read: Arc::clone(&self.read),
             unpublished: 0,
@@ -148,17 +219,19 @@ impl Source for NexmarkSource {
 
 struct NexmarkReader {
     generator: EventGenerator,
-    /// Index of the next event within the partition.
+    partition: usize,
+    /// Index of the next event within the partition: the offset a checkpoint records.
     next: u64,
     len: u64,
-    read: Arc<AtomicU64>,
+    read: Arc<EventsRead>,
+    /// Events read since the position was last published.
     unpublished: u64,
 }
 
 impl NexmarkReader {
     fn publish(&mut self) {
-        self.read
-            .fetch_add(std::mem::take(&mut self.unpublished), Ordering::Relaxed);
+        self.unpublished = 0;
+        self.read.store(self.partition, self.next);
     }
 }
 
@@ -216,7 +289,7 @@ mod tests {
             by_index.into_iter().map(Option::unwrap).collect::<Vec<_>>(),
             all
         );
-        assert_eq!(source.counter().load(Ordering::Relaxed), 1003);
+        assert_eq!(source.events_read().total(), 1003);
     }
 
     #[test]
@@ -231,11 +304,26 @@ mod tests {
         while let Read::Record(e) = whole.next().unwrap() {
             first.push(e);
         }
+        drop(whole);
         let mut resumed = source.open(1, 10).unwrap();
+        assert_eq!(source.events_read().total(), 10, "the restored position");
         let mut rest = Vec::new();
         while let Read::Record(e) = resumed.next().unwrap() {
             rest.push(e);
         }
         assert_eq!(rest, first[10..]);
+        assert_eq!(resumed.offset(), first.len() as u64);
+        drop(resumed);
+        assert_eq!(
+            source.events_read().total(),
+            first.len() as u64,
+            "events read again after the restore count once"
+        );
+        let err = source.open(1, first.len() as u64 + 1).err().unwrap();
+        assert!(err.to_string().contains("cannot resume"), "{err}");
+        // Partitions 0 and 2 were never opened: ended at the checkpoint of a restored run,
+        // nothing read in a run from the start.
+        assert_eq!(source.events_read().at_end(false), first.len() as u64);
+        assert_eq!(source.events_read().at_end(true), 100);
     }
 }

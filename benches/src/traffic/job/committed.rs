@@ -3,12 +3,12 @@
 //! counts. Reading the files, rather than counters kept while running, makes the report agree
 //! with what a reader of the outputs sees, whatever attempts and restarts produced them.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use serde::Deserialize;
 
 use super::{LATE_FILE, ORIGINS_FILE, REJECTED_FILE};
+use crate::output_dir::each_line;
 use crate::traffic::record::Origin;
 use crate::traffic::tag::OriginCounts;
 use crate::traffic::windows::{FLOW_FILE, FlowCount, ORIGIN_FILE, OriginWindowCount, WindowTotals};
@@ -92,24 +92,4 @@ impl Committed {
         }
         Ok(c)
     }
-}
-
-/// Calls `f` with every line of the JSON-lines file at `path`, parsed; a missing file has no
-/// lines.
-fn each_line<T: for<'de> Deserialize<'de>>(
-    path: &Path,
-    mut f: impl FnMut(T),
-) -> Result<(), String> {
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(format!("reading {}: {e}", path.display())),
-    };
-    for (n, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let parsed = serde_json::from_str(&line)
-            .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
-        f(parsed);
-    }
-    Ok(())
 }

@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 use weir_core::runtime::JobControl;
-use weir_core::sink::JobOutputs;
 use weir_core::time::arith::millis;
 use weir_core::time::{GuardConfig, Quarantine, WatermarkEmit, WatermarkStrategy};
 use weir_core::window::{Count, GlobalAggregation, Window, WindowAssigner, WindowSpec};
@@ -222,13 +221,7 @@ pub fn run(
     job: &TrafficJob,
     started: impl FnOnce(Arc<JobControl>, Arc<Tally>),
 ) -> Result<TrafficRun, String> {
-    crate::output_dir::create(&job.output)?;
-    if job.runtime.restore.is_none() {
-        // A fresh run: the commit marker of an earlier run's transactional outputs is stale.
-        remove_transaction_log(&job.output)?;
-    }
-    let outputs = JobOutputs::open(&job.output, job.runtime.checkpoint.is_some())
-        .map_err(|e| e.to_string())?;
+    let outputs = crate::output_dir::job_outputs(&job.output, &job.runtime)?;
     let file = |name: &str| outputs.file(name).map_err(|e| e.to_string());
     let (rejected, late) = (file(REJECTED_FILE)?, file(LATE_FILE)?);
     let (flow_file, origin_file) = (file(FLOW_FILE)?, file(ORIGIN_FILE)?);
@@ -417,14 +410,4 @@ pub fn run(
         result_latency_ns,
         result,
     })
-}
-
-/// Removes `OUTPUT/.weir`, the transactional outputs' commit marker and in-progress parts.
-fn remove_transaction_log(output: &std::path::Path) -> Result<(), String> {
-    let log = output.join(".weir");
-    match std::fs::remove_dir_all(&log) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!("removing {}: {e}", log.display())),
-    }
 }
