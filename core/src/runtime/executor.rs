@@ -122,7 +122,8 @@ pub fn available_cores() -> &'static [core_affinity::CoreId] {
 /// What a finished job reports.
 #[derive(Debug, Clone)]
 pub struct JobResult {
-    /// Wall time from the first task's start to the last task's end.
+    /// Wall time from the first task's start to the last task's end; after restarts, from the
+    /// first attempt's start (every attempt and restart delay included).
     pub wall: Duration,
     /// Every subtask's metrics.
     pub tasks: Vec<TaskReport>,
@@ -264,6 +265,7 @@ pub(crate) fn execute(
     };
     let mut backoff = RestartBackoff::new(config.restart);
     let mut failed_at: Option<Instant> = None;
+    let job_started = Instant::now();
     for attempt in 0u32.. {
         if let Some(from) = &restore {
             if from.metadata.max_parallelism != config.max_parallelism {
@@ -298,6 +300,10 @@ pub(crate) fn execute(
         }
         match outcome {
             Ok(mut result) => {
+                if attempt > 0 {
+                    // Every attempt, restarts and their delays included.
+                    result.wall = job_started.elapsed();
+                }
                 result.checkpoints = Some(std::mem::take(&mut coordinator.stats));
                 result.injected_failures = injector.fired();
                 return Ok(result);
