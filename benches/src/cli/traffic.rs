@@ -122,6 +122,11 @@ pub struct TrafficArgs {
     /// latency at a given load) [default: as fast as possible].
     #[arg(long, value_parser = records())]
     rate: Option<u64>,
+    /// Make the tagging step spend this long per record (ms, s; for example 1ms), as
+    /// flink-benchmarks' slow sink does: the sources are backpressured and the network
+    /// buffers fill (for checkpoint experiments under backpressure) [default: no delay].
+    #[arg(long, value_parser = parse_positive_duration)]
+    slow_tag: Option<Duration>,
     #[command(flatten)]
     runtime: RuntimeArgs,
     #[command(flatten)]
@@ -388,6 +393,7 @@ fn run_weir(
         output: dir.to_path_buf(),
         fail_after: args.fail_after,
         rate: args.rate,
+        slow_tag: args.slow_tag,
         event_time: args.event_time(),
     };
     let total = match input {

@@ -428,6 +428,7 @@ fn run_rounds(
                 output: dir.clone(),
                 fail_after: None,
                 rate: None,
+                slow_tag: None,
                 event_time: config.event_time.clone(),
             };
             let outcome = job::run(&job, |control, _tally| {

@@ -68,6 +68,9 @@ pub struct TrafficJob {
     /// Records per second the source reads at most, over all partitions; `None`: as fast as
     /// it can.
     pub rate: Option<u64>,
+    /// Time the tagging step spends per record (flink-benchmarks' slow sink), so that the
+    /// sources are backpressured and in-flight buffers fill; `None`: no delay.
+    pub slow_tag: Option<Duration>,
     /// Event time: watermarks, lateness, idleness, the guard, aggregation and mode.
     pub event_time: EventTimeOptions,
 }
@@ -91,6 +94,7 @@ impl TrafficJob {
             output: output.into(),
             fail_after: None,
             rate: None,
+            slow_tag: None,
             event_time: EventTimeOptions::default(),
         }
     }
@@ -299,6 +303,7 @@ pub fn run(
     };
 
     let home = job.home;
+    let slow_tag = job.slow_tag;
     let fail_after = job
         .fail_after
         .map(|n| (n, Arc::new(AtomicBool::new(false))));
@@ -320,7 +325,9 @@ pub fn run(
             strategy,
         )
         .key_by(|r: &TrafficRecord| r.plate)
-        .process("tag", p, move || Tag::new(home, fail_after.clone()));
+        .process("tag", p, move || {
+            Tag::new(home, fail_after.clone(), slow_tag)
+        });
     let (totals, windowed) = tagged.split();
     let (flow, by_origin) = windowed.split();
     totals

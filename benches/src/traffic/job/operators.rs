@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use weir_core::checkpoint::{SnapshotContext, StateReader, StateWriter};
 use weir_core::codec::{decode_exact, encode_to_vec};
@@ -22,14 +23,21 @@ pub(super) struct Tag {
     fail_after: Option<(u64, Arc<AtomicBool>)>,
     /// Records this subtask has tagged in this attempt.
     seen: u64,
+    /// Time spent per record (`--slow-tag`), to backpressure the sources.
+    slow: Option<Duration>,
 }
 
 impl Tag {
-    pub(super) fn new(home: Home, fail_after: Option<(u64, Arc<AtomicBool>)>) -> Self {
+    pub(super) fn new(
+        home: Home,
+        fail_after: Option<(u64, Arc<AtomicBool>)>,
+        slow: Option<Duration>,
+    ) -> Self {
         Self {
             home,
             fail_after,
             seen: 0,
+            slow,
         }
     }
 }
@@ -50,6 +58,9 @@ impl KeyedProcessFunction<Plate, TrafficRecord, Tagged> for Tag {
             if self.seen > *after && !fired.swap(true, Ordering::Relaxed) {
                 panic!("injected failure (--fail-after)");
             }
+        }
+        if let Some(slow) = self.slow {
+            std::thread::sleep(slow);
         }
         // Local plates never touch their state: only non-local plates can be long-term.
         out.collect(Tagged::new(record, &self.home, |_, day| {
