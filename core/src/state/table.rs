@@ -18,7 +18,7 @@ use crate::keyed::KeyGroups;
 /// Nodes are shared through `triomphe::Arc` (`ArcTK`): before a write, each node on the path is
 /// checked for sharing, and `triomphe`'s check is an acquire load of the count where
 /// `std::sync::Arc::make_mut` does a compare-and-swap; on a table that no snapshot shares, the
-/// swaps were half the cost of an insert. The acquire load pairs with the release decrement of
+/// swaps were a third of a restore's time. The acquire load pairs with the release decrement of
 /// a snapshot thread dropping its view, so a node it still reads is never written in place.
 pub(super) type GroupMap<K, V> = GenericHashMap<K, V, FxBuildHasher, ArcTK>;
 
