@@ -6,9 +6,10 @@
 
 use std::ops::Range;
 
-use super::StateError;
 use super::table::GroupMap;
+use super::{StateError, StateKey, StateValue};
 use crate::codec::{self, Codec, Decoder};
+use crate::keyed::KeyGroups;
 
 /// Bytes of the entry count and payload length after the name.
 const COUNTS_BYTES: usize = 16;
@@ -45,6 +46,54 @@ pub(super) fn write_section<K: Codec, V: Codec>(
     );
     let payload_len = (blob.len() - payload_start) as u64;
     blob[payload_len_at..payload_start].copy_from_slice(&payload_len.to_le_bytes());
+}
+
+/// Reads the payload of state `name`'s section in key group `group`, announcing `entries`
+/// entries, into `map` (empty), checking each entry: it decodes, its key hashes to `group` in
+/// `layout`, and it is new; and that the entries end exactly where the payload does. Entries are
+/// decoded straight from `payload` and moved into the map, one hash of the key for the group
+/// check and one inside the map. O(entries).
+pub(super) fn read_section<K: StateKey, V: StateValue>(
+    name: &str,
+    group: usize,
+    layout: &KeyGroups,
+    payload: &[u8],
+    entries: u64,
+    map: &mut GroupMap<K, V>,
+) -> Result<(), StateError> {
+    debug_assert!(map.is_empty(), "a restore fills empty maps");
+    let corrupt = |reason: String| StateError::Corrupt {
+        name: name.to_owned(),
+        group: Some(group),
+        reason,
+    };
+    let decode = |source| StateError::Decode {
+        name: name.to_owned(),
+        group: Some(group),
+        source,
+    };
+    let mut input = Decoder::new(payload);
+    for _ in 0..entries {
+        let key = K::decode(&mut input).map_err(decode)?;
+        let value = V::decode(&mut input).map_err(decode)?;
+        let key_group = layout.group_of(&key);
+        if key_group != group {
+            return Err(corrupt(format!(
+                "an entry stored in key group {group} has a key of key group {key_group}"
+            )));
+        }
+        if map.insert(key, value).is_some() {
+            return Err(corrupt("a key appears twice".to_owned()));
+        }
+    }
+    // Checked right after reading back: the payload held exactly the announced entries.
+    if !input.is_empty() {
+        return Err(corrupt(format!(
+            "{} bytes left after the {entries} entries the section announces",
+            input.remaining()
+        )));
+    }
+    Ok(())
 }
 
 /// One section found in a blob.

@@ -84,9 +84,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
 use std::hash::Hash;
-use std::str::FromStr;
 
 use thiserror::Error;
 
@@ -100,6 +98,10 @@ pub use restore::KeyedRestore;
 pub use scoped::KeyedState;
 pub use snapshot::{KeyedSnapshot, TableSnapshot};
 pub use table::KeyedTable;
+
+/// Where a keyed snapshot is serialized; the one enum [`crate::checkpoint::CheckpointConfig`]
+/// carries, here for the states that take it.
+pub use crate::checkpoint::SnapshotMode;
 
 /// A key of keyed state: hashed into its key group, compared, cloned into the table and
 /// written into snapshots.
@@ -125,42 +127,6 @@ pub trait StateSnapshotRestore {
     fn table(&self) -> &KeyedTable<Self::Key, Self::Stored>;
     /// The table, to restore into.
     fn table_mut(&mut self) -> &mut KeyedTable<Self::Key, Self::Stored>;
-}
-
-/// How the serialization of a keyed snapshot is split between the task thread and the
-/// snapshot thread (`--snapshot async|sync`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SnapshotMode {
-    /// Copy-on-write: the task thread takes an O(key groups) view of each table; a snapshot
-    /// thread serializes it while the task goes on. The default.
-    #[default]
-    Async,
-    /// A full copy: every table serialized on the task thread before it goes on. The baseline
-    /// the comparisons need.
-    Sync,
-}
-
-impl FromStr for SnapshotMode {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "async" => Ok(Self::Async),
-            "sync" => Ok(Self::Sync),
-            other => Err(format!(
-                "unknown snapshot mode {other:?}: expected async or sync"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for SnapshotMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Async => "async",
-            Self::Sync => "sync",
-        })
-    }
 }
 
 /// Why state could not be restored.

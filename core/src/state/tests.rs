@@ -172,6 +172,42 @@ fn a_key_stored_in_the_wrong_key_group_is_refused() {
 }
 
 #[test]
+fn a_key_twice_is_refused_and_leaves_the_state_empty() {
+    let layout = KeyGroups::new(128, 1).unwrap();
+    let in_group = |g: usize| (0..).find(|k: &u64| layout.group_of(k) == g).unwrap();
+    let mut blobs = vec![Vec::new(); 128];
+    // Group 3 restores fine before group 9 fails: the error must not leave group 3's entry.
+    let mut map = GroupMap::default();
+    map.insert(in_group(3), 1);
+    blobs[3] = blob_of("t", &map);
+    // Group 9's section announces two entries, both the same key.
+    let key = in_group(9);
+    let mut twice = blob_of("t", &GroupMap::from_iter([(key, 1u64)]));
+    let entry = twice[twice.len() - 16..].to_vec();
+    twice.extend_from_slice(&entry);
+    let counts_at = 4 + "t".len();
+    twice[counts_at..counts_at + 8].copy_from_slice(&2u64.to_le_bytes());
+    twice[counts_at + 8..counts_at + 16].copy_from_slice(&32u64.to_le_bytes());
+    blobs[9] = twice;
+    let mut restore = KeyedRestore::new();
+    restore.add(0..128, blobs).unwrap();
+    let mut table = KeyedTable::<u64, u64>::new("t", &layout, 0);
+    match restore.restore(&mut table) {
+        Err(StateError::Corrupt {
+            group: Some(9),
+            reason,
+            ..
+        }) => assert_eq!(reason, "a key appears twice"),
+        other => panic!("expected a key twice, got {other:?}"),
+    }
+    assert!(
+        table.is_empty(),
+        "a failed restore leaves {} entries",
+        table.len()
+    );
+}
+
+#[test]
 fn flipped_header_bytes_are_errors_and_no_flip_panics() {
     let layout = KeyGroups::new(1, 1).unwrap();
     let mut map = GroupMap::default();
