@@ -3,22 +3,22 @@
 //! barriers) or at least all of it (at-least-once barriers); a restore continues from a
 //! checkpoint; the report counts checkpoints and restarts.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use weir_backends::FsCheckpointStorage;
+use weir_core::Job;
 use weir_core::checkpoint::{
-    BarrierMode, CheckpointConfig, RestartStrategy, SnapshotContext, StateReader, StateWriter,
+    BarrierMode, RestartStrategy, SnapshotContext, StateReader, StateWriter,
 };
 use weir_core::codec::DecodeError;
 use weir_core::error::OperatorError;
 use weir_core::operator::{Collector, Operator, OperatorContext};
 use weir_core::runtime::RestoreFrom;
-use weir_core::sink::{RegisteredWriter, TransactionalOutputs};
+use weir_core::sink::RegisteredWriter;
 use weir_core::source::{PartitionReader, Read, Source};
-use weir_core::{Job, RuntimeConfig};
 
 /// Records per partition: enough for several checkpoints at a 10 ms interval.
 const PER_PARTITION: u64 = 12_000;
@@ -147,20 +147,7 @@ fn run_with(
     restart: RestartStrategy,
     restore: Option<RestoreFrom>,
 ) -> Result<Run, String> {
-    let storage = Arc::new(FsCheckpointStorage::new(dir.join("checkpoints"), 2).expect("storage"));
-    let outputs = Arc::new(TransactionalOutputs::open(dir.join("out")).expect("outputs"));
-    let mut checkpoint =
-        CheckpointConfig::new(Duration::from_millis(10), dir.join("checkpoints"), storage);
-    checkpoint.mode = mode;
-    let config = RuntimeConfig {
-        pin: false,
-        checkpoint: Some(checkpoint),
-        restart,
-        restore,
-        inject_failures: failures,
-        committer: Some(outputs.clone()),
-        ..RuntimeConfig::default()
-    };
+    let (config, outputs) = common::checkpointed(dir, mode, failures, restart, restore);
     let job = Job::new(config);
     let file = outputs.file("counts.jsonl").expect("file");
     job.source(

@@ -6,19 +6,20 @@
 //!
 //! It lives here, beside `checkpoints.rs`, because it needs `weir-backends`' checkpoint storage.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use weir_backends::FsCheckpointStorage;
-use weir_core::checkpoint::{CheckpointConfig, RestartStrategy};
+use weir_core::Job;
+use weir_core::checkpoint::{BarrierMode, RestartStrategy};
 use weir_core::error::OperatorError;
 use weir_core::runtime::RestoreFrom;
-use weir_core::sink::{RegisteredWriter, TransactionalOutputs};
+use weir_core::sink::RegisteredWriter;
 use weir_core::source::{PartitionReader, Read, Source};
 use weir_core::time::{WatermarkEmit, WatermarkStrategy};
 use weir_core::window::{Count, GlobalAggregation, WindowAssigner, WindowSpec};
-use weir_core::{Job, RuntimeConfig};
 
 const KEYED: &str = "keyed.jsonl";
 const GLOBAL: &str = "global.jsonl";
@@ -129,19 +130,8 @@ fn run(
     restart: RestartStrategy,
     restore: Option<RestoreFrom>,
 ) -> Result<Run, String> {
-    let storage = Arc::new(FsCheckpointStorage::new(dir.join("checkpoints"), 2).expect("storage"));
-    let outputs = Arc::new(TransactionalOutputs::open(dir.join("out")).expect("outputs"));
-    let checkpoint =
-        CheckpointConfig::new(Duration::from_millis(10), dir.join("checkpoints"), storage);
-    let config = RuntimeConfig {
-        pin: false,
-        checkpoint: Some(checkpoint),
-        restart,
-        restore,
-        inject_failures: failures,
-        committer: Some(outputs.clone()),
-        ..RuntimeConfig::default()
-    };
+    let (config, outputs) =
+        common::checkpointed(dir, BarrierMode::Aligned, failures, restart, restore);
     let job = Job::new(config);
     let mut strategy =
         WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(20), |r: &(u64, i64)| {
