@@ -43,6 +43,14 @@ pub trait Source: Send + Sync + 'static {
         let _ = state;
         self.open(partition, offset)
     }
+
+    /// Partition `partition` had ended at the checkpoint a restore starts from, so it is not
+    /// reopened; `state` is its reader's last [`PartitionReader::state`], for a source that
+    /// keeps totals with it. By default ignored.
+    fn restore_ended(&self, partition: usize, state: &[u8]) -> Result<(), OperatorError> {
+        let _ = (partition, state);
+        Ok(())
+    }
 }
 
 /// Reads one partition.

@@ -290,6 +290,9 @@ impl<T: Send + 'static> SourceTask<T> {
                     pos.ended = ended;
                     pos.reader_state = state;
                     if ended {
+                        self.source
+                            .restore_ended(pos.global, &pos.reader_state)
+                            .map_err(|e| self.source_error(e))?;
                         continue;
                     }
                     self.source.restore(pos.global, offset, &pos.reader_state)

@@ -239,22 +239,39 @@ impl Source for TrafficSource {
         offset: u64,
         state: &[u8],
     ) -> Result<Box<dyn WeirReader<TrafficRecord>>, OperatorError> {
-        let mut r = StateReader::new(state);
-        let decode =
-            |e| format!("the state of partition {partition}'s reader does not decode: {e}");
-        let position = r.u64().map_err(decode)?;
-        let counts = Counts {
-            lines: r.u64().map_err(decode)?,
-            rejected: r.u64().map_err(decode)?,
-        };
-        if !r.is_empty() || position < offset {
-            return Err(format!(
-                "the state of partition {partition}'s reader is not one it wrote (position {position}, resume offset {offset})"
-            )
-            .into());
-        }
+        let (position, counts) = decode_reader_state(partition, offset, state)?;
         self.reader(partition, offset, Some((position, counts)))
     }
+
+    /// A partition that had ended keeps its totals in the tally.
+    fn restore_ended(&self, partition: usize, state: &[u8]) -> Result<(), OperatorError> {
+        let (_, counts) = decode_reader_state(partition, 0, state)?;
+        self.tally.store(partition, counts);
+        Ok(())
+    }
+}
+
+/// A [`TrafficReader::state`]: its position and the totals there; an error unless it decodes
+/// whole to a position at or past the resume `offset`.
+fn decode_reader_state(
+    partition: usize,
+    offset: u64,
+    state: &[u8],
+) -> Result<(u64, Counts), OperatorError> {
+    let mut r = StateReader::new(state);
+    let decode = |e| format!("the state of partition {partition}'s reader does not decode: {e}");
+    let position = r.u64().map_err(decode)?;
+    let counts = Counts {
+        lines: r.u64().map_err(decode)?,
+        rejected: r.u64().map_err(decode)?,
+    };
+    if !r.is_empty() || position < offset {
+        return Err(format!(
+            "the state of partition {partition}'s reader is not one it wrote (position {position}, resume offset {offset})"
+        )
+        .into());
+    }
+    Ok((position, counts))
 }
 
 struct TrafficReader {
