@@ -205,6 +205,28 @@ fn discard_removes_an_aborted_checkpoint() {
     storage.discard(1).unwrap();
     storage.discard(2).unwrap(); // nothing there: no error
     assert!(folders(&storage).is_empty());
+    // The outputs' parts of an aborted checkpoint stay, to be carried into the next one; the
+    // incomplete folder goes with the next completion.
+    storage.write_state(3, &source(1)).unwrap();
+    let parts = storage.folder(3).join(weir_core::checkpoint::PARTS_FOLDER);
+    std::fs::create_dir_all(&parts).unwrap();
+    std::fs::write(parts.join("out.jsonl.0.0"), "{}\n").unwrap();
+    storage.discard(3).unwrap();
+    let left: Vec<_> = std::fs::read_dir(storage.folder(3))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        [weir_core::checkpoint::PARTS_FOLDER],
+        "state files removed"
+    );
+    assert!(parts.join("out.jsonl.0.0").exists());
+    checkpoint(&storage, 4, &[source(1)]);
+    assert!(
+        !storage.folder(3).exists(),
+        "removed at the next completion"
+    );
 }
 
 #[test]

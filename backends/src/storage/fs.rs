@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use weir_core::checkpoint::{
     CheckpointId, CheckpointMetadata, CheckpointStorage, CompletedCheckpoint, OperatorSnapshot,
-    StateHandle, StorageError,
+    PARTS_FOLDER, StateHandle, StorageError,
 };
 
 use super::{metadata_file, state_file};
@@ -305,8 +305,49 @@ impl CheckpointStorage for FsCheckpointStorage {
     }
 
     /// Removes checkpoint `id`'s folder, `_metadata` first; a missing folder is no error.
+    /// Removes the state files and metadata of aborted checkpoint `id`, and keeps its `parts/`
+    /// folder: the outputs' parts pre-committed for it are carried into the next checkpoint by
+    /// their subtasks (see `weir_core::checkpoint::Transactions`). The folder, incomplete, is
+    /// removed whole with the other incomplete ones at the next completion; one without parts
+    /// is removed now.
     fn discard(&self, id: CheckpointId) -> Result<(), StorageError> {
-        remove_checkpoint_folder(&self.folder(id))
+        let folder = self.folder(id);
+        let entries = match fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_at(&folder)(e)),
+        };
+        // The metadata first: a removal cut short never leaves a folder that looks complete.
+        let metadata = folder.join(METADATA_FILE);
+        match fs::remove_file(&metadata) {
+            Ok(()) => sync_folder(&folder)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_at(&metadata)(e)),
+        }
+        let mut parts = false;
+        for entry in entries {
+            let path = entry.map_err(io_at(&folder))?.path();
+            if path.file_name().is_some_and(|n| n == PARTS_FOLDER) {
+                parts = true;
+                continue;
+            }
+            let removed = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            match removed {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_at(&path)(e)),
+                _ => {}
+            }
+        }
+        if parts {
+            return Ok(());
+        }
+        match fs::remove_dir(&folder) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_at(&folder)(e)),
+            _ => Ok(()),
+        }
     }
 
     /// Searches the completed checkpoints newest first and returns the first that verifies

@@ -167,6 +167,12 @@ pub(crate) struct Coordinator {
     pending: PendingCheckpoints,
     last_end: Instant,
     failed_in_row: u32,
+    /// The timeout of the checkpoint in flight: the configured one, except for a final
+    /// checkpoint after an expired final one, which gets twice its predecessor's (a bounded
+    /// job must be able to end even with a timeout shorter than its final checkpoint takes).
+    timeout: Duration,
+    /// The timeout the next final checkpoint gets.
+    final_timeout: Duration,
     pub(crate) stats: CheckpointStats,
 }
 
@@ -193,6 +199,8 @@ impl Coordinator {
         first_id: CheckpointId,
     ) -> Self {
         Self {
+            timeout: config.timeout,
+            final_timeout: config.timeout,
             config,
             committer,
             max_parallelism,
@@ -238,9 +246,14 @@ impl Coordinator {
                 && (all_sources_done || now >= next_trigger)
             {
                 self.pending.trigger(signals, tasks, all_sources_done);
+                self.timeout = if all_sources_done {
+                    self.final_timeout
+                } else {
+                    self.config.timeout
+                };
             }
             let wait = match self.pending.in_flight() {
-                Some(f) => (f.triggered() + self.config.timeout).saturating_duration_since(now),
+                Some(f) => (f.triggered() + self.timeout).saturating_duration_since(now),
                 None => next_trigger.saturating_duration_since(now),
             }
             .clamp(Duration::from_millis(1), Duration::from_millis(50));
@@ -264,12 +277,15 @@ impl Coordinator {
                     }
                 },
                 Err(RecvTimeoutError::Timeout) => {
-                    if let Some(f) = self.pending.expire(self.config.timeout) {
+                    if let Some(f) = self.pending.expire(self.timeout) {
                         let reason = format!(
                             "checkpoint {} expired after {} ms before completing",
                             f.id(),
-                            self.config.timeout.as_millis()
+                            self.timeout.as_millis()
                         );
+                        if signals.sources_finished() >= source_subtasks {
+                            self.final_timeout = self.final_timeout.saturating_mul(2);
+                        }
                         self.abort(signals, f, Status::Expired(reason), fail);
                     }
                 }

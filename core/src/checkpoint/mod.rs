@@ -51,6 +51,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+/// The folder of a checkpoint (`chk-N/parts/`) that holds its outputs' pre-committed parts;
+/// an aborted checkpoint keeps it, for the parts to be carried into the next one.
+pub const PARTS_FOLDER: &str = "parts";
+
 /// A checkpoint's id: 1 for the first checkpoint of a job, increasing by one per trigger, and
 /// continued (not restarted) after a restore.
 pub type CheckpointId = u64;

@@ -29,10 +29,19 @@ pub trait Transaction: Send {
 /// A registered transaction, shared by its writer and its subtask.
 pub type SharedTransaction = Arc<Mutex<dyn Transaction>>;
 
-/// The transactions of one subtask.
+/// The transactions of one subtask, and its pre-committed parts whose checkpoint has not
+/// completed yet.
+///
+/// A part pre-committed for checkpoint `n` is committed with `n`, or, if `n` is aborted (it
+/// expired, was declined, or its metadata failed), with the next checkpoint that completes
+/// (Flink's `TwoPhaseCommitSinkFunction` keeps such pending transactions the same way): at the
+/// next barrier the subtask moves it from `chk-n/parts/` into the new checkpoint's part folder
+/// and acknowledges it again. An abort therefore never removes a checkpoint's `parts/`.
 #[derive(Clone, Default)]
 pub struct Transactions {
     inner: Arc<Mutex<Vec<SharedTransaction>>>,
+    /// Parts acknowledged for a checkpoint that had not completed when they were, with it.
+    pending: Arc<Mutex<Vec<(CheckpointId, PendingPart)>>>,
 }
 
 impl std::fmt::Debug for Transactions {
@@ -55,19 +64,56 @@ impl Transactions {
     }
 
     /// Pre-commits every registered transaction for `checkpoint`.
+    /// Returns the parts to acknowledge: those of the checkpoints after `completed` (the newest
+    /// completed one: the others were aborted, their parts are moved into `part_dir` and carried
+    /// into this checkpoint), then this epoch's. Called at barrier `checkpoint`, when every
+    /// earlier checkpoint has completed or aborted (one is in flight at a time).
     pub(crate) fn pre_commit_all(
         &self,
         checkpoint: CheckpointId,
         part_dir: &Path,
+        completed: CheckpointId,
     ) -> std::io::Result<Vec<PendingPart>> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.retain(|(epoch, _)| *epoch > completed);
+        let mut parts = Vec::with_capacity(pending.len());
+        for (_, part) in pending.drain(..) {
+            parts.push(carry(part, part_dir)?);
+        }
         let all = self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let mut parts = Vec::new();
         for tx in all {
             let mut tx = tx.lock().unwrap_or_else(|p| p.into_inner());
             parts.extend(tx.pre_commit(checkpoint, part_dir)?);
         }
+        pending.extend(parts.iter().map(|part| (checkpoint, part.clone())));
         Ok(parts)
     }
+}
+
+/// Moves the part of an aborted checkpoint into `part_dir`, durably.
+fn carry(part: PendingPart, part_dir: &Path) -> std::io::Result<PendingPart> {
+    let name = part.path.file_name().ok_or_else(|| {
+        std::io::Error::other(format!(
+            "{}: a part without a file name",
+            part.path.display()
+        ))
+    })?;
+    std::fs::create_dir_all(part_dir)?;
+    let target = part_dir.join(name);
+    crate::sink::two_phase::durable::move_durably(&part.path, &target).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "carrying {} into {}: {e}",
+                part.path.display(),
+                part_dir.display()
+            ),
+        )
+    })?;
+    Ok(PendingPart {
+        path: target,
+        ..part
+    })
 }
 
 /// Restores the thread's previous scope on drop.

@@ -10,8 +10,9 @@ use std::time::Instant;
 
 use super::control::TaskEnv;
 use crate::checkpoint::{
-    AckTimings, BarrierMode, CheckpointId, CheckpointStorage, CompletedCheckpoint, RestoreContext,
-    Signals, Site, SnapshotJob, SnapshotMode, StateHandle, TaskSnapshot, Transactions,
+    AckTimings, BarrierMode, CheckpointId, CheckpointStorage, CompletedCheckpoint, PARTS_FOLDER,
+    RestoreContext, Signals, Site, SnapshotJob, SnapshotMode, StateHandle, TaskSnapshot,
+    Transactions,
 };
 use crate::error::{JobError, TaskError};
 use crate::net::CheckpointBarrier;
@@ -133,17 +134,21 @@ pub(crate) fn snapshot<T>(
         .hit(Site::SyncSnapshot, env.task_index())
         .map_err(TaskError::Failed)?;
     let id = barrier.checkpoint_id;
-    let part_dir = ck.dir.join(format!("chk-{id}")).join("parts");
+    let part_dir = ck.dir.join(format!("chk-{id}")).join(PARTS_FOLDER);
     let mut snapshot = TaskSnapshot::new(id, part_dir.clone());
     own(&mut snapshot);
     chain.barrier(barrier, &mut snapshot)?;
-    let parts = ck.transactions.pre_commit_all(id, &part_dir).map_err(|e| {
-        TaskError::Failed(JobError::Checkpoint(format!(
-            "task '{}' (subtask {}) could not pre-commit its outputs for checkpoint {id}: {e}",
-            env.task_name(),
-            env.subtask()
-        )))
-    })?;
+    let completed = ck.signals.completed();
+    let parts = ck
+        .transactions
+        .pre_commit_all(id, &part_dir, completed)
+        .map_err(|e| {
+            TaskError::Failed(JobError::Checkpoint(format!(
+                "task '{}' (subtask {}) could not pre-commit its outputs for checkpoint {id}: {e}",
+                env.task_name(),
+                env.subtask()
+            )))
+        })?;
     snapshot.parts.extend(parts);
     let mut operators = std::mem::take(&mut snapshot.operators);
     if ck.snapshot_mode == SnapshotMode::Sync {

@@ -44,7 +44,7 @@
 //! Invariant, at every instant: every output the marker names holds at least its committed
 //! length, and an output is named in the marker before its first byte is appended.
 
-mod durable;
+pub(crate) mod durable;
 mod marker;
 mod registered;
 mod writer;
