@@ -56,6 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let metadata = CheckpointMetadata {
         id: 1,
         triggered_at_ms: 0,
+        previous_completed: 0,
         max_parallelism: SUBTASKS * GROUPS_PER_SUBTASK,
         states,
         pending_parts: Vec::new(),

@@ -66,6 +66,7 @@ fn checkpoint(
     let metadata = CheckpointMetadata {
         id,
         triggered_at_ms: 1_000 * id,
+        previous_completed: 0,
         max_parallelism: MAX_PARALLELISM,
         states,
         pending_parts: Vec::new(),
@@ -258,6 +259,7 @@ fn complete_refuses_metadata_listing_a_file_never_written() {
     let metadata = CheckpointMetadata {
         id: 1,
         triggered_at_ms: 0,
+        previous_completed: 0,
         max_parallelism: MAX_PARALLELISM,
         states: vec![handle],
         pending_parts: Vec::new(),
@@ -456,6 +458,7 @@ fn four_threads_write_states_of_one_checkpoint_at_once() {
     let metadata = CheckpointMetadata {
         id: 1,
         triggered_at_ms: 0,
+        previous_completed: 0,
         max_parallelism: MAX_PARALLELISM,
         states: handles,
         pending_parts: Vec::new(),

@@ -709,3 +709,43 @@ fn checkpoint_options_are_refused_with_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// Restoring into an output folder that does not hold what the checkpoint's predecessors
+/// committed would leave a gap in the outputs: it is refused, naming both checkpoints.
+#[test]
+fn a_restore_into_other_outputs_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let fail: &[&str] = &[
+        "--rate",
+        "20000",
+        "--fail-after",
+        "20000",
+        "--restart-strategy",
+        "none",
+    ];
+    run_err(traffic(&out, &[ONE_PARTITION, CHECKPOINTED, fail]));
+    assert!(
+        completed_checkpoints(&out).len() >= 2,
+        "two checkpoints before the failure"
+    );
+    let elsewhere = dir.path().join("elsewhere");
+    let checkpoints = out.join("checkpoints");
+    let stderr = run_err(traffic(
+        &elsewhere,
+        &[
+            ONE_PARTITION,
+            CHECKPOINTED,
+            &[
+                "--restore",
+                "latest",
+                "--checkpoint-dir",
+                checkpoints.to_str().unwrap(),
+            ],
+        ],
+    ));
+    assert!(
+        stderr.contains("restore into the output folder of the run that wrote the checkpoint"),
+        "{stderr}"
+    );
+}

@@ -40,6 +40,8 @@ pub trait OutputCommitter: Send + Sync + std::fmt::Debug {
         &self,
         restored: Option<(CheckpointId, &[PendingPart])>,
     ) -> Result<Vec<String>, String>;
+    /// The newest checkpoint whose outputs are committed (0: none).
+    fn last_committed(&self) -> CheckpointId;
 }
 
 /// A task's snapshot on its way to the snapshot threads.
@@ -173,6 +175,8 @@ pub(crate) struct Coordinator {
     timeout: Duration,
     /// The timeout the next final checkpoint gets.
     final_timeout: Duration,
+    /// The newest checkpoint completed in this run (or restored from), 0 before any.
+    last_completed: CheckpointId,
     pub(crate) stats: CheckpointStats,
 }
 
@@ -207,6 +211,7 @@ impl Coordinator {
             pending: PendingCheckpoints::new(first_id),
             last_end: Instant::now(),
             failed_in_row: 0,
+            last_completed: 0,
             stats: CheckpointStats::default(),
         }
     }
@@ -221,6 +226,7 @@ impl Coordinator {
 
     /// Ids continue after a restore from `id`.
     pub(crate) fn continue_after(&mut self, id: CheckpointId) {
+        self.last_completed = id;
         self.pending.continue_after(id);
     }
 
@@ -319,6 +325,7 @@ impl Coordinator {
         let metadata = CheckpointMetadata {
             id: f.id(),
             triggered_at_ms: f.triggered_at_ms(),
+            previous_completed: self.last_completed,
             max_parallelism: self.max_parallelism,
             states,
             pending_parts: parts,
@@ -343,6 +350,7 @@ impl Coordinator {
             )));
             return;
         }
+        self.last_completed = f.id();
         record.finish(f.triggered().elapsed(), Status::Completed);
         self.stats.push(record);
         self.failed_in_row = 0;

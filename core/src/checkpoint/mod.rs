@@ -123,6 +123,11 @@ pub struct CheckpointMetadata {
     pub id: CheckpointId,
     /// When it was triggered, ms since the Unix epoch.
     pub triggered_at_ms: u64,
+    /// The checkpoint completed before it in the same run (0: none): the outputs it commits
+    /// continue what that one committed, so a restore into output files committed up to an
+    /// earlier checkpoint would leave a gap (and is refused).
+    #[serde(default)]
+    pub previous_completed: CheckpointId,
     /// The number of key groups of the job (state cannot be restored with another).
     pub max_parallelism: usize,
     /// Every operator subtask's state.

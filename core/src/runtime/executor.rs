@@ -277,6 +277,18 @@ pub(crate) fn execute(
             coordinator.continue_after(from.metadata.id);
         }
         if let Some(committer) = coordinator.committer() {
+            if let Some(from) = &restore {
+                let previous = from.metadata.previous_completed;
+                let committed = committer.last_committed();
+                if committed < previous {
+                    return Err(JobError::Checkpoint(format!(
+                        "checkpoint {} continues the outputs of checkpoint {previous}, but the \
+                         outputs here are committed only up to checkpoint {committed}: restore \
+                         into the output folder of the run that wrote the checkpoint",
+                        from.metadata.id
+                    )));
+                }
+            }
             let restored = restore
                 .as_ref()
                 .map(|c| (c.metadata.id, c.metadata.pending_parts.as_slice()));

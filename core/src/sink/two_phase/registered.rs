@@ -39,6 +39,10 @@ impl OutputCommitter for TransactionalOutputs {
         let recovery = TransactionalOutputs::recover(self, restored).map_err(|e| e.to_string())?;
         Ok(recovery.retracted.iter().map(ToString::to_string).collect())
     }
+
+    fn last_committed(&self) -> CheckpointId {
+        TransactionalOutputs::last_committed(self)
+    }
 }
 
 /// A [`TxWriter`] registered with the subtask that created it: the subtask pre-commits it at
