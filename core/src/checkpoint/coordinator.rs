@@ -177,6 +177,8 @@ pub(crate) struct Coordinator {
     final_timeout: Duration,
     /// The newest checkpoint completed in this run (or restored from), 0 before any.
     last_completed: CheckpointId,
+    /// When the tasks of the latest attempt started (built, state restored).
+    pub(crate) attempt_started: Option<Instant>,
     pub(crate) stats: CheckpointStats,
 }
 
@@ -212,6 +214,7 @@ impl Coordinator {
             last_end: Instant::now(),
             failed_in_row: 0,
             last_completed: 0,
+            attempt_started: None,
             stats: CheckpointStats::default(),
         }
     }

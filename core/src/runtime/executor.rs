@@ -303,12 +303,17 @@ pub(crate) fn execute(
             .clone()
             .map(|c| Arc::new(RestoreSource::new(c, Arc::clone(&storage))));
         let outcome = job.attempt(Some(&mut coordinator), source.clone(), attempt);
-        if let (Some(source), Some(at)) = (&source, failed_at) {
+        if let (Some(source), Some(at), Some(started)) =
+            (&source, failed_at, coordinator.attempt_started)
+        {
+            // From the failure to the restored attempt's tasks starting: the failed attempt
+            // cancelled and joined, the restart delay, the outputs recovered, every task
+            // rebuilt and its state read.
             let stats = &mut coordinator.stats;
             stats.last_restored_bytes = source.bytes_read();
             stats
                 .last_recovery_ms
-                .get_or_insert(at.elapsed().as_secs_f64() * 1e3);
+                .get_or_insert(started.saturating_duration_since(at).as_secs_f64() * 1e3);
         }
         match outcome {
             Ok(mut result) => {
@@ -554,6 +559,7 @@ impl Plan<'_> {
         }
         drop(reports_tx);
         if let Some(coordinator) = coordinator {
+            coordinator.attempt_started = Some(started);
             coordinator.run_attempt(
                 &signals,
                 &reports_rx,
