@@ -91,6 +91,9 @@ pub(crate) struct SourceTask<T> {
     /// The newest completed checkpoint the chain was told of.
     notified: CheckpointId,
     restored: Option<Restored>,
+    /// The final watermark went out: no other may follow it (the task may still tick while
+    /// it waits for the final checkpoint).
+    final_watermark: bool,
 }
 
 impl<T: Send + 'static> SourceTask<T> {
@@ -155,6 +158,7 @@ impl<T: Send + 'static> SourceTask<T> {
             injected: 0,
             notified: 0,
             restored: None,
+            final_watermark: false,
         };
         if let Some(context) = task.env.restore_for(&task.uid)? {
             let restored = task
@@ -423,6 +427,9 @@ impl<T: Send + 'static> SourceTask<T> {
         let Some(et) = &mut self.event_time else {
             return Ok(());
         };
+        if self.final_watermark {
+            return Ok(());
+        }
         let out = et.clock.poll();
         if let Some(status) = out.status {
             self.chain.status(status)?;
@@ -548,6 +555,7 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
             self.idle_wait(now);
         }
         self.chain.watermark(Watermark::MAX)?;
+        self.final_watermark = true;
         if let Some(ck) = self.env.checkpointing() {
             // Everything is read and the final watermark is out: wait for the final
             // checkpoint, which commits every output, and take part in it.
