@@ -39,7 +39,8 @@ use duration::{OptionalDuration, parse_duration, parse_optional_duration};
   weir run traffic --input cameras/ --home 浙A -p 4   count your CSV records by origin and window
   weir run traffic --engine weir,timely --repeat 5   weir against timely dataflow: medians, ratio
   weir run nexmark --query q5 --events 10000000      a Nexmark query, against Flink's figures
-  weir suite event-time                              watermarks, aggregation, delay, batch compared"
+  weir suite event-time                              watermarks, aggregation, delay, batch compared
+  weir suite checkpoints                             barrier modes and snapshot strategies compared"
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -19,14 +19,18 @@ use weir_core::RuntimeConfig;
 use weir_core::metrics::TaskReport;
 use weir_core::window::GlobalAggregation;
 
+mod checkpoints;
+mod medians;
 mod plot;
 mod report;
+
+use medians::{Medians, Metric, Run, get};
 
 use super::{
     MAX_PARALLELISM, MAX_PARTITIONS, MAX_REPEAT, RuntimeArgs, Switch, count, current_job, records,
 };
 use crate::output_dir::{OutputDir, Status};
-use crate::report::{Latency, Machine, median};
+use crate::report::{Latency, Machine};
 use crate::traffic::generator::GeneratorConfig;
 use crate::traffic::input::TrafficInput;
 use crate::traffic::job::{self, EventTimeOptions, TrafficJob, Watermarks};
@@ -44,6 +48,10 @@ enum SuiteKind {
     /// Event time on the traffic job: periodic vs punctuated watermarks, parallel vs
     /// window-all aggregation, a watermark-delay sweep (0 s to 180 s) and streaming vs batch.
     EventTime(EventTimeArgs),
+    /// Checkpoints on the traffic job: aligned vs at-least-once barriers under backpressure
+    /// (a slow tagging step) and without, over buffers per channel; heap async vs sync
+    /// snapshots against state size.
+    Checkpoints(checkpoints::CheckpointsArgs),
 }
 
 /// Options of `weir suite event-time`.
@@ -108,7 +116,7 @@ pub(super) fn run(args: &SuiteArgs) -> Result<(), String> {
         SuiteKind::EventTime(args) => {
             let output = match &args.output {
                 Some(output) => output.clone(),
-                None => default_output(&Machine::detect()),
+                None => default_output(&Machine::detect(), "event-time"),
             };
             let report = run_event_time(args, &output)?;
             println!(
@@ -118,14 +126,69 @@ pub(super) fn run(args: &SuiteArgs) -> Result<(), String> {
             );
             Ok(())
         }
+        SuiteKind::Checkpoints(args) => checkpoints::run(args),
     }
 }
 
-/// `results/<date>-<cores>-cores-<cpu>/event-time`.
-fn default_output(machine: &Machine) -> PathBuf {
+/// `results/<date>-<cores>-cores-<cpu>/<suite>`.
+fn default_output(machine: &Machine, suite: &str) -> PathBuf {
     PathBuf::from("results")
         .join(format!("{}-{}", today(), machine_name(machine)))
-        .join("event-time")
+        .join(suite)
+}
+
+/// Runs one configuration's job (Ctrl-C stops it), removes its output folder and refuses a
+/// run that stopped early; errors name the configuration and the round.
+fn run_job(job: &TrafficJob, config: &str, round: usize) -> Result<job::TrafficRun, String> {
+    let outcome = job::run(job, |control, _tally| {
+        *current_job().lock().unwrap_or_else(|p| p.into_inner()) = Some(control);
+    });
+    *current_job().lock().unwrap_or_else(|p| p.into_inner()) = None;
+    let _ = std::fs::remove_dir_all(&job.output);
+    let outcome = outcome.map_err(|e| format!("{config} round {}: {e}", round + 1))?;
+    if outcome.result.stopped_early {
+        return Err(format!(
+            "{config} round {}: stopped early; no report written",
+            round + 1
+        ));
+    }
+    check_accounting(&outcome).map_err(|e| format!("{config} round {}: {e}", round + 1))?;
+    Ok(outcome)
+}
+
+/// Every record in ends as exactly one of counted, late, rejected or quarantined.
+fn check_accounting(run: &job::TrafficRun) -> Result<(), String> {
+    let dropped = run.records_rejected + run.records_quarantined;
+    let counted = run.records_counted();
+    if run.records_in != run.counts.total() + dropped
+        || run.records_in != counted + run.records_late_dropped + dropped
+    {
+        return Err(format!(
+            "accounting does not add up: records_in {} != counted {} + late {} + rejected {} + quarantined {}",
+            run.records_in,
+            counted,
+            run.records_late_dropped,
+            run.records_rejected,
+            run.records_quarantined
+        ));
+    }
+    Ok(())
+}
+
+/// Every configuration once per round, round robin, `repeat` rounds: `run` gets the
+/// configuration and the round (from 0); the runs in the order they ran.
+fn round_robin<C, R>(
+    configs: &[C],
+    repeat: usize,
+    mut run: impl FnMut(&C, usize) -> Result<R, String>,
+) -> Result<Vec<R>, String> {
+    let mut runs = Vec::with_capacity(configs.len() * repeat);
+    for round in 0..repeat {
+        for config in configs {
+            runs.push(run(config, round)?);
+        }
+    }
+    Ok(runs)
 }
 
 /// The UTC date, `YYYY-MM-DD`.
@@ -263,10 +326,14 @@ struct RunMetrics {
     tasks: Vec<TaskReport>,
 }
 
-/// The metrics the suite takes medians of.
-type Metric = (&'static str, fn(&RunMetrics) -> Option<f64>);
+impl Run for RunMetrics {
+    fn config(&self) -> &str {
+        &self.config
+    }
+}
 
-const METRICS: &[Metric] = &[
+/// The metrics the suite takes medians of.
+const METRICS: &[Metric<RunMetrics>] = &[
     ("throughput_records_per_s", |r| {
         Some(r.throughput_records_per_s)
     }),
@@ -292,16 +359,6 @@ const METRICS: &[Metric] = &[
         r.flow_windows_differing_share
     }),
 ];
-
-/// Median, lowest and highest of one metric over the repetitions.
-#[derive(Debug, Clone, Copy, Serialize)]
-struct Summary {
-    median: f64,
-    min: f64,
-    max: f64,
-    /// (max − min) / median: the run-to-run swing.
-    spread: f64,
-}
 
 /// A target and whether it was met.
 #[derive(Debug, Clone, Serialize)]
@@ -359,7 +416,7 @@ struct SuiteReport {
     /// Every run, in the order they ran.
     runs: Vec<RunMetrics>,
     /// Per configuration, per metric.
-    medians: BTreeMap<String, BTreeMap<&'static str, Summary>>,
+    medians: Medians,
     ratios: Ratios,
     sweep: Vec<SweepPoint>,
     targets: Vec<Target>,
@@ -381,7 +438,7 @@ fn run_event_time(args: &EventTimeArgs, output: &Path) -> Result<SuiteReport, St
     // The job outputs are scratch: the report keeps what was measured.
     let _ = std::fs::remove_dir_all(&runs_dir);
     let written = result.and_then(|runs| {
-        let medians = medians(&configs, &runs);
+        let medians = medians::medians(configs.iter().map(|c| c.name.as_str()), &runs, METRICS);
         let report = summarize(args, machine, runtime, configs, runs, medians)?;
         write(&output.join(REPORT_MD), report::markdown(args, &report))?;
         plot::plot(&output.join(PLOT_FILE), &report.sweep)?;
@@ -409,88 +466,72 @@ fn run_rounds(
     runs_dir: &Path,
 ) -> Result<Vec<RunMetrics>, String> {
     let total = configs.len() * args.repeat;
-    let mut runs = Vec::with_capacity(total);
+    let mut done = 0;
     // The batch answer over the main input: the reference of the result difference.
     let mut reference: Option<BTreeMap<i64, u64>> = None;
-    for round in 0..args.repeat {
-        for config in configs {
-            let dir = runs_dir.join(format!("{}-{}", config.name, round + 1));
-            let job = TrafficJob {
-                input: TrafficInput::Generate(GeneratorConfig {
-                    records: config.records,
-                    partitions: args.partitions,
-                    seed: args.seed,
-                    ..GeneratorConfig::default()
-                }),
-                home,
-                parallelism: args.parallelism,
-                runtime: runtime.clone(),
-                output: dir.clone(),
-                fail_after: None,
-                rate: None,
-                slow_tag: None,
-                event_time: config.event_time.clone(),
-            };
-            let outcome = job::run(&job, |control, _tally| {
-                *current_job().lock().unwrap_or_else(|p| p.into_inner()) = Some(control);
-            });
-            *current_job().lock().unwrap_or_else(|p| p.into_inner()) = None;
-            let outcome =
-                outcome.map_err(|e| format!("{} round {}: {e}", config.name, round + 1))?;
-            let _ = std::fs::remove_dir_all(&dir);
-            if outcome.result.stopped_early {
-                return Err(format!(
-                    "{} round {}: stopped early; no report written",
-                    config.name,
-                    round + 1
-                ));
-            }
-            let run = measure(config, round, &outcome)?;
-            let mut run = run;
-            let flow = &outcome.windows.flow;
-            if config.event_time.batch && config.records == args.records {
-                match &reference {
-                    None => reference = Some(flow.clone()),
-                    Some(first) if first != flow => {
-                        return Err(format!(
-                            "batch round {} gave other flow windows than round 1",
-                            round + 1
-                        ));
-                    }
-                    Some(_) => {}
-                }
-            }
-            if config.records == args.records
-                && let Some(reference) = &reference
-            {
-                let batch_counted: u64 = reference.values().sum();
-                let missing = batch_counted as i64 - run.records_counted as i64;
-                run.missing_vs_batch = Some(missing);
-                run.flow_windows_differing_share = Some(differing_share(reference, flow));
-                if missing != run.records_late_dropped as i64 {
+    round_robin(configs, args.repeat, |config, round| {
+        let dir = runs_dir.join(format!("{}-{}", config.name, round + 1));
+        let job = TrafficJob {
+            input: TrafficInput::Generate(GeneratorConfig {
+                records: config.records,
+                partitions: args.partitions,
+                seed: args.seed,
+                ..GeneratorConfig::default()
+            }),
+            home,
+            parallelism: args.parallelism,
+            runtime: runtime.clone(),
+            output: dir.clone(),
+            fail_after: None,
+            rate: None,
+            slow_tag: None,
+            event_time: config.event_time.clone(),
+        };
+        let outcome = run_job(&job, &config.name, round)?;
+        let mut run = measure(config, round, &outcome);
+        let flow = &outcome.windows.flow;
+        if config.event_time.batch && config.records == args.records {
+            match &reference {
+                None => reference = Some(flow.clone()),
+                Some(first) if first != flow => {
                     return Err(format!(
-                        "{} round {}: {missing} records missing against batch but {} dropped as late",
-                        config.name,
-                        round + 1,
-                        run.records_late_dropped
+                        "batch round {} gave other flow windows than round 1",
+                        round + 1
                     ));
                 }
+                Some(_) => {}
             }
-            println!(
-                "[{:>3}/{total}] round {} {:<18} {:>6.2} M records/s, {:>9.0} watermarks/s, late {:.3}%, result latency p50 {}",
-                runs.len() + 1,
-                round + 1,
-                config.name,
-                run.throughput_records_per_s / 1e6,
-                run.watermarks_per_s,
-                run.late_share * 100.0,
-                run.result_latency
-                    .map_or_else(|| "-".to_owned(), |l| format!("{:.2} ms", l.p50_ms)),
-            );
-            runs.push(run);
         }
-    }
-    Ok(runs)
+        if config.records == args.records
+            && let Some(reference) = &reference
+        {
+            let batch_counted: u64 = reference.values().sum();
+            let missing = batch_counted as i64 - run.records_counted as i64;
+            run.missing_vs_batch = Some(missing);
+            run.flow_windows_differing_share = Some(differing_share(reference, flow));
+            if missing != run.records_late_dropped as i64 {
+                return Err(format!(
+                    "{} round {}: {missing} records missing against batch but {} dropped as late",
+                    config.name,
+                    round + 1,
+                    run.records_late_dropped
+                ));
+            }
+        }
+        println!(
+            "[{:>3}/{total}] round {} {:<18} {:>6.2} M records/s, {:>9.0} watermarks/s, late {:.3}%, result latency p50 {}",
+            done + 1,
+            round + 1,
+            config.name,
+            run.throughput_records_per_s / 1e6,
+            run.watermarks_per_s,
+            run.late_share * 100.0,
+            run.result_latency
+                .map_or_else(|| "-".to_owned(), |l| format!("{:.2} ms", l.p50_ms)),
+        );
+        done += 1;
+        Ok(run)
+    })
 }
 
 /// Share of `reference`'s windows (and of windows only `other` has) whose count differs.
@@ -511,28 +552,13 @@ fn differing_share(reference: &BTreeMap<i64, u64>, other: &BTreeMap<i64, u64>) -
 }
 
 /// The metrics of one run; fails when a record went missing.
-fn measure(config: &Config, round: usize, run: &job::TrafficRun) -> Result<RunMetrics, String> {
-    let dropped = run.records_rejected + run.records_quarantined;
+fn measure(config: &Config, round: usize, run: &job::TrafficRun) -> RunMetrics {
     let counted = run.records_counted();
-    if run.records_in != run.counts.total() + dropped
-        || run.records_in != counted + run.records_late_dropped + dropped
-    {
-        return Err(format!(
-            "{} round {}: accounting does not add up: records_in {} != counted {} + late {} + rejected {} + quarantined {}",
-            config.name,
-            round + 1,
-            run.records_in,
-            counted,
-            run.records_late_dropped,
-            run.records_rejected,
-            run.records_quarantined
-        ));
-    }
     let tasks = &run.result.tasks;
     let mean = |values: Vec<f64>| values.iter().sum::<f64>() / values.len().max(1) as f64;
     let tags: Vec<&TaskReport> = tasks.iter().filter(|t| t.task.starts_with("tag")).collect();
     let wall = run.result.wall.as_secs_f64().max(1e-9);
-    Ok(RunMetrics {
+    RunMetrics {
         config: config.name.clone(),
         round: round + 1,
         records_in: run.records_in,
@@ -564,57 +590,7 @@ fn measure(config: &Config, round: usize, run: &job::TrafficRun) -> Result<RunMe
         missing_vs_batch: None,
         flow_windows_differing_share: None,
         tasks: tasks.clone(),
-    })
-}
-
-/// Per configuration, the summary of every metric over its repetitions.
-fn medians(
-    configs: &[Config],
-    runs: &[RunMetrics],
-) -> BTreeMap<String, BTreeMap<&'static str, Summary>> {
-    let mut out = BTreeMap::new();
-    for config in configs {
-        let mut metrics = BTreeMap::new();
-        for (name, value) in METRICS {
-            let values: Vec<f64> = runs
-                .iter()
-                .filter(|r| r.config == config.name)
-                .filter_map(value)
-                .collect();
-            if let Some(m) = median(&values) {
-                let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-                let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let spread = if m.abs() > 0.0 {
-                    (max - min) / m.abs()
-                } else {
-                    0.0
-                };
-                metrics.insert(
-                    *name,
-                    Summary {
-                        median: m,
-                        min,
-                        max,
-                        spread,
-                    },
-                );
-            }
-        }
-        out.insert(config.name.clone(), metrics);
     }
-    out
-}
-
-/// The median of `metric` for `config`, when there is one.
-fn get(
-    medians: &BTreeMap<String, BTreeMap<&'static str, Summary>>,
-    config: &str,
-    metric: &str,
-) -> Option<f64> {
-    medians
-        .get(config)
-        .and_then(|m| m.get(metric))
-        .map(|s| s.median)
 }
 
 fn summarize(
@@ -623,7 +599,7 @@ fn summarize(
     runtime: RuntimeConfig,
     configs: Vec<Config>,
     runs: Vec<RunMetrics>,
-    medians: BTreeMap<String, BTreeMap<&'static str, Summary>>,
+    medians: Medians,
 ) -> Result<SuiteReport, String> {
     let m = |config: &str, metric: &str| {
         get(&medians, config, metric).ok_or_else(|| format!("no {metric} for {config}"))
@@ -783,7 +759,7 @@ mod tests {
                 tasks: Vec::new(),
             })
             .collect();
-        let medians = medians(&configs, &runs);
+        let medians = medians::medians(configs.iter().map(|c| c.name.as_str()), &runs, METRICS);
         let runtime = RuntimeConfig::default();
         let err = summarize(
             &wrapper.args,

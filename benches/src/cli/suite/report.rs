@@ -1,8 +1,8 @@
 //! The suite's report in words: the summary printed at the end and `report.md`.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use super::medians::{cell, num};
 use super::*;
 
 pub(super) fn print_summary(report: &SuiteReport) {
@@ -21,30 +21,6 @@ pub(super) fn print_summary(report: &SuiteReport) {
             t.measured,
             if t.met { "met" } else { "missed" }
         );
-    }
-}
-
-/// `12.34` or `-`.
-fn num(value: Option<f64>, decimals: usize) -> String {
-    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
-}
-
-/// The median and the lowest–highest range, as `median (min–max)`.
-fn cell(
-    medians: &BTreeMap<String, BTreeMap<&'static str, Summary>>,
-    config: &str,
-    metric: &str,
-    scale: f64,
-    decimals: usize,
-) -> String {
-    match medians.get(config).and_then(|m| m.get(metric)) {
-        Some(s) => format!(
-            "{:.decimals$} ({:.decimals$}–{:.decimals$})",
-            s.median * scale,
-            s.min * scale,
-            s.max * scale
-        ),
-        None => "-".to_owned(),
     }
 }
 

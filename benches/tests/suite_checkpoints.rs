@@ -1,0 +1,76 @@
+//! `weir suite checkpoints --quick` through the binary: every configuration completes
+//! checkpoints, and the report, its words and its plots are written.
+
+use std::process::Command;
+
+#[test]
+fn the_quick_suite_reports_every_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("checkpoints");
+    let output = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args([
+            "suite",
+            "checkpoints",
+            "--quick",
+            "--pin",
+            "off",
+            "--output",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["status"], "completed");
+    let configs = json["configs"].as_array().unwrap();
+    let parts = |part: &str| configs.iter().filter(|c| c["part"] == part).count();
+    assert!(
+        parts("barriers") > 0 && parts("snapshots") > 0,
+        "{configs:?}"
+    );
+    for mode in ["aligned", "at-least-once"] {
+        assert!(configs.iter().any(|c| c["mode"] == mode), "no {mode} run");
+    }
+    let runs = json["runs"].as_array().unwrap();
+    for config in configs {
+        let name = config["name"].as_str().unwrap();
+        let mine: Vec<_> = runs.iter().filter(|r| r["config"] == name).collect();
+        assert!(!mine.is_empty(), "{name} did not run");
+        for run in mine {
+            assert!(
+                run["checkpoints_completed"].as_u64().unwrap() > 0,
+                "{name} completed no checkpoint: {run}"
+            );
+            assert!(run["checkpointed_bytes"]["p50"].as_f64().unwrap() > 0.0);
+            assert_eq!(run["records_in"], config["records"]);
+        }
+        assert!(
+            json["medians"][name]["duration_p50_ms"].is_number(),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        json["barriers"].as_array().unwrap().len(),
+        parts("barriers")
+    );
+    assert_eq!(
+        json["snapshots"].as_array().unwrap().len(),
+        parts("snapshots")
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("unaligned barriers") && md.contains("not built yet"));
+    for svg in ["duration-vs-buffers.svg", "stall-vs-state.svg"] {
+        let text = std::fs::read_to_string(out.join(svg)).unwrap();
+        assert!(
+            text.starts_with("<svg") && text.contains("<polyline"),
+            "{svg}"
+        );
+    }
+    assert!(!out.join("runs").exists(), "scratch runs are removed");
+}
