@@ -29,10 +29,11 @@ use weir_core::net::PoolConfig;
 
 mod report;
 
+use super::SuiteJob;
 use super::medians::{self, Medians, Metric, Run, get};
 use super::plot::{self, Panel, Series};
 use super::{round_robin, run_job, write};
-use crate::cli::{MAX_PARALLELISM, MAX_PARTITIONS, MAX_REPEAT, Switch, count};
+use crate::cli::{MAX_REPEAT, Switch, count};
 use crate::output_dir::{OutputDir, Status as OutputStatus};
 use crate::report::Machine;
 use crate::traffic::generator::GeneratorConfig;
@@ -55,15 +56,8 @@ pub struct CheckpointsArgs {
     /// event-time` writes its folder (report.json last).
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Subtasks of the source and the tagging step, 1 to 1024.
-    #[arg(long, short, value_parser = count(1, MAX_PARALLELISM), default_value_t = 2)]
-    parallelism: usize,
-    /// Partitions of the generated input, 1 to 4096.
-    #[arg(long, value_parser = count(1, MAX_PARTITIONS), default_value_t = 4)]
-    partitions: usize,
-    /// Seed of the generator, the same for every configuration.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
+    #[command(flatten)]
+    job: SuiteJob,
     /// Pin each subtask's thread to a core.
     #[arg(long, value_enum, default_value = "on")]
     pin: Switch,
@@ -330,7 +324,7 @@ fn run_suite(args: &CheckpointsArgs, output: &Path) -> Result<SuiteReport, Strin
     let repeat = args.repeat.unwrap_or(sizes.repeat);
     let out = OutputDir::open(output, &[REPORT_MD, DURATION_PLOT, STALL_PLOT])?;
     let runs_dir = output.join("runs");
-    let configs = configs(sizes, args.parallelism);
+    let configs = configs(sizes, args.job.parallelism);
     let total = configs.len() * repeat;
     let mut done = 0;
     let result = round_robin(&configs, repeat, |config, round| {
@@ -355,9 +349,9 @@ fn run_suite(args: &CheckpointsArgs, output: &Path) -> Result<SuiteReport, Strin
             suite: "checkpoints",
             machine: Machine::detect(),
             quick: args.quick,
-            parallelism: args.parallelism,
-            partitions: args.partitions,
-            seed: args.seed,
+            parallelism: args.job.parallelism,
+            partitions: args.job.partitions,
+            seed: args.job.seed,
             repeat,
             segment_bytes: args.segment_size,
             floating_per_gate: FLOATING_PER_GATE,
@@ -394,7 +388,7 @@ fn run_one(
     let storage = FsCheckpointStorage::new(checkpoints.clone(), 2)
         .map_err(|e| format!("{}: {e}", config.name))?;
     let job = TrafficJob {
-        parallelism: args.parallelism,
+        parallelism: args.job.parallelism,
         runtime: RuntimeConfig {
             pin: args.pin == Switch::On,
             pool: PoolConfig {
@@ -417,8 +411,8 @@ fn run_one(
         ..TrafficJob::new(
             TrafficInput::Generate(GeneratorConfig {
                 records: config.records,
-                partitions: args.partitions,
-                seed: args.seed,
+                partitions: args.job.partitions,
+                seed: args.job.seed,
                 ..GeneratorConfig::default()
             }),
             dir,

@@ -54,6 +54,20 @@ enum SuiteKind {
     Checkpoints(checkpoints::CheckpointsArgs),
 }
 
+/// The generated traffic job every suite runs.
+#[derive(Debug, Clone, Args)]
+pub(super) struct SuiteJob {
+    /// Subtasks of the source and the tagging step (and of a two-phase merge), 1 to 1024.
+    #[arg(long, short, value_parser = count(1, MAX_PARALLELISM), default_value_t = 2)]
+    pub(super) parallelism: usize,
+    /// Partitions of the generated input, 1 to 4096.
+    #[arg(long, value_parser = count(1, MAX_PARTITIONS), default_value_t = 4)]
+    pub(super) partitions: usize,
+    /// Seed of the generator, the same for every configuration.
+    #[arg(long, default_value_t = 42)]
+    pub(super) seed: u64,
+}
+
 /// Options of `weir suite event-time`.
 #[derive(Debug, Clone, Args)]
 pub struct EventTimeArgs {
@@ -74,16 +88,8 @@ pub struct EventTimeArgs {
     /// writes report.json last with "status": "completed" (or "failed", with the error).
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Subtasks of the source and the tagging step, and of the two-phase merge, 1 to 1024 and
-    /// at most --max-parallelism.
-    #[arg(long, short, value_parser = count(1, MAX_PARALLELISM), default_value_t = 2)]
-    parallelism: usize,
-    /// Partitions of the generated input, 1 to 4096.
-    #[arg(long, value_parser = count(1, MAX_PARTITIONS), default_value_t = 4)]
-    partitions: usize,
-    /// Seed of the generator, the same for every configuration.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
+    #[command(flatten)]
+    job: SuiteJob,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -241,7 +247,7 @@ struct Config {
 /// Every configuration of the event-time suite, batch first (the reference of the result
 /// difference).
 fn configs(args: &EventTimeArgs) -> Vec<Config> {
-    let p = args.parallelism;
+    let p = args.job.parallelism;
     let streaming = |watermarks, delay_s: u64, aggregation| EventTimeOptions {
         watermarks,
         out_of_orderness: Duration::from_secs(delay_s),
@@ -428,7 +434,7 @@ const PLOT_FILE: &str = "late-latency-vs-delay.svg";
 
 /// Runs the event-time suite and writes its report into `output`, report.json last.
 fn run_event_time(args: &EventTimeArgs, output: &Path) -> Result<SuiteReport, String> {
-    let runtime = args.runtime.config(args.parallelism)?;
+    let runtime = args.runtime.config(args.job.parallelism)?;
     let home: Home = "浙A".parse().map_err(|e| format!("{e}"))?;
     let out = OutputDir::open(output, &[REPORT_MD, PLOT_FILE])?;
     let runs_dir = output.join("runs");
@@ -474,12 +480,12 @@ fn run_rounds(
         let job = TrafficJob {
             input: TrafficInput::Generate(GeneratorConfig {
                 records: config.records,
-                partitions: args.partitions,
-                seed: args.seed,
+                partitions: args.job.partitions,
+                seed: args.job.seed,
                 ..GeneratorConfig::default()
             }),
             home,
-            parallelism: args.parallelism,
+            parallelism: args.job.parallelism,
             runtime: runtime.clone(),
             output: dir.clone(),
             fail_after: None,
@@ -688,9 +694,9 @@ fn summarize(
     Ok(SuiteReport {
         suite: "event-time",
         machine,
-        parallelism: args.parallelism,
-        partitions: args.partitions,
-        seed: args.seed,
+        parallelism: args.job.parallelism,
+        partitions: args.job.partitions,
+        seed: args.job.seed,
         repeat: args.repeat,
         runtime,
         configs,

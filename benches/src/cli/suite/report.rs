@@ -48,7 +48,7 @@ pub(super) fn markdown(args: &EventTimeArgs, report: &SuiteReport) -> String {
         args.records,
         records(WINDOW_ALL),
         args.repeat,
-        args.parallelism,
+        args.job.parallelism,
         if args.runtime.pin == Switch::On {
             "on"
         } else {
