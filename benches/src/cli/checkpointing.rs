@@ -13,7 +13,9 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use weir_backends::storage::{DEFAULT_RETAINED, FsCheckpointStorage};
 use weir_core::RuntimeConfig;
-use weir_core::checkpoint::{BarrierMode, CheckpointConfig, RestartStrategy, SnapshotMode};
+use weir_core::checkpoint::{
+    BarrierMode, CheckpointConfig, RestartStrategy, SnapshotMode, exponential_defaults,
+};
 use weir_core::runtime::RestoreFrom;
 
 use super::duration::{parse_duration, parse_positive_duration};
@@ -547,16 +549,7 @@ impl CheckpointArgs {
             )),
             None => Ok(()),
         };
-        let defaults = match RestartStrategy::default() {
-            RestartStrategy::ExponentialDelay {
-                initial,
-                max,
-                multiplier,
-                reset_after,
-                attempts,
-            } => (initial, max, multiplier, reset_after, attempts),
-            _ => unreachable!("Flink's default restart strategy is exponential-delay"),
-        };
+        use exponential_defaults as d;
         Ok(Some(match kind {
             Strategy::None => {
                 not_for(any_parameter, "none")?;
@@ -587,7 +580,7 @@ impl CheckpointArgs {
             }
             Strategy::ExponentialDelay => {
                 not_for(rate_only, "exponential-delay")?;
-                let multiplier = multiplier.unwrap_or(defaults.2);
+                let multiplier = multiplier.unwrap_or(d::MULTIPLIER);
                 if !(multiplier.is_finite() && multiplier >= 1.0) {
                     return Err(format!(
                         "--restart-multiplier {multiplier}: the multiplier must be at least 1"
@@ -603,8 +596,8 @@ impl CheckpointArgs {
                         "--restart-attempts and -D {EXP_ATTEMPTS} set the same thing: give one"
                     ));
                 }
-                let initial = delay_fixed.or(initial).unwrap_or(defaults.0);
-                let max = max.unwrap_or(defaults.1);
+                let initial = delay_fixed.or(initial).unwrap_or(d::INITIAL);
+                let max = max.unwrap_or(d::MAX);
                 if max < initial {
                     return Err(format!(
                         "--restart-max-delay {max:?} is below the first delay {initial:?}"
@@ -614,8 +607,8 @@ impl CheckpointArgs {
                     initial,
                     max,
                     multiplier,
-                    reset_after: reset.unwrap_or(defaults.3),
-                    attempts: attempts_fixed.or(attempts_exp).unwrap_or(defaults.4),
+                    reset_after: reset.unwrap_or(d::RESET_AFTER),
+                    attempts: attempts_fixed.or(attempts_exp).unwrap_or(d::ATTEMPTS),
                 }
             }
         }))

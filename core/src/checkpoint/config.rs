@@ -119,14 +119,30 @@ pub enum RestartStrategy {
     },
 }
 
+/// Flink's defaults of the exponential-delay strategy (since 1.19), the default strategy.
+pub mod exponential_defaults {
+    use std::time::Duration;
+    /// `restart-strategy.exponential-delay.initial-backoff`.
+    pub const INITIAL: Duration = Duration::from_secs(1);
+    /// `restart-strategy.exponential-delay.max-backoff`.
+    pub const MAX: Duration = Duration::from_secs(60);
+    /// `restart-strategy.exponential-delay.backoff-multiplier`.
+    pub const MULTIPLIER: f64 = 1.5;
+    /// `restart-strategy.exponential-delay.reset-backoff-threshold`.
+    pub const RESET_AFTER: Duration = Duration::from_secs(3600);
+    /// `restart-strategy.exponential-delay.attempts-before-reset-backoff` (unbounded).
+    pub const ATTEMPTS: u32 = u32::MAX;
+}
+
 impl Default for RestartStrategy {
     fn default() -> Self {
+        use exponential_defaults as d;
         Self::ExponentialDelay {
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(60),
-            multiplier: 1.5,
-            reset_after: Duration::from_secs(3600),
-            attempts: u32::MAX,
+            initial: d::INITIAL,
+            max: d::MAX,
+            multiplier: d::MULTIPLIER,
+            reset_after: d::RESET_AFTER,
+            attempts: d::ATTEMPTS,
         }
     }
 }

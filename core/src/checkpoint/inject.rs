@@ -168,11 +168,12 @@ impl FailureInjector {
     }
 }
 
-/// SplitMix64: a tiny, well-known generator; the plan only needs to be reproducible.
-struct SplitMix(u64);
+/// SplitMix64: a tiny, well-known generator; the plan (and the state tests) only need to be
+/// reproducible.
+pub(crate) struct SplitMix(pub(crate) u64);
 
 impl SplitMix {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -15,7 +15,7 @@
 mod barrier;
 mod config;
 mod coordinator;
-mod inject;
+pub(crate) mod inject;
 mod pending;
 mod signals;
 mod snapshot;
@@ -24,7 +24,9 @@ mod transaction;
 
 pub use barrier::{Aligned, BarrierHandler};
 pub(crate) use config::RestartBackoff;
-pub use config::{BarrierMode, CheckpointConfig, RestartStrategy, SnapshotMode};
+pub use config::{
+    BarrierMode, CheckpointConfig, RestartStrategy, SnapshotMode, exponential_defaults,
+};
 pub use coordinator::OutputCommitter;
 pub(crate) use coordinator::{Coordinator, SnapshotJob, SnapshotPool, unix_ms};
 pub use inject::{FailureInjector, Site};

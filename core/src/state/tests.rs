@@ -33,19 +33,7 @@ fn restored(
     table
 }
 
-/// A small generator of pseudo-random numbers (splitmix64): deterministic tests without a
-/// dependency.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
+use crate::checkpoint::inject::SplitMix;
 
 #[test]
 fn every_state_type_round_trips_through_one_operator_snapshot_in_both_modes() {

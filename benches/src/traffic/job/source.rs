@@ -284,7 +284,8 @@ struct TrafficReader {
     counts: Counts,
     /// Lines counted since the tally was last told.
     unpublished: u64,
-    /// Lines ending at or before this offset were counted (and rejected) before a restore.
+    /// Lines ending at or before this offset were counted (and rejected) before a restore;
+    /// 0 once passed (or without a restore).
     accounted_until: u64,
     boundary_shift_ms: i64,
     /// The next flow-window boundary this partition's highest timestamp has not passed.
@@ -337,7 +338,12 @@ impl WeirReader<TrafficRecord> for TrafficReader {
         for _ in 0..DROPPED_PER_POLL {
             let line = self.reader.next_item()?;
             // Read again after a restore: counted, and rejected, before the failure.
-            let accounted = self.reader.offset() <= self.accounted_until;
+            // Zero once the reader passed its restored position: one compare per line after.
+            let accounted =
+                self.accounted_until != 0 && self.reader.offset() <= self.accounted_until;
+            if !accounted {
+                self.accounted_until = 0;
+            }
             if !accounted && matches!(line, Some(Line::Record(_) | Line::Rejected(_))) {
                 self.counts.lines += 1;
                 self.unpublished += 1;
