@@ -542,10 +542,11 @@ impl<T: Codec> Stream<T> {
         self.finish(
             label,
             Box::new(move |setup| {
-                let senders = setup.take_outputs(edge);
+                let outputs = setup.take_outputs(edge);
                 let writer = RecordWriter::new(
-                    senders,
+                    outputs.senders,
                     setup.pool(),
+                    outputs.first,
                     partitioner(),
                     setup.env.clone(),
                     setup.config.buffer_timeout,

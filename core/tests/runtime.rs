@@ -169,6 +169,36 @@ fn a_slow_sink_backpressures_the_source_within_the_pool() {
     assert_eq!(sink.numRecordsOut, 200_000);
 }
 
+/// A task sending on two exchanges has one pool for the channels of both; each edge must take
+/// its own channels' exclusive buffers. (They once both took channel 0's: with no floating
+/// buffers, the first edge's open buffer starved the second and the job hung.)
+#[test]
+fn two_exchanges_of_one_task_keep_their_own_exclusive_buffers() {
+    let mut cfg = config();
+    cfg.pool = PoolConfig {
+        segment_bytes: 1024,
+        exclusive_per_channel: 1,
+        floating_per_gate: 0,
+        ..PoolConfig::default()
+    };
+    // Open buffers are sent when full, not on a timer: both edges hold one while writing.
+    cfg.buffer_timeout = Duration::from_secs(3600);
+    let job = Job::new(cfg);
+    let (left, right) = job
+        .source("numbers", 1, VecSource::new(partitions(1, 20_000)))
+        .split();
+    let counted = Arc::new(Mutex::new(Vec::new()));
+    for (stream, name) in [(left, "left"), (right, "right")] {
+        let target = Arc::clone(&counted);
+        stream
+            .rebalance(1)
+            .sink(name, 1, move |_| CollectSink::new(Arc::clone(&target)));
+    }
+    let result = job.execute().expect("the job finishes");
+    assert_eq!(result.pool_segments, 2, "one exclusive buffer per channel");
+    assert_eq!(counted.lock().unwrap().len(), 40_000);
+}
+
 #[test]
 fn a_pool_smaller_than_the_job_needs_is_refused() {
     let mut cfg = config();

@@ -62,6 +62,8 @@ pub struct RecordWriter<T> {
     /// Per channel: where the open buffer's last element, a watermark, starts.
     trailing_watermark: Vec<Option<usize>>,
     pool: LocalBufferPool,
+    /// The pool's index of channel 0 of this writer (see [`RecordWriter::new`]).
+    first_channel: usize,
     partitioner: Partitioner<T>,
     env: TaskEnv,
     flush_every_record: bool,
@@ -69,10 +71,13 @@ pub struct RecordWriter<T> {
 }
 
 impl<T: Codec> RecordWriter<T> {
-    /// A writer over `senders` drawing from `pool`.
+    /// A writer over `senders` drawing from `pool`, whose exclusive buffers for `senders[i]`
+    /// are those of the pool's channel `first_channel + i`: a task with several output edges
+    /// has one pool carved for all their channels, each edge at its own offset.
     pub fn new(
         senders: Vec<ChannelSender>,
         pool: LocalBufferPool,
+        first_channel: usize,
         partitioner: Partitioner<T>,
         env: TaskEnv,
         buffer_timeout: Duration,
@@ -83,6 +88,7 @@ impl<T: Codec> RecordWriter<T> {
             senders,
             open,
             pool,
+            first_channel,
             partitioner,
             env,
             flush_every_record: buffer_timeout.is_zero(),
@@ -229,6 +235,7 @@ impl<T: Codec> RecordWriter<T> {
     /// Takes a buffer for `channel`, waiting while the pool is empty.
     #[inline]
     fn take_buffer(&mut self, channel: usize) -> Result<Buffer, TaskError> {
+        let channel = self.first_channel + channel;
         if let Some(buffer) = self.pool.try_take(channel) {
             return Ok(buffer);
         }
@@ -299,6 +306,7 @@ mod tests {
         let mut writer = RecordWriter::new(
             vec![tx],
             pool,
+            0,
             Partitioner::Rebalance { next: 0 },
             env,
             Duration::from_millis(100),

@@ -164,13 +164,24 @@ pub(crate) struct TaskSetup {
     pub(crate) config: RuntimeConfig,
     /// The attempt being built: 0 for the first run, then one more per restart.
     pub(crate) attempt: u32,
-    outputs: HashMap<usize, Vec<ChannelSender>>,
+    outputs: HashMap<usize, OutputChannels>,
     inputs: HashMap<usize, Vec<ChannelReceiver>>,
+}
+
+/// The channels of one output edge of a subtask.
+#[derive(Default)]
+pub(crate) struct OutputChannels {
+    /// The index of the edge's first channel among all output channels of the task: the task's
+    /// pool reserves exclusive buffers per output channel, so the writer of each edge takes its
+    /// buffers at `first + channel` (two edges never share a channel's exclusive buffers).
+    pub(crate) first: usize,
+    /// One sender per downstream subtask.
+    pub(crate) senders: Vec<ChannelSender>,
 }
 
 impl TaskSetup {
     /// The channels of output edge `edge`, one per downstream subtask.
-    pub(crate) fn take_outputs(&mut self, edge: usize) -> Vec<ChannelSender> {
+    pub(crate) fn take_outputs(&mut self, edge: usize) -> OutputChannels {
         self.outputs.remove(&edge).unwrap_or_default()
     }
 
@@ -419,7 +430,7 @@ impl Plan<'_> {
         let mut global = NetworkBufferPool::new(pool_cfg.segment_bytes, segments)?;
 
         // Channels: senders grouped by (vertex, subtask, edge), receivers likewise.
-        let mut outputs: Vec<Vec<HashMap<usize, Vec<ChannelSender>>>> = vertices
+        let mut outputs: Vec<Vec<HashMap<usize, OutputChannels>>> = vertices
             .iter()
             .map(|v| (0..v.parallelism).map(|_| HashMap::new()).collect())
             .collect();
@@ -428,7 +439,11 @@ impl Plan<'_> {
             .map(|v| (0..v.parallelism).map(|_| HashMap::new()).collect())
             .collect();
         let capacity = pool_cfg.exclusive_per_channel + pool_cfg.floating_per_gate + EVENT_SLOTS;
+        // An edge's channels follow the channels of the edges its vertex sends on before it.
+        let mut next_channel = vec![0; vertices.len()];
         for (edge_id, edge) in edges.iter().enumerate() {
+            let first = next_channel[edge.from];
+            next_channel[edge.from] += vertices[edge.to].parallelism;
             for up in 0..vertices[edge.from].parallelism {
                 for down in 0..vertices[edge.to].parallelism {
                     let (tx, rx) = channel(
@@ -436,7 +451,14 @@ impl Plan<'_> {
                         SyncArc::clone(&notifiers[edge.from][up]),
                         SyncArc::clone(&notifiers[edge.to][down]),
                     );
-                    outputs[edge.from][up].entry(edge_id).or_default().push(tx);
+                    outputs[edge.from][up]
+                        .entry(edge_id)
+                        .or_insert_with(|| OutputChannels {
+                            first,
+                            senders: Vec::new(),
+                        })
+                        .senders
+                        .push(tx);
                     inputs[edge.to][down].entry(edge_id).or_default().push(rx);
                 }
             }
