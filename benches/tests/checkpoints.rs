@@ -274,3 +274,74 @@ fn a_new_run_restored_from_the_latest_checkpoint_completes_the_output_exactly_on
         "at least one run failed after a completed checkpoint"
     );
 }
+
+/// Counts records and remembers how many it had seen at its first snapshot; slow, so that the
+/// source is backpressured.
+struct SlowCounter {
+    seen: u64,
+    at_first_snapshot: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Operator<u64, u64> for SlowCounter {
+    fn process(&mut self, record: u64, out: &mut Collector<'_, u64>) -> Result<(), OperatorError> {
+        std::thread::sleep(Duration::from_millis(2));
+        self.seen += 1;
+        out.collect(record);
+        Ok(())
+    }
+
+    fn snapshot_state(&mut self, _ctx: &mut SnapshotContext<'_>) -> Result<(), OperatorError> {
+        let _ = self.at_first_snapshot.compare_exchange(
+            u64::MAX,
+            self.seen,
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        Ok(())
+    }
+}
+
+/// A backpressured source injects a triggered barrier after the record it is pushing, not
+/// after its read batch (256 records): with two buffers of a few records in flight, the first
+/// barrier reaches the slow operator after a few dozen records, where it once came only after
+/// the whole batch had drained through the slow step.
+#[test]
+fn a_backpressured_source_injects_the_barrier_without_finishing_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut config, _outputs) = common::checkpointed(
+        dir.path(),
+        BarrierMode::Aligned,
+        None,
+        RestartStrategy::None,
+        None,
+    );
+    config.pool = weir_core::net::PoolConfig {
+        segment_bytes: 64,
+        exclusive_per_channel: 1,
+        floating_per_gate: 1,
+        ..weir_core::net::PoolConfig::default()
+    };
+    let at_first_snapshot = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+    let seen = std::sync::Arc::clone(&at_first_snapshot);
+    let job = Job::new(config);
+    job.source(
+        "numbers",
+        1,
+        Numbers {
+            partitions: 1,
+            per_partition: 600,
+        },
+    )
+    .rebalance(1)
+    .process("slow", move || SlowCounter {
+        seen: 0,
+        at_first_snapshot: std::sync::Arc::clone(&seen),
+    })
+    .sink("discard", 1, |_| weir_core::sink::DiscardSink);
+    job.execute().expect("the job runs");
+    let first = at_first_snapshot.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        first < 128,
+        "the first barrier came after {first} records, half a read batch or more"
+    );
+}

@@ -36,6 +36,15 @@ pub struct Signals {
 }
 
 impl Signals {
+    /// Whether a checkpoint newer than `injected` was triggered: what
+    /// [`trigger_after`](Self::trigger_after) would return a barrier for, without taking the
+    /// lock; cheap enough to ask after every record.
+    #[inline]
+    pub fn triggered_after(&self, injected: CheckpointId) -> bool {
+        // Acquire, as in `trigger_after`, which the caller calls next.
+        self.trigger_id.load(Ordering::Acquire) > injected
+    }
+
     /// The newest barrier sources must inject, if it is newer than `injected`. O(1); takes the
     /// lock only when there is one.
     #[inline]

@@ -349,6 +349,15 @@ impl<T: Send + 'static> SourceTask<T> {
         )
     }
 
+    /// Whether a checkpoint newer than the last injected one was triggered: one atomic load,
+    /// checked after every record (as Flink's mailbox runs a trigger between two records).
+    #[inline]
+    fn checkpoint_triggered(&self) -> bool {
+        self.env
+            .checkpointing()
+            .is_some_and(|ck| ck.signals.triggered_after(self.injected))
+    }
+
     /// One record read from local partition `p`.
     #[inline]
     fn record(&mut self, p: usize, record: T) -> Result<(), TaskError> {
@@ -512,6 +521,12 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
                                 self.positions[p].held_from = Some(before);
                             }
                             self.record(p, record)?;
+                            if self.checkpoint_triggered() {
+                                // A barrier waits for no batch: under backpressure a batch
+                                // takes as long as the slowest consumer needs for it.
+                                self.positions[p].offset = readers[i].1.offset();
+                                self.maybe_checkpoint(&readers)?;
+                            }
                         }
                         Read::Pending => break,
                         Read::End => {
