@@ -109,6 +109,7 @@ fn writer(c: &mut Criterion) {
     let mut writer = RecordWriter::<Reading>::new(
         vec![tx],
         pool,
+        0,
         Partitioner::Rebalance { next: 0 },
         env,
         BUFFER_TIMEOUT,
