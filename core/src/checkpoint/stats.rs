@@ -156,6 +156,9 @@ pub struct CheckpointStats {
     pub last_restored_bytes: u64,
     /// Time from the failure to the restored attempt's start (tasks built, state read), ms.
     pub last_recovery_ms: Option<f64>,
+    /// Time from the failure to the first record a sink received after the restore, ms: the
+    /// recovery as a consumer of the outputs sees it (`None` if no sink received one).
+    pub last_recovery_to_output_ms: Option<f64>,
 }
 
 impl CheckpointStats {
@@ -238,6 +241,7 @@ impl CheckpointStats {
             "lastCheckpointRestoreTimestamp": self.last_restore_timestamp_ms,
             "last_restored_bytes": self.last_restored_bytes,
             "last_recovery_ms": self.last_recovery_ms,
+            "last_recovery_to_output_ms": self.last_recovery_to_output_ms,
             "end_to_end_duration_ms": summary(|r| r.end_to_end_duration_ms),
             "sync_duration_ms": summary(|r| r.sync_duration_ms),
             "async_duration_ms": summary(|r| r.async_duration_ms),

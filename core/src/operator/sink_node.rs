@@ -17,6 +17,9 @@ pub(crate) struct SinkNode<S> {
     sink: S,
     env: TaskEnv,
     latency_ns: Histogram<u64>,
+    /// Whether this sink received a record yet (it tells the job once: the recovery time to
+    /// the first output after a restore).
+    wrote: bool,
 }
 
 impl<S> SinkNode<S> {
@@ -26,6 +29,7 @@ impl<S> SinkNode<S> {
             sink,
             env,
             latency_ns: latency_histogram(),
+            wrote: false,
         }
     }
 
@@ -41,6 +45,10 @@ impl<T: Send + 'static, S: Sink<T>> Output<T> for SinkNode<S> {
     #[inline]
     fn push(&mut self, record: T) -> Result<(), TaskError> {
         self.env.metrics().records_out.add(1);
+        if !self.wrote {
+            self.wrote = true;
+            self.env.control().mark_output();
+        }
         let sink = &mut self.sink;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.write(record)));
         self.guard(outcome)

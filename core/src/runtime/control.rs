@@ -1,7 +1,7 @@
 //! Job-wide control (cancel on failure, stop on request) and each task's environment.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -17,7 +17,7 @@ use crate::sync::Arc as SyncArc;
 /// Flags every task checks, and what the tasks hand back at the end.
 ///
 /// Lifetimes: the clock, the stop request and the latency histogram live as long as the job;
-/// cancellation and the first failure belong to one attempt and are cleared by the executor
+/// cancellation, the first failure and the first output belong to one attempt and are cleared by the executor
 /// (after every thread of the failed attempt has ended) before the next attempt starts.
 #[derive(Debug)]
 pub struct JobControl {
@@ -25,6 +25,8 @@ pub struct JobControl {
     cancelled: AtomicBool,
     stop_requested: AtomicBool,
     failure: Mutex<Option<JobError>>,
+    /// [`Self::now_ns`] when a sink first received a record in this attempt; 0: not yet.
+    first_output_ns: AtomicU64,
     latency_ns: Mutex<Histogram<u64>>,
 }
 
@@ -42,6 +44,7 @@ impl JobControl {
             cancelled: AtomicBool::new(false),
             stop_requested: AtomicBool::new(false),
             failure: Mutex::new(None),
+            first_output_ns: AtomicU64::new(0),
             latency_ns: Mutex::new(latency_histogram()),
         }
     }
@@ -86,7 +89,26 @@ impl JobControl {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         self.cancelled.store(false, Ordering::Relaxed);
+        self.first_output_ns.store(0, Ordering::Relaxed);
         failure
+    }
+
+    /// A sink received its first record of this attempt; the earliest call of the attempt
+    /// is kept. Each sink calls it once per attempt, not per record.
+    pub(crate) fn mark_output(&self) {
+        let now = self.now_ns().max(1);
+        // Relaxed: a measurement, read after the attempt's threads are joined.
+        let _ = self
+            .first_output_ns
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// When a sink first received a record in this attempt, if one did.
+    pub(crate) fn first_output(&self) -> Option<Instant> {
+        match self.first_output_ns.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(self.started + std::time::Duration::from_nanos(ns)),
+        }
     }
 
     /// The first failure, if any.

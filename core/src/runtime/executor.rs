@@ -325,6 +325,11 @@ pub(crate) fn execute(
             stats
                 .last_recovery_ms
                 .get_or_insert(started.saturating_duration_since(at).as_secs_f64() * 1e3);
+            if stats.last_recovery_to_output_ms.is_none() {
+                stats.last_recovery_to_output_ms = control
+                    .first_output()
+                    .map(|first| first.saturating_duration_since(at).as_secs_f64() * 1e3);
+            }
         }
         match outcome {
             Ok(mut result) => {
@@ -360,6 +365,7 @@ pub(crate) fn execute(
                 });
                 coordinator.stats.last_restore_timestamp_ms = Some(crate::checkpoint::unix_ms());
                 coordinator.stats.last_recovery_ms = None;
+                coordinator.stats.last_recovery_to_output_ms = None;
                 failed_at = Some(now);
                 std::thread::sleep(delay);
             }
