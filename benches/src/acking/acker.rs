@@ -9,9 +9,9 @@
 //! which Storm accepts too.
 //!
 //! The messages of one tree come from different threads and may arrive in any order: an `Ack`
-//! may come before its spout's `Init`, and before the `Init` the value can pass through 0
-//! (one bolt's ack cancelling another's), so a tree counts as complete only once its `Init`
-//! has named the spout task, as Storm's acker waits for the spout task id.
+//! may come before its spout's `Init`. The ledger then holds the acks' XOR (which is not 0:
+//! it still holds the spout's edge ids) and completes the tree when the `Init` arrives and
+//! names the spout task to tell, as Storm's acker waits for the spout task id.
 //!
 //! Expiry: the ledger is a [`RotatingMap`] of two generations rotated every message timeout,
 //! so an entry whose tree never completes (a lost tuple; acks of a root the spout already
@@ -139,10 +139,9 @@ mod tests {
         // the init brings it to 0 and names the spout.
         assert_eq!(ledger.apply(ack(5, 0xa)), None);
         assert_eq!(ledger.apply(init(5, 0xa)), Some((5, 3)));
-        // A leaf's ack that cancels a sibling's open edge to 0 before the init: not complete.
-        assert_eq!(ledger.apply(ack(6, 0xa ^ 0xb)), None);
+        // A whole tree acked before its init: leaf first, then the tag task's ack.
         assert_eq!(ledger.apply(ack(6, 0xb)), None);
-        assert_eq!(ledger.apply(ack(6, 0xa)), None);
+        assert_eq!(ledger.apply(ack(6, 0xa ^ 0xb)), None);
         assert_eq!(ledger.open(), 1);
         assert_eq!(ledger.apply(init(6, 0xa)), Some((6, 3)));
     }
