@@ -20,7 +20,10 @@ fn job(records: u64) -> AckingJob {
 fn assert_every_record_counted(run: &AckingRun) {
     let accepted = run.records_accepted();
     assert!(accepted > 0);
-    assert!(run.counts.total() >= accepted, "count-origins lost records: {run:?}");
+    assert!(
+        run.counts.total() >= accepted,
+        "count-origins lost records: {run:?}"
+    );
     assert!(
         run.windows.counted() + run.flow_late >= accepted,
         "flow_1m lost records: {run:?}"
@@ -35,7 +38,10 @@ fn an_acked_run_without_failures_counts_every_record_exactly_once() {
     assert_eq!(run.duplicates(), 0);
     assert_eq!(run.trees_acked, run.records_accepted());
     assert_eq!(run.counts.total(), run.records_accepted());
-    assert_eq!(run.windows.counted() + run.flow_late, run.records_accepted());
+    assert_eq!(
+        run.windows.counted() + run.flow_late,
+        run.records_accepted()
+    );
     let origin: u64 = run.windows.origin.values().map(|(n, _)| n).sum();
     assert_eq!(origin + run.origin_late, run.records_accepted());
     assert_eq!(run.acker_expired, 0);
@@ -54,6 +60,20 @@ fn rings_of_one_message_still_finish_exactly_once() {
 }
 
 #[test]
+fn max_spout_pending_bounds_the_trees_in_flight() {
+    let max = 2_000;
+    let run = acking::run(&AckingJob {
+        max_spout_pending: max,
+        ..job(20_000)
+    })
+    .unwrap();
+    // The guard's release of its 16 warm-up records may overshoot by those.
+    let bound = max + weir_core::time::guard::WARMUP_RECORDS;
+    assert!(run.peak_pending > 0 && run.peak_pending <= bound, "{run:?}");
+    assert_eq!((run.replays, run.duplicates()), (0, 0));
+}
+
+#[test]
 fn without_acking_every_record_is_counted_once_and_nothing_is_tracked() {
     let run = acking::run(&AckingJob {
         acking: false,
@@ -61,7 +81,10 @@ fn without_acking_every_record_is_counted_once_and_nothing_is_tracked() {
     })
     .unwrap();
     assert_eq!(run.counts.total(), run.records_accepted());
-    assert_eq!(run.windows.counted() + run.flow_late, run.records_accepted());
+    assert_eq!(
+        run.windows.counted() + run.flow_late,
+        run.records_accepted()
+    );
     assert_eq!((run.replays, run.acker_expired), (0, 0));
 }
 

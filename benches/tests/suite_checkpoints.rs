@@ -68,7 +68,10 @@ fn the_quick_suite_reports_every_configuration() {
     let rows = json["acking"]["rows"].as_array().unwrap();
     let row = |name: &str| rows.iter().find(|r| r["config"] == name).unwrap();
     for name in ["weir-none", "weir-aligned", "storm-none", "storm-acking"] {
-        assert!(row(name)["ratio_to_no_guarantee"].as_f64().unwrap() > 0.0, "{name}");
+        assert!(
+            row(name)["ratio_to_no_guarantee"].as_f64().unwrap() > 0.0,
+            "{name}"
+        );
         assert_eq!(row(name)["duplicates"], 0.0, "{name}");
     }
     assert_eq!(row("weir-aligned-failure")["duplicates"], 0.0);

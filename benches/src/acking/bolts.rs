@@ -225,7 +225,14 @@ impl Windows {
     }
 
     /// Adds a tuple at `ts` unless its window has fired at `watermark`; `false`: late.
-    fn add(&mut self, ts: i64, sub: usize, long_term: bool, anchor: (u64, u64), watermark: i64) -> bool {
+    fn add(
+        &mut self,
+        ts: i64,
+        sub: usize,
+        long_term: bool,
+        anchor: (u64, u64),
+        watermark: i64,
+    ) -> bool {
         let start = window_start(ts, self.size_ms);
         if watermark >= window_end(start, self.size_ms) - 1 {
             return false;
@@ -325,7 +332,10 @@ impl SinkBolts {
             ack(&mut self.acker, root, to_flow);
         }
         let (o, long_term) = (t.tagged.origin.index(), t.tagged.long_term);
-        if !self.origin.add(ts, o, long_term, (root, to_origin), self.watermark) {
+        if !self
+            .origin
+            .add(ts, o, long_term, (root, to_origin), self.watermark)
+        {
             self.out.origin_late += 1;
             ack(&mut self.acker, root, to_origin);
         }

@@ -161,6 +161,8 @@ pub struct AckingRun {
     pub trees_acked: u64,
     /// Trees that failed by timeout and were re-emitted (`fail`, then replay).
     pub replays: u64,
+    /// The most trees one spout task had in flight at once (max spout pending bounds it).
+    pub peak_pending: usize,
     /// Flow-branch tuples lost by the injected failure.
     pub tuples_lost: u64,
     /// Ledger entries the acker dropped unfinished (lost trees, stragglers of failed ones).

@@ -6,8 +6,8 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use rtrb::{Consumer, Producer};
-use weir_core::time::arith::millis;
 use weir_core::time::TimestampGuard;
+use weir_core::time::arith::millis;
 use weir_core::time::guard::Offer;
 
 use super::acker::AckerMsg;
@@ -38,6 +38,7 @@ pub(super) struct SpoutStats {
     quarantined: u64,
     acked: u64,
     replays: u64,
+    peak_pending: usize,
 }
 
 impl SpoutStats {
@@ -47,6 +48,7 @@ impl SpoutStats {
         run.records_quarantined += self.quarantined;
         run.trees_acked += self.acked;
         run.replays += self.replays;
+        run.peak_pending = run.peak_pending.max(self.peak_pending);
     }
 }
 
@@ -148,7 +150,10 @@ impl Spout {
         let result = self.emit_all();
         let flushed = result.is_ok();
         self.stop(flushed);
-        let acked = self.acking.as_ref().map_or(self.stats.records_in, |a| a.acked);
+        let acked = self
+            .acking
+            .as_ref()
+            .map_or(self.stats.records_in, |a| a.acked);
         self.stats.acked = acked;
         result.map(|()| self.stats)
     }
@@ -181,7 +186,9 @@ impl Spout {
         }
     }
 
-    /// Reads up to [`BATCH`] lines of the next unended partition and emits its records.
+    /// Reads up to [`BATCH`] lines of the next unended partition and emits its records,
+    /// stopping early at max spout pending (which the guard's release of its warm-up records
+    /// may overshoot by at most `weir_core::time::guard::WARMUP_RECORDS`).
     fn read_batch(&mut self) -> Result<(), String> {
         let n = self.partitions.len();
         let Some(at) = (0..n)
@@ -192,6 +199,9 @@ impl Spout {
         };
         self.next = (at + 1) % n;
         for _ in 0..BATCH {
+            if self.acking.as_ref().is_some_and(|a| a.pending.is_full()) {
+                break;
+            }
             let partition = &mut self.partitions[at];
             let line = partition.reader.next_item().map_err(|e| e.to_string())?;
             let mut held = std::mem::take(&mut self.held);
@@ -286,6 +296,7 @@ impl Spout {
         };
         if let Some(acking) = &mut self.acking {
             acking.pending.emitted(root, record);
+            self.stats.peak_pending = self.stats.peak_pending.max(acking.pending.len());
             let init = AckerMsg::Init {
                 root,
                 value: edge,

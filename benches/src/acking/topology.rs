@@ -119,10 +119,21 @@ pub fn run(job: &AckingJob) -> Result<AckingRun, String> {
     for (task, output) in to_sinks.into_iter().enumerate() {
         let inputs = (0..p)
             .map(|spout| spout * p + task)
-            .map(|ring| from_spouts[ring].take().expect("each ring has one consumer"))
+            .map(|ring| {
+                from_spouts[ring]
+                    .take()
+                    .expect("each ring has one consumer")
+            })
             .collect();
         let lose = if task == 0 { job.lose } else { None };
-        tags.push(TagBolt::new(job, task, inputs, output, next(&mut to_acker), lose));
+        tags.push(TagBolt::new(
+            job,
+            task,
+            inputs,
+            output,
+            next(&mut to_acker),
+            lose,
+        ));
     }
     let sinks = SinkBolts::new(from_tags, next(&mut to_acker));
     let timeout = job.message_timeout;
@@ -131,8 +142,14 @@ pub fn run(job: &AckingJob) -> Result<AckingRun, String> {
         let acker = job
             .acking
             .then(|| scope.spawn(move || run_acker(from_bolts, to_spouts, timeout)));
-        let spouts: Vec<_> = spouts.into_iter().map(|s| scope.spawn(move || s.run())).collect();
-        let tags: Vec<_> = tags.into_iter().map(|t| scope.spawn(move || t.run())).collect();
+        let spouts: Vec<_> = spouts
+            .into_iter()
+            .map(|s| scope.spawn(move || s.run()))
+            .collect();
+        let tags: Vec<_> = tags
+            .into_iter()
+            .map(|t| scope.spawn(move || t.run()))
+            .collect();
         let sinks = scope.spawn(move || sinks.run());
         let mut run = AckingRun::default();
         let mut error = None;
@@ -145,7 +162,10 @@ pub fn run(job: &AckingJob) -> Result<AckingRun, String> {
         for tag in tags {
             run.tuples_lost += tag.join().expect("a tag thread panicked");
         }
-        sinks.join().expect("the sinks thread panicked").add_to(&mut run);
+        sinks
+            .join()
+            .expect("the sinks thread panicked")
+            .add_to(&mut run);
         if let Some(acker) = acker {
             run.acker_expired = acker.join().expect("the acker thread panicked");
         }

@@ -294,7 +294,8 @@ fn run_storm(
         }),
         ..AckingJob::new(input.clone())
     };
-    let run = acking::run(&topology).map_err(|e| format!("{} round {}: {e}", config.name(), round + 1))?;
+    let run = acking::run(&topology)
+        .map_err(|e| format!("{} round {}: {e}", config.name(), round + 1))?;
     if run.counts.total() < run.records_accepted()
         || run.windows.counted() + run.flow_late < run.records_accepted()
     {
