@@ -52,7 +52,7 @@ pub struct CheckpointsArgs {
     #[arg(long)]
     quick: bool,
     /// Rounds, 1 to 10000: every configuration runs once per round, round robin
-    /// [default: 3; 1 with --quick].
+    /// [default: 3; 1 with --quick; the Storm acking section runs at least 5].
     #[arg(long, value_parser = count(1, MAX_REPEAT))]
     repeat: Option<usize>,
     /// Folder of report.json, report.md, duration-vs-buffers.svg and stall-vs-state.svg
