@@ -63,7 +63,24 @@ fn the_quick_suite_reports_every_configuration() {
         json["snapshots"].as_array().unwrap().len(),
         parts("snapshots")
     );
+    // Barriers against Storm's acking: every configuration ran; after the failure the
+    // barrier run counts every record once, the acked run counts each lost tree again.
+    let rows = json["acking"]["rows"].as_array().unwrap();
+    let row = |name: &str| rows.iter().find(|r| r["config"] == name).unwrap();
+    for name in ["weir-none", "weir-aligned", "storm-none", "storm-acking"] {
+        assert!(
+            row(name)["ratio_to_no_guarantee"].as_f64().unwrap() > 0.0,
+            "{name}"
+        );
+        assert_eq!(row(name)["duplicates"], 0.0, "{name}");
+    }
+    assert_eq!(row("weir-aligned-failure")["duplicates"], 0.0);
+    assert!(row("weir-aligned-failure")["restarts"].as_f64().unwrap() >= 1.0);
+    let lost = json["acking"]["lost_tuples"].as_f64().unwrap();
+    assert!(row("storm-acking-lost")["duplicates"].as_f64().unwrap() >= lost);
+    assert!(row("storm-acking-lost")["replays"].as_f64().unwrap() >= lost);
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("Barriers against Storm's acking"));
     assert!(md.contains("unaligned barriers") && md.contains("not built yet"));
     for svg in ["duration-vs-buffers.svg", "stall-vs-state.svg"] {
         let text = std::fs::read_to_string(out.join(svg)).unwrap();

@@ -144,5 +144,6 @@ pub(super) fn markdown(report: &SuiteReport) -> String {
             3
         ),
     );
+    md.push_str(&super::acking::markdown(&report.acking));
     md
 }
