@@ -79,8 +79,19 @@ fn the_quick_suite_reports_every_configuration() {
     let lost = json["acking"]["lost_tuples"].as_f64().unwrap();
     assert!(row("storm-acking-lost")["duplicates"].as_f64().unwrap() >= lost);
     assert!(row("storm-acking-lost")["replays"].as_f64().unwrap() >= lost);
+    // Recovery: every run failed once and restarted; a restore from a checkpoint read state.
+    let recovery = json["recovery"]["runs"].as_array().unwrap();
+    assert!(!recovery.is_empty());
+    for run in recovery {
+        assert!(run["restarts"].as_u64().unwrap() >= 1, "{run}");
+        if !run["restored_checkpoint"].is_null() {
+            assert!(run["restored_bytes"].as_u64().unwrap() > 0, "{run}");
+            assert!(run["recovery_ms"].as_f64().is_some(), "{run}");
+        }
+    }
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("Barriers against Storm's acking"));
+    assert!(md.contains("## Recovery"));
     assert!(md.contains("unaligned barriers") && md.contains("not built yet"));
     for svg in ["duration-vs-buffers.svg", "stall-vs-state.svg"] {
         let text = std::fs::read_to_string(out.join(svg)).unwrap();

@@ -17,7 +17,8 @@ use crate::sync::Arc as SyncArc;
 /// Flags every task checks, and what the tasks hand back at the end.
 ///
 /// Lifetimes: the clock, the stop request and the latency histogram live as long as the job;
-/// cancellation, the first failure and the first output belong to one attempt and are cleared by the executor
+/// cancellation, the first failure and the first output belong to one attempt (the first output
+/// is forgotten when the executor restarts) and are cleared by the executor
 /// (after every thread of the failed attempt has ended) before the next attempt starts.
 #[derive(Debug)]
 pub struct JobControl {
@@ -89,8 +90,13 @@ impl JobControl {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         self.cancelled.store(false, Ordering::Relaxed);
-        self.first_output_ns.store(0, Ordering::Relaxed);
         failure
+    }
+
+    /// Forgets the first output of a failed attempt, before the next one starts (every thread
+    /// of the failed one has ended).
+    pub(crate) fn forget_output(&self) {
+        self.first_output_ns.store(0, Ordering::Relaxed);
     }
 
     /// A sink received its first record of this attempt; the earliest call of the attempt

@@ -366,6 +366,7 @@ pub(crate) fn execute(
                 coordinator.stats.last_restore_timestamp_ms = Some(crate::checkpoint::unix_ms());
                 coordinator.stats.last_recovery_ms = None;
                 coordinator.stats.last_recovery_to_output_ms = None;
+                control.forget_output();
                 failed_at = Some(now);
                 std::thread::sleep(delay);
             }

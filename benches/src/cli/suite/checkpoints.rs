@@ -11,9 +11,11 @@
 //!
 //! 3. Barriers against Storm's acking (seed question 3, [`acking`]): throughput of no
 //!    guarantee, per-tuple acking and aligned checkpoints, and duplicates after a failure.
+//! 4. Recovery ([`recovery`]): from a failure to the restored attempt's start and to the first
+//!    output, against the state restored and the buffers in flight.
 //!
-//! Unaligned and aligned-with-timeout barriers, the memory-mapped backend with incremental
-//! snapshots and recovery are not built yet: the report says so ([`NOT_BUILT`]) and
+//! Unaligned and aligned-with-timeout barriers and the memory-mapped backend with incremental
+//! snapshots are not built yet: the report says so ([`NOT_BUILT`]) and
 //! measures nothing for them.
 
 use std::path::{Path, PathBuf};
@@ -31,6 +33,7 @@ use weir_core::checkpoint::{
 use weir_core::net::PoolConfig;
 
 mod acking;
+mod recovery;
 mod report;
 
 use super::SuiteJob;
@@ -76,7 +79,6 @@ pub(super) const NOT_BUILT: &[&str] = &[
     "unaligned barriers (issue 8 section 1): not built yet",
     "aligned barriers with a timeout (issue 8 section 2): not built yet",
     "the memory-mapped backend with incremental snapshots (issue 8 section 3), and so heap against mmap and bytes written against the changed fraction: not built yet",
-    "recovery time against state size and in-flight data: not in this suite yet",
 ];
 
 /// Between checkpoint triggers; with no pause, the next starts as soon as one ends.
@@ -303,6 +305,8 @@ struct SuiteReport {
     snapshots: Vec<SnapshotPoint>,
     /// Barriers against Storm's acking.
     acking: acking::Section,
+    /// Recovery against state size and in-flight data.
+    recovery: recovery::Section,
 }
 
 const REPORT_MD: &str = "report.md";
@@ -348,11 +352,12 @@ fn run_suite(args: &CheckpointsArgs, output: &Path) -> Result<SuiteReport, Strin
         Ok(run)
     });
     let result = result.and_then(|runs| {
-        let section = acking::run(&args.job, args.quick, repeat, &runs_dir)?;
-        Ok((runs, section))
+        let acking = acking::run(&args.job, args.quick, repeat, &runs_dir)?;
+        let recovery = recovery::run(&args.job, args.quick, repeat, args.segment_size, &runs_dir)?;
+        Ok((runs, acking, recovery))
     });
     let _ = std::fs::remove_dir_all(&runs_dir);
-    let written = result.and_then(|(runs, acking)| {
+    let written = result.and_then(|(runs, acking, recovery)| {
         let medians = medians::medians(configs.iter().map(|c| c.name.as_str()), &runs, METRICS);
         let report = SuiteReport {
             suite: "checkpoints",
@@ -369,6 +374,7 @@ fn run_suite(args: &CheckpointsArgs, output: &Path) -> Result<SuiteReport, Strin
             barriers: barrier_points(&configs, &medians),
             snapshots: snapshot_points(&configs, &medians),
             acking,
+            recovery,
             configs,
             runs,
             medians,

@@ -145,5 +145,6 @@ pub(super) fn markdown(report: &SuiteReport) -> String {
         ),
     );
     md.push_str(&super::acking::markdown(&report.acking));
+    md.push_str(&super::recovery::markdown(&report.recovery));
     md
 }
