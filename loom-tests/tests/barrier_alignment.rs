@@ -28,6 +28,7 @@ const BARRIER: CheckpointBarrier = CheckpointBarrier {
     checkpoint_id: 1,
     triggered_at_ms: 0,
     unaligned: false,
+    final_checkpoint: false,
 };
 
 /// A one-buffer pool of 8-byte buffers owned by `owner`.

@@ -30,8 +30,12 @@ pub struct CheckpointBarrier {
     pub checkpoint_id: u64,
     /// When the coordinator triggered the checkpoint, in ms since the job started.
     pub triggered_at_ms: u64,
-    /// Whether the barrier may overtake in-flight data (unaligned checkpoint).
+    /// Whether the barrier overtakes in-flight data (unaligned checkpoint): set per hop, by
+    /// the task that forwards it.
     pub unaligned: bool,
+    /// The job's last checkpoint (triggered when every source finished): always aligned, so
+    /// that nothing is left in flight past its cut when the job ends.
+    pub final_checkpoint: bool,
 }
 
 /// In-band control events. Records, watermarks and latency markers travel inside buffers (see
@@ -115,9 +119,22 @@ impl ChannelSender {
 
     /// Sends `event` ahead of the queued envelopes; a full priority ring hands it back.
     pub fn try_send_priority(&mut self, event: Event) -> Result<(), Event> {
+        self.try_send_priority_before(event, self.next_seq)
+    }
+
+    /// Sends `event` ahead of the queued envelopes as if it had been sent just before the
+    /// envelope numbered `before_seq` (at most [`Self::sent`]): the receiver is told it
+    /// overtook only the envelopes numbered below `before_seq` that it has not received. A
+    /// timed-out aligned barrier (queued in band at `before_seq`) overtakes this way, without
+    /// claiming the envelopes sent after it. A full priority ring hands it back.
+    pub fn try_send_priority_before(&mut self, event: Event, before_seq: u64) -> Result<(), Event> {
+        debug_assert!(
+            before_seq <= self.next_seq,
+            "only what was sent can be overtaken"
+        );
         let envelope = PriorityEnvelope {
             event,
-            sent_before_seq: self.next_seq,
+            sent_before_seq: before_seq.min(self.next_seq),
         };
         match self.priority.push(envelope) {
             Ok(()) => {
@@ -132,6 +149,13 @@ impl ChannelSender {
     #[inline]
     pub fn has_room(&self) -> bool {
         self.main.slots() > 0
+    }
+
+    /// Whether envelope `seq` may still be queued (sent and not yet received). A `false` is
+    /// final; a `true` may be overtaken by the receiver at once (it reads concurrently).
+    pub fn may_be_queued(&self, seq: u64) -> bool {
+        let queued = (self.main.buffer().capacity() - self.main.slots()) as u64;
+        seq < self.next_seq && seq + queued >= self.next_seq
     }
 
     /// Envelopes sent so far (the next sequence number).
@@ -253,6 +277,7 @@ mod tests {
             checkpoint_id: 1,
             triggered_at_ms: 0,
             unaligned: true,
+            final_checkpoint: false,
         });
         tx.try_send_priority(barrier).expect("room");
         // Sent after the barrier: not overtaken.
