@@ -9,11 +9,15 @@
 //!   first barrier of `n` (taken first, by priority) triggers the snapshot at once, and the
 //!   task forwards the barrier by priority. Nothing is blocked. From then on, per channel,
 //!   every buffer numbered from the first not yet received at the snapshot up to the barrier
-//!   of that channel is *channel state*: processed as usual and also persisted (see
-//!   [`BarrierHandler::is_channel_state`]). A priority barrier names where it stood in its
-//!   channel (the envelopes it overtook), so the end is exact. The checkpoint is complete
-//!   here when every channel has delivered its barrier and its channel state was received
-//!   ([`BarrierHandler::take_complete_channel_state`]).
+//!   of that channel is *channel state*, persisted and processed as usual. A priority barrier
+//!   names where it stood in its channel (the envelopes it overtook), so the end is exact:
+//!   once a channel's end is known, the buffers of its channel state still queued are
+//!   persisted at once, without waiting to process them
+//!   ([`BarrierHandler::drain_overtaken`]); before that, each buffer is persisted as it is
+//!   received ([`BarrierHandler::is_channel_state`]). The checkpoint is complete here when
+//!   every channel has delivered its barrier (or ended) and its channel state was handed on
+//!   ([`BarrierHandler::take_complete_channel_state`]), which takes as long as the barriers
+//!   take to arrive, not as long as the queues take to drain.
 //! - **Aligned with a timeout** (Flink's unaligned checkpoints with a positive
 //!   `aligned-checkpoint-timeout`): aligned, until the start delay of `n` (from its trigger)
 //!   passes the timeout ([`BarrierHandler::on_timer`]) or a priority barrier of `n` arrives
@@ -77,12 +81,19 @@ struct Pending {
     persisting: Option<Vec<Persist>>,
 }
 
-/// The channel state of one channel: buffers numbered `from..until`.
+/// The channel state of one channel still to persist: buffers numbered `from..until`.
 #[derive(Debug, Clone, Copy)]
 struct Persist {
+    /// The first buffer not yet persisted.
     from: u64,
     /// Unknown until the channel's barrier arrived (or the channel ended).
     until: Option<u64>,
+}
+
+impl Persist {
+    fn is_done(&self) -> bool {
+        self.until.is_some_and(|until| self.from >= until)
+    }
 }
 
 impl Persist {
@@ -259,16 +270,40 @@ impl BarrierHandler {
         self.done_up_to = self.done_up_to.max(id);
     }
 
+    /// Hands every buffer of channel state that is still queued in a channel whose end is
+    /// known to `persist(channel, seq, buffer)`, without receiving it (the task processes it
+    /// later, as usual, and it is not persisted again). O(queued envelopes of those channels).
+    pub fn drain_overtaken(
+        &mut self,
+        gate: &mut InputGate,
+        mut persist: impl FnMut(usize, u64, &crate::net::Buffer),
+    ) {
+        let Some(channels) = self.pending.as_mut().and_then(|p| p.persisting.as_mut()) else {
+            return;
+        };
+        for (ch, p) in channels.iter_mut().enumerate() {
+            let Some(until) = p.until.filter(|&until| p.from < until) else {
+                continue;
+            };
+            let from = p.from;
+            gate.for_each_queued(ch, |seq, envelope| {
+                if let crate::net::Envelope::Buffer(buffer) = envelope
+                    && (from..until).contains(&seq)
+                {
+                    persist(ch, seq, buffer);
+                }
+            });
+            p.from = until;
+        }
+    }
+
     /// The checkpoint whose channel state is now complete (every channel delivered its
-    /// barrier or ended, and everything before it was received), once.
-    pub fn take_complete_channel_state(&mut self, gate: &InputGate) -> Option<CheckpointId> {
+    /// barrier or ended, and everything before it was handed on), once. Call
+    /// [`Self::drain_overtaken`] first.
+    pub fn take_complete_channel_state(&mut self) -> Option<CheckpointId> {
         let pending = self.pending.as_ref()?;
         let persist = pending.persisting.as_ref()?;
-        let complete = persist.iter().enumerate().all(|(ch, p)| {
-            p.until
-                .is_some_and(|until| self.finished[ch] || gate.next_seq(ch) >= until)
-        });
-        if !complete {
+        if !persist.iter().all(Persist::is_done) {
             return None;
         }
         self.pending.take().map(|p| p.barrier.checkpoint_id)
@@ -380,6 +415,8 @@ mod tests {
     #[derive(Debug, PartialEq, Eq)]
     enum Seen {
         Buffer(usize, u8, bool),
+        /// Persisted while still queued.
+        Persisted(usize, u8),
         Snapshot(bool),
         Complete(u64),
     }
@@ -407,7 +444,10 @@ mod tests {
             if let Some(s) = snapshot {
                 seen.push(Seen::Snapshot(s.barrier.unaligned));
             }
-            if let Some(id) = handler.take_complete_channel_state(gate) {
+            handler.drain_overtaken(gate, |ch, _, buffer| {
+                buffer.read(|b| seen.push(Seen::Persisted(ch, b[0])));
+            });
+            if let Some(id) = handler.take_complete_channel_state() {
                 seen.push(Seen::Complete(id));
             }
         }
@@ -451,11 +491,14 @@ mod tests {
             first,
             vec![
                 Seen::Snapshot(true),
-                Seen::Buffer(0, 1, true),
+                Seen::Persisted(0, 1),
+                Seen::Persisted(0, 2),
+                Seen::Buffer(0, 1, false),
                 Seen::Buffer(1, 4, true),
-                Seen::Buffer(0, 2, true),
+                Seen::Buffer(0, 2, false),
                 Seen::Buffer(0, 3, false),
-            ]
+            ],
+            "the overtaken buffers are persisted at once, channel 1's as they come"
         );
         assert_eq!(handler.persisting(), Some(1));
         send_buffer(&mut tx[1], &pool, 5);
@@ -465,11 +508,12 @@ mod tests {
         assert_eq!(
             rest,
             vec![
-                Seen::Buffer(1, 5, true),
+                Seen::Persisted(1, 5),
                 Seen::Complete(1),
+                Seen::Buffer(1, 5, false),
                 Seen::Buffer(1, 6, false)
             ],
-            "the overtaken buffer 5 completes channel 1's state"
+            "the overtaken buffer 5 completes channel 1's state before it is processed"
         );
         assert_eq!(handler.pending(), None);
     }
@@ -499,8 +543,8 @@ mod tests {
         assert_eq!(
             after,
             vec![
-                Seen::Buffer(0, 0xA, false),
                 Seen::Buffer(1, 0xB, true),
+                Seen::Buffer(0, 0xA, false),
                 Seen::Complete(1)
             ]
         );
@@ -530,7 +574,8 @@ mod tests {
             seen,
             vec![
                 Seen::Snapshot(true),
-                Seen::Buffer(0, 1, true),
+                Seen::Persisted(0, 1),
+                Seen::Buffer(0, 1, false),
                 Seen::Complete(1),
                 Seen::Buffer(0, 2, false),
             ],

@@ -50,6 +50,14 @@ impl Signals {
         barrier.filter(|b| b.checkpoint_id > injected)
     }
 
+    /// Whether a barrier newer than `injected` waits to be injected: one load, for a source
+    /// to cut its batch short (the barrier goes in between two records, as in Flink).
+    #[inline]
+    pub(crate) fn has_trigger_after(&self, injected: CheckpointId) -> bool {
+        // Acquire, as in `trigger_after`, which reads the barrier next.
+        self.trigger_id.load(Ordering::Acquire) > injected
+    }
+
     /// The newest completed checkpoint (0 for none). Never decreases; never an aborted id.
     #[inline]
     pub fn completed(&self) -> CheckpointId {

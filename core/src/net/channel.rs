@@ -198,6 +198,19 @@ impl ChannelReceiver {
         Some((envelope.event, overtaken))
     }
 
+    /// Visits the envelopes queued now, in order, with their sequence numbers, without
+    /// receiving them (they stay queued). O(queued).
+    pub fn for_each_queued(&mut self, mut visit: impl FnMut(u64, &Envelope)) {
+        let Ok(chunk) = self.main.read_chunk(self.main.slots()) else {
+            return;
+        };
+        let (first, second) = chunk.as_slices();
+        for (seq, envelope) in first.iter().chain(second) {
+            visit(*seq, envelope);
+        }
+        // Dropped without `commit_all`: nothing is received.
+    }
+
     /// Sequence number of the next envelope to be received.
     pub fn next_seq(&self) -> u64 {
         self.next_seq

@@ -83,6 +83,11 @@ impl InputGate {
         None
     }
 
+    /// Visits the envelopes queued in `channel` now, in order, without polling them.
+    pub fn for_each_queued(&mut self, channel: usize, visit: impl FnMut(u64, &Envelope)) {
+        self.channels[channel].for_each_queued(visit);
+    }
+
     /// The sequence number of the next envelope `channel` delivers in order.
     pub fn next_seq(&self, channel: usize) -> u64 {
         self.channels[channel].next_seq()

@@ -140,7 +140,24 @@ impl<T: Codec> InputTask<T> {
     /// Closes the channel state once the handler says it is complete, and drops (abandons)
     /// it once the handler gave its checkpoint up.
     fn settle_channel_state(&mut self) -> Result<(), TaskError> {
-        if let Some(id) = self.barriers.take_complete_channel_state(&self.gate)
+        if let Some(feed) = &mut self.channel_state {
+            // Queued buffers of the channel state are copied now (at most the rings'
+            // contents, once), so that the checkpoint need not wait for them to be processed.
+            let (uid, subtask, parallelism) =
+                (&self.uid, self.env.subtask(), self.env.parallelism());
+            let upstreams = self.gate.len();
+            let mut sent = true;
+            self.barriers
+                .drain_overtaken(&mut self.gate, |channel, seq, buffer| {
+                    let info = input_info(uid, channel, subtask, upstreams, parallelism, seq);
+                    let bytes = ChunkBytes::Owned(buffer.read(<[u8]>::to_vec));
+                    sent &= feed.push(ChannelChunk { info, bytes });
+                });
+            if !sent {
+                return Err(TaskError::Cancelled);
+            }
+        }
+        if let Some(id) = self.barriers.take_complete_channel_state()
             && let Some(feed) = self.channel_state.take_if(|f| f.checkpoint() == id)
             && !feed.close()
         {
@@ -171,16 +188,16 @@ impl<T: Codec> InputTask<T> {
         let Some(feed) = &mut self.channel_state else {
             return Ok(());
         };
+        let info = input_info(
+            &self.uid,
+            channel,
+            self.env.subtask(),
+            self.gate.len(),
+            self.env.parallelism(),
+            seq,
+        );
         let chunk = ChannelChunk {
-            info: ChannelInfo {
-                exchange: self.uid.to_string(),
-                side: ChannelSide::Input,
-                upstream: channel,
-                downstream: self.env.subtask(),
-                upstreams: self.gate.len(),
-                downstreams: self.env.parallelism(),
-                seq,
-            },
+            info,
             bytes: ChunkBytes::Buffer(buffer),
         };
         if !feed.push(chunk) {
@@ -282,6 +299,27 @@ impl<T: Codec> InputTask<T> {
             self.env.sample_pools(self.gate.usage_ppm());
         }
         Ok(())
+    }
+}
+
+/// Where a buffer of input channel state belongs: buffer `seq` of channel `channel` of the
+/// exchange `uid`, into subtask `subtask` of `parallelism`.
+fn input_info(
+    uid: &str,
+    channel: usize,
+    subtask: usize,
+    upstreams: usize,
+    parallelism: usize,
+    seq: u64,
+) -> ChannelInfo {
+    ChannelInfo {
+        exchange: uid.to_owned(),
+        side: ChannelSide::Input,
+        upstream: channel,
+        downstream: subtask,
+        upstreams,
+        downstreams: parallelism,
+        seq,
     }
 }
 

@@ -499,6 +499,7 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
     fn run(mut self: Box<Self>) -> Result<(), TaskError> {
         let mut readers = self.open_readers()?;
         let metrics = Arc::clone(self.env.metrics());
+        let signals = self.env.checkpointing().map(|ck| Arc::clone(&ck.signals));
         while !readers.is_empty() {
             self.env.check_cancelled()?;
             if self.env.control().stop_requested() {
@@ -524,6 +525,14 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
                                 self.positions[p].held_from = Some(before);
                             }
                             self.record(p, record)?;
+                            if signals
+                                .as_ref()
+                                .is_some_and(|s| s.has_trigger_after(self.injected))
+                            {
+                                // A barrier waits: inject it before the next record, not after
+                                // a batch that backpressure may stretch.
+                                break;
+                            }
                         }
                         Read::Pending => break,
                         Read::End => {
