@@ -20,6 +20,26 @@ use super::notify::TaskNotifier;
 use super::pool::Buffer;
 use crate::sync::Arc;
 
+/// What the rings' own atomics order, made visible to loom (which does not see `rtrb`'s std
+/// atomics): a Release before every push, an Acquire before every look at the rings, as
+/// `rtrb` orders its head and tail indices. The release comes before the real push (loom runs
+/// one thread at a time, so a receiver that sees the element saw the release), and the
+/// acquire is a read-modify-write (it reads the newest value, never a stale one). Compiled
+/// for loom models only.
+#[cfg(weir_loom)]
+#[derive(Debug, Default)]
+struct RingOrder(crate::sync::AtomicU64);
+
+#[cfg(weir_loom)]
+impl RingOrder {
+    fn publish(&self) {
+        self.0.fetch_add(1, crate::sync::Ordering::Release);
+    }
+    fn observe(&self) {
+        self.0.fetch_add(0, crate::sync::Ordering::Acquire);
+    }
+}
+
 /// Slots of the priority ring: priority events are rare (one per checkpoint).
 pub const PRIORITY_SLOTS: usize = 4;
 
@@ -77,12 +97,16 @@ pub fn channel(
 ) -> (ChannelSender, ChannelReceiver) {
     let (main_tx, main_rx) = rtrb::RingBuffer::new(capacity);
     let (prio_tx, prio_rx) = rtrb::RingBuffer::new(PRIORITY_SLOTS);
+    #[cfg(weir_loom)]
+    let order = Arc::new(RingOrder::default());
     (
         ChannelSender {
             main: main_tx,
             priority: prio_tx,
             next_seq: 0,
             receiver_task,
+            #[cfg(weir_loom)]
+            order: Arc::clone(&order),
         },
         ChannelReceiver {
             main: main_rx,
@@ -90,6 +114,8 @@ pub fn channel(
             next_seq: 0,
             capacity,
             sender_task,
+            #[cfg(weir_loom)]
+            order,
         },
     )
 }
@@ -101,12 +127,16 @@ pub struct ChannelSender {
     priority: rtrb::Producer<PriorityEnvelope>,
     next_seq: u64,
     receiver_task: Arc<TaskNotifier>,
+    #[cfg(weir_loom)]
+    order: Arc<RingOrder>,
 }
 
 impl ChannelSender {
     /// Queues `envelope` behind everything sent before; a full ring hands it back.
     #[inline]
     pub fn try_send(&mut self, envelope: Envelope) -> Result<(), Envelope> {
+        #[cfg(weir_loom)]
+        self.order.publish();
         match self.main.push((self.next_seq, envelope)) {
             Ok(()) => {
                 self.next_seq += 1;
@@ -136,6 +166,8 @@ impl ChannelSender {
             event,
             sent_before_seq: before_seq.min(self.next_seq),
         };
+        #[cfg(weir_loom)]
+        self.order.publish();
         match self.priority.push(envelope) {
             Ok(()) => {
                 self.receiver_task.notify();
@@ -177,12 +209,16 @@ pub struct ChannelReceiver {
     next_seq: u64,
     capacity: usize,
     sender_task: Arc<TaskNotifier>,
+    #[cfg(weir_loom)]
+    order: Arc<RingOrder>,
 }
 
 impl ChannelReceiver {
     /// The next envelope in order, if one is queued.
     #[inline]
     pub fn try_recv(&mut self) -> Option<Envelope> {
+        #[cfg(weir_loom)]
+        self.order.observe();
         let (seq, envelope) = self.main.pop().ok()?;
         debug_assert_eq!(seq, self.next_seq, "channel envelopes arrive in order");
         self.next_seq = seq + 1;
@@ -193,6 +229,8 @@ impl ChannelReceiver {
     /// The next priority event, with the sequence numbers of the envelopes it overtook: those
     /// sent before it and not yet received. They are still queued and arrive next, in order.
     pub fn try_recv_priority(&mut self) -> Option<(Event, Range<u64>)> {
+        #[cfg(weir_loom)]
+        self.order.observe();
         let envelope = self.priority.pop().ok()?;
         let overtaken = self.next_seq..envelope.sent_before_seq.max(self.next_seq);
         Some((envelope.event, overtaken))
@@ -201,6 +239,8 @@ impl ChannelReceiver {
     /// Visits the envelopes queued now, in order, with their sequence numbers, without
     /// receiving them (they stay queued). O(queued).
     pub fn for_each_queued(&mut self, mut visit: impl FnMut(u64, &Envelope)) {
+        #[cfg(weir_loom)]
+        self.order.observe();
         let Ok(chunk) = self.main.read_chunk(self.main.slots()) else {
             return;
         };

@@ -17,5 +17,8 @@ pub use channel::{
 pub use element::{ControlElement, StreamElement};
 pub use gate::{InputGate, Position};
 pub use notify::TaskNotifier;
+/// Under `--cfg weir_loom` the writer's timeoutable barriers are public, for the loom models.
+#[cfg(weir_loom)]
+pub use overtake::TimeoutableBarrier;
 pub use pool::{Buffer, LocalBufferPool, NetworkBufferPool, PoolConfig, PoolError};
 pub use writer::{Partitioner, RecordWriter};

@@ -15,7 +15,7 @@ use super::channel::{ChannelSender, CheckpointBarrier, Event};
 
 /// An aligned barrier sent in band on every channel, that may still have to overtake.
 #[derive(Debug)]
-pub(crate) struct TimeoutableBarrier {
+pub struct TimeoutableBarrier {
     barrier: CheckpointBarrier,
     deadline_ms: u64,
     /// Per channel: the sequence number of the in-band barrier while it may have to
@@ -26,7 +26,7 @@ pub(crate) struct TimeoutableBarrier {
 impl TimeoutableBarrier {
     /// Remembers where `barrier` goes in band on each of `senders` (call right before sending
     /// it there), overtaking from `deadline_ms` (ms since the Unix epoch).
-    pub(crate) fn before_send(
+    pub fn before_send(
         barrier: CheckpointBarrier,
         deadline_ms: u64,
         senders: &[ChannelSender],
@@ -41,7 +41,7 @@ impl TimeoutableBarrier {
     /// At `now_ms`, past the deadline: every original still queued gets its priority copy
     /// (a full priority ring is tried again at the next check). Returns `true` when nothing
     /// is left to overtake.
-    pub(crate) fn overtake_if_due(&mut self, now_ms: u64, senders: &mut [ChannelSender]) -> bool {
+    pub fn overtake_if_due(&mut self, now_ms: u64, senders: &mut [ChannelSender]) -> bool {
         if now_ms < self.deadline_ms {
             return false;
         }
