@@ -608,6 +608,40 @@ mod tests {
     }
 
     #[test]
+    fn the_final_checkpoint_aligns_in_every_exactly_once_flavour() {
+        let timeout = BarrierMode::AlignedWithTimeout {
+            timeout: Duration::ZERO,
+        };
+        for mode in [BarrierMode::Unaligned, timeout] {
+            let (mut gate, mut tx, pool) = gate(2);
+            let mut handler = BarrierHandler::new(mode, 2);
+            let last = CheckpointBarrier {
+                final_checkpoint: true,
+                ..barrier(1)
+            };
+            tx[0]
+                .try_send(Envelope::Event(Event::Barrier(last)))
+                .unwrap();
+            send_buffer(&mut tx[0], &pool, 0xA);
+            send_buffer(&mut tx[1], &pool, 0xB);
+            tx[1]
+                .try_send(Envelope::Event(Event::Barrier(last)))
+                .unwrap();
+            assert_eq!(handler.on_timer(u64::MAX, &mut gate), None, "{mode:?}");
+            let seen = drain(&mut handler, &mut gate, u64::MAX);
+            assert_eq!(
+                seen,
+                vec![
+                    Seen::Buffer(1, 0xB, false),
+                    Seen::Snapshot(false),
+                    Seen::Buffer(0, 0xA, false)
+                ],
+                "{mode:?}"
+            );
+        }
+    }
+
+    #[test]
     fn an_abort_ends_the_channel_state_of_an_unaligned_checkpoint() {
         let (mut gate, mut tx, _pool) = gate(2);
         let mut handler = BarrierHandler::new(BarrierMode::Unaligned, 2);
