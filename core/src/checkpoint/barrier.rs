@@ -623,11 +623,14 @@ mod tests {
                 .try_send(Envelope::Event(Event::Barrier(last)))
                 .unwrap();
             send_buffer(&mut tx[0], &pool, 0xA);
+            let first = drain(&mut handler, &mut gate, u64::MAX);
+            assert!(first.is_empty(), "{mode:?}: aligning, {first:?}");
+            assert_eq!(handler.deadline_ms(), None, "{mode:?}: never times out");
+            assert_eq!(handler.on_timer(u64::MAX, &mut gate), None, "{mode:?}");
             send_buffer(&mut tx[1], &pool, 0xB);
             tx[1]
                 .try_send(Envelope::Event(Event::Barrier(last)))
                 .unwrap();
-            assert_eq!(handler.on_timer(u64::MAX, &mut gate), None, "{mode:?}");
             let seen = drain(&mut handler, &mut gate, u64::MAX);
             assert_eq!(
                 seen,
