@@ -887,4 +887,50 @@ mod tests {
             Some(RestoreFrom::Path(PathBuf::from("out/checkpoints/chk-4")))
         );
     }
+
+    #[test]
+    fn unaligned_and_the_aligned_timeout_resolve_as_flink_reads_its_keys() {
+        let mode = |args: &[&str]| {
+            let mut all = vec!["--checkpoint-interval", "1s"];
+            all.extend_from_slice(args);
+            resolve(&all).map(|c| c.config.expect("checkpointing on").mode)
+        };
+        let timeout = |ms| BarrierMode::AlignedWithTimeout {
+            timeout: Duration::from_millis(ms),
+        };
+        assert_eq!(
+            mode(&["--checkpoint-mode", "unaligned"]),
+            Ok(BarrierMode::Unaligned)
+        );
+        assert_eq!(
+            mode(&["-D", "execution.checkpointing.unaligned.enabled=true"]),
+            Ok(BarrierMode::Unaligned)
+        );
+        assert_eq!(mode(&["--aligned-timeout", "5ms"]), Ok(timeout(5)));
+        assert_eq!(
+            mode(&["--checkpoint-mode", "unaligned", "--aligned-timeout", "0"]),
+            Ok(timeout(0)),
+            "Flink's semantic: aligned first, here for 0 ms"
+        );
+        assert_eq!(
+            mode(&[
+                "-D",
+                "execution.checkpointing.unaligned.enabled=true",
+                "-D",
+                "execution.checkpointing.aligned-checkpoint-timeout=30 s"
+            ]),
+            Ok(timeout(30_000))
+        );
+        assert_eq!(
+            mode(&["-D", "execution.checkpointing.unaligned.enabled=false"]),
+            Ok(BarrierMode::Aligned)
+        );
+        let refused = mode(&[
+            "--checkpoint-mode",
+            "at-least-once",
+            "--aligned-timeout",
+            "1s",
+        ]);
+        assert!(refused.unwrap_err().contains("needs exactly once"));
+    }
 }

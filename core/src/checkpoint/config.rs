@@ -36,8 +36,8 @@ pub enum BarrierMode {
 
 impl BarrierMode {
     /// When `barrier` stops waiting for alignment (ms since the Unix epoch): never (`None`)
-    /// for aligned and at-least-once barriers and for the final checkpoint's, at its trigger
-    /// for unaligned ones, its trigger plus the timeout for aligned ones with a timeout.
+    /// for aligned and at-least-once barriers and for the final checkpoint's, always (0) for
+    /// unaligned ones, its trigger plus the timeout for aligned ones with a timeout.
     pub fn unaligned_from_ms(&self, barrier: &CheckpointBarrier) -> Option<u64> {
         if barrier.final_checkpoint {
             return None;
@@ -45,7 +45,7 @@ impl BarrierMode {
         let triggered = barrier.triggered_at_ms;
         match self {
             Self::Aligned | Self::AtLeastOnce => None,
-            Self::Unaligned => Some(triggered),
+            Self::Unaligned => Some(0),
             Self::AlignedWithTimeout { timeout } => {
                 Some(triggered.saturating_add(timeout.as_millis() as u64))
             }
