@@ -60,6 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_parallelism: SUBTASKS * GROUPS_PER_SUBTASK,
         states,
         pending_parts: Vec::new(),
+        channel_states: Vec::new(),
     };
     storage.complete(&metadata)?;
     println!(

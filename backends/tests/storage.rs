@@ -9,8 +9,8 @@ use proptest::prelude::*;
 use weir_backends::FsCheckpointStorage;
 use weir_backends::storage::{DEFAULT_RETAINED, METADATA_FILE};
 use weir_core::checkpoint::{
-    CheckpointId, CheckpointMetadata, CheckpointStorage, CompletedCheckpoint, OperatorSnapshot,
-    StateHandle, StorageError,
+    ChannelInfo, ChannelSide, CheckpointId, CheckpointMetadata, CheckpointStorage,
+    CompletedCheckpoint, OperatorSnapshot, StateHandle, StorageError,
 };
 
 const MAX_PARALLELISM: usize = 8;
@@ -70,6 +70,7 @@ fn checkpoint(
         max_parallelism: MAX_PARALLELISM,
         states,
         pending_parts: Vec::new(),
+        channel_states: Vec::new(),
     };
     storage.complete(&metadata).unwrap();
     metadata
@@ -263,6 +264,7 @@ fn complete_refuses_metadata_listing_a_file_never_written() {
         max_parallelism: MAX_PARALLELISM,
         states: vec![handle],
         pending_parts: Vec::new(),
+        channel_states: Vec::new(),
     };
     let error = storage.complete(&metadata).unwrap_err();
     assert!(
@@ -462,6 +464,7 @@ fn four_threads_write_states_of_one_checkpoint_at_once() {
         max_parallelism: MAX_PARALLELISM,
         states: handles,
         pending_parts: Vec::new(),
+        channel_states: Vec::new(),
     };
     storage.complete(&metadata).unwrap();
     let found = latest(&storage).0.unwrap().expect("checkpoint 1");
@@ -557,4 +560,72 @@ proptest! {
             }
         }
     }
+}
+
+/// A chunk of channel `upstream -> downstream` of exchange `x`.
+fn chunk_info(side: ChannelSide, upstream: usize, downstream: usize, seq: u64) -> ChannelInfo {
+    ChannelInfo {
+        exchange: "x".into(),
+        side,
+        upstream,
+        downstream,
+        upstreams: 2,
+        downstreams: 2,
+        seq,
+    }
+}
+
+#[test]
+fn channel_state_round_trips_and_any_damage_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = storage(dir.path(), DEFAULT_RETAINED);
+    let mut metadata = checkpoint(&storage, 1, &snapshots(1));
+    fs::remove_file(storage.folder(1).join(METADATA_FILE)).unwrap();
+    let mut sink = storage.channel_state_writer(1, 3).unwrap();
+    let chunks = [
+        (chunk_info(ChannelSide::Input, 1, 0, 7), vec![7u8; 40]),
+        (chunk_info(ChannelSide::Input, 0, 0, 2), vec![2u8; 3]),
+        (chunk_info(ChannelSide::Output, 1, 0, 0), vec![9u8; 12]),
+    ];
+    let handles: Vec<_> = chunks
+        .iter()
+        .map(|(info, bytes)| sink.append(info.clone(), bytes).unwrap())
+        .collect();
+    let (file, file_bytes) = sink.finish().unwrap();
+    assert_eq!(file, "channels-3.state");
+    let handle = weir_core::checkpoint::ChannelStateHandle {
+        file,
+        file_bytes,
+        chunks: handles,
+    };
+    assert_eq!(handle.in_flight_bytes(), 55);
+    metadata.channel_states = vec![handle.clone()];
+    storage.complete(&metadata).unwrap();
+
+    let (found, warnings) = latest(&storage);
+    let found = found.unwrap().expect("a completed checkpoint");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(found.metadata.channel_states, vec![handle.clone()]);
+    for ((_, bytes), chunk) in chunks.iter().zip(&handle.chunks) {
+        assert_eq!(
+            &storage.read_channel_chunk(&found, &handle, chunk).unwrap(),
+            bytes
+        );
+    }
+
+    let path = storage.folder(1).join("channels-3.state");
+    let pristine = fs::read(&path).unwrap();
+    for offset in [3, handle.chunks[1].offset + 9, file_bytes - 1] {
+        flip(&path, offset, 0x10);
+        let Err(e) = storage.load(&storage.folder(1)) else {
+            panic!("a flipped byte at {offset} passed");
+        };
+        assert!(e.to_string().contains("channels-3.state"), "{e}");
+        fs::write(&path, &pristine).unwrap();
+    }
+    truncate(&path, file_bytes - 2);
+    let Err(e) = storage.load(&storage.folder(1)) else {
+        panic!("a truncated channel state passed");
+    };
+    assert!(e.to_string().contains("bytes"), "{e}");
 }

@@ -49,6 +49,46 @@ const ONE_PARTITION: &[&str] = &[
 /// Checkpoints every 20 ms.
 const CHECKPOINTED: &[&str] = &["--checkpoint-interval", "20ms"];
 
+/// Unaligned checkpoints.
+const UNALIGNED: &[&str] = &["--checkpoint-mode", "unaligned"];
+
+/// Aligned checkpoints with a timeout so small that they go unaligned (at the sources already
+/// when they see the trigger late, or at a task whose barrier came late).
+const ALIGNED_TIMEOUT: &[&str] = &["--aligned-timeout", "1ms"];
+
+/// An exactly-once test run once per exactly-once barrier mode: `fn name(checkpointed)`
+/// becomes the module `name` with the tests `aligned`, `unaligned` and `aligned_timeout`;
+/// the body gets `checkpointed`, [`CHECKPOINTED`] with the mode's flags, for every run.
+macro_rules! in_every_exactly_once_mode {
+    ($(#[$doc:meta])* fn $name:ident($checkpointed:ident) $body:block) => {
+        $(#[$doc])*
+        mod $name {
+            use super::*;
+
+            fn run(mode: &[&str]) {
+                let with_mode: Vec<&str> = [CHECKPOINTED, mode].concat();
+                let $checkpointed: &[&str] = &with_mode;
+                $body
+            }
+
+            #[test]
+            fn aligned() {
+                run(&[]);
+            }
+
+            #[test]
+            fn unaligned() {
+                run(UNALIGNED);
+            }
+
+            #[test]
+            fn aligned_timeout() {
+                run(ALIGNED_TIMEOUT);
+            }
+        }
+    };
+}
+
 /// `weir run traffic`, unpinned, writing into `output`.
 fn traffic(output: &Path, args: &[&[&str]]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
@@ -290,114 +330,116 @@ enum Interruption {
     Inject(u64),
 }
 
-#[test]
-fn sigkill_at_random_moments_and_restores_commit_the_uninterrupted_output() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = baseline(dir.path(), ONE_PARTITION);
-    let out = dir.path().join("crashed");
-    let slow: &[&str] = &["--rate", "40000"];
-    // Seeds whose first injected failure lands (by the plan `inject.rs` draws) between a
-    // checkpoint's durable metadata and its commit (2, 8), in the asynchronous snapshot (3)
-    // and in the synchronous one (5).
-    let mut rng = Pcg64::seed_from_u64(7);
-    let mut plan: Vec<Interruption> = Vec::new();
-    for seed in [2, 3, 5, 8] {
-        plan.push(Interruption::Kill(Duration::from_millis(
-            rng.random_range(60..400),
-        )));
-        plan.push(Interruption::Inject(seed));
-    }
-    let (mut killed, mut injected, mut torn) = (0, 0, 0);
-    for interruption in plan {
+in_every_exactly_once_mode! {
+    fn sigkill_at_random_moments_and_restores_commit_the_uninterrupted_output(checkpointed) {
+        let dir = tempfile::tempdir().unwrap();
+        let base = baseline(dir.path(), ONE_PARTITION);
+        let out = dir.path().join("crashed");
+        let slow: &[&str] = &["--rate", "40000"];
+        // Seeds whose first injected failure lands (by the plan `inject.rs` draws) between a
+        // checkpoint's durable metadata and its commit (2, 8), in the asynchronous snapshot (3)
+        // and in the synchronous one (5).
+        let mut rng = Pcg64::seed_from_u64(7);
+        let mut plan: Vec<Interruption> = Vec::new();
+        for seed in [2, 3, 5, 8] {
+            plan.push(Interruption::Kill(Duration::from_millis(
+                rng.random_range(60..400),
+            )));
+            plan.push(Interruption::Inject(seed));
+        }
+        let (mut killed, mut injected, mut torn) = (0, 0, 0);
+        for interruption in plan {
+            let restore: &[&str] = match completed_checkpoints(&out).is_empty() {
+                true => &[],
+                false => &["--restore", "latest"],
+            };
+            let seed = match interruption {
+                Interruption::Inject(seed) => seed.to_string(),
+                Interruption::Kill(_) => String::new(),
+            };
+            let inject: &[&str] = match interruption {
+                Interruption::Inject(_) => &[
+                    "--inject-failures",
+                    "1",
+                    "--failure-seed",
+                    &seed,
+                    "--restart-strategy",
+                    "none",
+                ],
+                Interruption::Kill(_) => &[],
+            };
+            let cmd = traffic(&out, &[ONE_PARTITION, checkpointed, slow, restore, inject]);
+            match interruption {
+                Interruption::Kill(delay) => killed += usize::from(start(cmd).kill_after(delay)),
+                Interruption::Inject(_) => {
+                    let (status, stderr) = start(cmd).finish();
+                    if !status.success() {
+                        assert!(stderr.contains("injected failure 1"), "{stderr}");
+                        injected += 1;
+                    }
+                }
+            }
+            torn += assert_on_the_way(&out, &base);
+        }
         let restore: &[&str] = match completed_checkpoints(&out).is_empty() {
             true => &[],
             false => &["--restore", "latest"],
         };
-        let seed = match interruption {
-            Interruption::Inject(seed) => seed.to_string(),
-            Interruption::Kill(_) => String::new(),
-        };
-        let inject: &[&str] = match interruption {
-            Interruption::Inject(_) => &[
-                "--inject-failures",
-                "1",
-                "--failure-seed",
-                &seed,
-                "--restart-strategy",
-                "none",
-            ],
-            Interruption::Kill(_) => &[],
-        };
-        let cmd = traffic(&out, &[ONE_PARTITION, CHECKPOINTED, slow, restore, inject]);
-        match interruption {
-            Interruption::Kill(delay) => killed += usize::from(start(cmd).kill_after(delay)),
-            Interruption::Inject(_) => {
-                let (status, stderr) = start(cmd).finish();
-                if !status.success() {
-                    assert!(stderr.contains("injected failure 1"), "{stderr}");
-                    injected += 1;
-                }
-            }
-        }
-        torn += assert_on_the_way(&out, &base);
+        run_ok(traffic(&out, &[ONE_PARTITION, checkpointed, restore]));
+        assert_same_outputs(&base, &out, true);
+        assert_accounting(&report(&out));
+        eprintln!("{killed} kills, {injected} injected failures, {torn} torn tails seen");
+        assert!(
+            killed + injected > 0,
+            "every round ended before its interruption"
+        );
     }
-    let restore: &[&str] = match completed_checkpoints(&out).is_empty() {
-        true => &[],
-        false => &["--restore", "latest"],
-    };
-    run_ok(traffic(&out, &[ONE_PARTITION, CHECKPOINTED, restore]));
-    assert_same_outputs(&base, &out, true);
-    assert_accounting(&report(&out));
-    eprintln!("{killed} kills, {injected} injected failures, {torn} torn tails seen");
-    assert!(
-        killed + injected > 0,
-        "every round ended before its interruption"
-    );
 }
 
-#[test]
-fn a_restore_from_any_retained_checkpoint_gives_the_same_output() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = baseline(dir.path(), ONE_PARTITION);
-    let out = dir.path().join("run");
-    let retain: &[&str] = &["--retained-checkpoints", "100", "--rate", "40000"];
-    run_ok(traffic(&out, &[ONE_PARTITION, CHECKPOINTED, retain]));
-    let checkpoints = completed_checkpoints(&out);
-    assert!(!checkpoints.is_empty(), "the final checkpoint is retained");
-    // The commit marker keeps the output lengths of the last few commits only: a restore from
-    // an older checkpoint cannot cut the outputs back and must say so.
-    let mut restored = Vec::new();
-    for (n, _) in &checkpoints {
-        let copy = dir.path().join(format!("from-{n}"));
-        copy_dir(&out, &copy);
-        let chk = copy.join("checkpoints").join(format!("chk-{n}"));
-        let cmd = traffic(&copy, &[ONE_PARTITION, CHECKPOINTED, &["--restore"]]);
-        let mut cmd = cmd;
-        cmd.arg(&chk);
-        let (status, stderr) = start(cmd).finish();
-        if status.success() {
-            assert_same_outputs(&base, &copy, true);
-            restored.push(*n);
-        } else {
-            assert!(
-                stderr.contains(&format!("cannot roll the outputs back to checkpoint {n}")),
-                "chk-{n}: {stderr}"
-            );
+in_every_exactly_once_mode! {
+    fn a_restore_from_any_retained_checkpoint_gives_the_same_output(checkpointed) {
+        let dir = tempfile::tempdir().unwrap();
+        let base = baseline(dir.path(), ONE_PARTITION);
+        let out = dir.path().join("run");
+        let retain: &[&str] = &["--retained-checkpoints", "100", "--rate", "40000"];
+        run_ok(traffic(&out, &[ONE_PARTITION, checkpointed, retain]));
+        let checkpoints = completed_checkpoints(&out);
+        assert!(!checkpoints.is_empty(), "the final checkpoint is retained");
+        // The commit marker keeps the output lengths of the last few commits only: a restore from
+        // an older checkpoint cannot cut the outputs back and must say so.
+        let mut restored = Vec::new();
+        for (n, _) in &checkpoints {
+            let copy = dir.path().join(format!("from-{n}"));
+            copy_dir(&out, &copy);
+            let chk = copy.join("checkpoints").join(format!("chk-{n}"));
+            let cmd = traffic(&copy, &[ONE_PARTITION, checkpointed, &["--restore"]]);
+            let mut cmd = cmd;
+            cmd.arg(&chk);
+            let (status, stderr) = start(cmd).finish();
+            if status.success() {
+                assert_same_outputs(&base, &copy, true);
+                restored.push(*n);
+            } else {
+                assert!(
+                    stderr.contains(&format!("cannot roll the outputs back to checkpoint {n}")),
+                    "chk-{n}: {stderr}"
+                );
+            }
+            fs::remove_dir_all(&copy).unwrap();
         }
-        fs::remove_dir_all(&copy).unwrap();
+        let newest: Vec<u64> = checkpoints
+            .iter()
+            .rev()
+            .take(restored.len())
+            .map(|c| c.0)
+            .rev()
+            .collect();
+        assert_eq!(
+            restored, newest,
+            "the restorable checkpoints are the newest ones"
+        );
+        assert!(restored.len() >= checkpoints.len().min(2), "{restored:?}");
     }
-    let newest: Vec<u64> = checkpoints
-        .iter()
-        .rev()
-        .take(restored.len())
-        .map(|c| c.0)
-        .rev()
-        .collect();
-    assert_eq!(
-        restored, newest,
-        "the restorable checkpoints are the newest ones"
-    );
-    assert!(restored.len() >= checkpoints.len().min(2), "{restored:?}");
 }
 
 /// Three partitions in batch mode: nothing late, the output independent of parallelism.
@@ -410,39 +452,40 @@ const THREE_PARTITIONS: &[&str] = &[
     "batch",
 ];
 
-#[test]
-fn a_restore_at_another_parallelism_completes_the_same_output() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = baseline(dir.path(), THREE_PARTITIONS);
-    for (from, to) in [("1", "3"), ("3", "2")] {
-        let out = dir.path().join(format!("{from}-to-{to}"));
-        let fail: &[&str] = &[
-            "--rate",
-            "30000",
-            "--fail-after",
-            "15000",
-            "--restart-strategy",
-            "none",
-        ];
-        let stderr = run_err(traffic(
-            &out,
-            &[THREE_PARTITIONS, CHECKPOINTED, &["-p", from], fail],
-        ));
-        assert!(stderr.contains("operator 'tag'"), "{stderr}");
-        assert!(
-            !completed_checkpoints(&out).is_empty(),
-            "-p {from}: no checkpoint before the failure"
-        );
-        run_ok(traffic(
-            &out,
-            &[
-                THREE_PARTITIONS,
-                CHECKPOINTED,
-                &["-p", to, "--restore", "latest"],
-            ],
-        ));
-        assert_same_outputs(&base, &out, false);
-        assert_accounting(&report(&out));
+in_every_exactly_once_mode! {
+    fn a_restore_at_another_parallelism_completes_the_same_output(checkpointed) {
+        let dir = tempfile::tempdir().unwrap();
+        let base = baseline(dir.path(), THREE_PARTITIONS);
+        for (from, to) in [("1", "3"), ("3", "2")] {
+            let out = dir.path().join(format!("{from}-to-{to}"));
+            let fail: &[&str] = &[
+                "--rate",
+                "30000",
+                "--fail-after",
+                "15000",
+                "--restart-strategy",
+                "none",
+            ];
+            let stderr = run_err(traffic(
+                &out,
+                &[THREE_PARTITIONS, checkpointed, &["-p", from], fail],
+            ));
+            assert!(stderr.contains("operator 'tag'"), "{stderr}");
+            assert!(
+                !completed_checkpoints(&out).is_empty(),
+                "-p {from}: no checkpoint before the failure"
+            );
+            run_ok(traffic(
+                &out,
+                &[
+                    THREE_PARTITIONS,
+                    checkpointed,
+                    &["-p", to, "--restore", "latest"],
+                ],
+            ));
+            assert_same_outputs(&base, &out, false);
+            assert_accounting(&report(&out));
+        }
     }
 }
 
@@ -511,31 +554,32 @@ const RESTARTS: &[&str] = &[
     "5ms",
 ];
 
-#[test]
-fn state_larger_than_the_buffer_pool_survives_failures() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = baseline(dir.path(), ONE_PARTITION);
-    let out = dir.path().join("run");
-    let small_pool: &[&str] = &[
-        "--segment-size",
-        "1024",
-        "--inject-failures",
-        "2",
-        "--failure-seed",
-        "7",
-    ];
-    run_ok(traffic(
-        &out,
-        &[ONE_PARTITION, CHECKPOINTED, RESTARTS, small_pool],
-    ));
-    assert_same_outputs(&base, &out, true);
-    let report = report(&out);
-    let pool_bytes = report["network"]["segments"].as_u64().unwrap()
-        * report["network"]["segment_bytes"].as_u64().unwrap();
-    let state_bytes = report["checkpoints"]["lastCheckpointFullSize"]
-        .as_u64()
-        .unwrap();
-    assert!(state_bytes > pool_bytes, "{state_bytes} <= {pool_bytes}");
+in_every_exactly_once_mode! {
+    fn state_larger_than_the_buffer_pool_survives_failures(checkpointed) {
+        let dir = tempfile::tempdir().unwrap();
+        let base = baseline(dir.path(), ONE_PARTITION);
+        let out = dir.path().join("run");
+        let small_pool: &[&str] = &[
+            "--segment-size",
+            "1024",
+            "--inject-failures",
+            "2",
+            "--failure-seed",
+            "7",
+        ];
+        run_ok(traffic(
+            &out,
+            &[ONE_PARTITION, checkpointed, RESTARTS, small_pool],
+        ));
+        assert_same_outputs(&base, &out, true);
+        let report = report(&out);
+        let pool_bytes = report["network"]["segments"].as_u64().unwrap()
+            * report["network"]["segment_bytes"].as_u64().unwrap();
+        let state_bytes = report["checkpoints"]["lastCheckpointFullSize"]
+            .as_u64()
+            .unwrap();
+        assert!(state_bytes > pool_bytes, "{state_bytes} <= {pool_bytes}");
+    }
 }
 
 #[test]
@@ -599,25 +643,26 @@ fn an_expired_checkpoint_fails_the_job_when_none_is_tolerated() {
     assert!(stderr.contains("0 tolerated"), "{stderr}");
 }
 
-#[test]
-/// Parts pre-committed for an expired checkpoint are carried into the next one that
-/// completes: nothing is lost, nothing doubled.
-fn tolerated_expired_checkpoints_still_commit_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = baseline(dir.path(), ONE_PARTITION);
-    let out = dir.path().join("run");
-    let expire: &[&str] = &[
-        "--checkpoint-timeout",
-        "5ms",
-        "--tolerable-failed-checkpoints",
-        "1000000",
-    ];
-    run_ok(traffic(&out, &[ONE_PARTITION, CHECKPOINTED, expire]));
-    assert_same_outputs(&base, &out, true);
-    let failed = report(&out)["checkpoints"]["numberOfFailedCheckpoints"]
-        .as_u64()
-        .unwrap();
-    assert!(failed > 0);
+in_every_exactly_once_mode! {
+    /// Parts pre-committed for an expired checkpoint are carried into the next one that
+    /// completes: nothing is lost, nothing doubled.
+    fn tolerated_expired_checkpoints_still_commit_exactly_once(checkpointed) {
+        let dir = tempfile::tempdir().unwrap();
+        let base = baseline(dir.path(), ONE_PARTITION);
+        let out = dir.path().join("run");
+        let expire: &[&str] = &[
+            "--checkpoint-timeout",
+            "5ms",
+            "--tolerable-failed-checkpoints",
+            "1000000",
+        ];
+        run_ok(traffic(&out, &[ONE_PARTITION, checkpointed, expire]));
+        assert_same_outputs(&base, &out, true);
+        let failed = report(&out)["checkpoints"]["numberOfFailedCheckpoints"]
+            .as_u64()
+            .unwrap();
+        assert!(failed > 0);
+    }
 }
 
 #[test]
@@ -746,6 +791,200 @@ fn a_restore_into_other_outputs_is_refused() {
     ));
     assert!(
         stderr.contains("restore into the output folder of the run that wrote the checkpoint"),
+        "{stderr}"
+    );
+}
+
+/// The `checkpoints` object of the report in `dir`, and its completed and failed counts.
+fn checkpoint_counts(dir: &Path) -> (serde_json::Value, u64, u64) {
+    let checkpoints = report(dir)["checkpoints"].clone();
+    let n = |key: &str| checkpoints[key].as_u64().unwrap();
+    let (completed, failed) = (
+        n("numberOfCompletedCheckpoints"),
+        n("numberOfFailedCheckpoints"),
+    );
+    (checkpoints, completed, failed)
+}
+
+/// The `_metadata` of the checkpoint in `folder`, as JSON (the file frames it: an 8-byte
+/// header and an 8-byte length before it, a 4-byte checksum after).
+fn metadata(folder: &Path) -> serde_json::Value {
+    let bytes = fs::read(folder.join("_metadata")).unwrap();
+    serde_json::from_slice(&bytes[16..bytes.len() - 4]).unwrap()
+}
+
+/// A slow tagging step backs the sources up: the newest checkpoint before the failure holds
+/// in-flight data, which a restore at another parallelism replays, re-routed by key group,
+/// before any new input; the outputs are the uninterrupted run's.
+#[test]
+fn an_unaligned_checkpoint_with_in_flight_data_restores_at_another_parallelism() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = baseline(dir.path(), THREE_PARTITIONS);
+    for (from, to) in [("2", "3"), ("3", "1")] {
+        let out = dir.path().join(format!("{from}-to-{to}"));
+        let fail: &[&str] = &[
+            "--slow-tag",
+            "1ms",
+            "--segment-size",
+            "2048",
+            "--fail-after",
+            "1500",
+            "--restart-strategy",
+            "none",
+        ];
+        let stderr = run_err(traffic(
+            &out,
+            &[
+                THREE_PARTITIONS,
+                CHECKPOINTED,
+                UNALIGNED,
+                &["-p", from],
+                fail,
+            ],
+        ));
+        assert!(stderr.contains("operator 'tag'"), "{stderr}");
+        let (_, newest) = completed_checkpoints(&out)
+            .pop()
+            .unwrap_or_else(|| panic!("-p {from}: no checkpoint before the failure"));
+        let states = metadata(&newest)["channel_states"].clone();
+        let in_flight: u64 = states
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["chunks"].as_array().unwrap())
+            .map(|c| c["bytes"].as_u64().unwrap())
+            .sum();
+        assert!(in_flight > 0, "{}: no in-flight data", newest.display());
+        run_ok(traffic(
+            &out,
+            &[
+                THREE_PARTITIONS,
+                CHECKPOINTED,
+                UNALIGNED,
+                &["-p", to, "--restore", "latest"],
+            ],
+        ));
+        assert_same_outputs(&base, &out, false);
+        assert_accounting(&report(&out));
+    }
+}
+
+/// Under heavy backpressure (a slow tagging step, deep buffers) an aligned barrier waits
+/// behind every queued buffer and its checkpoints expire; an unaligned one overtakes them and
+/// its checkpoints complete, persisting the overtaken buffers; an aligned timeout switches
+/// the late subtasks, which the report lists. Counts only: nothing here reads a duration.
+#[test]
+fn a_backpressured_job_completes_unaligned_checkpoints_where_aligned_ones_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let job: &[&str] = &[
+        "--generate",
+        "1500",
+        "--partitions",
+        "1",
+        "-p",
+        "1",
+        "--slow-tag",
+        "2ms",
+        "--segment-size",
+        "512",
+        "--exclusive-buffers",
+        "30",
+        "--checkpoint-interval",
+        "50ms",
+        "--checkpoint-timeout",
+        "400ms",
+        "--tolerable-failed-checkpoints",
+        "1000",
+    ];
+    let run = |name: &str, mode: &[&str]| {
+        let out = dir.path().join(name);
+        run_ok(traffic(&out, &[job, mode]));
+        checkpoint_counts(&out)
+    };
+    let (_, aligned_completed, aligned_failed) = run("aligned", &[]);
+    let (unaligned, unaligned_completed, unaligned_failed) = run("unaligned", UNALIGNED);
+    let (timeout, timeout_completed, _) = run("timeout", &["--aligned-timeout", "10ms"]);
+    // Aligned: at most the checkpoints before the queues filled and the final one complete.
+    assert!(aligned_failed >= 3, "aligned: {aligned_failed} expired");
+    assert!(
+        unaligned_completed >= 2 * aligned_completed.max(2),
+        "unaligned {unaligned_completed} completed, aligned {aligned_completed}"
+    );
+    assert!(
+        unaligned_completed > unaligned_failed,
+        "unaligned: {unaligned_completed} completed, {unaligned_failed} failed"
+    );
+    assert!(
+        unaligned["persisted_in_flight_bytes"]["max"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert!(timeout_completed > aligned_completed, "{timeout:#}");
+    let switched = timeout["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "COMPLETED")
+        .filter(|r| !r["unaligned_subtasks"].as_array().unwrap().is_empty())
+        .count();
+    assert!(switched > 0, "no subtask went unaligned: {timeout:#}");
+}
+
+#[test]
+fn barrier_mode_options_are_refused_when_they_contradict() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let refused = |args: &[&str], expected: &str| {
+        let stderr = run_err(traffic(&out, &[ONE_PARTITION, CHECKPOINTED, args]));
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    };
+    refused(
+        &[
+            "--checkpoint-mode",
+            "at-least-once",
+            "--aligned-timeout",
+            "1ms",
+        ],
+        "--aligned-timeout needs exactly once",
+    );
+    refused(
+        &[
+            "--checkpoint-mode",
+            "aligned",
+            "-D",
+            "execution.checkpointing.unaligned.enabled=true",
+        ],
+        "set the same thing",
+    );
+    refused(
+        &[
+            "-D",
+            "execution.checkpointing.mode=AT_LEAST_ONCE",
+            "-D",
+            "execution.checkpointing.unaligned.enabled=true",
+        ],
+        "cannot be at least once",
+    );
+    refused(
+        &[
+            "-D",
+            "execution.checkpointing.unaligned.enabled=false",
+            "--aligned-timeout",
+            "5ms",
+        ],
+        "contradict",
+    );
+    refused(
+        &["-D", "execution.checkpointing.unaligned.enabled=yes"],
+        "'yes' is not true or false",
+    );
+    let stderr = run_err(traffic(
+        &out,
+        &[ONE_PARTITION, &["--aligned-timeout", "1ms"]],
+    ));
+    assert!(
+        stderr.contains("--aligned-timeout needs checkpoints"),
         "{stderr}"
     );
 }

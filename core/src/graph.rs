@@ -539,6 +539,7 @@ impl<T: Codec> Stream<T> {
         let input_uid = graph.borrow_mut().uid(&format!("input of exchange {edge}"));
         let max_parallelism = self.max_parallelism;
         let head = Rc::clone(&self.head);
+        let exchange = Arc::clone(&input_uid);
         self.finish(
             label,
             Box::new(move |setup| {
@@ -550,7 +551,8 @@ impl<T: Codec> Stream<T> {
                     partitioner(),
                     setup.env.clone(),
                     setup.config.buffer_timeout,
-                );
+                )
+                .for_exchange(Arc::clone(&exchange));
                 let output = NetworkOutput::new(writer, Arc::clone(setup.env.metrics()));
                 head(setup, Box::new(output))
             }),

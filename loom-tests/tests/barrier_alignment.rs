@@ -28,6 +28,7 @@ const BARRIER: CheckpointBarrier = CheckpointBarrier {
     checkpoint_id: 1,
     triggered_at_ms: 0,
     unaligned: false,
+    final_checkpoint: false,
 };
 
 /// A one-buffer pool of 8-byte buffers owned by `owner`.
@@ -118,7 +119,7 @@ fn aligned_barrier_blocks_the_early_channel() {
             let mut steps = Vec::new();
             while !gate.is_finished() {
                 down_task.wait(|| gate.has_queued(), PARK);
-                let Some((ch, envelope)) = gate.poll() else {
+                let Some((ch, envelope, position)) = gate.poll() else {
                     continue;
                 };
                 let aligned = match envelope {
@@ -127,7 +128,7 @@ fn aligned_barrier_blocks_the_early_channel() {
                         None
                     }
                     Envelope::Event(Event::Barrier(barrier)) => {
-                        handler.on_barrier(ch, barrier, &mut gate)
+                        handler.on_barrier(ch, barrier, &position, 0, &mut gate)
                     }
                     Envelope::Event(Event::EndOfPartition) => {
                         gate.finish(ch);

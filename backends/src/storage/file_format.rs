@@ -45,6 +45,8 @@ pub(crate) enum FileKind {
     State = 1,
     /// A checkpoint's `_metadata`.
     Metadata = 2,
+    /// One subtask's channel state (unaligned checkpoints).
+    ChannelState = 3,
 }
 
 impl FileKind {
@@ -52,6 +54,7 @@ impl FileKind {
         match byte {
             1 => Some(Self::State),
             2 => Some(Self::Metadata),
+            3 => Some(Self::ChannelState),
             _ => None,
         }
     }
@@ -60,6 +63,7 @@ impl FileKind {
         match self {
             Self::State => "state",
             Self::Metadata => "metadata",
+            Self::ChannelState => "channel state",
         }
     }
 }
@@ -178,6 +182,22 @@ fn frame(payload: &[u8]) -> ([u8; LENGTH_BYTES as usize], [u8; CHECKSUM_BYTES as
     hasher.update(&length);
     hasher.update(payload);
     (length, hasher.finalize().to_le_bytes())
+}
+
+/// Writes one frame whose payload is the concatenation of `parts` (not copied into one
+/// buffer); returns the bytes written.
+pub(crate) fn write_frame(w: &mut impl Write, parts: &[&[u8]]) -> io::Result<u64> {
+    let payload_bytes: usize = parts.iter().map(|p| p.len()).sum();
+    let length = (payload_bytes as u64).to_le_bytes();
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&length);
+    w.write_all(&length)?;
+    for part in parts {
+        hasher.update(part);
+        w.write_all(part)?;
+    }
+    w.write_all(&hasher.finalize().to_le_bytes())?;
+    Ok(payload_bytes as u64 + FRAME_OVERHEAD_BYTES)
 }
 
 /// Reads one frame whose payload must be `expected_bytes` long and checks its checksum;

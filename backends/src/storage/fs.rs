@@ -8,11 +8,11 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use weir_core::checkpoint::{
-    CheckpointId, CheckpointMetadata, CheckpointStorage, CompletedCheckpoint, OperatorSnapshot,
-    PARTS_FOLDER, StateHandle, StorageError,
+    ChannelStateHandle, ChannelStateSink, CheckpointId, CheckpointMetadata, CheckpointStorage,
+    ChunkHandle, CompletedCheckpoint, OperatorSnapshot, PARTS_FOLDER, StateHandle, StorageError,
 };
 
-use super::{metadata_file, state_file};
+use super::{channel_file, metadata_file, state_file};
 
 /// Completed checkpoints kept by default (Flink's `state.checkpoints.num-retained` is 1;
 /// weir keeps one more, so that a damaged latest checkpoint has a fallback).
@@ -34,6 +34,7 @@ const WRITE_BUFFER_BYTES: usize = 256 * 1024;
 /// ```text
 /// DIR/chk-N/_metadata            written last; its presence completes checkpoint N
 /// DIR/chk-N/{uid}-{subtask}.state one per operator subtask (see the `storage` module docs)
+/// DIR/chk-N/channels-{task}.state  unaligned: one per subtask that persisted in-flight data
 /// ```
 ///
 /// Durability: [`write_state`](CheckpointStorage::write_state) returns once its file and the
@@ -194,6 +195,10 @@ impl FsCheckpointStorage {
             }
             state_file::verify_file(&folder.join(&handle.file), metadata.id, handle)?;
         }
+        for handle in &metadata.channel_states {
+            channel_file::check_handle(handle).map_err(corrupt)?;
+            channel_file::verify_file(&folder.join(&handle.file), handle)?;
+        }
         Ok(CompletedCheckpoint {
             path: folder.to_path_buf(),
             metadata,
@@ -287,6 +292,10 @@ impl CheckpointStorage for FsCheckpointStorage {
                     ),
                 });
             }
+        }
+        for handle in &metadata.channel_states {
+            channel_file::check_handle(handle)
+                .map_err(|reason| invalid_input(&folder.join(METADATA_FILE), reason))?;
         }
         let in_progress = folder.join(METADATA_IN_PROGRESS);
         let bytes = metadata_file::encode(metadata).map_err(|reason| StorageError::Corrupt {
@@ -399,6 +408,42 @@ impl CheckpointStorage for FsCheckpointStorage {
             _ => path,
         };
         Self::verify(folder)
+    }
+
+    /// Creates `DIR/chk-{id}/channels-{task}.state` (replacing one left by an earlier,
+    /// incomplete attempt); refuses to write into a completed checkpoint. Its chunks are
+    /// durable once [`ChannelStateSink::finish`] returned (file and folder entry synced).
+    fn channel_state_writer(
+        &self,
+        id: CheckpointId,
+        task: usize,
+    ) -> Result<Box<dyn ChannelStateSink>, StorageError> {
+        let folder = self.folder(id);
+        if folder.join(METADATA_FILE).exists() {
+            return Err(invalid_input(
+                &folder,
+                format!("checkpoint {id} is already complete"),
+            ));
+        }
+        self.create_folder(&folder)?;
+        Ok(Box::new(channel_file::FsChannelStateSink::create(
+            &folder,
+            channel_file::file_name(task),
+        )?))
+    }
+
+    /// Reads one chunk, checking its frame and its descriptor; O(chunk bytes).
+    fn read_channel_chunk(
+        &self,
+        checkpoint: &CompletedCheckpoint,
+        handle: &ChannelStateHandle,
+        chunk: &ChunkHandle,
+    ) -> Result<Vec<u8>, StorageError> {
+        channel_file::check_handle(handle).map_err(|reason| StorageError::Corrupt {
+            path: checkpoint.path.join(METADATA_FILE),
+            reason,
+        })?;
+        channel_file::read_chunk(&checkpoint.path.join(&handle.file), chunk)
     }
 
     /// Reads the handle's operator state and the key groups of `key_groups` it holds,

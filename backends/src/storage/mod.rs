@@ -10,6 +10,11 @@
 //!   one frame per key group. The [`StateHandle`](weir_core::checkpoint::StateHandle) records
 //!   each group's offset, so a restore at another parallelism reads and checks only the groups
 //!   it owns. A uid that is not plain ASCII letters, digits, `_` and `-` is hex-encoded.
+//! - `chk-N/channels-{task}.state` (`channel_file`), unaligned checkpoints only: one per
+//!   subtask that persisted in-flight data; one frame per chunk (a descriptor: side, upstream
+//!   and downstream subtask, sequence number; then the buffer's bytes). The
+//!   [`ChannelStateHandle`](weir_core::checkpoint::ChannelStateHandle) in `_metadata` records
+//!   every chunk's channel and offset.
 //! - `chk-N/_metadata` (`metadata_file`): the
 //!   [`CheckpointMetadata`](weir_core::checkpoint::CheckpointMetadata) as JSON, in one frame.
 //!
@@ -28,6 +33,7 @@
 //! temporary file, synced, renamed into place, and the folder synced: a folder without it is
 //! no checkpoint.
 
+mod channel_file;
 mod file_format;
 mod fs;
 mod metadata_file;

@@ -36,10 +36,23 @@ pub struct CheckpointArgs {
     #[arg(long, value_parser = parse_positive_duration)]
     checkpoint_interval: Option<Duration>,
     /// `aligned`: exactly once, a channel that delivered a barrier waits for the others;
-    /// `at-least-once`: nothing waits, and records may be counted twice after a restore.
-    /// [default: aligned] [-D execution.checkpointing.mode=EXACTLY_ONCE|AT_LEAST_ONCE]
+    /// `unaligned`: exactly once, the barrier overtakes the buffers in flight, which are
+    /// written into the checkpoint and replayed on restore (checkpoints stay fast under
+    /// backpressure, at the cost of that I/O); `at-least-once`: nothing waits, and records
+    /// may be counted twice after a restore. [default: aligned]
+    /// [-D execution.checkpointing.mode=EXACTLY_ONCE|AT_LEAST_ONCE,
+    /// -D execution.checkpointing.unaligned.enabled=true|false]
     #[arg(long, value_enum)]
     checkpoint_mode: Option<Mode>,
+    /// Aligned checkpoints that go unaligned where they are late: a subtask whose barrier
+    /// comes more than this long after the trigger (its start delay) stops aligning, and
+    /// barriers still queued overtake; 0 is unaligned from the start. Implies exactly once;
+    /// refused with `at-least-once`. With `--checkpoint-mode unaligned` it means the same as
+    /// alone (Flink's semantic: aligned first). The report lists the subtasks that went
+    /// unaligned. [default: none, never switch]
+    /// [-D execution.checkpointing.aligned-checkpoint-timeout]
+    #[arg(long, value_parser = parse_duration)]
+    aligned_timeout: Option<Duration>,
     /// Abort a checkpoint that has not completed after this long. [default: 10m]
     /// [-D execution.checkpointing.timeout]
     #[arg(long, value_parser = parse_positive_duration)]
@@ -123,8 +136,10 @@ pub struct CheckpointArgs {
 /// `--checkpoint-mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
-    /// Exactly once.
+    /// Exactly once, aligned.
     Aligned,
+    /// Exactly once, unaligned.
+    Unaligned,
     /// At least once.
     AtLeastOnce,
 }
@@ -168,9 +183,11 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 }
 
 /// The Flink keys `-D` takes.
-const KEYS: [&str; 20] = [
+const KEYS: [&str; 22] = [
     INTERVAL,
     MODE,
+    UNALIGNED,
+    ALIGNED_TIMEOUT,
     TIMEOUT,
     MIN_PAUSE,
     MAX_CONCURRENT,
@@ -192,6 +209,8 @@ const KEYS: [&str; 20] = [
 ];
 const INTERVAL: &str = "execution.checkpointing.interval";
 const MODE: &str = "execution.checkpointing.mode";
+const UNALIGNED: &str = "execution.checkpointing.unaligned.enabled";
+const ALIGNED_TIMEOUT: &str = "execution.checkpointing.aligned-checkpoint-timeout";
 const TIMEOUT: &str = "execution.checkpointing.timeout";
 const MIN_PAUSE: &str = "execution.checkpointing.min-pause";
 const MAX_CONCURRENT: &str = "execution.checkpointing.max-concurrent-checkpoints";
@@ -318,6 +337,57 @@ fn mode(text: &str) -> Result<Mode, String> {
     }
 }
 
+fn boolean(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(format!("'{other}' is not true or false")),
+    }
+}
+
+/// The barrier mode from `--checkpoint-mode` (or `execution.checkpointing.mode`), the
+/// unaligned key and the aligned timeout, refusing the combinations Flink refuses or that
+/// contradict each other.
+fn barrier_mode(
+    mode: Option<Mode>,
+    mode_from_flag: bool,
+    unaligned_key: Option<bool>,
+    aligned_timeout: Option<Duration>,
+) -> Result<Option<BarrierMode>, String> {
+    let mode = match (mode, unaligned_key) {
+        (Some(_), Some(_)) if mode_from_flag => {
+            return Err(format!(
+                "--checkpoint-mode and -D {UNALIGNED} set the same thing: give one"
+            ));
+        }
+        (Some(Mode::AtLeastOnce), Some(true)) => {
+            return Err(format!(
+                "-D {UNALIGNED}=true needs exactly once: unaligned checkpoints cannot be at least once"
+            ));
+        }
+        (_, Some(true)) => Some(Mode::Unaligned),
+        (mode, _) => mode,
+    };
+    Ok(match (mode, aligned_timeout) {
+        (Some(Mode::AtLeastOnce), Some(_)) => {
+            return Err(
+                "--aligned-timeout needs exactly once: at-least-once checkpoints never align,                  so there is nothing to time out"
+                    .into(),
+            );
+        }
+        (_, Some(_)) if unaligned_key == Some(false) => {
+            return Err(format!(
+                "--aligned-timeout and -D {UNALIGNED}=false contradict: the timeout switches                  late subtasks to unaligned"
+            ));
+        }
+        (_, Some(timeout)) => Some(BarrierMode::AlignedWithTimeout { timeout }),
+        (Some(Mode::Aligned), None) => Some(BarrierMode::Aligned),
+        (Some(Mode::Unaligned), None) => Some(BarrierMode::Unaligned),
+        (Some(Mode::AtLeastOnce), None) => Some(BarrierMode::AtLeastOnce),
+        (None, None) => None,
+    })
+}
+
 fn strategy(text: &str) -> Result<Strategy, String> {
     match text.to_ascii_lowercase().as_str() {
         "none" | "off" | "disable" => Ok(Strategy::None),
@@ -358,6 +428,18 @@ impl CheckpointArgs {
             positive,
         )?;
         let mode = src.pick(("checkpoint-mode", &self.checkpoint_mode), MODE, mode)?;
+        let aligned_timeout = src.pick(
+            ("aligned-timeout", &self.aligned_timeout),
+            ALIGNED_TIMEOUT,
+            flink_duration,
+        )?;
+        let unaligned_key = src.key(UNALIGNED, boolean)?;
+        let barrier_mode = barrier_mode(
+            mode,
+            self.checkpoint_mode.is_some(),
+            unaligned_key,
+            aligned_timeout,
+        )?;
         let timeout = src.pick(
             ("checkpoint-timeout", &self.checkpoint_timeout),
             TIMEOUT,
@@ -401,7 +483,8 @@ impl CheckpointArgs {
                 (self.restore.is_some(), "--restore"),
                 (self.inject_failures.is_some(), "--inject-failures"),
                 (restart.is_some(), "a restart strategy"),
-                (mode.is_some(), "--checkpoint-mode"),
+                (aligned_timeout.is_some(), "--aligned-timeout"),
+                (barrier_mode.is_some(), "--checkpoint-mode"),
                 (timeout.is_some(), "--checkpoint-timeout"),
                 (min_pause.is_some(), "--min-pause"),
                 (tolerable.is_some(), "--tolerable-failed-checkpoints"),
@@ -426,11 +509,8 @@ impl CheckpointArgs {
         let storage = FsCheckpointStorage::new(dir.clone(), retained)
             .map_err(|e| format!("--checkpoint-dir {}: {e}", dir.display()))?;
         let mut config = CheckpointConfig::new(interval, dir, Arc::new(storage));
-        if let Some(mode) = mode {
-            config.mode = match mode {
-                Mode::Aligned => BarrierMode::Aligned,
-                Mode::AtLeastOnce => BarrierMode::AtLeastOnce,
-            };
+        if let Some(mode) = barrier_mode {
+            config.mode = mode;
         }
         if let Some(timeout) = timeout {
             config.timeout = timeout;
@@ -806,5 +886,51 @@ mod tests {
             path.restore,
             Some(RestoreFrom::Path(PathBuf::from("out/checkpoints/chk-4")))
         );
+    }
+
+    #[test]
+    fn unaligned_and_the_aligned_timeout_resolve_as_flink_reads_its_keys() {
+        let mode = |args: &[&str]| {
+            let mut all = vec!["--checkpoint-interval", "1s"];
+            all.extend_from_slice(args);
+            resolve(&all).map(|c| c.config.expect("checkpointing on").mode)
+        };
+        let timeout = |ms| BarrierMode::AlignedWithTimeout {
+            timeout: Duration::from_millis(ms),
+        };
+        assert_eq!(
+            mode(&["--checkpoint-mode", "unaligned"]),
+            Ok(BarrierMode::Unaligned)
+        );
+        assert_eq!(
+            mode(&["-D", "execution.checkpointing.unaligned.enabled=true"]),
+            Ok(BarrierMode::Unaligned)
+        );
+        assert_eq!(mode(&["--aligned-timeout", "5ms"]), Ok(timeout(5)));
+        assert_eq!(
+            mode(&["--checkpoint-mode", "unaligned", "--aligned-timeout", "0"]),
+            Ok(timeout(0)),
+            "Flink's semantic: aligned first, here for 0 ms"
+        );
+        assert_eq!(
+            mode(&[
+                "-D",
+                "execution.checkpointing.unaligned.enabled=true",
+                "-D",
+                "execution.checkpointing.aligned-checkpoint-timeout=30 s"
+            ]),
+            Ok(timeout(30_000))
+        );
+        assert_eq!(
+            mode(&["-D", "execution.checkpointing.unaligned.enabled=false"]),
+            Ok(BarrierMode::Aligned)
+        );
+        let refused = mode(&[
+            "--checkpoint-mode",
+            "at-least-once",
+            "--aligned-timeout",
+            "1s",
+        ]);
+        assert!(refused.unwrap_err().contains("needs exactly once"));
     }
 }

@@ -6,17 +6,57 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::CheckpointStorage;
+use crate::net::CheckpointBarrier;
 
-/// How a task treats barriers (Flink's `execution.checkpointing.mode`).
+/// How a task treats barriers (Flink's `execution.checkpointing.mode`,
+/// `.unaligned.enabled` and `.aligned-checkpoint-timeout`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BarrierMode {
     /// Exactly once: a channel that delivered barrier `n` is blocked until every channel has
     /// (Flink's aligned `SingleCheckpointBarrierHandler`).
     Aligned,
+    /// Exactly once without blocking: the barrier overtakes the in-flight buffers, the task
+    /// snapshots at the first barrier and persists the overtaken buffers as channel state
+    /// (Flink's unaligned checkpoints).
+    Unaligned,
+    /// Exactly once: starts aligned; a subtask whose start delay (time from the trigger to
+    /// now) passes `timeout` switches this checkpoint to unaligned, and barriers still queued
+    /// in its output channels overtake (Flink's unaligned checkpoints with a positive
+    /// `aligned-checkpoint-timeout`). A zero timeout is unaligned from the start.
+    AlignedWithTimeout {
+        /// The start delay after which alignment gives way.
+        #[serde(serialize_with = "ms")]
+        timeout: Duration,
+    },
     /// At least once: nothing blocks; the snapshot is taken when the last barrier arrives
     /// (Flink's `CheckpointBarrierTracker`). After a restore, records may be counted twice.
     AtLeastOnce,
+}
+
+impl BarrierMode {
+    /// When `barrier` stops waiting for alignment (ms since the Unix epoch): never (`None`)
+    /// for aligned and at-least-once barriers and for the final checkpoint's, always (0) for
+    /// unaligned ones, its trigger plus the timeout for aligned ones with a timeout.
+    pub fn unaligned_from_ms(&self, barrier: &CheckpointBarrier) -> Option<u64> {
+        if barrier.final_checkpoint {
+            return None;
+        }
+        let triggered = barrier.triggered_at_ms;
+        match self {
+            Self::Aligned | Self::AtLeastOnce => None,
+            Self::Unaligned => Some(0),
+            Self::AlignedWithTimeout { timeout } => {
+                Some(triggered.saturating_add(timeout.as_millis() as u64))
+            }
+        }
+    }
+
+    /// Whether `barrier` goes unaligned at `now_ms`.
+    pub fn is_unaligned_at(&self, barrier: &CheckpointBarrier, now_ms: u64) -> bool {
+        self.unaligned_from_ms(barrier)
+            .is_some_and(|from| now_ms >= from)
+    }
 }
 
 /// Where the serialization of a snapshot runs.
@@ -36,7 +76,7 @@ pub struct CheckpointConfig {
     /// Time between the end of one checkpoint's trigger and the next trigger.
     #[serde(serialize_with = "ms")]
     pub interval: Duration,
-    /// Exactly once (aligned) or at least once.
+    /// Aligned, unaligned, aligned with a timeout, or at least once.
     pub mode: BarrierMode,
     /// A checkpoint not complete after this long is aborted (Flink: 10 min).
     #[serde(serialize_with = "ms")]

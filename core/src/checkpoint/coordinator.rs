@@ -17,6 +17,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::channel_state::{ChannelChunk, ChannelStateFile};
 use super::config::CheckpointConfig;
 use super::inject::{FailureInjector, Site};
 use super::pending::{
@@ -53,11 +54,24 @@ pub(crate) struct SnapshotJob {
     pub(crate) operators: Vec<PendingOperator>,
     pub(crate) parts: Vec<PendingPart>,
     pub(crate) timings: AckTimings,
+    /// Unaligned: the channel state the acknowledgement waits for.
+    pub(crate) channel_state: Option<Arc<ChannelStateFile>>,
+}
+
+/// What the snapshot threads do: each job runs to its end without waiting for a task.
+pub(crate) enum PoolJob {
+    /// Serialize and write a subtask's operator states, then acknowledge (or hand the
+    /// acknowledgement to its channel state).
+    Snapshot(SnapshotJob),
+    /// Append one chunk of a subtask's channel state.
+    Chunk(Arc<ChannelStateFile>, ChannelChunk),
+    /// The task sent this many chunks of its channel state: none follows.
+    Close(Arc<ChannelStateFile>, u64),
 }
 
 /// The snapshot threads of one attempt: serialize keyed views, write files, acknowledge.
 pub(crate) struct SnapshotPool {
-    jobs: Option<std::sync::mpsc::Sender<SnapshotJob>>,
+    jobs: Option<std::sync::mpsc::Sender<PoolJob>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -77,7 +91,7 @@ impl SnapshotPool {
         injector: Arc<FailureInjector>,
     ) -> Self {
         // The jobs channel stays std's: only std threads use it, never a loom model.
-        let (tx, rx) = std::sync::mpsc::channel::<SnapshotJob>();
+        let (tx, rx) = std::sync::mpsc::channel::<PoolJob>();
         let rx = Arc::new(Mutex::new(rx));
         let threads = (0..threads.max(1))
             .map(|i| {
@@ -93,7 +107,16 @@ impl SnapshotPool {
                         loop {
                             let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
                             let Ok(job) = job else { return };
-                            let _ = reports.send(write_job(job, storage.as_ref(), &injector));
+                            let report = match job {
+                                PoolJob::Snapshot(job) => {
+                                    write_job(job, storage.as_ref(), &injector)
+                                }
+                                PoolJob::Chunk(file, chunk) => file.write(chunk, storage.as_ref()),
+                                PoolJob::Close(file, chunks) => file.close(chunks),
+                            };
+                            if let Some(report) = report {
+                                let _ = reports.send(report);
+                            }
                         }
                     })
                     .expect("spawning a snapshot thread")
@@ -105,7 +128,7 @@ impl SnapshotPool {
         }
     }
 
-    pub(crate) fn sender(&self) -> std::sync::mpsc::Sender<SnapshotJob> {
+    pub(crate) fn sender(&self) -> std::sync::mpsc::Sender<PoolJob> {
         self.jobs.clone().expect("pool running")
     }
 
@@ -118,18 +141,23 @@ impl SnapshotPool {
     }
 }
 
-/// The asynchronous phase of one subtask's snapshot.
+/// The asynchronous phase of one subtask's snapshot: its report, unless the acknowledgement
+/// waits for its channel state (which then reports).
 fn write_job(
     job: SnapshotJob,
     storage: &dyn CheckpointStorage,
     injector: &FailureInjector,
-) -> Report {
+) -> Option<Report> {
     let started = Instant::now();
     let (checkpoint, task) = (job.checkpoint, job.task);
-    let decline = |reason: String| Report::Declined {
-        checkpoint,
-        task,
-        reason,
+    let channel_state = job.channel_state;
+    let decline = |reason: String| match &channel_state {
+        Some(file) => file.decline(reason),
+        None => Some(Report::Declined {
+            checkpoint,
+            task,
+            reason,
+        }),
     };
     if let Err(e) = injector.hit(Site::AsyncSnapshot, task) {
         return decline(e.to_string());
@@ -149,15 +177,21 @@ fn write_job(
     bytes += job.parts.iter().map(|p| p.bytes).sum::<u64>();
     let mut timings = job.timings;
     timings.async_ns = started.elapsed().as_nanos() as u64;
-    Report::Ack {
-        checkpoint,
-        task,
-        ack: Acknowledgement {
-            states,
-            parts: job.parts,
-            bytes,
-            timings,
-        },
+    let ack = Acknowledgement {
+        states,
+        parts: job.parts,
+        bytes,
+        timings,
+        unaligned: channel_state.is_some(),
+        ..Acknowledgement::default()
+    };
+    match &channel_state {
+        Some(file) => file.acknowledge(ack),
+        None => Some(Report::Ack {
+            checkpoint,
+            task,
+            ack,
+        }),
     }
 }
 
@@ -318,11 +352,13 @@ impl Coordinator {
     ) {
         let mut states = Vec::new();
         let mut parts = Vec::new();
+        let mut channel_states = Vec::new();
         let mut record = CheckpointRecord::new(f.id(), f.triggered_at_ms());
-        for ack in f.acknowledgements().values() {
+        for (&task, ack) in f.acknowledgements() {
             states.extend(ack.states.iter().cloned());
             parts.extend(ack.parts.iter().cloned());
-            record.add_subtask(ack.bytes, ack.timings);
+            channel_states.extend(ack.channel_states.iter().cloned());
+            record.add_subtask(task, ack);
         }
         parts.sort_by(|a, b| (&a.output, &a.path).cmp(&(&b.output, &b.path)));
         let metadata = CheckpointMetadata {
@@ -332,6 +368,7 @@ impl Coordinator {
             max_parallelism: self.max_parallelism,
             states,
             pending_parts: parts,
+            channel_states,
         };
         if let Err(e) = self.config.storage.complete(&metadata) {
             let status = Status::Failed(format!("writing metadata: {e}"));

@@ -13,6 +13,7 @@
 //! implements the storage.
 
 mod barrier;
+mod channel_state;
 mod config;
 mod coordinator;
 pub(crate) mod inject;
@@ -22,13 +23,18 @@ mod snapshot;
 mod stats;
 mod transaction;
 
-pub use barrier::{Aligned, BarrierHandler};
+pub use barrier::{BarrierHandler, TakeSnapshot};
+pub use channel_state::{
+    ChannelChunk, ChannelInfo, ChannelSide, ChannelStateHandle, ChannelStateSink, ChunkBytes,
+    ChunkHandle,
+};
+pub(crate) use channel_state::{ChannelStateFeed, ChannelStateFile};
 pub(crate) use config::RestartBackoff;
 pub use config::{
     BarrierMode, CheckpointConfig, RestartStrategy, SnapshotMode, exponential_defaults,
 };
 pub use coordinator::OutputCommitter;
-pub(crate) use coordinator::{Coordinator, SnapshotJob, SnapshotPool, unix_ms};
+pub(crate) use coordinator::{Coordinator, PoolJob, SnapshotJob, SnapshotPool, unix_ms};
 pub use inject::{FailureInjector, Site};
 /// Under `--cfg weir_loom` the coordinator's bookkeeping is public, for the loom models.
 #[cfg(weir_loom)]
@@ -136,6 +142,10 @@ pub struct CheckpointMetadata {
     pub states: Vec<StateHandle>,
     /// The outputs' parts pre-committed for this checkpoint, committed when it completes.
     pub pending_parts: Vec<PendingPart>,
+    /// The in-flight data of an unaligned checkpoint, one file per subtask that persisted
+    /// any (empty for aligned checkpoints).
+    #[serde(default)]
+    pub channel_states: Vec<ChannelStateHandle>,
 }
 
 /// A completed checkpoint found in storage, verified, ready to restore from.
@@ -247,4 +257,36 @@ pub trait CheckpointStorage: Send + Sync + fmt::Debug {
         handle: &StateHandle,
         key_groups: Range<usize>,
     ) -> Result<OperatorSnapshot, StorageError>;
+
+    /// A new channel state file of task `task` (its index in the job) in checkpoint `id`,
+    /// appended to by one snapshot thread at a time. Storage that cannot hold channel state
+    /// refuses, and the unaligned checkpoint is declined with the reason.
+    fn channel_state_writer(
+        &self,
+        id: CheckpointId,
+        task: usize,
+    ) -> Result<Box<dyn ChannelStateSink>, StorageError> {
+        let _ = task;
+        Err(StorageError::Io {
+            path: PathBuf::from(format!("chk-{id}")),
+            source: std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "this checkpoint storage holds no channel state (unaligned checkpoints)",
+            ),
+        })
+    }
+
+    /// Reads back one chunk of channel state, verifying its checksum and its place.
+    fn read_channel_chunk(
+        &self,
+        checkpoint: &CompletedCheckpoint,
+        handle: &ChannelStateHandle,
+        chunk: &ChunkHandle,
+    ) -> Result<Vec<u8>, StorageError> {
+        let _ = chunk;
+        Err(StorageError::Corrupt {
+            path: checkpoint.path.join(&handle.file),
+            reason: "this checkpoint storage holds no channel state".into(),
+        })
+    }
 }

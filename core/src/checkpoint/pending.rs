@@ -42,10 +42,16 @@ pub struct Acknowledgement {
     pub states: Vec<StateHandle>,
     /// Its transactional outputs' pre-committed parts.
     pub parts: Vec<PendingPart>,
-    /// Bytes written (states and parts).
+    /// Bytes written (states, channel state and parts).
     pub bytes: u64,
     /// Its timings.
     pub timings: AckTimings,
+    /// Whether it snapshotted unaligned (by mode, or because its alignment timed out).
+    pub unaligned: bool,
+    /// Its channel state file, if it persisted in-flight data.
+    pub channel_states: Vec<super::ChannelStateHandle>,
+    /// In-flight bytes it persisted.
+    pub persisted_in_flight_bytes: u64,
 }
 
 /// Tasks → coordinator: each subtask sends exactly one `Ack` or `Declined` per checkpoint it
@@ -184,6 +190,7 @@ impl PendingCheckpoints {
             checkpoint_id: id,
             triggered_at_ms: super::unix_ms(),
             unaligned: false,
+            final_checkpoint,
         };
         self.in_flight = Some(PendingCheckpoint {
             id,

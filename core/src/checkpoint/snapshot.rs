@@ -69,6 +69,8 @@ impl PendingOperator {
 pub struct TaskSnapshot {
     pub(crate) operators: Vec<PendingOperator>,
     pub(crate) parts: Vec<PendingPart>,
+    /// Unaligned: the output side's channel state (the writers' open buffers).
+    pub(crate) channel_chunks: Vec<super::ChannelChunk>,
     /// The folder of the checkpoint (sinks move their pre-committed parts under it).
     pub(crate) part_dir: std::path::PathBuf,
     pub(crate) checkpoint: super::CheckpointId,
@@ -91,6 +93,11 @@ impl TaskSnapshot {
     /// Where pre-committed output parts of this checkpoint go.
     pub fn part_dir(&self) -> &std::path::Path {
         &self.part_dir
+    }
+
+    /// Records a chunk of output channel state (unaligned checkpoints).
+    pub(crate) fn add_channel_chunk(&mut self, chunk: super::ChannelChunk) {
+        self.channel_chunks.push(chunk);
     }
 
     /// Records a pre-committed output part.

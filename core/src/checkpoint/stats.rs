@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::CheckpointId;
-use super::pending::AckTimings;
+use super::pending::Acknowledgement;
 
 /// How a checkpoint ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +65,10 @@ pub struct CheckpointRecord {
     pub persisted_in_flight_bytes: u64,
     /// Subtasks that acknowledged.
     pub acknowledged_subtasks: usize,
+    /// The task indices (as in the report's task list) of the subtasks that snapshotted
+    /// unaligned: every one in unaligned mode, those whose alignment timed out (or that
+    /// received an overtaking barrier) with an aligned timeout.
+    pub unaligned_subtasks: Vec<usize>,
 }
 
 fn ms(ns: u64) -> f64 {
@@ -86,12 +90,18 @@ impl CheckpointRecord {
             checkpointed_bytes: 0,
             persisted_in_flight_bytes: 0,
             acknowledged_subtasks: 0,
+            unaligned_subtasks: Vec::new(),
         }
     }
 
-    pub(crate) fn add_subtask(&mut self, bytes: u64, t: AckTimings) {
-        self.checkpointed_bytes += bytes;
+    pub(crate) fn add_subtask(&mut self, task: usize, ack: &Acknowledgement) {
+        let t = ack.timings;
+        self.checkpointed_bytes += ack.bytes;
+        self.persisted_in_flight_bytes += ack.persisted_in_flight_bytes;
         self.acknowledged_subtasks += 1;
+        if ack.unaligned {
+            self.unaligned_subtasks.push(task);
+        }
         self.sync_duration_ms = self.sync_duration_ms.max(ms(t.sync_ns));
         self.async_duration_ms = self.async_duration_ms.max(ms(t.async_ns));
         self.alignment_duration_ms = self.alignment_duration_ms.max(ms(t.alignment_ns));
@@ -188,8 +198,13 @@ impl CheckpointStats {
         let d = Summary::of(self.completed().map(|r| r.end_to_end_duration_ms).collect());
         let a = Summary::of(self.completed().map(|r| r.alignment_duration_ms).collect());
         let size = self.completed().last().map_or(0, |r| r.checkpointed_bytes);
+        let in_flight: u64 = self.completed().map(|r| r.persisted_in_flight_bytes).sum();
+        let unaligned = self
+            .completed()
+            .filter(|r| !r.unaligned_subtasks.is_empty())
+            .count();
         let mut text = format!(
-            "checkpoints: {} completed, {} failed, {} restarts; duration p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; alignment p99 {:.1} ms; last size {} bytes\n",
+            "checkpoints: {} completed ({unaligned} unaligned, {in_flight} in-flight bytes persisted), {} failed, {} restarts; duration p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; alignment p99 {:.1} ms; last size {} bytes\n",
             self.completed_count(),
             self.failed_count(),
             self.restarts.len(),
@@ -238,6 +253,7 @@ impl CheckpointStats {
             "lastCheckpointDuration": last.map(|r| r.end_to_end_duration_ms),
             "lastCheckpointSize": last.map(|r| r.checkpointed_bytes),
             "lastCheckpointFullSize": last.map(|r| r.checkpointed_bytes),
+            "lastCheckpointPersistedData": last.map(|r| r.persisted_in_flight_bytes),
             "lastCheckpointRestoreTimestamp": self.last_restore_timestamp_ms,
             "last_restored_bytes": self.last_restored_bytes,
             "last_recovery_ms": self.last_recovery_ms,

@@ -20,6 +20,26 @@ use super::notify::TaskNotifier;
 use super::pool::Buffer;
 use crate::sync::Arc;
 
+/// What the rings' own atomics order, made visible to loom (which does not see `rtrb`'s std
+/// atomics): a Release before every push, an Acquire before every look at the rings, as
+/// `rtrb` orders its head and tail indices. The release comes before the real push (loom runs
+/// one thread at a time, so a receiver that sees the element saw the release), and the
+/// acquire is a read-modify-write (it reads the newest value, never a stale one). Compiled
+/// for loom models only.
+#[cfg(weir_loom)]
+#[derive(Debug, Default)]
+struct RingOrder(crate::sync::AtomicU64);
+
+#[cfg(weir_loom)]
+impl RingOrder {
+    fn publish(&self) {
+        self.0.fetch_add(1, crate::sync::Ordering::Release);
+    }
+    fn observe(&self) {
+        self.0.fetch_add(0, crate::sync::Ordering::Acquire);
+    }
+}
+
 /// Slots of the priority ring: priority events are rare (one per checkpoint).
 pub const PRIORITY_SLOTS: usize = 4;
 
@@ -30,8 +50,12 @@ pub struct CheckpointBarrier {
     pub checkpoint_id: u64,
     /// When the coordinator triggered the checkpoint, in ms since the job started.
     pub triggered_at_ms: u64,
-    /// Whether the barrier may overtake in-flight data (unaligned checkpoint).
+    /// Whether the barrier overtakes in-flight data (unaligned checkpoint): set per hop, by
+    /// the task that forwards it.
     pub unaligned: bool,
+    /// The job's last checkpoint (triggered when every source finished): always aligned, so
+    /// that nothing is left in flight past its cut when the job ends.
+    pub final_checkpoint: bool,
 }
 
 /// In-band control events. Records, watermarks and latency markers travel inside buffers (see
@@ -73,12 +97,16 @@ pub fn channel(
 ) -> (ChannelSender, ChannelReceiver) {
     let (main_tx, main_rx) = rtrb::RingBuffer::new(capacity);
     let (prio_tx, prio_rx) = rtrb::RingBuffer::new(PRIORITY_SLOTS);
+    #[cfg(weir_loom)]
+    let order = Arc::new(RingOrder::default());
     (
         ChannelSender {
             main: main_tx,
             priority: prio_tx,
             next_seq: 0,
             receiver_task,
+            #[cfg(weir_loom)]
+            order: Arc::clone(&order),
         },
         ChannelReceiver {
             main: main_rx,
@@ -86,6 +114,8 @@ pub fn channel(
             next_seq: 0,
             capacity,
             sender_task,
+            #[cfg(weir_loom)]
+            order,
         },
     )
 }
@@ -97,12 +127,16 @@ pub struct ChannelSender {
     priority: rtrb::Producer<PriorityEnvelope>,
     next_seq: u64,
     receiver_task: Arc<TaskNotifier>,
+    #[cfg(weir_loom)]
+    order: Arc<RingOrder>,
 }
 
 impl ChannelSender {
     /// Queues `envelope` behind everything sent before; a full ring hands it back.
     #[inline]
     pub fn try_send(&mut self, envelope: Envelope) -> Result<(), Envelope> {
+        #[cfg(weir_loom)]
+        self.order.publish();
         match self.main.push((self.next_seq, envelope)) {
             Ok(()) => {
                 self.next_seq += 1;
@@ -115,10 +149,25 @@ impl ChannelSender {
 
     /// Sends `event` ahead of the queued envelopes; a full priority ring hands it back.
     pub fn try_send_priority(&mut self, event: Event) -> Result<(), Event> {
+        self.try_send_priority_before(event, self.next_seq)
+    }
+
+    /// Sends `event` ahead of the queued envelopes as if it had been sent just before the
+    /// envelope numbered `before_seq` (at most [`Self::sent`]): the receiver is told it
+    /// overtook only the envelopes numbered below `before_seq` that it has not received. A
+    /// timed-out aligned barrier (queued in band at `before_seq`) overtakes this way, without
+    /// claiming the envelopes sent after it. A full priority ring hands it back.
+    pub fn try_send_priority_before(&mut self, event: Event, before_seq: u64) -> Result<(), Event> {
+        debug_assert!(
+            before_seq <= self.next_seq,
+            "only what was sent can be overtaken"
+        );
         let envelope = PriorityEnvelope {
             event,
-            sent_before_seq: self.next_seq,
+            sent_before_seq: before_seq.min(self.next_seq),
         };
+        #[cfg(weir_loom)]
+        self.order.publish();
         match self.priority.push(envelope) {
             Ok(()) => {
                 self.receiver_task.notify();
@@ -132,6 +181,13 @@ impl ChannelSender {
     #[inline]
     pub fn has_room(&self) -> bool {
         self.main.slots() > 0
+    }
+
+    /// Whether envelope `seq` may still be queued (sent and not yet received). A `false` is
+    /// final; a `true` may be overtaken by the receiver at once (it reads concurrently).
+    pub fn may_be_queued(&self, seq: u64) -> bool {
+        let queued = (self.main.buffer().capacity() - self.main.slots()) as u64;
+        seq < self.next_seq && seq + queued >= self.next_seq
     }
 
     /// Envelopes sent so far (the next sequence number).
@@ -153,12 +209,16 @@ pub struct ChannelReceiver {
     next_seq: u64,
     capacity: usize,
     sender_task: Arc<TaskNotifier>,
+    #[cfg(weir_loom)]
+    order: Arc<RingOrder>,
 }
 
 impl ChannelReceiver {
     /// The next envelope in order, if one is queued.
     #[inline]
     pub fn try_recv(&mut self) -> Option<Envelope> {
+        #[cfg(weir_loom)]
+        self.order.observe();
         let (seq, envelope) = self.main.pop().ok()?;
         debug_assert_eq!(seq, self.next_seq, "channel envelopes arrive in order");
         self.next_seq = seq + 1;
@@ -169,9 +229,26 @@ impl ChannelReceiver {
     /// The next priority event, with the sequence numbers of the envelopes it overtook: those
     /// sent before it and not yet received. They are still queued and arrive next, in order.
     pub fn try_recv_priority(&mut self) -> Option<(Event, Range<u64>)> {
+        #[cfg(weir_loom)]
+        self.order.observe();
         let envelope = self.priority.pop().ok()?;
         let overtaken = self.next_seq..envelope.sent_before_seq.max(self.next_seq);
         Some((envelope.event, overtaken))
+    }
+
+    /// Visits the envelopes queued now, in order, with their sequence numbers, without
+    /// receiving them (they stay queued). O(queued).
+    pub fn for_each_queued(&mut self, mut visit: impl FnMut(u64, &Envelope)) {
+        #[cfg(weir_loom)]
+        self.order.observe();
+        let Ok(chunk) = self.main.read_chunk(self.main.slots()) else {
+            return;
+        };
+        let (first, second) = chunk.as_slices();
+        for (seq, envelope) in first.iter().chain(second) {
+            visit(*seq, envelope);
+        }
+        // Dropped without `commit_all`: nothing is received.
     }
 
     /// Sequence number of the next envelope to be received.
@@ -253,6 +330,7 @@ mod tests {
             checkpoint_id: 1,
             triggered_at_ms: 0,
             unaligned: true,
+            final_checkpoint: false,
         });
         tx.try_send_priority(barrier).expect("room");
         // Sent after the barrier: not overtaken.

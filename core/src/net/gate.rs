@@ -6,9 +6,25 @@
 //! Blocking: during an aligned checkpoint the barrier handler blocks each channel that
 //! delivered the barrier; a blocked channel is not polled (its data waits in its ring, which
 //! is backpressure on its sender) until the handler unblocks it. Priority events (unaligned
-//! barriers) are taken first, from any channel, blocked or not.
+//! barriers) are taken first, from any channel, blocked or not, and say which envelopes of
+//! their channel they overtook (see [`Position`]).
+
+use std::ops::Range;
 
 use super::channel::{ChannelReceiver, Envelope};
+
+/// Where a polled envelope stood in its channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Position {
+    /// In order, with its sequence number.
+    InOrder(u64),
+    /// A priority event; `overtaken` are the sequence numbers of the envelopes sent before it
+    /// on its channel and not yet polled (they come next, in order).
+    Priority {
+        /// The envelopes it overtook.
+        overtaken: Range<u64>,
+    },
+}
 
 /// The input channels of one task.
 #[derive(Debug)]
@@ -43,13 +59,14 @@ impl InputGate {
         self.channels.is_empty()
     }
 
-    /// The next envelope of the next channel in turn that has one, with its channel index.
+    /// The next envelope of the next channel in turn that has one, with its channel index and
+    /// position; priority events first.
     #[inline]
-    pub fn poll(&mut self) -> Option<(usize, Envelope)> {
+    pub fn poll(&mut self) -> Option<(usize, Envelope, Position)> {
         let n = self.channels.len();
         for ch in 0..n {
-            if let Some((event, _overtaken)) = self.channels[ch].try_recv_priority() {
-                return Some((ch, Envelope::Event(event)));
+            if let Some((event, overtaken)) = self.channels[ch].try_recv_priority() {
+                return Some((ch, Envelope::Event(event), Position::Priority { overtaken }));
             }
         }
         for i in 0..n {
@@ -57,12 +74,23 @@ impl InputGate {
             if self.finished[ch] || self.blocked[ch] {
                 continue;
             }
+            let seq = self.channels[ch].next_seq();
             if let Some(envelope) = self.channels[ch].try_recv() {
                 self.next = (ch + 1) % n;
-                return Some((ch, envelope));
+                return Some((ch, envelope, Position::InOrder(seq)));
             }
         }
         None
+    }
+
+    /// Visits the envelopes queued in `channel` now, in order, without polling them.
+    pub fn for_each_queued(&mut self, channel: usize, visit: impl FnMut(u64, &Envelope)) {
+        self.channels[channel].for_each_queued(visit);
+    }
+
+    /// The sequence number of the next envelope `channel` delivers in order.
+    pub fn next_seq(&self, channel: usize) -> u64 {
+        self.channels[channel].next_seq()
     }
 
     /// Marks `channel` as ended (its end of partition arrived).

@@ -7,6 +7,7 @@ pub mod channel;
 pub mod element;
 pub mod gate;
 pub mod notify;
+mod overtake;
 pub mod pool;
 pub mod writer;
 
@@ -14,7 +15,10 @@ pub use channel::{
     ChannelReceiver, ChannelSender, CheckpointBarrier, Envelope, Event, PRIORITY_SLOTS, channel,
 };
 pub use element::{ControlElement, StreamElement};
-pub use gate::InputGate;
+pub use gate::{InputGate, Position};
 pub use notify::TaskNotifier;
+/// Under `--cfg weir_loom` the writer's timeoutable barriers are public, for the loom models.
+#[cfg(weir_loom)]
+pub use overtake::TimeoutableBarrier;
 pub use pool::{Buffer, LocalBufferPool, NetworkBufferPool, PoolConfig, PoolError};
 pub use writer::{Partitioner, RecordWriter};

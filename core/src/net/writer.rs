@@ -7,6 +7,15 @@
 //! An empty pool or a full ring is backpressure: the writer waits on its task's notifier (see
 //! [`super::notify`]) and counts the time as `backPressuredTimeMsPerSecond`.
 //!
+//! Checkpoints: an aligned barrier goes in band, after the partly filled buffers
+//! ([`RecordWriter::send_event`]); with an aligned timeout it may overtake later (see
+//! [`super::overtake`]). An unaligned barrier goes by priority at once
+//! ([`RecordWriter::send_priority_barrier`]): the buffers queued in a ring are persisted by
+//! the receiver, the open buffers' bytes here, as output channel state (the open buffer stays
+//! open: what is appended after the barrier is after the cut). On restore the writer first
+//! replays its exchange's channel state ([`RecordWriter::restore_channel_state`]), before any
+//! new output.
+//!
 //! Watermark coalescing: a watermark written right after another one that is still in the open
 //! buffer of the same channel (no record between them) overwrites it in place. The receiver
 //! would have moved straight past the older one; this keeps punctuated watermarks (one per
@@ -15,13 +24,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::channel::{ChannelSender, Envelope, Event};
-use super::element::{self, ControlElement};
+use super::channel::{ChannelSender, CheckpointBarrier, Envelope, Event};
+use super::element::{self, ControlElement, StreamElement};
+use super::overtake::TimeoutableBarrier;
 use super::pool::{Buffer, LocalBufferPool};
-use crate::codec::{Codec, Encoder};
+use crate::checkpoint::{ChannelChunk, ChannelInfo, ChannelSide, ChunkBytes, TaskSnapshot};
+use crate::codec::{Codec, DecodeError, Encoder};
 use crate::error::{JobError, TaskError};
 use crate::keyed::KeyGroups;
-use crate::runtime::TaskEnv;
+use crate::runtime::{ReplayChunk, RestoreSource, TaskEnv};
 
 /// How long a waiting writer parks before it re-checks cancellation.
 const BACKPRESSURE_PARK: Duration = Duration::from_millis(5);
@@ -68,6 +79,26 @@ pub struct RecordWriter<T> {
     env: TaskEnv,
     flush_every_record: bool,
     next_marker_channel: usize,
+    /// The exchange's uid (its channel state's name in checkpoints).
+    exchange: Arc<str>,
+    /// The aligned barrier sent last, while it may still have to overtake.
+    timeoutable: Option<TimeoutableBarrier>,
+    /// Channel state to send before anything else, after a restore.
+    replay: Option<Replay>,
+}
+
+/// The channel state a restored writer sends first.
+struct Replay {
+    source: Arc<RestoreSource>,
+    chunks: Vec<ReplayChunk>,
+}
+
+impl std::fmt::Debug for Replay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replay")
+            .field("chunks", &self.chunks.len())
+            .finish()
+    }
 }
 
 impl<T: Codec> RecordWriter<T> {
@@ -93,7 +124,32 @@ impl<T: Codec> RecordWriter<T> {
             env,
             flush_every_record: buffer_timeout.is_zero(),
             next_marker_channel: 0,
+            exchange: Arc::from(""),
+            timeoutable: None,
+            replay: None,
         }
+    }
+
+    /// Names the exchange (the uid of its downstream input): output channel state is
+    /// persisted under it, and on restore the writer replays what the checkpoint holds of it
+    /// (see [`Self::restore_channel_state`]).
+    pub(crate) fn for_exchange(mut self, exchange: Arc<str>) -> Self {
+        if let Some(source) = self.env.restore_source() {
+            let chunks = source.channel_replay(
+                &exchange,
+                self.env.subtask(),
+                self.env.parallelism(),
+                self.senders.len(),
+            );
+            if !chunks.is_empty() {
+                self.replay = Some(Replay {
+                    source: Arc::clone(source),
+                    chunks,
+                });
+            }
+        }
+        self.exchange = exchange;
+        self
     }
 
     /// Output channels.
@@ -109,6 +165,14 @@ impl<T: Codec> RecordWriter<T> {
     /// Routes and writes one record.
     #[inline]
     pub fn emit(&mut self, record: &T) -> Result<(), TaskError> {
+        if self.replay.is_some() {
+            self.restore_channel_state()?;
+        }
+        self.route(record)
+    }
+
+    #[inline]
+    fn route(&mut self, record: &T) -> Result<(), TaskError> {
         let len = element::record_len(record);
         match &mut self.partitioner {
             Partitioner::Rebalance { next } => {
@@ -136,6 +200,7 @@ impl<T: Codec> RecordWriter<T> {
     /// Writes a watermark or status change to every channel, or a latency marker to one
     /// channel (round robin, as Flink forwards markers to one random channel).
     pub fn emit_control(&mut self, control: ControlElement) -> Result<(), TaskError> {
+        self.restore_channel_state()?;
         let len = control.encoded_len();
         if let ControlElement::LatencyMarker(_) = control {
             let channel = self.next_marker_channel % self.senders.len();
@@ -162,21 +227,135 @@ impl<T: Codec> RecordWriter<T> {
         Ok(())
     }
 
-    /// Sends every partly filled buffer (the buffer timeout expired).
+    /// Sends every partly filled buffer (the buffer timeout expired); a timed-out aligned
+    /// barrier still queued overtakes.
     pub fn flush_all(&mut self) -> Result<(), TaskError> {
+        self.restore_channel_state()?;
+        self.overtake_if_due();
         for channel in 0..self.senders.len() {
             self.flush(channel)?;
         }
         Ok(())
     }
 
-    /// Sends the partly filled buffers, then `event` on every channel.
+    /// Sends the partly filled buffers, then `event` on every channel. An aligned barrier of
+    /// a job with an aligned timeout is remembered, to overtake once it timed out.
     pub fn send_event(&mut self, event: Event) -> Result<(), TaskError> {
         self.flush_all()?;
+        if let Event::Barrier(barrier) = event {
+            let deadline = self
+                .env
+                .checkpointing()
+                .and_then(|ck| ck.mode.unaligned_from_ms(&barrier));
+            self.timeoutable =
+                deadline.map(|ms| TimeoutableBarrier::before_send(barrier, ms, &self.senders));
+        }
         for channel in 0..self.senders.len() {
             self.send(channel, Envelope::Event(event))?;
         }
         Ok(())
+    }
+
+    /// Forwards an unaligned barrier by priority on every channel, ahead of everything
+    /// queued: the bytes of each partly filled buffer become output channel state in
+    /// `snapshot` (copied: at most one buffer per channel), and the buffer stays open.
+    pub fn send_priority_barrier(
+        &mut self,
+        barrier: CheckpointBarrier,
+        snapshot: &mut TaskSnapshot,
+    ) -> Result<(), TaskError> {
+        debug_assert!(barrier.unaligned);
+        self.restore_channel_state()?;
+        self.timeoutable = None;
+        let (upstream, upstreams) = (self.env.subtask(), self.env.parallelism());
+        for channel in 0..self.senders.len() {
+            // Nothing may be rewritten in place across the cut.
+            self.trailing_watermark[channel] = None;
+            if let Some(buffer) = self.open[channel].as_ref().filter(|b| !b.is_empty()) {
+                snapshot.add_channel_chunk(ChannelChunk {
+                    info: ChannelInfo {
+                        exchange: self.exchange.to_string(),
+                        side: ChannelSide::Output,
+                        upstream,
+                        downstream: channel,
+                        upstreams,
+                        downstreams: self.senders.len(),
+                        seq: 0,
+                    },
+                    bytes: ChunkBytes::Owned(buffer.read(<[u8]>::to_vec)),
+                });
+            }
+            self.send_priority(channel, Event::Barrier(barrier))?;
+        }
+        Ok(())
+    }
+
+    /// Replays the channel state restored for this writer, once, before anything else it
+    /// sends: per old channel, the receiver's part then the sender's. When the exchange has
+    /// its old shape, every element goes to its old channel; otherwise records are routed
+    /// anew (by key group for a keyed exchange) and watermarks, statuses and latency markers
+    /// are dropped (the restored valves and watermark generators go on). O(bytes replayed);
+    /// one chunk in memory at a time.
+    pub fn restore_channel_state(&mut self) -> Result<(), TaskError> {
+        let Some(replay) = self.replay.take() else {
+            return Ok(());
+        };
+        let (task, subtask) = (self.env.task_name().to_owned(), self.env.subtask());
+        let failed = |e: String| {
+            TaskError::Failed(JobError::Checkpoint(format!(
+                "replaying the channel state of '{task}' (subtask {subtask}): {e}"
+            )))
+        };
+        for chunk in &replay.chunks {
+            let bytes = replay
+                .source
+                .read_chunk(chunk)
+                .map_err(|e| failed(e.to_string()))?;
+            let mut replayed = Ok(());
+            let decoded = element::decode_elements::<T, DecodeError>(&bytes, |e| {
+                if replayed.is_ok() {
+                    replayed = self.replay_element(chunk.channel, e);
+                }
+                Ok(())
+            });
+            decoded.map_err(|e| failed(e.to_string()))?;
+            replayed?;
+        }
+        Ok(())
+    }
+
+    fn replay_element(
+        &mut self,
+        channel: Option<usize>,
+        element: StreamElement<T>,
+    ) -> Result<(), TaskError> {
+        let control = match element {
+            StreamElement::Record(record) => {
+                return match channel {
+                    Some(channel) => {
+                        let len = element::record_len(&record);
+                        self.write(channel, len, |out| element::encode_record(&record, out))
+                    }
+                    None => self.route(&record),
+                };
+            }
+            StreamElement::Watermark(w) => ControlElement::Watermark(w),
+            StreamElement::Status(s) => ControlElement::Status(s),
+            StreamElement::LatencyMarker(_) => return Ok(()),
+        };
+        match channel {
+            Some(channel) => self.write(channel, control.encoded_len(), |out| control.encode(out)),
+            None => Ok(()),
+        }
+    }
+
+    /// A remembered aligned barrier past its deadline overtakes what is queued ahead of it.
+    fn overtake_if_due(&mut self) {
+        if let Some(t) = &mut self.timeoutable
+            && t.overtake_if_due(crate::checkpoint::unix_ms(), &mut self.senders)
+        {
+            self.timeoutable = None;
+        }
     }
 
     /// End of this task's output: flush, then end of partition on every channel.
@@ -240,15 +419,38 @@ impl<T: Codec> RecordWriter<T> {
             return Ok(buffer);
         }
         let started = Instant::now();
-        let env = &self.env;
-        let taken = self
-            .pool
-            .take_waiting(channel, BACKPRESSURE_PARK, || env.control().is_cancelled());
+        let (env, senders, timeoutable) = (&self.env, &mut self.senders, &mut self.timeoutable);
+        let taken = self.pool.take_waiting(channel, BACKPRESSURE_PARK, || {
+            if let Some(t) = timeoutable
+                && t.overtake_if_due(crate::checkpoint::unix_ms(), senders)
+            {
+                *timeoutable = None;
+            }
+            env.control().is_cancelled()
+        });
         self.env
             .metrics()
             .backpressured_ns
             .add(started.elapsed().as_nanos() as u64);
         taken.ok_or(TaskError::Cancelled)
+    }
+
+    /// Sends `event` by priority on `channel`, waiting while its priority ring is full (the
+    /// receiver takes priority events first, so only a receiver stuck in its own output
+    /// holds it up).
+    fn send_priority(&mut self, channel: usize, event: Event) -> Result<(), TaskError> {
+        loop {
+            let sender = &mut self.senders[channel];
+            if sender.try_send_priority(event).is_ok() {
+                return Ok(());
+            }
+            self.env.check_cancelled()?;
+            if sender.is_abandoned() {
+                return Err(TaskError::Cancelled);
+            }
+            // The notifier is woken by pops of the ordinary ring only: park briefly.
+            self.env.notifier().wait(|| false, BACKPRESSURE_PARK);
+        }
     }
 
     /// Sends `envelope` on `channel`, waiting while its ring is full.
@@ -260,6 +462,7 @@ impl<T: Codec> RecordWriter<T> {
         let started = Instant::now();
         loop {
             self.env.check_cancelled()?;
+            self.overtake_if_due();
             let sender = &mut self.senders[channel];
             if sender.is_abandoned() {
                 // The receiver is gone: its task failed or was cancelled.

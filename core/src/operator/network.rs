@@ -56,9 +56,13 @@ impl<T: Codec> Output<T> for NetworkOutput<T> {
     fn barrier(
         &mut self,
         barrier: CheckpointBarrier,
-        _snapshot: &mut TaskSnapshot,
+        snapshot: &mut TaskSnapshot,
     ) -> Result<(), TaskError> {
-        self.writer.send_event(Event::Barrier(barrier))
+        if barrier.unaligned {
+            self.writer.send_priority_barrier(barrier, snapshot)
+        } else {
+            self.writer.send_event(Event::Barrier(barrier))
+        }
     }
 
     fn checkpoint_complete(&mut self, _checkpoint: CheckpointId) -> Result<(), TaskError> {

@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use super::control::TaskEnv;
 use crate::checkpoint::{
-    AckTimings, BarrierMode, CheckpointId, CheckpointStorage, CompletedCheckpoint, PARTS_FOLDER,
-    RestoreContext, Signals, Site, SnapshotJob, SnapshotMode, StateHandle, TaskSnapshot,
-    Transactions,
+    AckTimings, BarrierMode, ChannelStateFeed, ChannelStateFile, CheckpointId, CheckpointStorage,
+    ChunkHandle, CompletedCheckpoint, PARTS_FOLDER, PoolJob, RestoreContext, Signals, Site,
+    SnapshotJob, SnapshotMode, StateHandle, TaskSnapshot, Transactions,
 };
 use crate::error::{JobError, TaskError};
 use crate::net::CheckpointBarrier;
@@ -102,11 +102,83 @@ impl RestoreSource {
     }
 }
 
+/// One chunk of channel state a restored writer replays: to its old downstream channel when
+/// the exchange kept its shape, else (`None`) through the partitioner.
+#[derive(Debug, Clone)]
+pub(crate) struct ReplayChunk {
+    pub(crate) channel: Option<usize>,
+    file: usize,
+    chunk: ChunkHandle,
+}
+
+impl RestoreSource {
+    /// The channel state of `exchange` that upstream subtask `upstream` of `upstreams` (now
+    /// writing to `downstreams` channels) replays, in replay order: both sides of every old
+    /// channel `u → d` with `u == upstream` when the exchange kept its shape, else with
+    /// `u % upstreams == upstream` (a deterministic assignment of the old upstreams; the
+    /// partitioner then routes each record, by key group for a keyed exchange). O(chunks of
+    /// the checkpoint · log).
+    pub(crate) fn channel_replay(
+        &self,
+        exchange: &str,
+        upstream: usize,
+        upstreams: usize,
+        downstreams: usize,
+    ) -> Vec<ReplayChunk> {
+        let mut chunks: Vec<ReplayChunk> = self
+            .checkpoint
+            .metadata
+            .channel_states
+            .iter()
+            .enumerate()
+            .flat_map(|(file, handle)| {
+                handle
+                    .chunks
+                    .iter()
+                    .filter(|c| c.info.exchange == exchange)
+                    .map(move |c| (file, c))
+            })
+            .filter_map(|(file, c)| {
+                let same_shape = c.info.upstreams == upstreams && c.info.downstreams == downstreams;
+                let mine = if same_shape {
+                    c.info.upstream == upstream
+                } else {
+                    c.info.upstream % upstreams.max(1) == upstream
+                };
+                mine.then(|| ReplayChunk {
+                    channel: same_shape.then_some(c.info.downstream),
+                    file,
+                    chunk: c.clone(),
+                })
+            })
+            .collect();
+        chunks.sort_by_key(|c| c.chunk.info.replay_key());
+        chunks
+    }
+
+    /// Reads one chunk to replay, verified.
+    pub(crate) fn read_chunk(&self, chunk: &ReplayChunk) -> Result<Vec<u8>, JobError> {
+        let handle = &self.checkpoint.metadata.channel_states[chunk.file];
+        let bytes = self
+            .storage
+            .read_channel_chunk(&self.checkpoint, handle, &chunk.chunk)
+            .map_err(|e| {
+                JobError::Checkpoint(format!(
+                    "restoring channel state from checkpoint {}: {e}",
+                    self.id()
+                ))
+            })?;
+        self.bytes_read
+            .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(bytes)
+    }
+}
+
 /// What a subtask needs to take part in checkpoints.
 #[derive(Debug)]
 pub(crate) struct TaskCheckpointing {
     pub(crate) signals: Arc<Signals>,
-    pub(crate) snapshots: Sender<SnapshotJob>,
+    pub(crate) snapshots: Sender<PoolJob>,
     pub(crate) mode: BarrierMode,
     pub(crate) snapshot_mode: SnapshotMode,
     pub(crate) dir: PathBuf,
@@ -114,15 +186,20 @@ pub(crate) struct TaskCheckpointing {
 }
 
 /// Takes this subtask's part of checkpoint `barrier`: `own` adds the task's own state (source
-/// offsets, the valve), the chain snapshots its operators and forwards the barrier, the
-/// registered transactions pre-commit; the keyed views go to a snapshot thread.
+/// offsets, the valve), the chain snapshots its operators and forwards the barrier (by
+/// priority when `barrier.unaligned`), the registered transactions pre-commit; the keyed views
+/// go to a snapshot thread.
+///
+/// Unaligned, the output side's channel state goes to the snapshot threads too, and the feed
+/// of the subtask's channel state comes back: the caller pushes its input channel state into
+/// it and closes it when every barrier arrived (a source closes it at once).
 pub(crate) fn snapshot<T>(
     env: &TaskEnv,
     barrier: CheckpointBarrier,
     alignment_ns: u64,
     chain: &mut dyn Output<T>,
     own: impl FnOnce(&mut TaskSnapshot),
-) -> Result<(), TaskError> {
+) -> Result<Option<ChannelStateFeed>, TaskError> {
     let ck = env
         .checkpointing()
         .expect("barriers only flow when checkpointing");
@@ -160,6 +237,23 @@ pub(crate) fn snapshot<T>(
             }
         }
     }
+    debug_assert!(
+        barrier.unaligned || snapshot.channel_chunks.is_empty(),
+        "only unaligned barriers leave output channel state"
+    );
+    let channel_state = barrier
+        .unaligned
+        .then(|| ChannelStateFile::new(id, env.task_index()));
+    let mut feed = channel_state
+        .as_ref()
+        .map(|file| ChannelStateFeed::new(Arc::clone(file), ck.snapshots.clone()));
+    if let Some(feed) = &mut feed {
+        for chunk in std::mem::take(&mut snapshot.channel_chunks) {
+            if !feed.push(chunk) {
+                return Err(TaskError::Cancelled);
+            }
+        }
+    }
     let job = SnapshotJob {
         checkpoint: id,
         task: env.task_index(),
@@ -173,11 +267,12 @@ pub(crate) fn snapshot<T>(
             alignment_ns,
             start_delay_ns,
         },
+        channel_state,
     };
-    if ck.snapshots.send(job).is_err() {
+    if ck.snapshots.send(PoolJob::Snapshot(job)).is_err() {
         return Err(TaskError::Cancelled);
     }
-    Ok(())
+    Ok(feed)
 }
 
 /// Tells the chain about checkpoints completed since `notified`; returns the newest.

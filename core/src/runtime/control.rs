@@ -252,6 +252,11 @@ impl TaskEnv {
         }
     }
 
+    /// The checkpoint this attempt restores from, if any.
+    pub(crate) fn restore_source(&self) -> Option<&Arc<RestoreSource>> {
+        self.inner.job.restore.as_ref()
+    }
+
     /// The task's name.
     pub fn task_name(&self) -> &str {
         &self.inner.task_name

@@ -1,5 +1,9 @@
 //! The loop of a subtask fed by an input gate: take the next envelope fairly, decode its
 //! elements into the chain, combine watermarks in the valve, end when every channel ended.
+//!
+//! Unaligned checkpoints: a buffer the barrier handler names as channel state is processed as
+//! usual, then handed itself (not a copy) to the snapshot threads, which write it and return
+//! it to its pool; so channel state costs no memory beyond the in-flight buffers.
 
 use std::time::Instant;
 
@@ -10,13 +14,13 @@ use super::checkpointing;
 use super::control::TaskEnv;
 use super::ticker::Ticker;
 use crate::checkpoint::{
-    Aligned, BarrierHandler, BarrierMode, CheckpointId, Site, StateReader, StateWriter,
+    BarrierHandler, BarrierMode, ChannelChunk, ChannelInfo, ChannelSide, ChannelStateFeed,
+    CheckpointId, ChunkBytes, Site, StateReader, StateWriter, TakeSnapshot, unix_ms,
 };
 use crate::codec::{Codec, DecodeError};
 use crate::error::{JobError, TaskError};
-use crate::net::CheckpointBarrier;
 use crate::net::element::{StreamElement, decode_elements};
-use crate::net::{Envelope, Event, InputGate};
+use crate::net::{Buffer, CheckpointBarrier, Envelope, Event, InputGate, Position};
 use crate::operator::Output;
 use crate::time::{ValveOutput, Watermark, WatermarkValve};
 
@@ -34,6 +38,8 @@ pub(crate) struct InputTask<T> {
     /// the barrier handler was told of.
     notified: CheckpointId,
     aborted: CheckpointId,
+    /// The channel state of the unaligned checkpoint being persisted.
+    channel_state: Option<ChannelStateFeed>,
 }
 
 enum ElementError {
@@ -104,11 +110,13 @@ impl<T: Codec> InputTask<T> {
             uid,
             notified,
             aborted: 0,
+            channel_state: None,
         })
     }
 
-    /// Barrier `n` is aligned here: snapshot the valve and the chain, forward the barrier.
-    fn checkpoint(&mut self, aligned: Aligned) -> Result<(), TaskError> {
+    /// Snapshot the valve and the chain, forward the barrier (by priority when unaligned);
+    /// unaligned, the channel state that follows is fed as it arrives.
+    fn checkpoint(&mut self, take: TakeSnapshot) -> Result<(), TaskError> {
         let (channels, output) = self.valve.state();
         let mut w = StateWriter::new();
         w.u64(channels.len() as u64);
@@ -117,16 +125,93 @@ impl<T: Codec> InputTask<T> {
         }
         w.i64(output.0);
         let (uid, state, env) = (Arc::clone(&self.uid), w.finish(), self.env.clone());
-        checkpointing::snapshot(
+        let feed = checkpointing::snapshot(
             &env,
-            aligned.barrier,
-            aligned.alignment_ns,
+            take.barrier,
+            take.alignment_ns,
             &mut *self.chain,
             |snapshot| snapshot.operator(&uid, 0..0).set_operator_state(state),
-        )
+        )?;
+        // A feed of an older checkpoint, replaced here, is abandoned as it drops.
+        self.channel_state = feed;
+        self.settle_channel_state()
     }
 
-    fn on_barrier(&mut self, channel: usize, barrier: CheckpointBarrier) -> Result<(), TaskError> {
+    /// Closes the channel state once the handler says it is complete, and drops (abandons)
+    /// it once the handler gave its checkpoint up.
+    fn settle_channel_state(&mut self) -> Result<(), TaskError> {
+        if let Some(feed) = &mut self.channel_state {
+            // Queued buffers of the channel state are copied now (at most the rings'
+            // contents, once), so that the checkpoint need not wait for them to be processed.
+            let (uid, subtask, parallelism) =
+                (&self.uid, self.env.subtask(), self.env.parallelism());
+            let upstreams = self.gate.len();
+            let mut sent = true;
+            self.barriers
+                .drain_overtaken(&mut self.gate, |channel, seq, buffer| {
+                    let info = input_info(uid, channel, subtask, upstreams, parallelism, seq);
+                    let bytes = ChunkBytes::Owned(buffer.read(<[u8]>::to_vec));
+                    sent &= feed.push(ChannelChunk { info, bytes });
+                });
+            if !sent {
+                return Err(TaskError::Cancelled);
+            }
+        }
+        if let Some(id) = self.barriers.take_complete_channel_state()
+            && let Some(feed) = self.channel_state.take_if(|f| f.checkpoint() == id)
+            && !feed.close()
+        {
+            return Err(TaskError::Cancelled);
+        }
+        let persisting = self.barriers.persisting();
+        if self
+            .channel_state
+            .as_ref()
+            .is_some_and(|f| persisting != Some(f.checkpoint()))
+        {
+            self.channel_state = None;
+        }
+        Ok(())
+    }
+
+    /// After buffer `seq` of `channel` was processed: channel state goes to the snapshot
+    /// threads, anything else back to its pool.
+    fn persist_or_drop(
+        &mut self,
+        channel: usize,
+        seq: u64,
+        buffer: Buffer,
+    ) -> Result<(), TaskError> {
+        if !self.barriers.is_channel_state(channel, seq) {
+            return Ok(());
+        }
+        let Some(feed) = &mut self.channel_state else {
+            return Ok(());
+        };
+        let info = input_info(
+            &self.uid,
+            channel,
+            self.env.subtask(),
+            self.gate.len(),
+            self.env.parallelism(),
+            seq,
+        );
+        let chunk = ChannelChunk {
+            info,
+            bytes: ChunkBytes::Buffer(buffer),
+        };
+        if !feed.push(chunk) {
+            return Err(TaskError::Cancelled);
+        }
+        self.settle_channel_state()
+    }
+
+    fn on_barrier(
+        &mut self,
+        channel: usize,
+        barrier: CheckpointBarrier,
+        position: &Position,
+    ) -> Result<(), TaskError> {
         if self.env.checkpointing().is_none() {
             return Err(TaskError::Failed(JobError::Invalid(format!(
                 "task '{}' received checkpoint barrier {} but checkpointing is not enabled",
@@ -140,8 +225,22 @@ impl<T: Codec> InputTask<T> {
                 .hit(Site::Aligning, self.env.task_index())
                 .map_err(TaskError::Failed)?;
         }
-        match self.barriers.on_barrier(channel, barrier, &mut self.gate) {
-            Some(aligned) => self.checkpoint(aligned),
+        let take = self
+            .barriers
+            .on_barrier(channel, barrier, position, unix_ms(), &mut self.gate);
+        match take {
+            Some(take) => self.checkpoint(take),
+            None => self.settle_channel_state(),
+        }
+    }
+
+    /// An alignment with a timeout that passed its deadline goes unaligned.
+    fn check_alignment_timeout(&mut self) -> Result<(), TaskError> {
+        if self.barriers.deadline_ms().is_none() {
+            return Ok(());
+        }
+        match self.barriers.on_timer(unix_ms(), &mut self.gate) {
+            Some(take) => self.checkpoint(take),
             None => Ok(()),
         }
     }
@@ -155,6 +254,7 @@ impl<T: Codec> InputTask<T> {
         if aborted > self.aborted {
             self.aborted = aborted;
             self.barriers.on_aborted(aborted, &mut self.gate);
+            self.settle_channel_state()?;
         }
         self.notified =
             checkpointing::notify_completed(&self.env, self.notified, &mut *self.chain)?;
@@ -202,6 +302,27 @@ impl<T: Codec> InputTask<T> {
     }
 }
 
+/// Where a buffer of input channel state belongs: buffer `seq` of channel `channel` of the
+/// exchange `uid`, into subtask `subtask` of `parallelism`.
+fn input_info(
+    uid: &str,
+    channel: usize,
+    subtask: usize,
+    upstreams: usize,
+    parallelism: usize,
+    seq: u64,
+) -> ChannelInfo {
+    ChannelInfo {
+        exchange: uid.to_owned(),
+        side: ChannelSide::Input,
+        upstream: channel,
+        downstream: subtask,
+        upstreams,
+        downstreams: parallelism,
+        seq,
+    }
+}
+
 /// A valve's state as [`InputTask::checkpoint`] writes it.
 fn decode_valve(bytes: &[u8]) -> Result<(Vec<(Watermark, bool)>, Watermark), DecodeError> {
     let mut r = StateReader::new(bytes);
@@ -221,14 +342,17 @@ impl<T: Codec> TaskBody for InputTask<T> {
         while !self.gate.is_finished() {
             self.env.check_cancelled()?;
             self.poll_signals()?;
+            self.check_alignment_timeout()?;
             match self.gate.poll() {
-                Some((channel, Envelope::Buffer(buffer))) => {
+                Some((channel, Envelope::Buffer(buffer), position)) => {
                     let result = buffer.read(|bytes| {
                         decode_elements::<T, ElementError>(bytes, |e| {
                             self.element(channel, e).map_err(ElementError::from)
                         })
                     });
-                    drop(buffer);
+                    if let Position::InOrder(seq) = position {
+                        self.persist_or_drop(channel, seq, buffer)?;
+                    }
                     self.env
                         .injector()
                         .hit(Site::Processing, self.env.task_index())
@@ -246,18 +370,17 @@ impl<T: Codec> TaskBody for InputTask<T> {
                     }
                     self.tick(Instant::now())?;
                 }
-                Some((channel, Envelope::Event(Event::EndOfPartition))) => {
+                Some((channel, Envelope::Event(Event::EndOfPartition), _)) => {
                     self.gate.finish(channel);
                     let out = self.valve.on_finished(channel);
                     self.forward(out)?;
-                    if let Some(aligned) =
-                        self.barriers.on_channel_finished(channel, &mut self.gate)
-                    {
-                        self.checkpoint(aligned)?;
+                    match self.barriers.on_channel_finished(channel, &mut self.gate) {
+                        Some(take) => self.checkpoint(take)?,
+                        None => self.settle_channel_state()?,
                     }
                 }
-                Some((channel, Envelope::Event(Event::Barrier(barrier)))) => {
-                    self.on_barrier(channel, barrier)?;
+                Some((channel, Envelope::Event(Event::Barrier(barrier)), position)) => {
+                    self.on_barrier(channel, barrier, &position)?;
                 }
                 None => {
                     if self.gate.has_abandoned() {
@@ -267,7 +390,11 @@ impl<T: Codec> TaskBody for InputTask<T> {
                     }
                     let now = Instant::now();
                     self.tick(now)?;
-                    let budget = self.ticker.sleep_budget(now);
+                    let mut budget = self.ticker.sleep_budget(now);
+                    if let Some(deadline) = self.barriers.deadline_ms() {
+                        let left = deadline.saturating_sub(unix_ms());
+                        budget = budget.min(std::time::Duration::from_millis(left.max(1)));
+                    }
                     let gate = &self.gate;
                     self.env.notifier().wait(|| gate.has_queued(), budget);
                     self.env

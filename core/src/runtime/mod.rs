@@ -9,6 +9,7 @@ mod source_clock;
 mod source_task;
 mod ticker;
 
+pub(crate) use checkpointing::{ReplayChunk, RestoreSource};
 pub use control::{JobControl, TaskEnv};
 pub(crate) use executor::{BuildFn, EdgePlan, TaskSetup, VertexPlan, execute};
 pub use executor::{EVENT_SLOTS, JobResult, RestoreFrom, RuntimeConfig, available_cores};

@@ -19,7 +19,9 @@ use super::checkpointing;
 use super::control::TaskEnv;
 use super::source_clock::SourceClock;
 use super::ticker::Ticker;
-use crate::checkpoint::{CheckpointId, Site, StateReader, StateWriter, TaskSnapshot};
+use crate::checkpoint::{
+    ChannelStateFeed, CheckpointId, Site, StateReader, StateWriter, TaskSnapshot,
+};
 use crate::codec::DecodeError;
 use crate::error::{JobError, OperatorError, TaskError};
 use crate::operator::Output;
@@ -329,16 +331,21 @@ impl<T: Send + 'static> SourceTask<T> {
         };
         self.notified =
             checkpointing::notify_completed(&self.env, self.notified, &mut *self.chain)?;
-        let Some(barrier) = ck.signals.trigger_after(self.injected) else {
+        let Some(mut barrier) = ck.signals.trigger_after(self.injected) else {
             return Ok(());
         };
+        // A source has nothing to align: its barrier overtakes from the start when the mode
+        // is unaligned, or when an aligned timeout already passed.
+        barrier.unaligned = ck
+            .mode
+            .is_unaligned_at(&barrier, crate::checkpoint::unix_ms());
         self.injected = barrier.checkpoint_id;
         for (local, reader) in readers {
             self.positions[*local].reader_state = reader.state();
         }
         let (uid, state) = (Arc::clone(&self.uid), self.write_state());
         let env = self.env.clone();
-        checkpointing::snapshot(
+        let feed = checkpointing::snapshot(
             &env,
             barrier,
             0,
@@ -346,7 +353,12 @@ impl<T: Send + 'static> SourceTask<T> {
             |snapshot: &mut TaskSnapshot| {
                 snapshot.operator(&uid, 0..0).set_operator_state(state);
             },
-        )
+        )?;
+        // No input: the channel state (the writers' open buffers) is all sent.
+        match feed.map(ChannelStateFeed::close) {
+            Some(false) => Err(TaskError::Cancelled),
+            _ => Ok(()),
+        }
     }
 
     /// Whether a checkpoint newer than the last injected one was triggered: one atomic load,

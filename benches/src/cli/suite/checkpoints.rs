@@ -147,6 +147,8 @@ struct Config {
 fn mode_name(mode: BarrierMode) -> &'static str {
     match mode {
         BarrierMode::Aligned => "aligned",
+        BarrierMode::Unaligned => "unaligned",
+        BarrierMode::AlignedWithTimeout { .. } => "aligned-timeout",
         BarrierMode::AtLeastOnce => "at-least-once",
     }
 }
