@@ -137,10 +137,14 @@ fn write_job(
     let mut states = Vec::with_capacity(job.operators.len());
     let mut bytes = 0;
     for part in job.operators {
-        let snapshot = part.finish(job.subtask, job.parallelism);
+        let uid = part.uid.clone();
+        let snapshot = match part.finish(job.subtask, job.parallelism) {
+            Ok(snapshot) => snapshot,
+            Err(e) => return decline(format!("writing keyed state of '{uid}': {e}")),
+        };
         match storage.write_state(checkpoint, &snapshot) {
             Ok(handle) => {
-                bytes += handle.file_bytes;
+                bytes += handle.checkpointed_bytes();
                 states.push(handle);
             }
             Err(e) => return decline(format!("writing state of '{}': {e}", snapshot.uid)),

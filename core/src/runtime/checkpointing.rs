@@ -11,6 +11,7 @@ use std::time::Instant;
 use super::control::TaskEnv;
 use crate::checkpoint::{
     AckTimings, BarrierMode, CheckpointId, CheckpointStorage, CompletedCheckpoint, PARTS_FOLDER,
+    PendingOperator,
     RestoreContext, Signals, Site, SnapshotJob, SnapshotMode, StateHandle, TaskSnapshot,
     Transactions,
 };
@@ -153,12 +154,7 @@ pub(crate) fn snapshot<T>(
     let mut operators = std::mem::take(&mut snapshot.operators);
     if ck.snapshot_mode == SnapshotMode::Sync {
         // The baseline: serialize every keyed view here, on the task thread.
-        for op in &mut operators {
-            if let Some(write) = op.keyed.take() {
-                let blobs = write();
-                op.keyed = Some(Box::new(move || blobs));
-            }
-        }
+        operators.iter_mut().for_each(PendingOperator::write_keyed_now);
     }
     let job = SnapshotJob {
         checkpoint: id,
