@@ -45,6 +45,9 @@ pub(crate) enum FileKind {
     State = 1,
     /// A checkpoint's `_metadata`.
     Metadata = 2,
+    /// A shared file of incremental snapshots (`shared/NAME`), written by the memory-mapped
+    /// state backend.
+    Shared = 3,
 }
 
 impl FileKind {
@@ -52,6 +55,7 @@ impl FileKind {
         match byte {
             1 => Some(Self::State),
             2 => Some(Self::Metadata),
+            3 => Some(Self::Shared),
             _ => None,
         }
     }
@@ -60,6 +64,7 @@ impl FileKind {
         match self {
             Self::State => "state",
             Self::Metadata => "metadata",
+            Self::Shared => "shared state",
         }
     }
 }
@@ -172,7 +177,7 @@ pub(crate) fn read_header(r: &mut impl Read, kind: FileKind) -> Result<(), Forma
 }
 
 /// The length field and checksum that frame `payload`.
-fn frame(payload: &[u8]) -> ([u8; LENGTH_BYTES as usize], [u8; CHECKSUM_BYTES as usize]) {
+pub(crate) fn frame(payload: &[u8]) -> ([u8; LENGTH_BYTES as usize], [u8; CHECKSUM_BYTES as usize]) {
     let length = (payload.len() as u64).to_le_bytes();
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&length);

@@ -10,6 +10,11 @@
 //!   one frame per key group. The [`StateHandle`](weir_core::checkpoint::StateHandle) records
 //!   each group's offset, so a restore at another parallelism reads and checks only the groups
 //!   it owns. A uid that is not plain ASCII letters, digits, `_` and `-` is hex-encoded.
+//! - `shared/NAME` (`shared`, written by the memory-mapped state backend): the frames of
+//!   incremental snapshots, which several checkpoints refer to; each handle lists the ones
+//!   it needs with their length and CRC32 ([`SharedFile`](weir_core::checkpoint::SharedFile)).
+//!   A checkpoint verifies whole only if its shared files do; a file is removed once no
+//!   retained checkpoint lists it ([`SharedStateRegistry`]).
 //! - `chk-N/_metadata` (`metadata_file`): the
 //!   [`CheckpointMetadata`](weir_core::checkpoint::CheckpointMetadata) as JSON, in one frame.
 //!
@@ -28,10 +33,12 @@
 //! temporary file, synced, renamed into place, and the folder synced: a folder without it is
 //! no checkpoint.
 
-mod file_format;
+pub(crate) mod file_format;
 mod fs;
 mod metadata_file;
+mod shared;
 mod state_file;
 
 pub use file_format::FORMAT_VERSION;
 pub use fs::{DEFAULT_RETAINED, FsCheckpointStorage, METADATA_FILE};
+pub use shared::SharedStateRegistry;
