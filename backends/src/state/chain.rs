@@ -8,10 +8,12 @@
 //! for each key removed) or a **base** (every entry of the group). A frame's payload:
 //!
 //! ```text
-//! count u64 | count × ( tag u8 (1 put, 0 delete) | key length u32 | key | [value length u32 | value] )
+//! count u64 | count × ( varint(key length × 2 + put) | key | [varint(value length) | value] )
 //! ```
 //!
-//! Keys and values are their codecs' bytes. The file is written under a temporary name,
+//! Keys and values are their codecs' bytes; `put` is 1 for a value, 0 for a tombstone;
+//! varints are LEB128 (7 bits a byte, low first; at most 5 bytes), so a small entry costs two
+//! bytes besides its key and value. The file is written under a temporary name,
 //! synced, renamed into place and its folder synced: once its name exists it is whole, and it
 //! is never written again.
 //!
@@ -37,11 +39,9 @@ use crate::storage::file_format::{
     CHECKSUM_BYTES, FRAME_OVERHEAD_BYTES, FileKind, HEADER_BYTES, LENGTH_BYTES, frame, header,
 };
 
-const TAG_DELETE: u8 = 0;
-const TAG_PUT: u8 = 1;
-
-/// Bytes an entry adds to a frame besides its key and value.
-pub(super) const ENTRY_OVERHEAD_BYTES: u64 = 1 + 4 + 4;
+/// Bytes an entry adds to a frame besides its key and value (keys and values under 64 and
+/// 128 bytes; for the estimate that decides a rebase).
+pub(super) const ENTRY_OVERHEAD_BYTES: u64 = 2;
 
 /// One frame of a shared file in a group's chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,21 +152,45 @@ pub(super) enum Entry<'a> {
 
 /// Appends an entry to a frame payload.
 pub(super) fn push_entry(payload: &mut Vec<u8>, entry: Entry<'_>) {
-    let (tag, key, value) = match entry {
-        Entry::Put(key, value) => (TAG_PUT, key, Some(value)),
-        Entry::Delete(key) => (TAG_DELETE, key, None),
-    };
-    payload.push(tag);
-    payload.extend_from_slice(&len_u32(key.len()).to_le_bytes());
-    payload.extend_from_slice(key);
-    if let Some(value) = value {
-        payload.extend_from_slice(&len_u32(value.len()).to_le_bytes());
-        payload.extend_from_slice(value);
+    match entry {
+        Entry::Put(key, value) => {
+            push_varint(payload, (len_u32(key.len()) as u64) << 1 | 1);
+            payload.extend_from_slice(key);
+            push_varint(payload, len_u32(value.len()) as u64);
+            payload.extend_from_slice(value);
+        }
+        Entry::Delete(key) => {
+            push_varint(payload, (len_u32(key.len()) as u64) << 1);
+            payload.extend_from_slice(key);
+        }
     }
 }
 
 fn len_u32(len: usize) -> u32 {
     u32::try_from(len).expect("a key or value of state is shorter than 4 GiB")
+}
+
+fn push_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads a LEB128 varint of at most 5 bytes (a length of at most 33 bits).
+fn take_varint(input: &mut Decoder<'_>) -> Result<u64, String> {
+    let mut v = 0u64;
+    for i in 0..5 {
+        let byte = input
+            .take_u8()
+            .map_err(|e| format!("a frame's entries do not parse: {e}"))?;
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err("a frame's entries do not parse: a length of more than 5 bytes".into())
 }
 
 /// Calls `f` on every entry of frame payload `payload`, with each value's offset in the
@@ -179,24 +203,27 @@ pub(super) fn for_each_entry<'a>(
     let bad = |e| format!("a frame's entries do not parse: {e}");
     let count = input.take_u64().map_err(bad)?;
     for _ in 0..count {
-        let tag = input.take_u8().map_err(bad)?;
-        let key_len = input.take_u32().map_err(bad)? as usize;
-        let key = input.take_raw(key_len).map_err(bad)?;
-        match tag {
-            TAG_PUT => {
-                let value_len = input.take_u32().map_err(bad)? as usize;
-                let at = input.position();
-                let value = input.take_raw(value_len).map_err(bad)?;
-                f(Entry::Put(key, value), at);
-            }
-            TAG_DELETE => f(Entry::Delete(key), 0),
-            other => return Err(format!("an entry's tag is {other}, not 0 or 1")),
+        let head = take_varint(&mut input)?;
+        let key = input.take_raw(to_len(head >> 1)?).map_err(bad)?;
+        if head & 1 == 1 {
+            let value_len = to_len(take_varint(&mut input)?)?;
+            let at = input.position();
+            let value = input.take_raw(value_len).map_err(bad)?;
+            f(Entry::Put(key, value), at);
+        } else {
+            f(Entry::Delete(key), 0);
         }
     }
     if !input.is_empty() {
         return Err(format!("{} bytes after the frame's {count} entries", input.remaining()));
     }
     Ok(count)
+}
+
+fn to_len(v: u64) -> Result<usize, String> {
+    u32::try_from(v)
+        .map(|v| v as usize)
+        .map_err(|_| format!("a frame's entry announces {v} bytes"))
 }
 
 /// The payload of the frame at `link` in the mapped file `bytes`, its length field and

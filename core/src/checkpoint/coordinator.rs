@@ -165,6 +165,21 @@ fn write_job(
     }
 }
 
+/// Bytes of a whole checkpoint: state files, each shared file it refers to once, output parts.
+fn full_state_bytes(metadata: &CheckpointMetadata) -> u64 {
+    let mut shared = std::collections::HashSet::new();
+    let files: u64 = metadata.states.iter().map(|h| h.file_bytes).sum();
+    let shared_bytes: u64 = metadata
+        .states
+        .iter()
+        .flat_map(|h| &h.shared)
+        .filter(|f| shared.insert(f.file.as_str()))
+        .map(|f| f.bytes)
+        .sum();
+    let parts: u64 = metadata.pending_parts.iter().map(|p| p.bytes).sum();
+    files + shared_bytes + parts
+}
+
 /// The coordinator of one job: its state lives across attempts (ids continue, history grows).
 pub(crate) struct Coordinator {
     config: CheckpointConfig,
@@ -358,6 +373,7 @@ impl Coordinator {
             return;
         }
         self.last_completed = f.id();
+        record.full_state_bytes = full_state_bytes(&metadata);
         record.finish(f.triggered().elapsed(), Status::Completed);
         self.stats.push(record);
         self.failed_in_row = 0;
