@@ -142,7 +142,9 @@ fn the_table_api_reads_and_changes_entries_as_on_the_heap() {
     let mut heap = KeyedTable::<u64, String>::new("counts", &layout(1), 0);
     let mut x = 7u64;
     for _ in 0..5_000 {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let key = (x >> 33) % 300;
         for t in [&mut mmap, &mut heap] {
             match (x >> 20) % 6 {
@@ -178,7 +180,10 @@ fn values_roll_over_into_new_segments_and_compaction_bounds_the_garbage() {
     for k in 0..200u32 {
         store.put(k as usize % 4, &k.to_le_bytes(), &[k as u8; 40]);
     }
-    assert!(store.segment_count() > 1, "8000 bytes fill several 1 KiB segments");
+    assert!(
+        store.segment_count() > 1,
+        "8000 bytes fill several 1 KiB segments"
+    );
     // A value larger than a segment gets a segment of its own.
     store.put(0, b"big", &[9; 5000]);
     assert_eq!(store.get(0, b"big"), Some(&[9u8; 5000][..]));
@@ -193,7 +198,10 @@ fn values_roll_over_into_new_segments_and_compaction_bounds_the_garbage() {
         );
     }
     for k in 0..200u32 {
-        assert_eq!(store.get(k as usize % 4, &k.to_le_bytes()), Some(&[49u8; 40][..]));
+        assert_eq!(
+            store.get(k as usize % 4, &k.to_le_bytes()),
+            Some(&[49u8; 40][..])
+        );
     }
     assert!(store.remove(1, &1u32.to_le_bytes()));
     assert!(!store.remove(1, &1u32.to_le_bytes()));
@@ -254,7 +262,11 @@ fn chain_compaction_bounds_the_files_a_checkpoint_needs() {
             t.insert(k, format!("{id}"));
         }
         let handles = checkpoint(&storage, id, &[&t], false);
-        assert!(handles[0].shared.len() <= 3, "checkpoint {id}: {:?}", handles[0].shared);
+        assert!(
+            handles[0].shared.len() <= 3,
+            "checkpoint {id}: {:?}",
+            handles[0].shared
+        );
         assert_eq!(shared_files(storage.dir()), referenced(&handles));
     }
     let latest = storage.latest(&mut |_| {}).unwrap().unwrap();
@@ -422,13 +434,18 @@ fn heap_checkpoints_restore_into_mmap_and_not_the_other_way() {
     assert_eq!(contents(&mmap), contents(&heap));
     checkpoint(&storage, 2, &[&mmap], false);
     let latest = storage.latest(&mut |_| {}).unwrap().unwrap();
-    let snapshot = storage.read_state(&latest, &latest.metadata.states[0], 0..GROUPS).unwrap();
+    let snapshot = storage
+        .read_state(&latest, &latest.metadata.states[0], 0..GROUPS)
+        .unwrap();
     let mut back = KeyedTable::<u64, String>::new("counts", &layout(1), 0);
     let error = KeyedRestore::from_snapshots([&snapshot])
         .unwrap()
         .restore(&mut back)
         .unwrap_err();
-    assert!(error.to_string().contains("--state-backend mmap"), "{error}");
+    assert!(
+        error.to_string().contains("--state-backend mmap"),
+        "{error}"
+    );
     // Full blobs of an mmap table restore anywhere.
     let mut full = KeyedSnapshot::new(mmap.key_groups(), SnapshotMode::Async);
     full.add(&mmap);

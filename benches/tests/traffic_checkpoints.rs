@@ -49,6 +49,10 @@ const ONE_PARTITION: &[&str] = &[
 /// Checkpoints every 20 ms.
 const CHECKPOINTED: &[&str] = &["--checkpoint-interval", "20ms"];
 
+/// The keyed-state backends every exactly-once test runs with: full copy-on-write snapshots
+/// of heap maps, and incremental snapshots of memory-mapped state into shared files.
+const BACKENDS: [&[&str]; 2] = [&["--state-backend", "heap"], &["--state-backend", "mmap"]];
+
 /// `weir run traffic`, unpinned, writing into `output`.
 fn traffic(output: &Path, args: &[&[&str]]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
@@ -294,110 +298,128 @@ enum Interruption {
 fn sigkill_at_random_moments_and_restores_commit_the_uninterrupted_output() {
     let dir = tempfile::tempdir().unwrap();
     let base = baseline(dir.path(), ONE_PARTITION);
-    let out = dir.path().join("crashed");
-    let slow: &[&str] = &["--rate", "40000"];
-    // Seeds whose first injected failure lands (by the plan `inject.rs` draws) between a
-    // checkpoint's durable metadata and its commit (2, 8), in the asynchronous snapshot (3)
-    // and in the synchronous one (5).
-    let mut rng = Pcg64::seed_from_u64(7);
-    let mut plan: Vec<Interruption> = Vec::new();
-    for seed in [2, 3, 5, 8] {
-        plan.push(Interruption::Kill(Duration::from_millis(
-            rng.random_range(60..400),
-        )));
-        plan.push(Interruption::Inject(seed));
-    }
-    let (mut killed, mut injected, mut torn) = (0, 0, 0);
-    for interruption in plan {
+    for backend in BACKENDS {
+        let out = dir.path().join(format!("crashed-{}", backend[1]));
+        let slow: &[&str] = &["--rate", "40000"];
+        // Seeds whose first injected failure lands (by the plan `inject.rs` draws) between a
+        // checkpoint's durable metadata and its commit (2, 8), in the asynchronous snapshot (3)
+        // and in the synchronous one (5).
+        let mut rng = Pcg64::seed_from_u64(7);
+        let mut plan: Vec<Interruption> = Vec::new();
+        for seed in [2, 3, 5, 8] {
+            plan.push(Interruption::Kill(Duration::from_millis(
+                rng.random_range(60..400),
+            )));
+            plan.push(Interruption::Inject(seed));
+        }
+        let (mut killed, mut injected, mut torn) = (0, 0, 0);
+        for interruption in plan {
+            let restore: &[&str] = match completed_checkpoints(&out).is_empty() {
+                true => &[],
+                false => &["--restore", "latest"],
+            };
+            let seed = match interruption {
+                Interruption::Inject(seed) => seed.to_string(),
+                Interruption::Kill(_) => String::new(),
+            };
+            let inject: &[&str] = match interruption {
+                Interruption::Inject(_) => &[
+                    "--inject-failures",
+                    "1",
+                    "--failure-seed",
+                    &seed,
+                    "--restart-strategy",
+                    "none",
+                ],
+                Interruption::Kill(_) => &[],
+            };
+            let cmd = traffic(
+                &out,
+                &[ONE_PARTITION, CHECKPOINTED, backend, slow, restore, inject],
+            );
+            match interruption {
+                Interruption::Kill(delay) => killed += usize::from(start(cmd).kill_after(delay)),
+                Interruption::Inject(_) => {
+                    let (status, stderr) = start(cmd).finish();
+                    if !status.success() {
+                        assert!(stderr.contains("injected failure 1"), "{stderr}");
+                        injected += 1;
+                    }
+                }
+            }
+            torn += assert_on_the_way(&out, &base);
+        }
         let restore: &[&str] = match completed_checkpoints(&out).is_empty() {
             true => &[],
             false => &["--restore", "latest"],
         };
-        let seed = match interruption {
-            Interruption::Inject(seed) => seed.to_string(),
-            Interruption::Kill(_) => String::new(),
-        };
-        let inject: &[&str] = match interruption {
-            Interruption::Inject(_) => &[
-                "--inject-failures",
-                "1",
-                "--failure-seed",
-                &seed,
-                "--restart-strategy",
-                "none",
-            ],
-            Interruption::Kill(_) => &[],
-        };
-        let cmd = traffic(&out, &[ONE_PARTITION, CHECKPOINTED, slow, restore, inject]);
-        match interruption {
-            Interruption::Kill(delay) => killed += usize::from(start(cmd).kill_after(delay)),
-            Interruption::Inject(_) => {
-                let (status, stderr) = start(cmd).finish();
-                if !status.success() {
-                    assert!(stderr.contains("injected failure 1"), "{stderr}");
-                    injected += 1;
-                }
-            }
-        }
-        torn += assert_on_the_way(&out, &base);
+        run_ok(traffic(
+            &out,
+            &[ONE_PARTITION, CHECKPOINTED, backend, restore],
+        ));
+        assert_same_outputs(&base, &out, true);
+        assert_accounting(&report(&out));
+        eprintln!(
+            "{backend:?}: {killed} kills, {injected} injected failures, {torn} torn tails seen"
+        );
+        assert!(
+            killed + injected > 0,
+            "every round ended before its interruption"
+        );
     }
-    let restore: &[&str] = match completed_checkpoints(&out).is_empty() {
-        true => &[],
-        false => &["--restore", "latest"],
-    };
-    run_ok(traffic(&out, &[ONE_PARTITION, CHECKPOINTED, restore]));
-    assert_same_outputs(&base, &out, true);
-    assert_accounting(&report(&out));
-    eprintln!("{killed} kills, {injected} injected failures, {torn} torn tails seen");
-    assert!(
-        killed + injected > 0,
-        "every round ended before its interruption"
-    );
 }
 
 #[test]
 fn a_restore_from_any_retained_checkpoint_gives_the_same_output() {
     let dir = tempfile::tempdir().unwrap();
     let base = baseline(dir.path(), ONE_PARTITION);
-    let out = dir.path().join("run");
-    let retain: &[&str] = &["--retained-checkpoints", "100", "--rate", "40000"];
-    run_ok(traffic(&out, &[ONE_PARTITION, CHECKPOINTED, retain]));
-    let checkpoints = completed_checkpoints(&out);
-    assert!(!checkpoints.is_empty(), "the final checkpoint is retained");
-    // The commit marker keeps the output lengths of the last few commits only: a restore from
-    // an older checkpoint cannot cut the outputs back and must say so.
-    let mut restored = Vec::new();
-    for (n, _) in &checkpoints {
-        let copy = dir.path().join(format!("from-{n}"));
-        copy_dir(&out, &copy);
-        let chk = copy.join("checkpoints").join(format!("chk-{n}"));
-        let cmd = traffic(&copy, &[ONE_PARTITION, CHECKPOINTED, &["--restore"]]);
-        let mut cmd = cmd;
-        cmd.arg(&chk);
-        let (status, stderr) = start(cmd).finish();
-        if status.success() {
-            assert_same_outputs(&base, &copy, true);
-            restored.push(*n);
-        } else {
-            assert!(
-                stderr.contains(&format!("cannot roll the outputs back to checkpoint {n}")),
-                "chk-{n}: {stderr}"
+    for backend in BACKENDS {
+        let out = dir.path().join(format!("run-{}", backend[1]));
+        let retain: &[&str] = &["--retained-checkpoints", "100", "--rate", "40000"];
+        run_ok(traffic(
+            &out,
+            &[ONE_PARTITION, CHECKPOINTED, backend, retain],
+        ));
+        let checkpoints = completed_checkpoints(&out);
+        assert!(!checkpoints.is_empty(), "the final checkpoint is retained");
+        // The commit marker keeps the output lengths of the last few commits only: a restore from
+        // an older checkpoint cannot cut the outputs back and must say so.
+        let mut restored = Vec::new();
+        for (n, _) in &checkpoints {
+            let copy = dir.path().join(format!("from-{n}"));
+            copy_dir(&out, &copy);
+            let chk = copy.join("checkpoints").join(format!("chk-{n}"));
+            let cmd = traffic(
+                &copy,
+                &[ONE_PARTITION, CHECKPOINTED, backend, &["--restore"]],
             );
+            let mut cmd = cmd;
+            cmd.arg(&chk);
+            let (status, stderr) = start(cmd).finish();
+            if status.success() {
+                assert_same_outputs(&base, &copy, true);
+                restored.push(*n);
+            } else {
+                assert!(
+                    stderr.contains(&format!("cannot roll the outputs back to checkpoint {n}")),
+                    "chk-{n}: {stderr}"
+                );
+            }
+            fs::remove_dir_all(&copy).unwrap();
         }
-        fs::remove_dir_all(&copy).unwrap();
+        let newest: Vec<u64> = checkpoints
+            .iter()
+            .rev()
+            .take(restored.len())
+            .map(|c| c.0)
+            .rev()
+            .collect();
+        assert_eq!(
+            restored, newest,
+            "the restorable checkpoints are the newest ones"
+        );
+        assert!(restored.len() >= checkpoints.len().min(2), "{restored:?}");
     }
-    let newest: Vec<u64> = checkpoints
-        .iter()
-        .rev()
-        .take(restored.len())
-        .map(|c| c.0)
-        .rev()
-        .collect();
-    assert_eq!(
-        restored, newest,
-        "the restorable checkpoints are the newest ones"
-    );
-    assert!(restored.len() >= checkpoints.len().min(2), "{restored:?}");
 }
 
 /// Three partitions in batch mode: nothing late, the output independent of parallelism.
@@ -414,8 +436,11 @@ const THREE_PARTITIONS: &[&str] = &[
 fn a_restore_at_another_parallelism_completes_the_same_output() {
     let dir = tempfile::tempdir().unwrap();
     let base = baseline(dir.path(), THREE_PARTITIONS);
-    for (from, to) in [("1", "3"), ("3", "2")] {
-        let out = dir.path().join(format!("{from}-to-{to}"));
+    for ((from, to), backend) in [("1", "3"), ("3", "2")]
+        .into_iter()
+        .flat_map(|p| BACKENDS.map(|b| (p, b)))
+    {
+        let out = dir.path().join(format!("{from}-to-{to}-{}", backend[1]));
         let fail: &[&str] = &[
             "--rate",
             "30000",
@@ -426,7 +451,7 @@ fn a_restore_at_another_parallelism_completes_the_same_output() {
         ];
         let stderr = run_err(traffic(
             &out,
-            &[THREE_PARTITIONS, CHECKPOINTED, &["-p", from], fail],
+            &[THREE_PARTITIONS, CHECKPOINTED, backend, &["-p", from], fail],
         ));
         assert!(stderr.contains("operator 'tag'"), "{stderr}");
         assert!(
@@ -438,6 +463,7 @@ fn a_restore_at_another_parallelism_completes_the_same_output() {
             &[
                 THREE_PARTITIONS,
                 CHECKPOINTED,
+                backend,
                 &["-p", to, "--restore", "latest"],
             ],
         ));
@@ -450,55 +476,99 @@ fn a_restore_at_another_parallelism_completes_the_same_output() {
 fn a_damaged_latest_checkpoint_is_passed_over_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
     let base = baseline(dir.path(), ONE_PARTITION);
-    let out = dir.path().join("run");
-    run_ok(traffic(
-        &out,
-        &[ONE_PARTITION, CHECKPOINTED, &["--rate", "40000"]],
-    ));
-    let checkpoints = completed_checkpoints(&out);
-    assert_eq!(checkpoints.len(), 2, "--retained-checkpoints defaults to 2");
-    let restore: &[&[&str]] = &[ONE_PARTITION, CHECKPOINTED, &["--restore", "latest"]];
+    for backend in BACKENDS {
+        let out = dir.path().join(format!("run-{}", backend[1]));
+        run_ok(traffic(
+            &out,
+            &[ONE_PARTITION, CHECKPOINTED, backend, &["--rate", "40000"]],
+        ));
+        let checkpoints = completed_checkpoints(&out);
+        assert_eq!(checkpoints.len(), 2, "--retained-checkpoints defaults to 2");
+        let restore: &[&[&str]] = &[
+            ONE_PARTITION,
+            CHECKPOINTED,
+            backend,
+            &["--restore", "latest"],
+        ];
 
-    type Damage = fn(&Path);
-    let damages: [(&str, Damage); 2] = [
-        ("flipped", flip_a_byte),
-        ("truncated", |file| {
-            let len = fs::metadata(file).unwrap().len();
-            fs::OpenOptions::new()
-                .write(true)
-                .open(file)
-                .unwrap()
-                .set_len(len / 2)
-                .unwrap();
-        }),
-    ];
-    for (how, damage) in damages {
-        let copy = dir.path().join(how);
-        copy_dir(&out, &copy);
-        let (newest, _) = checkpoints.last().unwrap();
-        let file = largest_state_file(&copy.join("checkpoints").join(format!("chk-{newest}")));
-        damage(&file);
-        let stderr = run_ok(traffic(&copy, restore));
-        let name = format!(
-            "chk-{newest}/{}",
-            file.file_name().unwrap().to_str().unwrap()
-        );
-        let message = stderr
-            .lines()
-            .find(|l| l.contains(&name))
-            .unwrap_or_else(|| panic!("{how}: no message names {name}:\n{stderr}"));
-        assert!(message.contains("skipped"), "{how}: {message}");
-        assert_same_outputs(&base, &copy, true);
-    }
+        type Damage = fn(&Path);
+        let damages: [(&str, Damage); 2] = [
+            ("flipped", flip_a_byte),
+            ("truncated", |file| {
+                let len = fs::metadata(file).unwrap().len();
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(file)
+                    .unwrap()
+                    .set_len(len / 2)
+                    .unwrap();
+            }),
+        ];
+        for (how, damage) in damages {
+            let copy = dir.path().join(format!("{how}-{}", backend[1]));
+            copy_dir(&out, &copy);
+            let (newest, _) = checkpoints.last().unwrap();
+            let file = largest_state_file(&copy.join("checkpoints").join(format!("chk-{newest}")));
+            damage(&file);
+            let stderr = run_ok(traffic(&copy, restore));
+            let name = format!(
+                "chk-{newest}/{}",
+                file.file_name().unwrap().to_str().unwrap()
+            );
+            let message = stderr
+                .lines()
+                .find(|l| l.contains(&name))
+                .unwrap_or_else(|| panic!("{how}: no message names {name}:\n{stderr}"));
+            assert!(message.contains("skipped"), "{how}: {message}");
+            assert_same_outputs(&base, &copy, true);
+        }
 
-    for (n, chk) in &checkpoints {
-        flip_a_byte(&largest_state_file(chk));
-        assert!(chk.ends_with(format!("chk-{n}")));
+        // A shared file of incremental snapshots that only the newest checkpoint refers to: its
+        // damage makes the restore fall back to the checkpoint before, as a state file's does.
+        if let [.., (older, _), (newest, _)] = checkpoints.as_slice()
+            && let Some(file) = shared_files(&out, *newest)
+                .into_iter()
+                .find(|f| !shared_files(&out, *older).contains(f))
+        {
+            let copy = dir.path().join(format!("shared-{}", backend[1]));
+            copy_dir(&out, &copy);
+            flip_a_byte(&copy.join("checkpoints").join(&file));
+            let stderr = run_ok(traffic(&copy, restore));
+            let message = stderr
+                .lines()
+                .find(|l| l.contains(&file))
+                .unwrap_or_else(|| panic!("no message names {file}:\n{stderr}"));
+            assert!(message.contains("checkpoint skipped"), "{message}");
+            assert_same_outputs(&base, &copy, true);
+        }
+
+        for (n, chk) in &checkpoints {
+            flip_a_byte(&largest_state_file(chk));
+            assert!(chk.ends_with(format!("chk-{n}")));
+        }
+        let stderr = run_err(traffic(&out, restore));
+        for (n, _) in &checkpoints {
+            assert!(stderr.contains(&format!("chk-{n}/")), "{stderr}");
+        }
     }
-    let stderr = run_err(traffic(&out, restore));
-    for (n, _) in &checkpoints {
-        assert!(stderr.contains(&format!("chk-{n}/")), "{stderr}");
-    }
+}
+
+/// The shared files (`shared/NAME`) that checkpoint `n` of `dir` refers to, read from its
+/// `_metadata` (header 8 bytes, then one frame: length 8, JSON, CRC32 4).
+fn shared_files(dir: &Path, n: u64) -> Vec<String> {
+    let bytes = fs::read(dir.join("checkpoints").join(format!("chk-{n}/_metadata"))).unwrap();
+    let metadata: serde_json::Value = serde_json::from_slice(&bytes[16..bytes.len() - 4]).unwrap();
+    let mut files: Vec<String> = metadata["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["shared"].as_array())
+        .flatten()
+        .map(|f| f["file"].as_str().unwrap().to_owned())
+        .collect();
+    files.sort();
+    files.dedup();
+    files
 }
 
 /// `--restart-strategy fixed-delay` with room for every injected failure, 5 ms apart.

@@ -100,17 +100,26 @@ impl Chain {
             let frame_bytes = input.take_u64().map_err(bad)?;
             let inside = offset >= HEADER_BYTES
                 && frame_bytes >= FRAME_OVERHEAD_BYTES
-                && offset.checked_add(frame_bytes).is_some_and(|end| end <= bytes);
+                && offset
+                    .checked_add(frame_bytes)
+                    .is_some_and(|end| end <= bytes);
             if !inside {
                 return Err(format!(
                     "{name}: the chain names a frame at {offset}+{frame_bytes} of a file of {bytes} bytes"
                 ));
             }
-            let file = files
-                .entry(name.clone())
-                .or_insert_with(|| Arc::new(SharedFile { file: name, bytes, crc32 }));
+            let file = files.entry(name.clone()).or_insert_with(|| {
+                Arc::new(SharedFile {
+                    file: name,
+                    bytes,
+                    crc32,
+                })
+            });
             if file.bytes != bytes || file.crc32 != crc32 {
-                return Err(format!("{}: two lengths or checksums in one chain", file.file));
+                return Err(format!(
+                    "{}: two lengths or checksums in one chain",
+                    file.file
+                ));
             }
             links.push(Link {
                 file: Arc::clone(file),
@@ -215,7 +224,10 @@ pub(super) fn for_each_entry<'a>(
         }
     }
     if !input.is_empty() {
-        return Err(format!("{} bytes after the frame's {count} entries", input.remaining()));
+        return Err(format!(
+            "{} bytes after the frame's {count} entries",
+            input.remaining()
+        ));
     }
     Ok(count)
 }
@@ -238,7 +250,9 @@ pub(super) fn frame_payload<'a>(bytes: &'a [u8], link: &Link) -> Result<&'a [u8]
         ));
     }
     if bytes[..HEADER_BYTES as usize] != header(FileKind::Shared) {
-        return Err(format!("{name}: not a shared state file of this format version"));
+        return Err(format!(
+            "{name}: not a shared state file of this format version"
+        ));
     }
     let start = link.offset as usize;
     let end = start + link.bytes as usize;

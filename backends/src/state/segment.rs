@@ -92,7 +92,9 @@ impl Segment {
     pub(super) fn read(&self, offset: u64, len: u32) -> &[u8] {
         let (start, len) = (offset as usize, len as usize);
         assert!(
-            start.checked_add(len).is_some_and(|end| end <= self.capacity()),
+            start
+                .checked_add(len)
+                .is_some_and(|end| end <= self.capacity()),
             "a value at {start}+{len} outside a segment of {} bytes",
             self.capacity()
         );
@@ -121,7 +123,11 @@ impl Segment {
         debug_assert!(offset + bytes.len() <= map.len());
         // SAFETY: in bounds (1.) and not read by anyone (2.): no slice aliases the range.
         unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.as_mut_ptr().add(offset), bytes.len());
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                map.as_mut_ptr().add(offset),
+                bytes.len(),
+            );
         }
     }
 }

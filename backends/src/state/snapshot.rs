@@ -153,7 +153,13 @@ static NEXT_FILE: AtomicU64 = AtomicU64::new(0);
 fn file_name(state: &str) -> String {
     let plain: String = state
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(40)
         .collect();
     let nanos = std::time::SystemTime::now()
@@ -209,7 +215,11 @@ impl BytesSnapshot for MmapView {
                 continue;
             };
             let rebase = self.rebase(base, delta.len() as u64, group);
-            let payload = if rebase { self.full_frame(group) } else { delta };
+            let payload = if rebase {
+                self.full_frame(group)
+            } else {
+                delta
+            };
             if writer.is_none() {
                 writer = Some(SharedWriter::create(&dir, &file_name(&self.name))?);
             }
@@ -230,7 +240,11 @@ impl BytesSnapshot for MmapView {
                     offset,
                     bytes,
                 };
-                let mut chain = if rebase { Chain::default() } else { (*chains[g]).clone() };
+                let mut chain = if rebase {
+                    Chain::default()
+                } else {
+                    (*chains[g]).clone()
+                };
                 chain.links.push(link);
                 chains[g] = Arc::new(chain);
             }

@@ -121,13 +121,16 @@ impl MmapStore {
     /// If a new segment cannot be made (see [`KeyedBytes`]' contract).
     fn append(&mut self, value: &[u8]) -> Loc {
         let len = u32::try_from(value.len()).expect("a value of state is shorter than 4 GiB");
-        let fits = self.active.is_some_and(|(id, tail)| {
-            tail + value.len() <= self.segment(id).capacity()
-        });
+        let fits = self
+            .active
+            .is_some_and(|(id, tail)| tail + value.len() <= self.segment(id).capacity());
         if !fits {
             let capacity = self.config.segment_bytes.max(value.len());
             let segment = Segment::create(&self.config.local_dir, capacity).unwrap_or_else(|e| {
-                panic!("state {:?}: cannot make a memory-mapped segment: {e}", self.name)
+                panic!(
+                    "state {:?}: cannot make a memory-mapped segment: {e}",
+                    self.name
+                )
             });
             let id = u32::try_from(self.segments.len()).expect("fewer than 4 G segments");
             self.segments.push(Some(Arc::new(segment)));

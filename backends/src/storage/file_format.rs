@@ -177,7 +177,9 @@ pub(crate) fn read_header(r: &mut impl Read, kind: FileKind) -> Result<(), Forma
 }
 
 /// The length field and checksum that frame `payload`.
-pub(crate) fn frame(payload: &[u8]) -> ([u8; LENGTH_BYTES as usize], [u8; CHECKSUM_BYTES as usize]) {
+pub(crate) fn frame(
+    payload: &[u8],
+) -> ([u8; LENGTH_BYTES as usize], [u8; CHECKSUM_BYTES as usize]) {
     let length = (payload.len() as u64).to_le_bytes();
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&length);

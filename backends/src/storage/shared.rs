@@ -144,7 +144,12 @@ pub(crate) fn remove_unreferenced(
     let entries = match fs::read_dir(&folder) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(StorageError::Io { path: folder, source }),
+        Err(source) => {
+            return Err(StorageError::Io {
+                path: folder,
+                source,
+            });
+        }
     };
     let mut removed = Vec::new();
     for entry in entries {

@@ -418,7 +418,11 @@ impl CheckpointArgs {
         }
         let restart = self.restart(&src)?;
         let backend = src
-            .pick(("state-backend", &self.state_backend), BACKEND, state_backend::parse)?
+            .pick(
+                ("state-backend", &self.state_backend),
+                BACKEND,
+                state_backend::parse,
+            )?
             .unwrap_or_default();
         let incremental = match (
             src.key(INCREMENTAL, state_backend::parse_bool)?,

@@ -30,7 +30,9 @@ pub(super) fn parse(text: &str) -> Result<Backend, String> {
     match text.to_ascii_lowercase().as_str() {
         "heap" | "hashmap" => Ok(Backend::Heap),
         "mmap" => Ok(Backend::Mmap),
-        other => Err(format!("'{other}' is not a state backend: heap (hashmap) or mmap")),
+        other => Err(format!(
+            "'{other}' is not a state backend: heap (hashmap) or mmap"
+        )),
     }
 }
 
@@ -69,7 +71,8 @@ pub(super) fn build(
     match backend {
         Backend::Heap => Ok(state::heap()),
         Backend::Mmap => {
-            let local_dir = local_dir.map_or_else(|| std::env::temp_dir().join("weir-mmap"), Path::to_path_buf);
+            let local_dir =
+                local_dir.map_or_else(|| std::env::temp_dir().join("weir-mmap"), Path::to_path_buf);
             let (checkpoint_dir, registry) = match checkpoints {
                 Some((dir, registry)) => (Some(dir), registry),
                 None => (None, Arc::new(SharedStateRegistry::new())),

@@ -11,9 +11,8 @@ use std::time::Instant;
 use super::control::TaskEnv;
 use crate::checkpoint::{
     AckTimings, BarrierMode, CheckpointId, CheckpointStorage, CompletedCheckpoint, PARTS_FOLDER,
-    PendingOperator,
-    RestoreContext, Signals, Site, SnapshotJob, SnapshotMode, StateHandle, TaskSnapshot,
-    Transactions,
+    PendingOperator, RestoreContext, Signals, Site, SnapshotJob, SnapshotMode, StateHandle,
+    TaskSnapshot, Transactions,
 };
 use crate::error::{JobError, TaskError};
 use crate::net::CheckpointBarrier;
@@ -154,7 +153,9 @@ pub(crate) fn snapshot<T>(
     let mut operators = std::mem::take(&mut snapshot.operators);
     if ck.snapshot_mode == SnapshotMode::Sync {
         // The baseline: serialize every keyed view here, on the task thread.
-        operators.iter_mut().for_each(PendingOperator::write_keyed_now);
+        operators
+            .iter_mut()
+            .for_each(PendingOperator::write_keyed_now);
     }
     let job = SnapshotJob {
         checkpoint: id,

@@ -223,7 +223,9 @@ impl KeyedRestore {
         let layout = table.layout().clone();
         let result = match table.store_mut() {
             Store::Heap(maps) => fill(&name, &layout, &parts, maps),
-            Store::Bytes(store) => fill_bytes::<S::Key, S::Stored>(&name, &layout, &parts, store.as_mut()),
+            Store::Bytes(store) => {
+                fill_bytes::<S::Key, S::Stored>(&name, &layout, &parts, store.as_mut())
+            }
         };
         if result.is_err() {
             table.clear();

@@ -134,7 +134,11 @@ impl<K: StateKey, V: StateValue> TableSnapshot<K, V> {
 }
 
 fn check_blobs(name: &str, groups: usize, blobs: &[Vec<u8>]) {
-    assert_eq!(groups, blobs.len(), "state {name:?}: one blob per key group");
+    assert_eq!(
+        groups,
+        blobs.len(),
+        "state {name:?}: one blob per key group"
+    );
 }
 
 fn write_groups<K: StateKey, V: StateValue>(
