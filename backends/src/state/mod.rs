@@ -114,7 +114,11 @@ impl MmapBackend {
     /// # Errors
     /// If the local folder cannot be created, or a setting is out of range.
     pub fn new(config: MmapConfig, registry: Arc<SharedStateRegistry>) -> Result<Self, String> {
-        if config.segment_bytes == 0 || config.max_chain == 0 || !(config.rebase_ratio >= 1.0) {
+        if config.segment_bytes == 0
+            || config.max_chain == 0
+            || config.rebase_ratio.is_nan()
+            || config.rebase_ratio < 1.0
+        {
             return Err(format!(
                 "mmap state backend: segment bytes and chain length must be at least 1 and \
                  the rebase ratio at least 1.0, got {config:?}"

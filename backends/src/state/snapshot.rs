@@ -43,7 +43,7 @@ impl History {
     pub(super) fn new(groups: usize) -> Self {
         Self {
             base_epoch: 0,
-            base: vec![Arc::new(Chain::default()); groups],
+            base: (0..groups).map(|_| Arc::new(Chain::default())).collect(),
             written: Vec::new(),
         }
     }
