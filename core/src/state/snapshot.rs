@@ -205,7 +205,8 @@ pub struct KeyedSnapshot {
     key_groups: Range<usize>,
     names: Vec<String>,
     mode: SnapshotMode,
-    /// Sections serialized at `add` (heap tables in sync mode).
+    /// Sections serialized at `add` (heap tables in sync mode); empty until the first is
+    /// written, so that an async snapshot's synchronous part allocates no blob.
     blobs: Vec<Vec<u8>>,
     /// Views still to serialize.
     views: Vec<Box<dyn WriteGroups>>,
@@ -225,7 +226,7 @@ impl KeyedSnapshot {
     /// An empty snapshot of an operator subtask owning `key_groups`.
     pub fn new(key_groups: Range<usize>, mode: SnapshotMode) -> Self {
         Self {
-            blobs: vec![Vec::new(); key_groups.len()],
+            blobs: Vec::new(),
             key_groups,
             names: Vec::new(),
             mode,
@@ -252,10 +253,21 @@ impl KeyedSnapshot {
     pub fn add_view<K: StateKey, V: StateValue>(&mut self, view: TableSnapshot<K, V>) -> &mut Self {
         self.check_new(view.name(), view.key_groups());
         match (&view.view, self.mode) {
-            (View::Heap(_), SnapshotMode::Sync) => view.write(&mut self.blobs),
+            (View::Heap(_), SnapshotMode::Sync) => {
+                let blobs = self.blobs_mut();
+                view.write(blobs);
+            }
             _ => self.views.push(Box::new(view)),
         }
         self
+    }
+
+    /// The blobs, one per key group, made on first use.
+    fn blobs_mut(&mut self) -> &mut Vec<Vec<u8>> {
+        if self.blobs.is_empty() {
+            self.blobs = vec![Vec::new(); self.key_groups.len()];
+        }
+        &mut self.blobs
     }
 
     fn check_new(&mut self, name: &str, key_groups: Range<usize>) {
@@ -273,8 +285,8 @@ impl KeyedSnapshot {
     /// The blobs, one per key group in order, every state in full (restorable by any
     /// backend): the asynchronous part (serialization, O(entries)) in async mode, nothing left
     /// to do for heap tables in sync mode.
-    pub fn into_blobs(self) -> Vec<Vec<u8>> {
-        let mut blobs = self.blobs;
+    pub fn into_blobs(mut self) -> Vec<Vec<u8>> {
+        let mut blobs = std::mem::take(self.blobs_mut());
         for view in self.views {
             view.write_full(&mut blobs);
         }
@@ -286,9 +298,9 @@ impl KeyedSnapshot {
     ///
     /// # Errors
     /// A byte store that could not write its shared files (the checkpoint is declined).
-    pub fn into_parts(self) -> Result<KeyedParts, StateError> {
+    pub fn into_parts(mut self) -> Result<KeyedParts, StateError> {
         let mut parts = KeyedParts {
-            blobs: self.blobs,
+            blobs: std::mem::take(self.blobs_mut()),
             ..KeyedParts::default()
         };
         for view in self.views {
