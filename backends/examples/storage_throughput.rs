@@ -36,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .map(|g| vec![g as u8; blob_bytes])
                     .collect(),
                 key_groups,
+                ..OperatorSnapshot::default()
             }
         })
         .collect();

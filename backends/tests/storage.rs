@@ -29,6 +29,7 @@ fn keyed(uid: &str, subtask: usize, seed: u8) -> OperatorSnapshot {
             .map(|g| vec![seed.wrapping_add(g as u8); g * 3])
             .collect(),
         key_groups,
+        ..OperatorSnapshot::default()
     }
 }
 
@@ -41,6 +42,7 @@ fn source(seed: u8) -> OperatorSnapshot {
         operator_state: vec![seed; 24],
         key_groups: 0..0,
         keyed: Vec::new(),
+        ..OperatorSnapshot::default()
     }
 }
 
@@ -490,6 +492,7 @@ fn any_snapshot() -> impl Strategy<Value = OperatorSnapshot> {
                 operator_state,
                 key_groups: first_group..first_group + keyed.len(),
                 keyed,
+                ..OperatorSnapshot::default()
             },
         )
 }

@@ -56,9 +56,10 @@ const UNALIGNED: &[&str] = &["--checkpoint-mode", "unaligned"];
 /// when they see the trigger late, or at a task whose barrier came late).
 const ALIGNED_TIMEOUT: &[&str] = &["--aligned-timeout", "1ms"];
 
-/// An exactly-once test run once per exactly-once barrier mode: `fn name(checkpointed)`
-/// becomes the module `name` with the tests `aligned`, `unaligned` and `aligned_timeout`;
-/// the body gets `checkpointed`, [`CHECKPOINTED`] with the mode's flags, for every run.
+/// An exactly-once test run once per exactly-once barrier mode on the heap backend, and with
+/// aligned barriers on the memory-mapped backend: `fn name(checkpointed)` becomes the module
+/// `name` with the tests `aligned`, `unaligned`, `aligned_timeout` and `mmap`; the body gets
+/// `checkpointed`, [`CHECKPOINTED`] with the mode's (or backend's) flags, for every run.
 macro_rules! in_every_exactly_once_mode {
     ($(#[$doc:meta])* fn $name:ident($checkpointed:ident) $body:block) => {
         $(#[$doc])*
@@ -85,9 +86,21 @@ macro_rules! in_every_exactly_once_mode {
             fn aligned_timeout() {
                 run(ALIGNED_TIMEOUT);
             }
+
+            #[test]
+            fn mmap() {
+                run(MMAP);
+            }
         }
     };
 }
+
+/// Aligned checkpoints of memory-mapped keyed state, snapshotted incrementally.
+const MMAP: &[&str] = &["--state-backend", "mmap"];
+
+/// The keyed-state backends every exactly-once test runs with: full copy-on-write snapshots
+/// of heap maps, and incremental snapshots of memory-mapped state into shared files.
+const BACKENDS: [&[&str]; 2] = [&["--state-backend", "heap"], &["--state-backend", "mmap"]];
 
 /// `weir run traffic`, unpinned, writing into `output`.
 fn traffic(output: &Path, args: &[&[&str]]) -> Command {
@@ -493,55 +506,99 @@ in_every_exactly_once_mode! {
 fn a_damaged_latest_checkpoint_is_passed_over_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
     let base = baseline(dir.path(), ONE_PARTITION);
-    let out = dir.path().join("run");
-    run_ok(traffic(
-        &out,
-        &[ONE_PARTITION, CHECKPOINTED, &["--rate", "40000"]],
-    ));
-    let checkpoints = completed_checkpoints(&out);
-    assert_eq!(checkpoints.len(), 2, "--retained-checkpoints defaults to 2");
-    let restore: &[&[&str]] = &[ONE_PARTITION, CHECKPOINTED, &["--restore", "latest"]];
+    for backend in BACKENDS {
+        let out = dir.path().join(format!("run-{}", backend[1]));
+        run_ok(traffic(
+            &out,
+            &[ONE_PARTITION, CHECKPOINTED, backend, &["--rate", "40000"]],
+        ));
+        let checkpoints = completed_checkpoints(&out);
+        assert_eq!(checkpoints.len(), 2, "--retained-checkpoints defaults to 2");
+        let restore: &[&[&str]] = &[
+            ONE_PARTITION,
+            CHECKPOINTED,
+            backend,
+            &["--restore", "latest"],
+        ];
 
-    type Damage = fn(&Path);
-    let damages: [(&str, Damage); 2] = [
-        ("flipped", flip_a_byte),
-        ("truncated", |file| {
-            let len = fs::metadata(file).unwrap().len();
-            fs::OpenOptions::new()
-                .write(true)
-                .open(file)
-                .unwrap()
-                .set_len(len / 2)
-                .unwrap();
-        }),
-    ];
-    for (how, damage) in damages {
-        let copy = dir.path().join(how);
-        copy_dir(&out, &copy);
-        let (newest, _) = checkpoints.last().unwrap();
-        let file = largest_state_file(&copy.join("checkpoints").join(format!("chk-{newest}")));
-        damage(&file);
-        let stderr = run_ok(traffic(&copy, restore));
-        let name = format!(
-            "chk-{newest}/{}",
-            file.file_name().unwrap().to_str().unwrap()
-        );
-        let message = stderr
-            .lines()
-            .find(|l| l.contains(&name))
-            .unwrap_or_else(|| panic!("{how}: no message names {name}:\n{stderr}"));
-        assert!(message.contains("skipped"), "{how}: {message}");
-        assert_same_outputs(&base, &copy, true);
-    }
+        type Damage = fn(&Path);
+        let damages: [(&str, Damage); 2] = [
+            ("flipped", flip_a_byte),
+            ("truncated", |file| {
+                let len = fs::metadata(file).unwrap().len();
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(file)
+                    .unwrap()
+                    .set_len(len / 2)
+                    .unwrap();
+            }),
+        ];
+        for (how, damage) in damages {
+            let copy = dir.path().join(format!("{how}-{}", backend[1]));
+            copy_dir(&out, &copy);
+            let (newest, _) = checkpoints.last().unwrap();
+            let file = largest_state_file(&copy.join("checkpoints").join(format!("chk-{newest}")));
+            damage(&file);
+            let stderr = run_ok(traffic(&copy, restore));
+            let name = format!(
+                "chk-{newest}/{}",
+                file.file_name().unwrap().to_str().unwrap()
+            );
+            let message = stderr
+                .lines()
+                .find(|l| l.contains(&name))
+                .unwrap_or_else(|| panic!("{how}: no message names {name}:\n{stderr}"));
+            assert!(message.contains("skipped"), "{how}: {message}");
+            assert_same_outputs(&base, &copy, true);
+        }
 
-    for (n, chk) in &checkpoints {
-        flip_a_byte(&largest_state_file(chk));
-        assert!(chk.ends_with(format!("chk-{n}")));
+        // A shared file of incremental snapshots that only the newest checkpoint refers to: its
+        // damage makes the restore fall back to the checkpoint before, as a state file's does.
+        if let [.., (older, _), (newest, _)] = checkpoints.as_slice()
+            && let Some(file) = shared_files(&out, *newest)
+                .into_iter()
+                .find(|f| !shared_files(&out, *older).contains(f))
+        {
+            let copy = dir.path().join(format!("shared-{}", backend[1]));
+            copy_dir(&out, &copy);
+            flip_a_byte(&copy.join("checkpoints").join(&file));
+            let stderr = run_ok(traffic(&copy, restore));
+            let message = stderr
+                .lines()
+                .find(|l| l.contains(&file))
+                .unwrap_or_else(|| panic!("no message names {file}:\n{stderr}"));
+            assert!(message.contains("checkpoint skipped"), "{message}");
+            assert_same_outputs(&base, &copy, true);
+        }
+
+        for (n, chk) in &checkpoints {
+            flip_a_byte(&largest_state_file(chk));
+            assert!(chk.ends_with(format!("chk-{n}")));
+        }
+        let stderr = run_err(traffic(&out, restore));
+        for (n, _) in &checkpoints {
+            assert!(stderr.contains(&format!("chk-{n}/")), "{stderr}");
+        }
     }
-    let stderr = run_err(traffic(&out, restore));
-    for (n, _) in &checkpoints {
-        assert!(stderr.contains(&format!("chk-{n}/")), "{stderr}");
-    }
+}
+
+/// The shared files (`shared/NAME`) that checkpoint `n` of `dir` refers to, read from its
+/// `_metadata` (header 8 bytes, then one frame: length 8, JSON, CRC32 4).
+fn shared_files(dir: &Path, n: u64) -> Vec<String> {
+    let bytes = fs::read(dir.join("checkpoints").join(format!("chk-{n}/_metadata"))).unwrap();
+    let metadata: serde_json::Value = serde_json::from_slice(&bytes[16..bytes.len() - 4]).unwrap();
+    let mut files: Vec<String> = metadata["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["shared"].as_array())
+        .flatten()
+        .map(|f| f["file"].as_str().unwrap().to_owned())
+        .collect();
+    files.sort();
+    files.dedup();
+    files
 }
 
 /// `--restart-strategy fixed-delay` with room for every injected failure, 5 ms apart.

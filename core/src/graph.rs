@@ -357,6 +357,7 @@ impl<T: Send + 'static> Stream<T> {
                     key_groups: setup.env.key_groups(),
                     max_parallelism: setup.config.max_parallelism,
                     restore: setup.env.restore_for(&uid)?,
+                    state_backend: Arc::clone(&setup.config.state_backend),
                 };
                 op.open(&context).map_err(|e| JobError::Operator {
                     operator: op_name.to_string(),

@@ -47,6 +47,9 @@ pub(crate) enum FileKind {
     Metadata = 2,
     /// One subtask's channel state (unaligned checkpoints).
     ChannelState = 3,
+    /// A shared file of incremental snapshots (`shared/NAME`), written by the memory-mapped
+    /// state backend.
+    Shared = 4,
 }
 
 impl FileKind {
@@ -55,6 +58,7 @@ impl FileKind {
             1 => Some(Self::State),
             2 => Some(Self::Metadata),
             3 => Some(Self::ChannelState),
+            4 => Some(Self::Shared),
             _ => None,
         }
     }
@@ -64,6 +68,7 @@ impl FileKind {
             Self::State => "state",
             Self::Metadata => "metadata",
             Self::ChannelState => "channel state",
+            Self::Shared => "shared state",
         }
     }
 }
@@ -176,7 +181,9 @@ pub(crate) fn read_header(r: &mut impl Read, kind: FileKind) -> Result<(), Forma
 }
 
 /// The length field and checksum that frame `payload`.
-fn frame(payload: &[u8]) -> ([u8; LENGTH_BYTES as usize], [u8; CHECKSUM_BYTES as usize]) {
+pub(crate) fn frame(
+    payload: &[u8],
+) -> ([u8; LENGTH_BYTES as usize], [u8; CHECKSUM_BYTES as usize]) {
     let length = (payload.len() as u64).to_le_bytes();
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&length);

@@ -6,12 +6,14 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use weir_core::checkpoint::{
     ChannelStateHandle, ChannelStateSink, CheckpointId, CheckpointMetadata, CheckpointStorage,
     ChunkHandle, CompletedCheckpoint, OperatorSnapshot, PARTS_FOLDER, StateHandle, StorageError,
 };
 
+use super::shared::{self, SharedStateRegistry};
 use super::{channel_file, metadata_file, state_file};
 
 /// Completed checkpoints kept by default (Flink's `state.checkpoints.num-retained` is 1;
@@ -51,6 +53,7 @@ const WRITE_BUFFER_BYTES: usize = 256 * 1024;
 pub struct FsCheckpointStorage {
     dir: PathBuf,
     retained: usize,
+    registry: Arc<SharedStateRegistry>,
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
@@ -108,7 +111,17 @@ impl FsCheckpointStorage {
             ));
         }
         fs::create_dir_all(&dir).map_err(io_at(&dir))?;
-        Ok(Self { dir, retained })
+        Ok(Self {
+            dir,
+            retained,
+            registry: Arc::new(SharedStateRegistry::new()),
+        })
+    }
+
+    /// The registry of shared files in completed checkpoints, for the memory-mapped state
+    /// backend to learn which of its snapshots may be the base of the next increment.
+    pub fn shared_registry(&self) -> Arc<SharedStateRegistry> {
+        Arc::clone(&self.registry)
     }
 
     /// The folder holding the checkpoints.
@@ -151,9 +164,13 @@ impl FsCheckpointStorage {
     }
 
     /// Keeps the newest `retained` completed checkpoints and the incomplete ones newer than
-    /// `completed` (in progress); removes the rest.
+    /// `completed` (in progress); removes the rest, then the shared files none of the kept
+    /// checkpoints refers to (if every kept `_metadata` reads: a file a damaged one might need
+    /// is never removed).
     fn retain(&self, completed: CheckpointId) -> Result<(), StorageError> {
         let mut kept = 0;
+        let mut kept_metadata = Vec::new();
+        let mut all_read = true;
         for (id, path) in self.folders()? {
             let remove = if path.join(METADATA_FILE).is_file() {
                 kept += 1;
@@ -163,7 +180,15 @@ impl FsCheckpointStorage {
             };
             if remove {
                 remove_checkpoint_folder(&path)?;
+            } else if path.join(METADATA_FILE).is_file() {
+                match metadata_file::read(&path.join(METADATA_FILE)) {
+                    Ok(metadata) => kept_metadata.push(metadata),
+                    Err(_) => all_read = false,
+                }
             }
+        }
+        if all_read {
+            shared::remove_unreferenced(&self.dir, &kept_metadata, &self.registry)?;
         }
         Ok(())
     }
@@ -198,6 +223,11 @@ impl FsCheckpointStorage {
         for handle in &metadata.channel_states {
             channel_file::check_handle(handle).map_err(corrupt)?;
             channel_file::verify_file(&folder.join(&handle.file), handle)?;
+        }
+        let dir = folder.parent().unwrap_or(Path::new("."));
+        for file in shared::files_of(&metadata) {
+            shared::check_name(file).map_err(corrupt)?;
+            shared::verify(dir, file)?;
         }
         Ok(CompletedCheckpoint {
             path: folder.to_path_buf(),
@@ -297,6 +327,11 @@ impl CheckpointStorage for FsCheckpointStorage {
             channel_file::check_handle(handle)
                 .map_err(|reason| invalid_input(&folder.join(METADATA_FILE), reason))?;
         }
+        for file in shared::files_of(metadata) {
+            shared::check_name(file)
+                .map_err(|reason| invalid_input(&folder.join(METADATA_FILE), reason))?;
+            shared::check_exists(&self.dir, file)?;
+        }
         let in_progress = folder.join(METADATA_IN_PROGRESS);
         let bytes = metadata_file::encode(metadata).map_err(|reason| StorageError::Corrupt {
             path: in_progress.clone(),
@@ -308,6 +343,7 @@ impl CheckpointStorage for FsCheckpointStorage {
         let path = folder.join(METADATA_FILE);
         fs::rename(&in_progress, &path).map_err(io_at(&path))?;
         sync_folder(&folder)?;
+        self.registry.confirm(metadata);
         // Not an error of the completion: the checkpoint is durable; see the doc comment.
         let _ = self.retain(metadata.id);
         Ok(())

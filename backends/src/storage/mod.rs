@@ -15,6 +15,11 @@
 //!   and downstream subtask, sequence number; then the buffer's bytes). The
 //!   [`ChannelStateHandle`](weir_core::checkpoint::ChannelStateHandle) in `_metadata` records
 //!   every chunk's channel and offset.
+//! - `shared/NAME` (`shared`, written by the memory-mapped state backend): the frames of
+//!   incremental snapshots, which several checkpoints refer to; each handle lists the ones
+//!   it needs with their length and CRC32 ([`SharedFile`](weir_core::checkpoint::SharedFile)).
+//!   A checkpoint verifies whole only if its shared files do; a file is removed once no
+//!   retained checkpoint lists it ([`SharedStateRegistry`]).
 //! - `chk-N/_metadata` (`metadata_file`): the
 //!   [`CheckpointMetadata`](weir_core::checkpoint::CheckpointMetadata) as JSON, in one frame.
 //!
@@ -34,10 +39,12 @@
 //! no checkpoint.
 
 mod channel_file;
-mod file_format;
+pub(crate) mod file_format;
 mod fs;
 mod metadata_file;
+mod shared;
 mod state_file;
 
 pub use file_format::FORMAT_VERSION;
 pub use fs::{DEFAULT_RETAINED, FsCheckpointStorage, METADATA_FILE};
+pub use shared::SharedStateRegistry;

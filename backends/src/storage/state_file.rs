@@ -146,6 +146,8 @@ pub(crate) fn encode<'a>(
         operator_state_bytes: snapshot.operator_state.len() as u64,
         key_groups: snapshot.key_groups.clone(),
         key_group_offsets,
+        shared: snapshot.shared.clone(),
+        shared_written_bytes: snapshot.shared_written_bytes,
     };
     let mut pieces = Pieces::default();
     pieces.push_owned(&header(FileKind::State));
@@ -319,6 +321,8 @@ pub(crate) fn read_ranged(
         operator_state,
         key_groups: start..end,
         keyed,
+        shared: handle.shared.clone(),
+        shared_written_bytes: 0,
     })
 }
 
@@ -344,6 +348,7 @@ mod tests {
             operator_state: b"offsets".to_vec(),
             key_groups: 4..7,
             keyed: vec![b"a".to_vec(), Vec::new(), b"ccc".to_vec()],
+            ..OperatorSnapshot::default()
         };
         let (handle, pieces) = encode(9, &snapshot, file_name("op", 1).unwrap()).unwrap();
         check_handle(&handle).unwrap();

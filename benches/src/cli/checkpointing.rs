@@ -19,6 +19,7 @@ use weir_core::checkpoint::{
 use weir_core::runtime::RestoreFrom;
 
 use super::duration::{parse_duration, parse_positive_duration};
+use super::state_backend::{self, BACKEND, Backend, INCREMENTAL, INCREMENTAL_NEW};
 
 /// The checkpoint folder inside the output folder when `--checkpoint-dir` is not given.
 pub const DEFAULT_CHECKPOINT_DIR: &str = "checkpoints";
@@ -78,6 +79,18 @@ pub struct CheckpointArgs {
     /// [default: async]
     #[arg(long, value_enum)]
     snapshot: Option<Snapshot>,
+    /// Where keyed state lives. `heap`: typed maps on the heap, each checkpoint a full
+    /// copy-on-write snapshot. `mmap`: values in memory-mapped files (out of the heap, paged by
+    /// the kernel), an index per key group; its snapshots are always incremental: a checkpoint
+    /// writes only the keys changed since the last completed one into DIR/shared/ and refers to
+    /// the earlier files, which are removed once no retained checkpoint needs them (Flink's
+    /// state.backend.incremental=true). [default: heap] [-D state.backend.type=hashmap|mmap]
+    #[arg(long, value_enum)]
+    state_backend: Option<Backend>,
+    /// Folder of the mmap backend's segment files (unlinked once mapped, so it stays empty).
+    /// [default: the system's temporary folder/weir-mmap]
+    #[arg(long, requires = "state_backend")]
+    state_local_dir: Option<PathBuf>,
     /// Start from a checkpoint in --checkpoint-dir: `latest` (the newest usable one; a damaged
     /// one is reported and the one before it used) or the path of a chk-N folder. The
     /// parallelism may differ from the run that wrote it. The outputs continue from what that
@@ -126,7 +139,9 @@ pub struct CheckpointArgs {
     #[arg(long, value_parser = parse_positive_duration)]
     failure_rate_interval: Option<Duration>,
     /// A Flink configuration key and its value (repeatable): the execution.checkpointing.*,
-    /// state.checkpoints.* and restart-strategy.* keys named beside the flags, and
+    /// state.checkpoints.*, state.backend.type and restart-strategy.* keys named beside the
+    /// flags, state.backend.incremental (or execution.checkpointing.incremental: true with
+    /// mmap, false with heap; each backend has one way), and
     /// execution.checkpointing.max-concurrent-checkpoints (1 only). Durations as Flink writes
     /// them (10 s, 500 ms, 1 min) or as the flags do (10s).
     #[arg(short = 'D', value_name = "KEY=VALUE", value_parser = parse_key_value)]
@@ -183,7 +198,10 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 }
 
 /// The Flink keys `-D` takes.
-const KEYS: [&str; 22] = [
+const KEYS: [&str; 25] = [
+    BACKEND,
+    INCREMENTAL,
+    INCREMENTAL_NEW,
     INTERVAL,
     MODE,
     UNALIGNED,
@@ -241,6 +259,8 @@ pub struct Checkpointing {
     pub restore: Option<RestoreFrom>,
     /// Failures to inject and their seed.
     pub inject_failures: Option<(u32, u64)>,
+    /// Where keyed state lives.
+    pub state_backend: weir_core::state::StateBackendRef,
 }
 
 impl Checkpointing {
@@ -250,6 +270,7 @@ impl Checkpointing {
         runtime.restart = self.restart;
         runtime.restore = self.restore.clone();
         runtime.inject_failures = self.inject_failures;
+        runtime.state_backend = Arc::clone(&self.state_backend);
     }
 }
 
@@ -478,6 +499,26 @@ impl CheckpointArgs {
             ));
         }
         let restart = self.restart(&src)?;
+        let backend = src
+            .pick(
+                ("state-backend", &self.state_backend),
+                BACKEND,
+                state_backend::parse,
+            )?
+            .unwrap_or_default();
+        let incremental = match (
+            src.key(INCREMENTAL, state_backend::parse_bool)?,
+            src.key(INCREMENTAL_NEW, state_backend::parse_bool)?,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "-D {INCREMENTAL} and -D {INCREMENTAL_NEW} set the same thing: give one"
+                ));
+            }
+            (a, b) => a.or(b),
+        };
+        state_backend::check_incremental(backend, incremental)?;
+        let local_dir = self.state_local_dir.as_deref();
         let Some(interval) = interval else {
             let needs = [
                 (self.restore.is_some(), "--restore"),
@@ -502,12 +543,18 @@ impl CheckpointArgs {
                 restart: RestartStrategy::None,
                 restore: None,
                 inject_failures: None,
+                state_backend: state_backend::build(backend, local_dir, None)?,
             });
         };
         let dir = dir.unwrap_or_else(|| output.join(DEFAULT_CHECKPOINT_DIR));
         let retained = retained.map_or(DEFAULT_RETAINED, |n| n as usize);
         let storage = FsCheckpointStorage::new(dir.clone(), retained)
             .map_err(|e| format!("--checkpoint-dir {}: {e}", dir.display()))?;
+        let state_backend = state_backend::build(
+            backend,
+            local_dir,
+            Some((dir.clone(), storage.shared_registry())),
+        )?;
         let mut config = CheckpointConfig::new(interval, dir, Arc::new(storage));
         if let Some(mode) = barrier_mode {
             config.mode = mode;
@@ -535,6 +582,7 @@ impl CheckpointArgs {
             restart: restart.unwrap_or_default(),
             restore: self.restore.clone(),
             inject_failures,
+            state_backend,
         })
     }
 

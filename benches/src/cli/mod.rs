@@ -5,6 +5,7 @@ pub mod duration;
 mod nexmark;
 mod progress;
 pub mod signals;
+pub mod state_backend;
 mod suite;
 mod traffic;
 

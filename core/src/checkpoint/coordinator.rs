@@ -165,10 +165,14 @@ fn write_job(
     let mut states = Vec::with_capacity(job.operators.len());
     let mut bytes = 0;
     for part in job.operators {
-        let snapshot = part.finish(job.subtask, job.parallelism);
+        let uid = part.uid.clone();
+        let snapshot = match part.finish(job.subtask, job.parallelism) {
+            Ok(snapshot) => snapshot,
+            Err(e) => return decline(format!("writing keyed state of '{uid}': {e}")),
+        };
         match storage.write_state(checkpoint, &snapshot) {
             Ok(handle) => {
-                bytes += handle.file_bytes;
+                bytes += handle.checkpointed_bytes();
                 states.push(handle);
             }
             Err(e) => return decline(format!("writing state of '{}': {e}", snapshot.uid)),
@@ -193,6 +197,21 @@ fn write_job(
             ack,
         }),
     }
+}
+
+/// Bytes of a whole checkpoint: state files, each shared file it refers to once, output parts.
+fn full_state_bytes(metadata: &CheckpointMetadata) -> u64 {
+    let mut shared = std::collections::HashSet::new();
+    let files: u64 = metadata.states.iter().map(|h| h.file_bytes).sum();
+    let shared_bytes: u64 = metadata
+        .states
+        .iter()
+        .flat_map(|h| &h.shared)
+        .filter(|f| shared.insert(f.file.as_str()))
+        .map(|f| f.bytes)
+        .sum();
+    let parts: u64 = metadata.pending_parts.iter().map(|p| p.bytes).sum();
+    files + shared_bytes + parts
 }
 
 /// The coordinator of one job: its state lives across attempts (ids continue, history grows).
@@ -391,6 +410,7 @@ impl Coordinator {
             return;
         }
         self.last_completed = f.id();
+        record.full_state_bytes = full_state_bytes(&metadata);
         record.finish(f.triggered().elapsed(), Status::Completed);
         self.stats.push(record);
         self.failed_in_row = 0;

@@ -45,6 +45,7 @@ pub use pending::{
 #[cfg(not(weir_loom))]
 pub(crate) use pending::{AckTimings, Report};
 pub use signals::Signals;
+pub(crate) use snapshot::PendingOperator;
 pub use snapshot::{
     KeyedWrite, RestoreContext, SnapshotContext, StateReader, StateWriter, TaskSnapshot,
 };
@@ -62,6 +63,11 @@ use serde::{Deserialize, Serialize};
 /// The folder of a checkpoint (`chk-N/parts/`) that holds its outputs' pre-committed parts;
 /// an aborted checkpoint keeps it, for the parts to be carried into the next one.
 pub const PARTS_FOLDER: &str = "parts";
+
+/// The folder of the checkpoint directory (`DIR/shared/`) that holds the files of incremental
+/// snapshots, which several checkpoints refer to (Flink's `shared/`). A file there is removed
+/// once no retained checkpoint refers to it.
+pub const SHARED_FOLDER: &str = "shared";
 
 /// A checkpoint's id: 1 for the first checkpoint of a job, increasing by one per trigger, and
 /// continued (not restarted) after a restore.
@@ -87,6 +93,22 @@ pub struct OperatorSnapshot {
     pub key_groups: Range<usize>,
     /// One blob per key group in `key_groups`, in order.
     pub keyed: Vec<Vec<u8>>,
+    /// The shared files the blobs refer to (incremental snapshots; empty for full ones).
+    pub shared: Vec<SharedFile>,
+    /// Bytes of the shared files this snapshot wrote (the rest were written by earlier ones).
+    pub shared_written_bytes: u64,
+}
+
+/// A file under `DIR/shared/` that an incremental snapshot refers to; several checkpoints may
+/// refer to one file (Flink's `SharedStateRegistry` counts them).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SharedFile {
+    /// The file, relative to the checkpoint directory (`shared/NAME`).
+    pub file: String,
+    /// Bytes of the whole file.
+    pub bytes: u64,
+    /// CRC32 of the whole file.
+    pub crc32: u32,
 }
 
 /// Where one [`OperatorSnapshot`] lives in a checkpoint, as recorded in its metadata.
@@ -108,6 +130,21 @@ pub struct StateHandle {
     pub key_groups: Range<usize>,
     /// Byte offset and length of each key group's blob inside the file, for ranged reads.
     pub key_group_offsets: Vec<(u64, u64)>,
+    /// The shared files the keyed blobs refer to: the checkpoint needs them, and retention
+    /// keeps them while a retained checkpoint does.
+    #[serde(default)]
+    pub shared: Vec<SharedFile>,
+    /// Bytes of the shared files written for this checkpoint (its increment).
+    #[serde(default)]
+    pub shared_written_bytes: u64,
+}
+
+impl StateHandle {
+    /// Bytes this handle's checkpoint wrote for it: its file and its new shared files
+    /// (Flink's checkpointed size).
+    pub fn checkpointed_bytes(&self) -> u64 {
+        self.file_bytes + self.shared_written_bytes
+    }
 }
 
 /// A pending part of a transactional output, pre-committed at a barrier and committed when

@@ -15,17 +15,42 @@ use std::ops::Range;
 
 use super::{OperatorSnapshot, PendingPart};
 use crate::codec::DecodeError;
+use crate::state::{KeyedParts, KeyedSnapshot, StateError};
 
 /// Serializes the keyed state of one operator into one blob per key group; runs on a snapshot
 /// thread (or on the task thread for synchronous snapshots).
 pub type KeyedWrite = Box<dyn FnOnce() -> Vec<Vec<u8>> + Send>;
+
+/// An operator's keyed state on its way to the snapshot thread.
+pub(crate) enum PendingKeyed {
+    /// A closure producing full blobs ([`SnapshotContext::set_keyed`]).
+    Write(KeyedWrite),
+    /// The views of its states ([`SnapshotContext::set_keyed_snapshot`]), incremental where
+    /// their backend is.
+    Snapshot(KeyedSnapshot),
+    /// Written already (synchronous snapshots).
+    Written(Result<KeyedParts, StateError>),
+}
+
+impl PendingKeyed {
+    fn write(self) -> Result<KeyedParts, StateError> {
+        match self {
+            Self::Write(write) => Ok(KeyedParts {
+                blobs: write(),
+                ..KeyedParts::default()
+            }),
+            Self::Snapshot(snapshot) => snapshot.into_parts(),
+            Self::Written(parts) => parts,
+        }
+    }
+}
 
 /// One operator's part of a task snapshot, before its keyed state is serialized.
 pub(crate) struct PendingOperator {
     pub(crate) uid: String,
     pub(crate) operator_state: Vec<u8>,
     pub(crate) key_groups: Range<usize>,
-    pub(crate) keyed: Option<KeyedWrite>,
+    pub(crate) keyed: Option<PendingKeyed>,
 }
 
 impl std::fmt::Debug for PendingOperator {
@@ -39,17 +64,33 @@ impl std::fmt::Debug for PendingOperator {
 }
 
 impl PendingOperator {
+    /// Serializes the keyed part now, on the calling thread (synchronous snapshots: the task
+    /// thread); [`finish`](Self::finish) then only hands it over.
+    pub(crate) fn write_keyed_now(&mut self) {
+        if let Some(keyed) = self.keyed.take() {
+            self.keyed = Some(PendingKeyed::Written(keyed.write()));
+        }
+    }
+
     /// Serializes the keyed part (the asynchronous phase).
-    pub(crate) fn finish(self, subtask: usize, parallelism: usize) -> OperatorSnapshot {
-        let keyed = match self.keyed {
-            Some(write) => write(),
-            None => Vec::new(),
+    ///
+    /// # Errors
+    /// A state backend that could not write its part (its shared files).
+    pub(crate) fn finish(
+        self,
+        subtask: usize,
+        parallelism: usize,
+    ) -> Result<OperatorSnapshot, StateError> {
+        let parts = match self.keyed {
+            Some(keyed) => keyed.write()?,
+            None => KeyedParts::default(),
         };
+        let keyed = parts.blobs;
         debug_assert!(
             keyed.is_empty() || keyed.len() == self.key_groups.len(),
             "one blob per owned key group"
         );
-        OperatorSnapshot {
+        Ok(OperatorSnapshot {
             uid: self.uid,
             subtask,
             parallelism,
@@ -60,7 +101,9 @@ impl PendingOperator {
                 self.key_groups
             },
             keyed,
-        }
+            shared: parts.shared,
+            shared_written_bytes: parts.shared_written_bytes,
+        })
     }
 }
 
@@ -146,7 +189,14 @@ impl SnapshotContext<'_> {
     /// The operator's keyed state: `write` serializes a copy-on-write view taken now into one
     /// blob per owned key group. It runs later, on a snapshot thread, while the task goes on.
     pub fn set_keyed(&mut self, write: KeyedWrite) {
-        self.part.keyed = Some(write);
+        self.part.keyed = Some(PendingKeyed::Write(write));
+    }
+
+    /// The operator's keyed state as the views of its states, taken now: a snapshot thread
+    /// writes them later, incrementally where their backend snapshots incrementally (the
+    /// memory-mapped one). What keyed operators use.
+    pub fn set_keyed_snapshot(&mut self, snapshot: KeyedSnapshot) {
+        self.part.keyed = Some(PendingKeyed::Snapshot(snapshot));
     }
 
     /// The key groups the operator owns.
@@ -296,7 +346,7 @@ mod tests {
         ctx.set_operator_state(vec![1]);
         ctx.set_keyed(Box::new(|| vec![vec![10], vec![]]));
         let part = snapshot.operators.pop().unwrap();
-        let done = part.finish(0, 1);
+        let done = part.finish(0, 1).unwrap();
         assert_eq!(done.keyed, vec![vec![10], vec![]]);
         assert_eq!(done.key_groups, 0..2);
         assert_eq!(done.operator_state, vec![1]);

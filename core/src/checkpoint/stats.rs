@@ -59,8 +59,13 @@ pub struct CheckpointRecord {
     pub alignment_duration_ms: f64,
     /// The longest time from trigger to a subtask's first barrier (`checkpointStartDelay`), ms.
     pub start_delay_ms: f64,
-    /// Bytes written for it (state files and output parts).
+    /// Bytes written for it (state files, new shared files of incremental snapshots, output
+    /// parts): Flink's checkpointed size.
     pub checkpointed_bytes: u64,
+    /// Bytes of the whole checkpoint: its state files, every shared file it refers to
+    /// (written now or by earlier checkpoints) and its output parts: Flink's full state size.
+    /// Equal to `checkpointed_bytes` without incremental snapshots.
+    pub full_state_bytes: u64,
     /// In-flight data persisted (unaligned checkpoints; 0 when aligned).
     pub persisted_in_flight_bytes: u64,
     /// Subtasks that acknowledged.
@@ -88,6 +93,7 @@ impl CheckpointRecord {
             alignment_duration_ms: 0.0,
             start_delay_ms: 0.0,
             checkpointed_bytes: 0,
+            full_state_bytes: 0,
             persisted_in_flight_bytes: 0,
             acknowledged_subtasks: 0,
             unaligned_subtasks: Vec::new(),
@@ -252,7 +258,7 @@ impl CheckpointStats {
             "lastCompletedCheckpointId": last.map(|r| r.id),
             "lastCheckpointDuration": last.map(|r| r.end_to_end_duration_ms),
             "lastCheckpointSize": last.map(|r| r.checkpointed_bytes),
-            "lastCheckpointFullSize": last.map(|r| r.checkpointed_bytes),
+            "lastCheckpointFullSize": last.map(|r| r.full_state_bytes),
             "lastCheckpointPersistedData": last.map(|r| r.persisted_in_flight_bytes),
             "lastCheckpointRestoreTimestamp": self.last_restore_timestamp_ms,
             "last_restored_bytes": self.last_restored_bytes,
@@ -264,6 +270,7 @@ impl CheckpointStats {
             "alignment_duration_ms": summary(|r| r.alignment_duration_ms),
             "start_delay_ms": summary(|r| r.start_delay_ms),
             "checkpointed_bytes": summary(|r| r.checkpointed_bytes as f64),
+            "full_state_bytes": summary(|r| r.full_state_bytes as f64),
             "persisted_in_flight_bytes": summary(|r| r.persisted_in_flight_bytes as f64),
             "restarts": self.restarts,
             "history": self.history,

@@ -106,7 +106,12 @@ where
     KF: Fn(&In) -> K + Send + 'static,
 {
     fn open(&mut self, context: &OperatorContext) -> Result<(), OperatorError> {
-        let mut table = KeyedTable::new(Self::STATE, &layout_of(context)?, context.subtask);
+        let mut table = KeyedTable::with_backend(
+            Self::STATE,
+            &layout_of(context)?,
+            context.subtask,
+            context.state_backend.as_ref(),
+        )?;
         if let Some(restore) = &context.restore {
             let mut keyed = KeyedRestore::from_context(restore)?;
             keyed.restore(&mut table)?;
@@ -134,7 +139,7 @@ where
         // task thread before the task goes on.
         let mut snapshot = KeyedSnapshot::new(ctx.key_groups(), SnapshotMode::Async);
         snapshot.add(table);
-        ctx.set_keyed(Box::new(move || snapshot.into_blobs()));
+        ctx.set_keyed_snapshot(snapshot);
         Ok(())
     }
 }

@@ -114,6 +114,9 @@ pub struct OperatorContext {
     pub max_parallelism: usize,
     /// The operator's state in the checkpoint this attempt restores from.
     pub restore: Option<RestoreContext>,
+    /// The job's keyed-state backend: keyed operators make their tables with it
+    /// ([`KeyedTable::with_backend`](crate::state::KeyedTable::with_backend)).
+    pub state_backend: crate::state::StateBackendRef,
 }
 
 impl OperatorContext {
@@ -128,6 +131,7 @@ impl OperatorContext {
             key_groups: 0..crate::keyed::DEFAULT_MAX_PARALLELISM,
             max_parallelism: crate::keyed::DEFAULT_MAX_PARALLELISM,
             restore: None,
+            state_backend: crate::state::heap(),
         }
     }
 }

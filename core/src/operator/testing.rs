@@ -74,6 +74,7 @@ pub(crate) fn context(
         key_groups: layout.range_of(subtask),
         max_parallelism: DEFAULT_MAX_PARALLELISM,
         restore,
+        state_backend: crate::state::heap(),
     }
 }
 
@@ -87,6 +88,7 @@ pub(crate) fn snapshot<In, Out>(
     op.snapshot_state(&mut ctx).expect("snapshot");
     let part = task.operators.pop().expect("the operator's part");
     part.finish(context.subtask, context.parallelism)
+        .expect("the keyed state is written")
 }
 
 /// The restore context of a subtask owning `key_groups`, from every old subtask's snapshot.

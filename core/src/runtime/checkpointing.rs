@@ -11,8 +11,8 @@ use std::time::Instant;
 use super::control::TaskEnv;
 use crate::checkpoint::{
     AckTimings, BarrierMode, ChannelStateFeed, ChannelStateFile, CheckpointId, CheckpointStorage,
-    ChunkHandle, CompletedCheckpoint, PARTS_FOLDER, PoolJob, RestoreContext, Signals, Site,
-    SnapshotJob, SnapshotMode, StateHandle, TaskSnapshot, Transactions,
+    ChunkHandle, CompletedCheckpoint, PARTS_FOLDER, PendingOperator, PoolJob, RestoreContext,
+    Signals, Site, SnapshotJob, SnapshotMode, StateHandle, TaskSnapshot, Transactions,
 };
 use crate::error::{JobError, TaskError};
 use crate::net::CheckpointBarrier;
@@ -230,12 +230,9 @@ pub(crate) fn snapshot<T>(
     let mut operators = std::mem::take(&mut snapshot.operators);
     if ck.snapshot_mode == SnapshotMode::Sync {
         // The baseline: serialize every keyed view here, on the task thread.
-        for op in &mut operators {
-            if let Some(write) = op.keyed.take() {
-                let blobs = write();
-                op.keyed = Some(Box::new(move || blobs));
-            }
-        }
+        operators
+            .iter_mut()
+            .for_each(PendingOperator::write_keyed_now);
     }
     debug_assert!(
         barrier.unaligned || snapshot.channel_chunks.is_empty(),

@@ -63,6 +63,16 @@ pub struct RuntimeConfig {
     /// Commits the transactional outputs when a checkpoint completes.
     #[serde(skip)]
     pub committer: Option<Arc<dyn OutputCommitter>>,
+    /// Where keyed state lives (Flink's `state.backend.type`); the heap by default.
+    #[serde(serialize_with = "backend_name")]
+    pub state_backend: crate::state::StateBackendRef,
+}
+
+fn backend_name<S: serde::Serializer>(
+    backend: &crate::state::StateBackendRef,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(backend.name())
 }
 
 /// Which checkpoint a job starts from.
@@ -88,6 +98,7 @@ impl Default for RuntimeConfig {
             restore: None,
             inject_failures: None,
             committer: None,
+            state_backend: crate::state::heap(),
         }
     }
 }

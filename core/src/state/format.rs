@@ -2,10 +2,13 @@
 //! state with entries in the group.
 //!
 //! Section: name (`u32` length, UTF-8 bytes: `String`'s codec), entry count (`u64`), payload
-//! length (`u64`), payload (each entry's key, then its value, in their codecs).
+//! length (`u64`), payload (each entry's key, then its value, in their codecs). A section whose
+//! entry count is `u64::MAX` is a chain section: its payload is a byte store's own record of
+//! where the group's entries are (the memory-mapped backend's chain of shared files).
 
 use std::ops::Range;
 
+use super::backend::{BytesSnapshot, KeyedBytes};
 use super::table::GroupMap;
 use super::{StateError, StateKey, StateValue};
 use crate::codec::{self, Codec, Decoder};
@@ -14,6 +17,39 @@ use crate::keyed::KeyGroups;
 /// Bytes of the entry count and payload length after the name.
 const COUNTS_BYTES: usize = 16;
 
+/// The entry count that marks a chain section: its payload is a byte store's own description
+/// of where the group's entries are (the memory-mapped backend: a chain of shared files).
+pub(super) const CHAIN_ENTRIES: u64 = u64::MAX;
+
+/// Appends a section of state `name` announcing `entries` entries, whose payload `fill`
+/// appends to `blob` and returns the number of entries it wrote. Nothing if `entries` is 0.
+fn write_raw_section(
+    blob: &mut Vec<u8>,
+    name: &str,
+    entries: u64,
+    fill: impl FnOnce(&mut Vec<u8>) -> u64,
+) {
+    if entries == 0 {
+        return;
+    }
+    let name_len = u32::try_from(name.len()).expect("a state name is shorter than 4 GiB");
+    blob.extend_from_slice(&name_len.to_le_bytes());
+    blob.extend_from_slice(name.as_bytes());
+    blob.extend_from_slice(&entries.to_le_bytes());
+    let payload_len_at = blob.len();
+    blob.extend_from_slice(&0u64.to_le_bytes());
+    let payload_start = blob.len();
+    let written = fill(blob);
+    // Checked right before the blob leaves for storage: the count in the header is the count
+    // of entries written.
+    assert_eq!(
+        written, entries,
+        "state {name:?}: the section's count is its entries"
+    );
+    let payload_len = (blob.len() - payload_start) as u64;
+    blob[payload_len_at..payload_start].copy_from_slice(&payload_len.to_le_bytes());
+}
+
 /// Appends the section of state `name` holding `map`'s entries to `blob`; nothing if `map` is
 /// empty.
 pub(super) fn write_section<K: Codec, V: Codec>(
@@ -21,31 +57,43 @@ pub(super) fn write_section<K: Codec, V: Codec>(
     name: &str,
     map: &GroupMap<K, V>,
 ) {
-    if map.is_empty() {
-        return;
-    }
-    let name_len = u32::try_from(name.len()).expect("a state name is shorter than 4 GiB");
-    blob.extend_from_slice(&name_len.to_le_bytes());
-    blob.extend_from_slice(name.as_bytes());
-    blob.extend_from_slice(&(map.len() as u64).to_le_bytes());
-    let payload_len_at = blob.len();
-    blob.extend_from_slice(&0u64.to_le_bytes());
-    let payload_start = blob.len();
-    let mut entries = 0usize;
-    for (key, value) in map {
-        codec::append_to_vec(blob, key);
-        codec::append_to_vec(blob, value);
-        entries += 1;
-    }
-    // Checked right before the blob leaves for storage: the count in the header is the count
-    // of entries written.
-    assert_eq!(
-        entries,
-        map.len(),
-        "state {name:?}: the map's length is its entries"
-    );
-    let payload_len = (blob.len() - payload_start) as u64;
-    blob[payload_len_at..payload_start].copy_from_slice(&payload_len.to_le_bytes());
+    write_raw_section(blob, name, map.len() as u64, |blob| {
+        let mut entries = 0;
+        for (key, value) in map {
+            codec::append_to_vec(blob, key);
+            codec::append_to_vec(blob, value);
+            entries += 1;
+        }
+        entries
+    });
+}
+
+/// Appends the section of state `name` holding group `group` of a byte store's view, in the
+/// same format as [`write_section`] (encoded keys and values are their codecs' bytes, so the
+/// entries are copied, not re-encoded).
+pub(super) fn write_bytes_section(
+    blob: &mut Vec<u8>,
+    name: &str,
+    view: &dyn BytesSnapshot,
+    group: usize,
+) {
+    write_raw_section(blob, name, view.group_len(group) as u64, |blob| {
+        let mut entries = 0;
+        view.for_each(group, &mut |key, value| {
+            blob.extend_from_slice(key);
+            blob.extend_from_slice(value);
+            entries += 1;
+        });
+        entries
+    });
+}
+
+/// Appends a chain section of state `name` (see [`CHAIN_ENTRIES`]).
+pub(super) fn write_chain_section(blob: &mut Vec<u8>, name: &str, payload: &[u8]) {
+    write_raw_section(blob, name, CHAIN_ENTRIES, |blob| {
+        blob.extend_from_slice(payload);
+        CHAIN_ENTRIES
+    });
 }
 
 /// Reads the payload of state `name`'s section in key group `group`, announcing `entries`
@@ -96,6 +144,57 @@ pub(super) fn read_section<K: StateKey, V: StateValue>(
     Ok(())
 }
 
+/// Reads the payload of state `name`'s section in key group `group` (a full section, as
+/// [`read_section`] reads) into group `index` of an empty byte store, with the same checks;
+/// the entries' bytes are copied, decoded only to find where they end and to check the key.
+#[allow(clippy::too_many_arguments)] // one call site, in the restore; a struct would only rename them
+pub(super) fn read_section_bytes<K: StateKey, V: StateValue>(
+    name: &str,
+    group: usize,
+    layout: &KeyGroups,
+    payload: &[u8],
+    entries: u64,
+    store: &mut dyn KeyedBytes,
+    index: usize,
+) -> Result<(), StateError> {
+    let corrupt = |reason: String| StateError::Corrupt {
+        name: name.to_owned(),
+        group: Some(group),
+        reason,
+    };
+    let decode = |source| StateError::Decode {
+        name: name.to_owned(),
+        group: Some(group),
+        source,
+    };
+    let mut input = Decoder::new(payload);
+    for _ in 0..entries {
+        let key_start = input.position();
+        let key = K::decode(&mut input).map_err(decode)?;
+        let value_start = input.position();
+        V::decode(&mut input).map_err(decode)?;
+        let end = input.position();
+        let key_group = layout.group_of(&key);
+        if key_group != group {
+            return Err(corrupt(format!(
+                "an entry stored in key group {group} has a key of key group {key_group}"
+            )));
+        }
+        let key_bytes = &payload[key_start..value_start];
+        if store.get(index, key_bytes).is_some() {
+            return Err(corrupt("a key appears twice".to_owned()));
+        }
+        store.put(index, key_bytes, &payload[value_start..end]);
+    }
+    if !input.is_empty() {
+        return Err(corrupt(format!(
+            "{} bytes left after the {entries} entries the section announces",
+            input.remaining()
+        )));
+    }
+    Ok(())
+}
+
 /// One section found in a blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Section {
@@ -105,6 +204,13 @@ pub(super) struct Section {
     pub entries: u64,
     /// Where the entries lie in the blob.
     pub payload: Range<usize>,
+}
+
+impl Section {
+    /// Whether the payload is a byte store's chain (see [`CHAIN_ENTRIES`]), not entries.
+    pub fn is_chain(&self) -> bool {
+        self.entries == CHAIN_ENTRIES
+    }
 }
 
 /// The sections of key group `group`'s blob, checked for shape: every header decodes, every

@@ -64,7 +64,15 @@
 //! test in this module's tests (the task thread mutating while another thread serializes the
 //! snapshot, compared with a model of the state at snapshot time) covers the concurrent use.
 //!
+//! # Backends
+//! Where a table keeps its entries is the job's [`StateBackend`]: [`HeapBackend`] (the default,
+//! everything above) or a backend whose [`KeyedBytes`] store holds encoded entries (the
+//! memory-mapped one of `weir-backends`, with incremental snapshots); see [`backend`'s
+//! docs](StateBackend). Tables made with [`KeyedTable::new`] are always on the heap; operators
+//! make theirs with [`KeyedTable::with_backend`] and the backend of their context.
+//!
 //! Table of contents:
+//! - [`StateBackend`], [`KeyedBytes`], [`BytesSnapshot`]: pluggable stores.
 //! - [`KeyedTable`] (also [`ValueState`]): the per-key-group table and its access API.
 //! - [`KeyedState`]: the handle scoped to the current key.
 //! - [`MapState`], [`ListState`], [`ReducingState`], [`AggregatingState`]: typed states.
@@ -72,6 +80,7 @@
 //! - [`KeyedRestore`]: restore, also at another parallelism.
 //! - [`OperatorStateWriter`], [`OperatorStateReader`]: non-keyed state.
 
+mod backend;
 mod format;
 mod list;
 mod map;
@@ -90,13 +99,16 @@ use thiserror::Error;
 
 use crate::codec::{Codec, DecodeError};
 
+pub use backend::{
+    BytesSnapshot, HeapBackend, Incremental, KeyedBytes, StateBackend, StateBackendRef, heap,
+};
 pub use list::ListState;
 pub use map::{MapState, UserMap};
 pub use operator_state::{OperatorStateReader, OperatorStateWriter};
 pub use reducing::{AggregatingState, ReducingState};
 pub use restore::KeyedRestore;
 pub use scoped::KeyedState;
-pub use snapshot::{KeyedSnapshot, TableSnapshot};
+pub use snapshot::{KeyedParts, KeyedSnapshot, TableSnapshot};
 pub use table::KeyedTable;
 
 /// Where a keyed snapshot is serialized; the one enum [`crate::checkpoint::CheckpointConfig`]
@@ -159,6 +171,14 @@ pub enum StateError {
     /// that no snapshot covers, a state restored into twice.
     #[error("{0}")]
     Layout(String),
+    /// The state backend failed: its store could not be made, or its snapshot not written.
+    #[error("state {name:?}: {reason}")]
+    Backend {
+        /// The state.
+        name: String,
+        /// What failed (the file and why).
+        reason: String,
+    },
     /// The snapshots hold a state that nothing restored (renamed or dropped state): restoring
     /// without it would lose it silently.
     #[error("state {0:?} is in the snapshot but was not restored")]

@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::ops::Range;
 
-use super::format::{Section, parse_sections, read_section};
-use super::table::GroupMap;
+use super::backend::KeyedBytes;
+use super::format::{Section, parse_sections, read_section, read_section_bytes};
+use super::table::{GroupMap, Store};
 use super::{StateError, StateKey, StateSnapshotRestore, StateValue};
 use crate::checkpoint::OperatorSnapshot;
 use crate::keyed::KeyGroups;
@@ -17,6 +18,8 @@ struct GroupPart<'a> {
     group: usize,
     payload: &'a [u8],
     entries: u64,
+    /// The payload is a byte store's chain, not entries.
+    chain: bool,
 }
 
 /// Fills `maps` (empty, one per part, in order) from `parts`, stopping at the first error.
@@ -30,8 +33,50 @@ fn fill<K: StateKey, V: StateValue>(
     debug_assert_eq!(parts.len(), maps.len(), "one map per key group");
     let mut restored = 0;
     for (part, map) in parts.iter().zip(maps) {
+        if part.chain {
+            return Err(StateError::Layout(format!(
+                "state {name:?}, key group {}: written by the mmap state backend as a chain of \
+                 shared files; restore it with --state-backend mmap",
+                part.group
+            )));
+        }
         read_section(name, part.group, layout, part.payload, part.entries, map)?;
         restored += map.len();
+    }
+    Ok(restored)
+}
+
+/// Fills an empty byte store from `parts` (one per group of the store, in order), stopping
+/// at the first error: full sections entry by entry, chain sections by the store itself.
+/// Returns the entries restored.
+fn fill_bytes<K: StateKey, V: StateValue>(
+    name: &str,
+    layout: &KeyGroups,
+    parts: &[GroupPart<'_>],
+    store: &mut dyn KeyedBytes,
+) -> Result<usize, StateError> {
+    let mut restored = 0;
+    for (index, part) in parts.iter().enumerate() {
+        if part.chain {
+            store
+                .restore_chain(index, part.payload)
+                .map_err(|reason| StateError::Corrupt {
+                    name: name.to_owned(),
+                    group: Some(part.group),
+                    reason,
+                })?;
+        } else {
+            read_section_bytes::<K, V>(
+                name,
+                part.group,
+                layout,
+                part.payload,
+                part.entries,
+                store,
+                index,
+            )?;
+        }
+        restored += store.group_len(index);
     }
     Ok(restored)
 }
@@ -140,7 +185,9 @@ impl KeyedRestore {
     /// been added (a group without state has an empty blob, so a missing one is lost state).
     /// On an error `state` is left empty.
     ///
-    /// O(entries), on the calling thread, one key group's map at a time. (Two threads, each
+    /// O(entries), on the calling thread, one key group's map at a time. A byte store restores
+    /// a chain section its own way (the memory-mapped one maps the files and indexes the
+    /// entries without decoding a value). (Two threads, each
     /// filling half of the groups, halve the time only while the second thread's allocator
     /// arena keeps its pages; glibc hands a freed arena's pages back, so a restore after a
     /// table was dropped spends the gain on page faults. See the `restore` bench.)
@@ -170,11 +217,16 @@ impl KeyedRestore {
                 group,
                 payload: section.map_or(&[][..], |s| &blob.bytes[s.payload.clone()]),
                 entries: section.map_or(0, |s| s.entries),
+                chain: section.is_some_and(Section::is_chain),
             });
         }
         let layout = table.layout().clone();
-        let maps = table.group_maps_mut();
-        let result = fill(&name, &layout, &parts, maps);
+        let result = match table.store_mut() {
+            Store::Heap(maps) => fill(&name, &layout, &parts, maps),
+            Store::Bytes(store) => {
+                fill_bytes::<S::Key, S::Stored>(&name, &layout, &parts, store.as_mut())
+            }
+        };
         if result.is_err() {
             table.clear();
         }

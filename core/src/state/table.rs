@@ -8,9 +8,11 @@ use imbl::GenericHashMap;
 use imbl::shared_ptr::ArcTK;
 use rustc_hash::FxBuildHasher;
 
+use super::backend::{KeyedBytes, StateBackend};
 use super::scoped::KeyedState;
-use super::snapshot::TableSnapshot;
-use super::{StateKey, StateSnapshotRestore, StateValue};
+use super::snapshot::{TableSnapshot, View};
+use super::{StateError, StateKey, StateSnapshotRestore, StateValue};
+use crate::codec::{self, Codec};
 use crate::keyed::KeyGroups;
 
 /// One key group's entries: a hash array mapped trie whose clone is O(1) and shares every node.
@@ -22,22 +24,34 @@ use crate::keyed::KeyGroups;
 /// a snapshot thread dropping its view, so a node it still reads is never written in place.
 pub(super) type GroupMap<K, V> = GenericHashMap<K, V, FxBuildHasher, ArcTK>;
 
-/// Keyed state of one subtask: per key group it owns, a persistent map from key to value.
+/// Keyed state of one subtask: per key group it owns, a map from key to value, kept by the
+/// job's [`StateBackend`]: typed persistent maps on the heap (the default), or the encoded
+/// entries of a [`KeyedBytes`] store (decoded before and encoded after each call).
 ///
-/// Costs: a lookup or change is O(log₃₂ n) in the entries of the key's group (near O(1));
-/// [`len`](Self::len) and [`snapshot`](Self::snapshot) are O(key groups); a change to an entry
-/// that a running snapshot shares first copies the trie nodes on its path (see the
-/// [module docs](super)).
+/// Costs on the heap: a lookup or change is O(log₃₂ n) in the entries of the key's group (near
+/// O(1)); [`len`](Self::len) and [`snapshot`](Self::snapshot) are O(key groups); a change to an
+/// entry that a running snapshot shares first copies the trie nodes on its path (see the
+/// [module docs](super)). In a byte store each call also encodes the key, decodes the value it
+/// reads and encodes the value it writes.
 ///
 /// # Panics
 /// Every keyed call panics if the key's group is not owned by this table: the keyed exchange
-/// in front of the operator guarantees it is, so a stray key is a routing bug, not data.
+/// in front of the operator guarantees it is, so a stray key is a routing bug, not data. In a
+/// byte store, a value that does not decode with its codec (a codec bug: stored bytes are
+/// checksummed) panics naming the state.
 pub struct KeyedTable<K, V> {
     name: String,
     layout: KeyGroups,
     owned: Range<usize>,
+    store: Store<K, V>,
+}
+
+/// Where a table's entries live.
+pub(super) enum Store<K, V> {
     /// The map of key group `owned.start + i` at `i`.
-    groups: Vec<GroupMap<K, V>>,
+    Heap(Vec<GroupMap<K, V>>),
+    /// Encoded entries in a backend's store.
+    Bytes(Box<dyn KeyedBytes>),
 }
 
 impl<K, V> fmt::Debug for KeyedTable<K, V> {
@@ -45,9 +59,13 @@ impl<K, V> fmt::Debug for KeyedTable<K, V> {
         f.debug_struct("KeyedTable")
             .field("name", &self.name)
             .field("key_groups", &self.owned)
+            .field("entries", &self.len())
             .field(
-                "entries",
-                &self.groups.iter().map(|m| m.len()).sum::<usize>(),
+                "store",
+                &match self.store {
+                    Store::Heap(_) => "heap",
+                    Store::Bytes(_) => "bytes",
+                },
             )
             .finish()
     }
@@ -71,29 +89,71 @@ impl<K, V> KeyedTable<K, V> {
 
     /// Entries in the table. O(key groups).
     pub fn len(&self) -> usize {
-        self.groups.iter().map(GroupMap::len).sum()
+        match &self.store {
+            Store::Heap(groups) => groups.iter().map(GroupMap::len).sum(),
+            Store::Bytes(store) => (0..self.owned.len()).map(|g| store.group_len(g)).sum(),
+        }
     }
 
     /// Whether the table has no entry. O(key groups).
     pub fn is_empty(&self) -> bool {
-        self.groups.iter().all(GroupMap::is_empty)
+        match &self.store {
+            Store::Heap(groups) => groups.iter().all(GroupMap::is_empty),
+            Store::Bytes(store) => (0..self.owned.len()).all(|g| store.group_len(g) == 0),
+        }
+    }
+
+    /// The store, for snapshots and restores.
+    pub(super) fn store_mut(&mut self) -> &mut Store<K, V> {
+        &mut self.store
     }
 }
 
+/// Decodes a value a byte store holds; see the panics of [`KeyedTable`].
+fn decode_stored<T: Codec>(name: &str, what: &str, bytes: &[u8]) -> T {
+    codec::decode_exact(bytes).unwrap_or_else(|e| {
+        panic!("state {name:?}: a stored {what} does not decode with its codec: {e}")
+    })
+}
+
 impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
-    /// An empty table named `name` (the name its snapshots carry) for subtask `subtask` of
-    /// `layout`, owning `layout.range_of(subtask)`.
+    /// An empty table on the heap named `name` (the name its snapshots carry) for subtask
+    /// `subtask` of `layout`, owning `layout.range_of(subtask)`.
     pub fn new(name: impl Into<String>, layout: &KeyGroups, subtask: usize) -> Self {
         let owned = layout.range_of(subtask);
         Self {
             name: name.into(),
             layout: layout.clone(),
-            groups: vec![GroupMap::default(); owned.len()],
+            store: Store::Heap(vec![GroupMap::default(); owned.len()]),
             owned,
         }
     }
 
-    /// The index in `groups` of `key`'s group.
+    /// An empty table as [`new`](Self::new) makes it, kept by `backend` (the job's, from
+    /// the operator's context).
+    ///
+    /// # Errors
+    /// If the backend cannot make its store (its files cannot be created).
+    pub fn with_backend(
+        name: impl Into<String>,
+        layout: &KeyGroups,
+        subtask: usize,
+        backend: &dyn StateBackend,
+    ) -> Result<Self, StateError> {
+        let mut table = Self::new(name, layout, subtask);
+        if let Some(store) = backend
+            .create_store(&table.name, table.owned.clone())
+            .map_err(|reason| StateError::Backend {
+                name: table.name.clone(),
+                reason,
+            })?
+        {
+            table.store = Store::Bytes(store);
+        }
+        Ok(table)
+    }
+
+    /// The index in the store of `key`'s group.
     #[inline]
     pub(super) fn index_of(&self, key: &K) -> usize {
         let group = self.layout.group_of(key);
@@ -120,13 +180,53 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
 
     #[inline]
     pub(super) fn with_at<R>(&self, index: usize, key: &K, f: impl FnOnce(Option<&V>) -> R) -> R {
-        f(self.groups[index].get(key))
+        match &self.store {
+            Store::Heap(groups) => f(groups[index].get(key)),
+            Store::Bytes(store) => {
+                let value = self.read_bytes(store.as_ref(), index, &codec::encode_to_vec(key));
+                f(value.as_ref())
+            }
+        }
+    }
+
+    /// The decoded value of encoded key `key` in a byte store.
+    fn read_bytes(&self, store: &dyn KeyedBytes, index: usize, key: &[u8]) -> Option<V> {
+        store
+            .get(index, key)
+            .map(|bytes| decode_stored(&self.name, "value", bytes))
+    }
+
+    /// Runs `f` on the slot of `key` in a byte store and writes back what it leaves there.
+    fn update_bytes<R>(&mut self, index: usize, key: &K, f: impl FnOnce(&mut Option<V>) -> R) -> R {
+        let key_bytes = codec::encode_to_vec(key);
+        let Store::Bytes(store) = &self.store else {
+            unreachable!("update_bytes is called on byte stores")
+        };
+        let mut slot = self.read_bytes(store.as_ref(), index, &key_bytes);
+        let had = slot.is_some();
+        let result = f(&mut slot);
+        let Store::Bytes(store) = &mut self.store else {
+            unreachable!("update_bytes is called on byte stores")
+        };
+        match slot {
+            Some(value) => store.put(index, &key_bytes, &codec::encode_to_vec(&value)),
+            None if had => {
+                store.remove(index, &key_bytes);
+            }
+            None => {}
+        }
+        result
     }
 
     /// Whether `key` has a value.
     #[inline]
     pub fn contains(&self, key: &K) -> bool {
-        self.with(key, |v| v.is_some())
+        match &self.store {
+            Store::Heap(groups) => groups[self.index_of(key)].contains_key(key),
+            Store::Bytes(store) => store
+                .get(self.index_of(key), &codec::encode_to_vec(key))
+                .is_some(),
+        }
     }
 
     /// Sets the value of `key`, returning the one it replaces.
@@ -137,7 +237,10 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
 
     #[inline]
     pub(super) fn insert_at(&mut self, index: usize, key: K, value: V) -> Option<V> {
-        self.groups[index].insert(key, value)
+        match &mut self.store {
+            Store::Heap(groups) => groups[index].insert(key, value),
+            Store::Bytes(_) => self.update_bytes(index, &key, |slot| slot.replace(value)),
+        }
     }
 
     /// Removes the value of `key`, returning it.
@@ -148,7 +251,10 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
 
     #[inline]
     pub(super) fn remove_at(&mut self, index: usize, key: &K) -> Option<V> {
-        self.groups[index].remove(key)
+        match &mut self.store {
+            Store::Heap(groups) => groups[index].remove(key),
+            Store::Bytes(_) => self.update_bytes(index, key, Option::take),
+        }
     }
 
     /// Runs `f` on the slot of `key`: `None` if it has no value; whatever `f` leaves there is
@@ -165,7 +271,10 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
         key: &K,
         f: impl FnOnce(&mut Option<V>) -> R,
     ) -> R {
-        let map = &mut self.groups[index];
+        let map = match &mut self.store {
+            Store::Heap(groups) => &mut groups[index],
+            Store::Bytes(_) => return self.update_bytes(index, key, f),
+        };
         let (stored_key, mut slot) = match map.remove_with_key(key) {
             Some((k, v)) => (Some(k), Some(v)),
             None => (None, None),
@@ -195,7 +304,12 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
         init: impl FnOnce() -> V,
         f: impl FnOnce(&mut V) -> R,
     ) -> R {
-        let map = &mut self.groups[index];
+        let map = match &mut self.store {
+            Store::Heap(groups) => &mut groups[index],
+            Store::Bytes(_) => {
+                return self.update_bytes(index, key, |slot| f(slot.get_or_insert_with(init)));
+            }
+        };
         if let Some(value) = map.get_mut(key) {
             return f(value);
         }
@@ -210,7 +324,15 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
     #[inline]
     pub fn merge(&mut self, key: &K, value: V, combine: impl FnOnce(&mut V, V)) {
         let index = self.index_of(key);
-        let map = &mut self.groups[index];
+        let map = match &mut self.store {
+            Store::Heap(groups) => &mut groups[index],
+            Store::Bytes(_) => {
+                return self.update_bytes(index, key, |slot| match slot {
+                    Some(current) => combine(current, value),
+                    None => *slot = Some(value),
+                });
+            }
+        };
         match map.get_mut(key) {
             Some(current) => combine(current, value),
             None => {
@@ -220,26 +342,63 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
     }
 
     /// Calls `f` on every entry, key group by key group in order (the order within a group is
-    /// the trie's, the same on every run).
+    /// the store's, the same on every run with the same history).
     pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
-        for map in &self.groups {
-            for (key, value) in map {
-                f(key, value);
+        match &self.store {
+            Store::Heap(groups) => {
+                for map in groups {
+                    for (key, value) in map {
+                        f(key, value);
+                    }
+                }
+            }
+            Store::Bytes(store) => {
+                for group in 0..self.owned.len() {
+                    store.for_each(group, &mut |k, v| {
+                        f(
+                            &decode_stored(&self.name, "key", k),
+                            &decode_stored(&self.name, "value", v),
+                        );
+                    });
+                }
             }
         }
     }
 
     /// Keeps only the entries for which `keep` is true.
     pub fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) {
-        for map in &mut self.groups {
-            map.retain(&mut keep);
+        let name = &self.name;
+        match &mut self.store {
+            Store::Heap(groups) => {
+                for map in groups {
+                    map.retain(&mut keep);
+                }
+            }
+            Store::Bytes(store) => {
+                for group in 0..self.owned.len() {
+                    let mut dropped = Vec::new();
+                    store.for_each(group, &mut |k, v| {
+                        let (key, value) = (
+                            decode_stored(name, "key", k),
+                            decode_stored(name, "value", v),
+                        );
+                        if !keep(&key, &value) {
+                            dropped.push(k.to_vec());
+                        }
+                    });
+                    for key in dropped {
+                        store.remove(group, &key);
+                    }
+                }
+            }
         }
     }
 
     /// Removes every entry.
     pub fn clear(&mut self) {
-        for map in &mut self.groups {
-            map.clear();
+        match &mut self.store {
+            Store::Heap(groups) => groups.iter_mut().for_each(GroupMap::clear),
+            Store::Bytes(store) => store.clear(),
         }
     }
 
@@ -251,23 +410,17 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
     }
 
     /// The synchronous part of a snapshot: a view of the table as it is now, for a snapshot
-    /// thread to serialize while the table goes on changing. O(key groups): one reference
-    /// count per group, whatever the number of entries.
+    /// thread to serialize while the table goes on changing. O(key groups) on the heap: one
+    /// reference count per group, whatever the number of entries; a byte store's own cost
+    /// (the memory-mapped one: O(key groups) too).
     pub fn snapshot(&self) -> TableSnapshot<K, V> {
-        TableSnapshot::new(self.name.clone(), self.owned.clone(), self.groups.clone())
-    }
-
-    /// The maps, in key-group order, for the synchronous snapshot mode.
-    pub(super) fn group_maps(&self) -> &[GroupMap<K, V>] {
-        &self.groups
-    }
-
-    /// The maps of the owned key groups, in key-group order, for a restore to fill.
-    pub(super) fn group_maps_mut(&mut self) -> &mut [GroupMap<K, V>] {
-        &mut self.groups
+        let view = match &self.store {
+            Store::Heap(groups) => View::Heap(groups.clone()),
+            Store::Bytes(store) => View::Bytes(store.snapshot()),
+        };
+        TableSnapshot::new(self.name.clone(), self.owned.clone(), view)
     }
 }
-
 impl<K: StateKey, V: StateValue> StateSnapshotRestore for KeyedTable<K, V> {
     type Key = K;
     type Stored = V;

@@ -215,7 +215,11 @@ where
     fn open(&mut self, context: &OperatorContext) -> Result<(), OperatorError> {
         self.0.open(context)?;
         let state = &mut self.0.state;
-        state.partition(&layout_of(context)?, context.subtask);
+        state.partition(
+            &layout_of(context)?,
+            context.subtask,
+            context.state_backend.as_ref(),
+        )?;
         if let Some(restore) = &context.restore {
             state.restore_keyed(restore, context.subtask, context.parallelism)?;
         }
@@ -281,7 +285,7 @@ where
     fn snapshot_state(&mut self, ctx: &mut SnapshotContext<'_>) -> Result<(), OperatorError> {
         let (clock, keyed) = self.0.state.snapshot_keyed(ctx.key_groups());
         ctx.set_operator_state(clock);
-        ctx.set_keyed(Box::new(move || keyed.into_blobs()));
+        ctx.set_keyed_snapshot(keyed);
         Ok(())
     }
 }
@@ -423,7 +427,11 @@ where
             .map(|f| f(context.subtask))
             .transpose()?;
         self.metrics = Some(Arc::clone(&context.metrics));
-        self.state.partition(&layout_of(context)?, context.subtask);
+        self.state.partition(
+            &layout_of(context)?,
+            context.subtask,
+            context.state_backend.as_ref(),
+        )?;
         if let Some(restore) = &context.restore {
             self.state
                 .restore_keyed(restore, context.subtask, context.parallelism)?;
@@ -489,7 +497,7 @@ where
     fn snapshot_state(&mut self, ctx: &mut SnapshotContext<'_>) -> Result<(), OperatorError> {
         let (clock, keyed) = self.state.snapshot_keyed(ctx.key_groups());
         ctx.set_operator_state(clock);
-        ctx.set_keyed(Box::new(move || keyed.into_blobs()));
+        ctx.set_keyed_snapshot(keyed);
         Ok(())
     }
 }

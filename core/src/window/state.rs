@@ -33,7 +33,7 @@ use crate::codec::{Codec, DecodeError, Decoder, Encoder};
 use crate::keyed::KeyGroups;
 use crate::state::{
     KeyedRestore, KeyedSnapshot, KeyedTable, OperatorStateReader, OperatorStateWriter,
-    SnapshotMode, StateError, StateKey, StateValue,
+    SnapshotMode, StateBackend, StateError, StateKey, StateValue,
 };
 use crate::time::arith;
 
@@ -193,11 +193,17 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
         }
     }
 
-    /// Keeps the contents over the key groups subtask `subtask` of `layout` owns. Only before
-    /// the first record.
-    pub(crate) fn partition(&mut self, layout: &KeyGroups, subtask: usize) {
+    /// Keeps the contents over the key groups subtask `subtask` of `layout` owns, in
+    /// `backend`. Only before the first record.
+    pub(crate) fn partition(
+        &mut self,
+        layout: &KeyGroups,
+        subtask: usize,
+        backend: &dyn StateBackend,
+    ) -> Result<(), StateError> {
         debug_assert!(self.accs.is_empty(), "partitioned before the first record");
-        self.accs = KeyedTable::new(CONTENTS, layout, subtask);
+        self.accs = KeyedTable::with_backend(CONTENTS, layout, subtask, backend)?;
+        Ok(())
     }
 
     /// The current input watermark.
