@@ -299,11 +299,21 @@ impl Coordinator {
     ) {
         let mut ended = 0;
         self.last_end = Instant::now();
+        // After a job failure no checkpoint is triggered: a checkpoint whose metadata is durable
+        // but whose commit failed (or was never tried) is neither completed nor aborted for the
+        // tasks, and a newer barrier would make them carry its pre-committed parts away from
+        // the folder its metadata names (and that the next attempt's recovery commits from).
+        let failed = std::cell::Cell::new(false);
+        let fail = &|e: JobError| {
+            failed.set(true);
+            fail(e);
+        };
         while ended < tasks {
             let now = Instant::now();
             let next_trigger = self.last_end + self.config.interval.max(self.config.min_pause);
             let all_sources_done = signals.sources_finished() >= source_subtasks;
             if self.pending.in_flight().is_none()
+                && !failed.get()
                 && !signals.final_completed()
                 && (all_sources_done || now >= next_trigger)
             {
