@@ -88,13 +88,35 @@ impl Plate {
     }
 }
 
+/// The UTF-8 of each character of [`PROVINCES`] as a big-endian number, sorted: a binary
+/// search of 5 steps instead of 31 comparisons.
+const PROVINCE_KEYS: [u32; PROVINCES.len() / 3] = {
+    let bytes = PROVINCES.as_bytes();
+    let mut keys = [0u32; PROVINCES.len() / 3];
+    let mut i = 0;
+    while i < keys.len() {
+        keys[i] = province_key(&[bytes[3 * i], bytes[3 * i + 1], bytes[3 * i + 2]]);
+        // Insertion sort: const code has no `sort`.
+        let mut j = i;
+        while j > 0 && keys[j - 1] > keys[j] {
+            let swap = keys[j];
+            keys[j] = keys[j - 1];
+            keys[j - 1] = swap;
+            j -= 1;
+        }
+        i += 1;
+    }
+    keys
+};
+
+const fn province_key(bytes: &[u8; 3]) -> u32 {
+    u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]])
+}
+
 /// Whether `bytes` are the UTF-8 of a character of [`PROVINCES`].
 #[inline]
 fn is_province(bytes: &[u8; 3]) -> bool {
-    PROVINCES
-        .as_bytes()
-        .chunks_exact(3)
-        .any(|province| province == bytes)
+    PROVINCE_KEYS.binary_search(&province_key(bytes)).is_ok()
 }
 
 /// Hashes the plate's text in one write (equal plates have equal bytes, see the contract).
@@ -322,15 +344,18 @@ impl Origin {
 
     /// The origin of `plate`: compares its first character with the home province and its
     /// second with the home city letter.
+    ///
+    /// Compares UTF-8 bytes, no decoding: a plate is valid UTF-8, so its first character is
+    /// `home.province` exactly when its bytes start with that character's.
     #[inline]
     pub fn of(plate: &Plate, home: &Home) -> Self {
-        let mut chars = plate.as_str().chars();
-        if chars.next() != Some(home.province) {
-            Self::Other
-        } else if chars.next() == Some(home.city) {
-            Self::Local
-        } else {
-            Self::Province
+        let (mut province, mut city) = ([0; 4], [0; 4]);
+        let province = home.province.encode_utf8(&mut province).as_bytes();
+        let city = home.city.encode_utf8(&mut city).as_bytes();
+        match plate.as_bytes().strip_prefix(province) {
+            None => Self::Other,
+            Some(rest) if rest.starts_with(city) => Self::Local,
+            Some(_) => Self::Province,
         }
     }
 
