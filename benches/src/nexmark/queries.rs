@@ -210,7 +210,7 @@ pub fn run(
         RowOutput::Discard => Target::Discard,
         RowOutput::Collect(rows) => Target::Collect(Arc::clone(rows)),
     };
-    let source = NexmarkSource::new(job.events.clone());
+    let source = NexmarkSource::new(job.events.clone())?;
     let events_read = source.events_read();
     let emit = match job.watermarks {
         Watermarks::Periodic(interval) => WatermarkEmit::Periodic(interval),
@@ -594,7 +594,7 @@ impl AggregateFunction<Event> for NewSellerOf {
         match event {
             Event::Person(p) => {
                 if acc.created.is_none() {
-                    acc.created = Some(p.name.clone());
+                    acc.created = Some(p.name.to_string());
                 }
             }
             Event::Auction(_) => acc.opened = true,

@@ -79,7 +79,7 @@ pub fn rows(query: Query, events: &[Event]) -> Vec<Row> {
             for e in events {
                 match e {
                     Event::Person(p) => {
-                        people.insert((p.id, window(p.date_time)), p.name.clone());
+                        people.insert((p.id, window(p.date_time)), p.name.to_string());
                     }
                     Event::Auction(a) => {
                         sellers.insert((a.seller, window(a.date_time)));
