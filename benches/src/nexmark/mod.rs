@@ -15,5 +15,7 @@ pub mod reference;
 pub mod source;
 
 pub use model::{Auction, Bid, Event, Person, Row};
-pub use queries::{Aggregation, NexmarkJob, NexmarkRun, Query, RowOutput, Watermarks, run};
+pub use queries::{
+    Aggregation, NexmarkJob, NexmarkRun, Query, RowOutput, SourceRun, Watermarks, run, source_rate,
+};
 pub use source::{EventsConfig, EventsRead, Generator, NexmarkSource};
