@@ -3,7 +3,7 @@
 
 use ::nexmark::EventGenerator;
 use ::nexmark::config::NexmarkConfig;
-use weir_bench::nexmark::generator::EventModel;
+use weir_bench::nexmark::generator::{EventModel, round_to_u64};
 use weir_bench::nexmark::{Event, EventsConfig};
 
 /// The first `events` events from offset `start` with `step`, by both generators.
@@ -101,4 +101,13 @@ fn what_the_model_cannot_make_is_refused() {
     };
     let err = EventModel::new(&cfg).unwrap_err();
     assert!(err.contains("word lists"), "{err}");
+}
+
+proptest::proptest! {
+    #[test]
+    fn rounding_without_libm_is_rounding(bits in proptest::prelude::any::<u32>(), small in 0.0f32..1e7) {
+        for x in [f32::from_bits(bits), small, small.trunc() + 0.5] {
+            proptest::prop_assert_eq!(round_to_u64(x), x.round() as u64, "{}", x);
+        }
+    }
 }

@@ -243,15 +243,19 @@ impl EventModel {
     #[inline]
     pub fn event(&self, offset: u64) -> Event {
         let n = self.adjusted_event(offset as usize);
-        let id = self.cfg.first_event_id + n;
+        let id = EventId::new(self.cfg.first_event_id + n, self.proportion_denominator);
         let time = self.timestamp(n);
-        let rem = n % self.proportion_denominator;
+        // The crate types event numbers and places ids; they coincide from id 0.
+        let rem = match self.cfg.first_event_id {
+            0 => id.offset,
+            _ => n % self.proportion_denominator,
+        };
         if rem < self.cfg.person_proportion {
-            Event::Person(self.person(id, time))
+            Event::Person(self.person(&id, time))
         } else if rem < self.cfg.person_proportion + self.cfg.auction_proportion {
-            Event::Auction(self.auction(n, id, time))
+            Event::Auction(self.auction(n, &id, time))
         } else {
-            Event::Bid(self.bid(id, time))
+            Event::Bid(self.bid(&id, time))
         }
     }
 
@@ -260,6 +264,10 @@ impl EventModel {
     fn adjusted_event(&self, events_so_far: usize) -> usize {
         let n = self.cfg.out_of_order_group_size;
         let number = self.cfg.first_event_number + events_so_far;
+        if n == 1 {
+            // No out-of-order groups (the default): no divisions.
+            return number;
+        }
         (number / n) * n + number.wrapping_mul(953) % n
     }
 
@@ -267,11 +275,11 @@ impl EventModel {
     #[inline]
     fn timestamp(&self, event_number: usize) -> u64 {
         self.cfg.base_time
-            + ((event_number as f32 * self.inter_event_delay_us) / 1000.0).round() as u64
+            + round_to_u64((event_number as f32 * self.inter_event_delay_us) / 1000.0)
     }
 
-    fn person(&self, id: usize, time: u64) -> Person {
-        let rng = &mut SmallRng::seed_from_u64(id as u64);
+    fn person(&self, id: &EventId, time: u64) -> Person {
+        let rng = &mut SmallRng::seed_from_u64(id.id as u64);
         let person_id = self.last_person_id(id) + self.cfg.first_person_id;
         let first = choose_index(rng, FIRST_NAMES.len());
         let last = choose_index(rng, LAST_NAMES.len());
@@ -298,9 +306,9 @@ impl EventModel {
         }
     }
 
-    fn auction(&self, event_number: usize, id: usize, time: u64) -> Auction {
+    fn auction(&self, event_number: usize, id: &EventId, time: u64) -> Auction {
         let cfg = &self.cfg;
-        let rng = &mut SmallRng::seed_from_u64(id as u64);
+        let rng = &mut SmallRng::seed_from_u64(id.id as u64);
         let auction_id = self.last_auction_id(id) + cfg.first_auction_id;
         // The item name's and description's letters.
         for _ in 0..ITEM_NAME_CHARS + DESCRIPTION_CHARS {
@@ -326,9 +334,9 @@ impl EventModel {
         }
     }
 
-    fn bid(&self, id: usize, time: u64) -> Bid {
+    fn bid(&self, id: &EventId, time: u64) -> Bid {
         let cfg = &self.cfg;
-        let rng = &mut SmallRng::seed_from_u64(id as u64);
+        let rng = &mut SmallRng::seed_from_u64(id.id as u64);
         let auction = if 0 < rng.gen_range(0..cfg.hot_auction_ratio) {
             (self.last_auction_id(id) / HOT_RATIO) * HOT_RATIO
         } else {
@@ -349,16 +357,14 @@ impl EventModel {
 
     /// The crate's `Person::last_id`.
     #[inline]
-    fn last_person_id(&self, event_id: usize) -> usize {
-        let epoch = event_id / self.proportion_denominator;
-        let offset = (event_id % self.proportion_denominator).min(self.cfg.person_proportion - 1);
-        epoch * self.cfg.person_proportion + offset
+    fn last_person_id(&self, id: &EventId) -> usize {
+        id.epoch * self.cfg.person_proportion + id.offset.min(self.cfg.person_proportion - 1)
     }
 
     /// The crate's `Person::next_id`.
     #[inline]
-    fn next_person_id(&self, event_id: usize, rng: &mut SmallRng) -> usize {
-        let people = self.last_person_id(event_id) + 1;
+    fn next_person_id(&self, id: &EventId, rng: &mut SmallRng) -> usize {
+        let people = self.last_person_id(id) + 1;
         let active = people.min(self.cfg.active_people);
         people - active + rng.gen_range(0..active + self.cfg.person_id_lead)
     }
@@ -366,10 +372,9 @@ impl EventModel {
     /// The crate's `Auction::last_id` (with its wrap-around where an epoch would go below
     /// 0, which no auction or bid event reaches).
     #[inline]
-    fn last_auction_id(&self, event_id: usize) -> usize {
+    fn last_auction_id(&self, id: &EventId) -> usize {
         let cfg = &self.cfg;
-        let mut epoch = event_id / self.proportion_denominator;
-        let mut offset = event_id % self.proportion_denominator;
+        let (mut epoch, mut offset) = (id.epoch, id.offset);
         if offset < cfg.person_proportion {
             epoch = epoch.wrapping_sub(1);
             offset = cfg.auction_proportion - 1;
@@ -385,8 +390,8 @@ impl EventModel {
 
     /// The crate's `Auction::next_id`.
     #[inline]
-    fn next_auction_id(&self, event_id: usize, rng: &mut SmallRng) -> usize {
-        let max_auction = self.last_auction_id(event_id);
+    fn next_auction_id(&self, id: &EventId, rng: &mut SmallRng) -> usize {
+        let max_auction = self.last_auction_id(id);
         let min_auction = max_auction.saturating_sub(self.cfg.in_flight_auctions);
         min_auction + rng.gen_range(0..max_auction - min_auction + 1 + self.cfg.auction_id_lead)
     }
@@ -400,6 +405,37 @@ impl EventModel {
         let horizon = future_auction - time;
         1 + rng.gen_range(0..(horizon * 2).max(1))
     }
+}
+
+/// An event id with its place in the person/auction/bid cycle, divided once per event.
+#[derive(Debug, Clone, Copy)]
+struct EventId {
+    id: usize,
+    /// `id / proportion_denominator`.
+    epoch: usize,
+    /// `id % proportion_denominator`.
+    offset: usize,
+}
+
+impl EventId {
+    #[inline]
+    fn new(id: usize, proportion_denominator: usize) -> Self {
+        Self {
+            id,
+            epoch: id / proportion_denominator,
+            offset: id % proportion_denominator,
+        }
+    }
+}
+
+/// `x.round() as u64` (half away from zero, saturating, NaN to 0), without a call to libm's
+/// `roundf`: the truncation, plus one where the fraction is at least a half. Exact: `x` minus
+/// its truncation is exact in `f32`, and from 2^23 on every `f32` is an integer.
+#[inline]
+pub fn round_to_u64(x: f32) -> u64 {
+    let truncated = x as u64;
+    let up = x - truncated as f32 >= 0.5;
+    truncated.saturating_add(u64::from(up))
 }
 
 /// The index `SliceRandom::choose` picks in a slice of `len` (`len > 0`), with the same draw.
@@ -421,5 +457,5 @@ fn choose_index(rng: &mut SmallRng, len: usize) -> usize {
 /// The crate's `gen_price`: cents, log-uniform from 1 to a million dollars.
 #[inline]
 fn price(rng: &mut SmallRng) -> usize {
-    (10.0_f32.powf(rng.r#gen::<f32>() * 6.0) * 100.0).round() as usize
+    round_to_u64(10.0_f32.powf(rng.r#gen::<f32>() * 6.0) * 100.0) as usize
 }
