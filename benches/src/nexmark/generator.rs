@@ -107,7 +107,7 @@ pub struct Word {
 impl Word {
     /// Word `index` of `list`, if it has one.
     pub fn new(list: WordList, index: usize) -> Option<Self> {
-        (index < list.len()).then(|| Self {
+        (index < list.len()).then_some(Self {
             list,
             index: index as u8,
         })
