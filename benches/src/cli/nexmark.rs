@@ -1,5 +1,6 @@
-//! `weir run nexmark`: one Nexmark query over the crate's generator, with its report and the
-//! ratio to Flink's published per-core throughput.
+//! `weir run nexmark`: one Nexmark query over the crate's events, with its report, the ratio
+//! to Flink's published per-core throughput, and the generator's own rate in weir (the source
+//! into a discarding sink) beside it.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,8 @@ use super::duration::{parse_duration, parse_positive_duration};
 use super::progress::Progress;
 use super::{MAX_PARALLELISM, MAX_PARTITIONS, RuntimeArgs, count, current_job, records};
 use crate::nexmark::{
-    Aggregation, EventsConfig, NexmarkJob, NexmarkRun, Query, RowOutput, Watermarks,
+    Aggregation, EventsConfig, Generator, NexmarkJob, NexmarkRun, Query, RowOutput, SourceRun,
+    Watermarks,
 };
 use crate::output_dir::{OutputDir, Status};
 use crate::report::{Latency, Machine, task_table};
@@ -78,6 +80,16 @@ pub struct NexmarkArgs {
     /// Streaming (periodic watermarks) or batch (one final watermark).
     #[arg(long, value_enum, default_value = "streaming")]
     mode: Mode,
+    /// What makes the events: `weir` (allocation-free, the crate's events without the strings
+    /// weir drops) or `crate` (the `nexmark` crate's generator, every field, then converted).
+    /// The same events either way; Flink's Nexmark has its own generator in the source.
+    #[arg(long, value_enum, default_value = "weir")]
+    generator: Generator,
+    /// After the query, run the generator alone (the source into a discarding sink, same
+    /// events, parallelism and runtime, no checkpoints) and report its rate and the query's
+    /// share of it: `on` or `off`.
+    #[arg(long, default_value = "on", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    source_rate: bool,
     /// Interval of the periodic watermarks (streaming), more than 0.
     #[arg(long, value_parser = parse_positive_duration, default_value = "200ms", allow_hyphen_values = true)]
     watermark_interval: Duration,
@@ -107,6 +119,8 @@ struct Report<'a> {
     throughput_per_core_events_per_s: f64,
     flink_v1_per_core_events_per_s: f64,
     ratio_to_flink_per_core: f64,
+    /// The generator alone in weir (`--source-rate`), and the query's rate against it.
+    source_alone: Option<SourceAlone>,
     wall_ms: f64,
     latency: Option<Latency>,
     network: Network,
@@ -129,6 +143,19 @@ struct ConfigReport<'a> {
     watermarks: Watermarks,
     out_of_orderness_ms: u128,
     runtime: &'a RuntimeConfig,
+}
+
+/// The generator's own rate: the source into a discarding sink.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct SourceAlone {
+    events_in: u64,
+    wall_ms: f64,
+    throughput_events_per_s: f64,
+    cores_used: usize,
+    throughput_per_core_events_per_s: f64,
+    /// The query's throughput over the source's: 1 means the engine adds nothing to the
+    /// generator's cost, 0.5 that the query's operators take as long as generating.
+    query_share_of_source_rate: f64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -188,6 +215,7 @@ pub(super) fn run(args: &NexmarkArgs) -> Result<(), String> {
             events: args.events,
             partitions: args.partitions,
             rate: args.rate,
+            generator: args.generator,
             ..EventsConfig::default()
         },
         parallelism: args.parallelism,
@@ -214,7 +242,20 @@ pub(super) fn run(args: &NexmarkArgs) -> Result<(), String> {
         Err(e) => return Err(out.fail(e)),
     };
     let output = (sink == SinkChoice::Jsonl).then_some(rows_path.as_path());
-    let report = report(args, &job, sink, output, &machine, &run);
+    let source = if args.source_rate && !run.result.stopped_early {
+        match crate::nexmark::source_rate(
+            &job.events,
+            job.parallelism,
+            job.watermarks,
+            &job.runtime,
+        ) {
+            Ok(source) => Some(source),
+            Err(e) => return Err(out.fail(format!("the source-rate run: {e}"))),
+        }
+    } else {
+        None
+    };
+    let report = report(args, &job, sink, output, &machine, &run, source);
     let short = (!run.result.stopped_early && run.events_in != args.events).then(|| {
         format!(
             "the source read {} events, not the {} asked for",
@@ -238,10 +279,24 @@ fn report<'a>(
     output: Option<&Path>,
     machine: &'a Machine,
     run: &'a NexmarkRun,
+    source: Option<SourceRun>,
 ) -> Report<'a> {
     let wall = run.wall.as_secs_f64().max(1e-9);
     let throughput = run.events_in as f64 / wall;
     let cores = cores_used(&run.result.tasks, machine);
+    let source_alone = source.map(|s| {
+        let wall = s.wall.as_secs_f64().max(1e-9);
+        let rate = s.events_in as f64 / wall;
+        let cores = s.subtasks.clamp(1, machine.cores.max(1));
+        SourceAlone {
+            events_in: s.events_in,
+            wall_ms: wall * 1000.0,
+            throughput_events_per_s: rate,
+            cores_used: cores,
+            throughput_per_core_events_per_s: rate / cores as f64,
+            query_share_of_source_rate: throughput / rate.max(1e-9),
+        }
+    });
     let per_core = throughput / cores as f64;
     let flink = args.query.flink_per_core();
     Report {
@@ -273,6 +328,7 @@ fn report<'a>(
         throughput_per_core_events_per_s: per_core,
         flink_v1_per_core_events_per_s: flink,
         ratio_to_flink_per_core: per_core / flink,
+        source_alone,
         wall_ms: wall * 1000.0,
         latency: Latency::from_ns(&run.result.latency_ns),
         network: Network {
@@ -313,6 +369,16 @@ fn print_run(report: &Report<'_>, run: &NexmarkRun, output: Option<&Path>, dir: 
         report.flink_v1_per_core_events_per_s / 1e3,
         report.ratio_to_flink_per_core,
     );
+    if let Some(s) = report.source_alone {
+        println!(
+            "generator alone (source into a discarding sink): {:.2} M events/s, {:.1} K per core on {} cores; {} runs at {:.2} of it",
+            s.throughput_events_per_s / 1e6,
+            s.throughput_per_core_events_per_s / 1e3,
+            s.cores_used,
+            report.query.name(),
+            s.query_share_of_source_rate,
+        );
+    }
     if let Some(l) = report.latency {
         println!(
             "latency (source to sink, {} markers): p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",

@@ -4,17 +4,19 @@
 use serde::Serialize;
 use weir_core::codec::{Codec, DecodeError, Decoder, Encoder};
 
+use super::generator::{Word, WordList};
+
 /// A new person (Nexmark's `Person`, without e-mail, credit card and padding).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Person {
     /// Person id.
     pub id: u64,
     /// Full name.
-    pub name: String,
+    pub name: Word,
     /// US city.
-    pub city: String,
+    pub city: Word,
     /// US state.
-    pub state: String,
+    pub state: Word,
     /// Event time, ms.
     pub date_time: i64,
 }
@@ -51,8 +53,8 @@ pub struct Bid {
     pub date_time: i64,
 }
 
-/// One Nexmark event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One Nexmark event. `Copy`: it owns no heap memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Event {
     /// A new person.
     Person(Person),
@@ -83,17 +85,25 @@ impl Event {
     }
 }
 
-impl From<::nexmark::event::Event> for Event {
-    fn from(event: ::nexmark::event::Event) -> Self {
+impl Event {
+    /// The crate's event in weir's model; an error for a person whose name, city or state
+    /// is not in the crate's default word lists ([`Word`]).
+    pub fn from_crate(event: ::nexmark::event::Event) -> Result<Self, String> {
         use ::nexmark::event::Event as E;
-        match event {
-            E::Person(p) => Event::Person(Person {
-                id: p.id as u64,
-                name: p.name,
-                city: p.city,
-                state: p.state,
-                date_time: p.date_time as i64,
-            }),
+        Ok(match event {
+            E::Person(p) => {
+                let word = |list, text: &str| {
+                    Word::find(list, text)
+                        .ok_or_else(|| format!("{text:?} is not in the Nexmark word list {list:?}"))
+                };
+                Event::Person(Person {
+                    id: p.id as u64,
+                    name: word(WordList::FullName, &p.name)?,
+                    city: word(WordList::City, &p.city)?,
+                    state: word(WordList::State, &p.state)?,
+                    date_time: p.date_time as i64,
+                })
+            }
             E::Auction(a) => Event::Auction(Auction {
                 id: a.id as u64,
                 seller: a.seller as u64,
@@ -109,30 +119,36 @@ impl From<::nexmark::event::Event> for Event {
                 price: b.price as u64,
                 date_time: b.date_time as i64,
             }),
-        }
+        })
     }
+}
+
+/// Encoded as its index in its list, one byte (the list is the field's).
+fn decode_word(list: WordList, input: &mut Decoder<'_>) -> Result<Word, DecodeError> {
+    Word::new(list, usize::from(input.take_u8()?))
+        .ok_or(DecodeError::Invalid("Nexmark word index past its list"))
 }
 
 impl Codec for Person {
     #[inline]
     fn encoded_len(&self) -> usize {
-        8 + self.name.encoded_len() + self.city.encoded_len() + self.state.encoded_len() + 8
+        8 + 3 + 8
     }
     #[inline]
     fn encode(&self, out: &mut Encoder<'_>) {
         out.put_u64(self.id);
-        self.name.encode(out);
-        self.city.encode(out);
-        self.state.encode(out);
+        out.put_u8(self.name.index());
+        out.put_u8(self.city.index());
+        out.put_u8(self.state.index());
         out.put_i64(self.date_time);
     }
     #[inline]
     fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             id: input.take_u64()?,
-            name: String::decode(input)?,
-            city: String::decode(input)?,
-            state: String::decode(input)?,
+            name: decode_word(WordList::FullName, input)?,
+            city: decode_word(WordList::City, input)?,
+            state: decode_word(WordList::State, input)?,
             date_time: input.take_i64()?,
         })
     }
@@ -391,11 +407,21 @@ mod tests {
         round_trip(Event::Bid(bid));
         round_trip(Event::Person(Person {
             id: 1,
-            name: "peter shultz".into(),
-            city: "boise".into(),
-            state: "id".into(),
+            name: Word::find(WordList::FullName, "peter shultz").unwrap(),
+            city: Word::find(WordList::City, "boise").unwrap(),
+            state: Word::find(WordList::State, "id").unwrap(),
             date_time: 3,
         }));
+        let mut bad_state = weir_core::codec::encode_to_vec(&Event::Person(Person {
+            id: 1,
+            name: Word::new(WordList::FullName, 98).unwrap(),
+            city: Word::new(WordList::City, 9).unwrap(),
+            state: Word::new(WordList::State, 5).unwrap(),
+            date_time: 3,
+        }));
+        // Tag, id, name, city: the state's index byte, past the six states.
+        bad_state[1 + 8 + 2] = 6;
+        assert!(Event::decode(&mut Decoder::new(&bad_state)).is_err());
         round_trip(Event::Auction(Auction {
             id: 1,
             seller: 2,

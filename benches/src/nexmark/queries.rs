@@ -210,7 +210,7 @@ pub fn run(
         RowOutput::Discard => Target::Discard,
         RowOutput::Collect(rows) => Target::Collect(Arc::clone(rows)),
     };
-    let source = NexmarkSource::new(job.events.clone());
+    let source = NexmarkSource::new(job.events.clone())?;
     let events_read = source.events_read();
     let emit = match job.watermarks {
         Watermarks::Periodic(interval) => WatermarkEmit::Periodic(interval),
@@ -267,6 +267,68 @@ pub fn run(
         wall,
         result,
     })
+}
+
+/// What [`source_rate`] measured.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceRun {
+    /// Events read.
+    pub events_in: u64,
+    /// From the start of the job to its end.
+    pub wall: Duration,
+    /// The source's subtasks (one thread each).
+    pub subtasks: usize,
+}
+
+/// The generator's own rate inside weir: `events` read by `parallelism` source subtasks,
+/// each chained straight into a sink that drops them (no exchange, no operator), with
+/// `runtime`'s settings but no checkpoints, restore or injected failures. The ceiling of
+/// every query over the same events.
+pub fn source_rate(
+    events: &EventsConfig,
+    parallelism: usize,
+    watermarks: Watermarks,
+    runtime: &RuntimeConfig,
+) -> Result<SourceRun, String> {
+    let source = NexmarkSource::new(events.clone())?;
+    let events_read = source.events_read();
+    let emit = match watermarks {
+        Watermarks::Periodic(interval) => WatermarkEmit::Periodic(interval),
+        Watermarks::EndOfInput => WatermarkEmit::EndOfInput,
+    };
+    let job = Job::new(RuntimeConfig {
+        checkpoint: None,
+        restore: None,
+        inject_failures: None,
+        committer: None,
+        latency_interval: None,
+        ..runtime.clone()
+    });
+    job.source_with_watermarks(
+        "nexmark",
+        parallelism.max(1),
+        source,
+        super::source::watermarks(Duration::ZERO, emit),
+    )
+    .sink("discard", parallelism.max(1), |_| DiscardEvents);
+    let start = Instant::now();
+    job.execute().map_err(|e| e.to_string())?;
+    Ok(SourceRun {
+        events_in: events_read.at_end(false),
+        wall: start.elapsed(),
+        subtasks: parallelism.max(1),
+    })
+}
+
+/// Drops every event.
+struct DiscardEvents;
+
+impl Sink<Event> for DiscardEvents {
+    #[inline]
+    fn write(&mut self, event: Event) -> Result<(), OperatorError> {
+        std::hint::black_box(event);
+        Ok(())
+    }
 }
 
 /// The rows the file at `path` holds, each checked to be a whole JSON line: with
@@ -594,7 +656,7 @@ impl AggregateFunction<Event> for NewSellerOf {
         match event {
             Event::Person(p) => {
                 if acc.created.is_none() {
-                    acc.created = Some(p.name.clone());
+                    acc.created = Some(p.name.to_string());
                 }
             }
             Event::Auction(_) => acc.opened = true,

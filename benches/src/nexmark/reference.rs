@@ -8,7 +8,7 @@ use super::queries::{Q2_MODULUS, Q5_SIZE_MS, Q5_SLIDE_MS, Query, TUMBLE_MS, to_e
 
 /// The rows of `query` over `events`, sorted.
 pub fn rows(query: Query, events: &[Event]) -> Vec<Row> {
-    let bids = || events.iter().filter_map(|e| e.clone().into_bid());
+    let bids = || events.iter().filter_map(|e| e.into_bid());
     let mut rows: Vec<Row> = match query {
         Query::Q0 => bids().map(Row::Bid).collect(),
         Query::Q1 => bids().map(|b| Row::Bid(to_euros(b))).collect(),
@@ -79,7 +79,7 @@ pub fn rows(query: Query, events: &[Event]) -> Vec<Row> {
             for e in events {
                 match e {
                     Event::Person(p) => {
-                        people.insert((p.id, window(p.date_time)), p.name.clone());
+                        people.insert((p.id, window(p.date_time)), p.name.to_string());
                     }
                     Event::Auction(a) => {
                         sellers.insert((a.seller, window(a.date_time)));

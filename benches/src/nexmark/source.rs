@@ -1,4 +1,6 @@
-//! The Nexmark event source: the `nexmark` crate's standard generator, split into partitions.
+//! The Nexmark event source: the `nexmark` crate's events, split into partitions, made by
+//! weir's allocation-free [`EventModel`] (the default) or by the crate's own generator
+//! ([`Generator`]): the same events either way.
 //!
 //! Partition `p` of `K` generates the events `p, p + K, p + 2K, ...` below the total, with the
 //! generator's own offset and step: the union of the partitions is exactly the generator's
@@ -20,6 +22,7 @@ use weir_core::error::OperatorError;
 use weir_core::source::{PartitionReader, Read, Source};
 use weir_core::time::{WatermarkEmit, WatermarkStrategy};
 
+use super::generator::EventModel;
 use super::model::Event;
 
 /// Beam's and Flink's Nexmark base time, 2015-07-15T00:00:00Z: a fixed base makes runs
@@ -41,6 +44,20 @@ pub struct EventsConfig {
     pub rate: usize,
     /// Event time of the first event, ms.
     pub base_time_ms: u64,
+    /// What makes the events.
+    pub generator: Generator,
+}
+
+/// What makes the Nexmark events: the same events, at different costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Generator {
+    /// weir's [`EventModel`]: no allocation per event, the strings weir drops never made.
+    #[default]
+    Weir,
+    /// The `nexmark` crate's `EventGenerator`: every field and string of every event, then
+    /// converted.
+    Crate,
 }
 
 impl Default for EventsConfig {
@@ -50,6 +67,7 @@ impl Default for EventsConfig {
             partitions: 4,
             rate: 10_000,
             base_time_ms: BASE_TIME_MS,
+            generator: Generator::default(),
         }
     }
 }
@@ -75,11 +93,19 @@ impl EventsConfig {
         }
     }
 
-    /// Every event in generator order, on this thread (reference results).
-    pub fn generate_all(&self) -> impl Iterator<Item = Event> {
-        EventGenerator::new(self.nexmark())
-            .take(self.events as usize)
-            .map(Event::from)
+    /// Every event in generator order, on this thread (reference results), by the
+    /// configured [`Generator`].
+    pub fn generate_all(&self) -> Result<Vec<Event>, String> {
+        match self.generator {
+            Generator::Weir => {
+                let model = EventModel::new(&self.nexmark())?;
+                Ok((0..self.events).map(|n| model.event(n)).collect())
+            }
+            Generator::Crate => EventGenerator::new(self.nexmark())
+                .take(self.events as usize)
+                .map(Event::from_crate)
+                .collect(),
+        }
     }
 }
 
@@ -157,19 +183,26 @@ impl EventsRead {
 pub struct NexmarkSource {
     config: EventsConfig,
     generator: NexmarkConfig,
+    /// The model, when [`Generator::Weir`] makes the events.
+    model: Option<Arc<EventModel>>,
     read: Arc<EventsRead>,
 }
 
 impl NexmarkSource {
-    /// A source of `config`'s events.
-    pub fn new(config: EventsConfig) -> Self {
+    /// A source of `config`'s events; an error if its [`Generator`] cannot make them.
+    pub fn new(config: EventsConfig) -> Result<Self, String> {
         let generator = config.nexmark();
+        let model = match config.generator {
+            Generator::Weir => Some(Arc::new(EventModel::new(&generator)?)),
+            Generator::Crate => None,
+        };
         let read = Arc::new(EventsRead::new(&config));
-        Self {
+        Ok(Self {
             config,
             generator,
+            model,
             read,
-        }
+        })
     }
 
     /// Events read so far over every partition, counted once over restarts.
@@ -201,10 +234,20 @@ impl Source for NexmarkSource {
             )
             .into());
         }
-        // O(1): the generator computes the event of any number directly.
-        let generator = EventGenerator::new(self.generator.clone())
-            .with_offset(partition as u64 + offset * step)
-            .with_step(step);
+        // O(1): both generators compute the event of any number directly.
+        let start = partition as u64 + offset * step;
+        let generator = match &self.model {
+            Some(model) => Events::Model {
+                model: Arc::clone(model),
+                offset: start,
+                step,
+            },
+            None => Events::Crate(Box::new(
+                EventGenerator::new(self.generator.clone())
+                    .with_offset(start)
+                    .with_step(step),
+            )),
+        };
         self.read.store(partition, offset);
         Ok(Box::new(NexmarkReader {
             generator,
@@ -217,8 +260,41 @@ impl Source for NexmarkSource {
     }
 }
 
+/// A partition's event maker: the crate's offset and step, in either generator.
+enum Events {
+    Model {
+        model: Arc<EventModel>,
+        /// The crate generator's offset of the next event.
+        offset: u64,
+        step: u64,
+    },
+    /// Boxed: the crate's generator holds its whole configuration.
+    Crate(Box<EventGenerator>),
+}
+
+impl Events {
+    #[inline]
+    fn next(&mut self) -> Result<Event, OperatorError> {
+        match self {
+            Self::Model {
+                model,
+                offset,
+                step,
+            } => {
+                let event = model.event(*offset);
+                *offset += *step;
+                Ok(event)
+            }
+            Self::Crate(generator) => {
+                let event = generator.next().ok_or("the Nexmark generator ended")?;
+                Ok(Event::from_crate(event)?)
+            }
+        }
+    }
+}
+
 struct NexmarkReader {
-    generator: EventGenerator,
+    generator: Events,
     partition: usize,
     /// Index of the next event within the partition: the offset a checkpoint records.
     next: u64,
@@ -242,13 +318,13 @@ impl PartitionReader<Event> for NexmarkReader {
             self.publish();
             return Ok(Read::End);
         }
-        let event = self.generator.next().ok_or("the Nexmark generator ended")?;
+        let event = self.generator.next()?;
         self.next += 1;
         self.unpublished += 1;
         if self.unpublished >= PUBLISH_EVERY {
             self.publish();
         }
-        Ok(Read::Record(event.into()))
+        Ok(Read::Record(event))
     }
 
     fn offset(&self) -> u64 {
@@ -273,7 +349,7 @@ mod tests {
             partitions: 4,
             ..EventsConfig::default()
         };
-        let source = NexmarkSource::new(config.clone());
+        let source = NexmarkSource::new(config.clone()).unwrap();
         let mut by_index: Vec<Option<Event>> = vec![None; 1003];
         for p in 0..4 {
             let mut reader = source.open(p, 0).unwrap();
@@ -284,7 +360,7 @@ mod tests {
             }
             assert_eq!(reader.offset(), config.partition_len(p));
         }
-        let all: Vec<Event> = config.generate_all().collect();
+        let all = config.generate_all().unwrap();
         assert_eq!(
             by_index.into_iter().map(Option::unwrap).collect::<Vec<_>>(),
             all
@@ -298,7 +374,8 @@ mod tests {
             events: 100,
             partitions: 3,
             ..EventsConfig::default()
-        });
+        })
+        .unwrap();
         let mut whole = source.open(1, 0).unwrap();
         let mut first = Vec::new();
         while let Read::Record(e) = whole.next().unwrap() {

@@ -246,19 +246,21 @@ impl TrafficInput {
                     DEFAULT_MAX_LINE_BYTES,
                 ))
             }
-            Self::Generate(config) => Source::Generated(Box::new(
-                PartitionGenerator::new(config, p).map_err(InputError::Generator)?,
-            )),
+            Self::Generate(config) => Source::Generated(Box::new(Generated {
+                generator: PartitionGenerator::new(config, p).map_err(InputError::Generator)?,
+                line: Vec::with_capacity(DEFAULT_MAX_LINE_BYTES),
+            })),
         };
         Ok(PartitionReader {
             input: self.clone(),
-            name,
             partition,
-            source,
+            lines: Lines {
+                name,
+                source,
+                offset: 0,
+                header: false,
+            },
             parser: LineParser::new(),
-            buf: Vec::with_capacity(DEFAULT_MAX_LINE_BYTES + 1),
-            offset: 0,
-            header: false,
             rejected: 0,
         })
     }
@@ -268,7 +270,8 @@ impl TrafficInput {
     /// read as a possible header, so the columns' order holds after the resume.
     pub fn open_at(&self, p: usize, offset: u64) -> Result<PartitionReader, InputError> {
         let mut reader = self.open(p)?;
-        while reader.offset < offset && reader.next_raw()?.is_some() {}
+        while reader.lines.offset < offset && reader.lines.next_raw(&mut reader.parser)?.is_some() {
+        }
         Ok(reader)
     }
 }
@@ -289,7 +292,30 @@ pub enum Line {
 enum Source {
     File(LineReader<BufReader<File>>),
     /// Boxed: the generator's state is several times a file reader's.
-    Generated(Box<PartitionGenerator>),
+    Generated(Box<Generated>),
+}
+
+/// The generator and the line it wrote last.
+#[derive(Debug)]
+struct Generated {
+    generator: PartitionGenerator,
+    line: Vec<u8>,
+}
+
+impl Source {
+    /// The next line, valid until the next call; `None` at the end of the partition.
+    #[inline]
+    fn next_line(&mut self) -> io::Result<Option<(RawLine, &[u8])>> {
+        match self {
+            Self::File(lines) => lines.next_line(),
+            Self::Generated(generated) => {
+                let Generated { generator, line } = &mut **generated;
+                Ok(generator
+                    .next_line(line)
+                    .then_some((RawLine::Fits, &line[..])))
+            }
+        }
+    }
 }
 
 /// Reads one partition's lines as records and rejections.
@@ -297,37 +323,43 @@ enum Source {
 pub struct PartitionReader {
     /// The input, to name rejected lines.
     input: TrafficInput,
-    name: String,
     partition: u32,
-    source: Source,
+    lines: Lines,
     parser: LineParser,
-    buf: Vec<u8>,
-    offset: u64,
-    /// Whether line 1 was a header.
-    header: bool,
     rejected: u64,
 }
 
-/// What [`PartitionReader::next_raw`] read into the buffer.
-enum Raw {
+/// A partition's lines, counted, with its header recognised.
+#[derive(Debug)]
+struct Lines {
+    name: String,
+    source: Source,
+    offset: u64,
+    /// Whether line 1 was a header.
+    header: bool,
+}
+
+/// What [`Lines::next_raw`] read.
+enum Raw<'a> {
     Header,
-    Line(RawLine),
+    /// A line as read (a byte order mark included), and its number.
+    Line(RawLine, &'a [u8], u64),
 }
 
 impl PartitionReader {
     /// The partition's name in rejections and errors: the file's path, or `generated-p{p}`.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.lines.name
     }
 
     /// Lines consumed so far, header included: the position to resume from.
     pub fn offset(&self) -> u64 {
-        self.offset
+        self.lines.offset
     }
 
     /// Data lines read so far (the header excluded).
     pub fn data_lines(&self) -> u64 {
-        self.offset - u64::from(self.header)
+        self.lines.offset - u64::from(self.lines.header)
     }
 
     /// Data lines rejected so far by this reader (not counting lines skipped by
@@ -339,80 +371,82 @@ impl PartitionReader {
     /// The warning for a partition that rejected more than a tenth of its lines, if it did:
     /// such an input is likely not what the job expects.
     pub fn reject_warning(&self) -> Option<String> {
-        reject_warning(&self.name, self.data_lines(), self.rejected)
+        reject_warning(&self.lines.name, self.data_lines(), self.rejected)
     }
 
     /// The next data line, or `None` at the end of the partition. A header on line 1 is not
     /// a data line.
+    ///
+    /// O(line length); a line read whole into the reader's buffer is parsed in place, and
+    /// nothing is allocated but a rejection.
+    #[inline]
     pub fn next_item(&mut self) -> Result<Option<Line>, InputError> {
         loop {
-            let Some(raw) = self.next_raw()? else {
+            let Some(raw) = self.lines.next_raw(&mut self.parser)? else {
                 return Ok(None);
+            };
+            let (raw, bytes, line) = match raw {
+                Raw::Header => continue,
+                Raw::Line(raw, bytes, line) => (raw, bytes, line),
             };
             let at = LinePos {
                 partition: self.partition,
-                line: self.offset,
+                line,
             };
-            let parsed = match raw {
-                Raw::Header => continue,
-                Raw::Line(RawLine::Skipped) => return Ok(Some(Line::Skipped)),
-                Raw::Line(RawLine::Fits) => {
-                    let line = match self.offset {
-                        1 => self.buf.strip_prefix(BOM).unwrap_or(&self.buf),
-                        _ => &self.buf,
+            let (parsed, bytes) = match raw {
+                RawLine::Skipped => return Ok(Some(Line::Skipped)),
+                RawLine::Fits => {
+                    let line = match at.line {
+                        1 => bytes.strip_prefix(BOM).unwrap_or(bytes),
+                        _ => bytes,
                     };
-                    self.parser.parse(line, at)
+                    (self.parser.parse(line, at), bytes)
                 }
-                Raw::Line(RawLine::Oversized) => Err(RejectReason::Oversized {
-                    max_line_bytes: DEFAULT_MAX_LINE_BYTES,
-                }),
+                RawLine::Oversized => (
+                    Err(RejectReason::Oversized {
+                        max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+                    }),
+                    bytes,
+                ),
             };
             return Ok(Some(match parsed {
                 Ok(record) => Line::Record(record),
                 Err(reason) => {
                     self.rejected += 1;
                     let at = self.input.line_ref(at);
-                    Line::Rejected(Rejection::new(at, reason, &self.buf))
+                    Line::Rejected(Rejection::new(at, reason, bytes))
                 }
             }));
         }
     }
+}
 
-    /// Reads the next line into `buf` and counts it; takes line 1 as the header if it is one.
-    fn next_raw(&mut self) -> Result<Option<Raw>, InputError> {
-        let raw = match &mut self.source {
-            Source::File(lines) => {
-                lines
-                    .read_line(&mut self.buf)
-                    .map_err(|source| InputError::Io {
-                        file: self.name.clone(),
-                        source,
-                    })?
-            }
-            Source::Generated(generator) => {
-                generator.next_line(&mut self.buf).then_some(RawLine::Fits)
-            }
-        };
-        let Some(raw) = raw else {
+impl Lines {
+    /// Reads the next line and counts it; takes line 1 as the header if `parser` says it is
+    /// one.
+    #[inline]
+    fn next_raw(&mut self, parser: &mut LineParser) -> Result<Option<Raw<'_>>, InputError> {
+        let Some((raw, bytes)) = self.source.next_line().map_err(|source| InputError::Io {
+            file: self.name.clone(),
+            source,
+        })?
+        else {
             return Ok(None);
         };
         if raw != RawLine::Skipped {
             self.offset += 1;
         }
         if self.offset == 1 && raw == RawLine::Fits {
-            let line = self.buf.strip_prefix(BOM).unwrap_or(&self.buf);
-            self.header = self
-                .parser
-                .header(line)
-                .map_err(|problem| InputError::Header {
-                    file: self.name.clone(),
-                    problem,
-                })?;
+            let line = bytes.strip_prefix(BOM).unwrap_or(bytes);
+            self.header = parser.header(line).map_err(|problem| InputError::Header {
+                file: self.name.clone(),
+                problem,
+            })?;
             if self.header {
                 return Ok(Some(Raw::Header));
             }
         }
-        Ok(Some(Raw::Line(raw)))
+        Ok(Some(Raw::Line(raw, bytes, self.offset)))
     }
 }
 

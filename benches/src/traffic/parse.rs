@@ -234,23 +234,23 @@ impl LineParser {
         if line.is_empty() {
             return Err(RejectReason::EmptyLine);
         }
+        let order = self.columns.order;
+        let fields = match split_unquoted(line) {
+            Unquoted::Fields(fields) => fields,
+            Unquoted::FieldCount(found) => return Err(RejectReason::FieldCount { found }),
+            Unquoted::Quoted => self.quoted_fields(line)?,
+        };
+        record(fields, order, at)
+    }
+
+    /// The three fields of a non-empty `line`, split by `csv-core` (any line; the path of
+    /// lines with quotes).
+    fn quoted_fields(&mut self, line: &[u8]) -> Result<[&[u8]; 3], RejectReason> {
         let found = self.split(line)?;
         if found != 3 {
             return Err(RejectReason::FieldCount { found });
         }
-        let mut field = [&[][..]; 3];
-        for (i, &column) in self.columns.order.iter().enumerate() {
-            field[usize::from(column)] = self.field(i);
-        }
-        let ts_ms = parse_i64(field[0]).ok_or(RejectReason::BadTimestamp)?;
-        let plate = Plate::parse(field[1]).map_err(RejectReason::BadPlate)?;
-        let checkpoint_id = parse_u32(field[2]).ok_or(RejectReason::BadCheckpointId)?;
-        Ok(TrafficRecord {
-            ts_ms,
-            plate,
-            checkpoint_id,
-            at,
-        })
+        Ok([self.field(0), self.field(1), self.field(2)])
     }
 
     /// Field `i` of the last line split.
@@ -282,6 +282,65 @@ impl LineParser {
     }
 }
 
+/// The record of a line's `fields`, in the columns' `order`, read from `at`: `ts_ms`, then
+/// the plate, then `checkpoint_id` (whatever the columns' order); the first failure is the
+/// reason.
+#[inline]
+fn record(fields: [&[u8]; 3], order: [u8; 3], at: LinePos) -> Result<TrafficRecord, RejectReason> {
+    let mut field = [&[][..]; 3];
+    for (&column, value) in order.iter().zip(fields) {
+        field[usize::from(column)] = value;
+    }
+    let ts_ms = parse_i64(field[0]).ok_or(RejectReason::BadTimestamp)?;
+    let plate = Plate::parse(field[1]).map_err(RejectReason::BadPlate)?;
+    let checkpoint_id = parse_u32(field[2]).ok_or(RejectReason::BadCheckpointId)?;
+    Ok(TrafficRecord {
+        ts_ms,
+        plate,
+        checkpoint_id,
+        at,
+    })
+}
+
+/// A line split without `csv-core`, when it holds no quote.
+enum Unquoted<'a> {
+    /// Exactly three fields.
+    Fields([&'a [u8]; 3]),
+    /// Another number of fields.
+    FieldCount(usize),
+    /// The line holds a quote: only `csv-core` splits it right.
+    Quoted,
+}
+
+/// Splits `line` at its commas if it holds no quote: then RFC 4180 (and `csv-core`) reads it
+/// the same way, every byte but the comma being field data (the line holds no line break).
+/// One pass over the line (a byte loop: lines are short, shorter than `memchr2`'s set-up
+/// pays for).
+#[inline]
+fn split_unquoted(line: &[u8]) -> Unquoted<'_> {
+    let mut commas = [0usize; 2];
+    let mut found = 0;
+    for (at, &b) in line.iter().enumerate() {
+        if b == b'"' {
+            return Unquoted::Quoted;
+        }
+        if b == b',' {
+            if let Some(comma) = commas.get_mut(found) {
+                *comma = at;
+            }
+            found += 1;
+        }
+    }
+    match found {
+        2 => Unquoted::Fields([
+            &line[..commas[0]],
+            &line[commas[0] + 1..commas[1]],
+            &line[commas[1] + 1..],
+        ]),
+        _ => Unquoted::FieldCount(found + 1),
+    }
+}
+
 /// `bytes` as a decimal `i64`: an optional sign, then digits (as [`str::parse`] reads it).
 #[inline]
 pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
@@ -290,60 +349,98 @@ pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
         (b'+', digits) => (false, digits),
         _ => (false, bytes),
     };
-    if digits.is_empty() {
-        return None;
+    let magnitude = parse_digits(digits)?;
+    if negative {
+        // i64::MIN's magnitude, 2^63, wraps to itself.
+        (magnitude <= i64::MIN.unsigned_abs()).then(|| (magnitude as i64).wrapping_neg())
+    } else {
+        i64::try_from(magnitude).ok()
     }
-    // Accumulated towards the sign, so that i64::MIN parses.
-    let mut value: i64 = 0;
-    for &b in digits {
-        let digit = i64::from(b.wrapping_sub(b'0'));
-        if digit > 9 {
-            return None;
-        }
-        value = value.checked_mul(10)?;
-        value = if negative {
-            value.checked_sub(digit)?
-        } else {
-            value.checked_add(digit)?
-        };
-    }
-    Some(value)
 }
 
 /// `bytes` as a decimal `u32`: an optional `+`, then digits (as [`str::parse`] reads it).
 #[inline]
 pub fn parse_u32(bytes: &[u8]) -> Option<u32> {
     let digits = bytes.strip_prefix(b"+").unwrap_or(bytes);
+    u32::try_from(parse_digits(digits)?).ok()
+}
+
+/// The most significant digits [`parse_digits`] takes: 10^19 - 1 fits a `u64`.
+const MAX_DIGITS: usize = 19;
+
+/// The value of the decimal `digits` (at least one, nothing but `0`-`9`), if it has at most
+/// [`MAX_DIGITS`] digits after its leading zeros.
+///
+/// Eight digits at a time, checked and combined in one `u64` (SWAR: a timestamp's 13 digits
+/// are two steps and a 5-digit tail, not a 13-step multiply chain).
+#[inline]
+fn parse_digits(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {
         return None;
     }
-    let mut value: u32 = 0;
-    for &b in digits {
-        let digit = u32::from(b.wrapping_sub(b'0'));
+    let zeros = digits.iter().take_while(|&&b| b == b'0').count();
+    let significant = &digits[zeros..];
+    if significant.len() > MAX_DIGITS {
+        return None;
+    }
+    let mut value = 0u64;
+    let mut chunks = significant.chunks_exact(8);
+    for chunk in &mut chunks {
+        let chunk = u64::from_le_bytes(chunk.try_into().ok()?);
+        value = value * 100_000_000 + eight_digits(chunk)?;
+    }
+    for &b in chunks.remainder() {
+        let digit = b.wrapping_sub(b'0');
         if digit > 9 {
             return None;
         }
-        value = value.checked_mul(10)?.checked_add(digit)?;
+        value = value * 10 + u64::from(digit);
     }
+    Some(value)
+}
+
+/// The value of eight ASCII digits loaded little-endian (the first digit in the lowest
+/// byte), or `None` if a byte is not a digit. The check and the combination are
+/// `fast_float`'s: every byte's high nibble is 3 and adding 6 does not carry out of the low
+/// one; then pairs, quads and the halves are combined by multiplication.
+#[inline]
+fn eight_digits(chunk: u64) -> Option<u64> {
+    const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    let made_of_digits = ((chunk & HIGH_NIBBLES)
+        | ((chunk.wrapping_add(0x0606_0606_0606_0606) & HIGH_NIBBLES) >> 4))
+        == 0x3333_3333_3333_3333;
+    if !made_of_digits {
+        return None;
+    }
+    const MASK: u64 = 0x0000_00FF_0000_00FF;
+    const MUL1: u64 = 100 + (1_000_000 << 32);
+    const MUL2: u64 = 1 + (10_000 << 32);
+    let mut value = chunk - 0x3030_3030_3030_3030;
+    value = value * 10 + (value >> 8);
+    value = ((value & MASK).wrapping_mul(MUL1) + ((value >> 16) & MASK).wrapping_mul(MUL2)) >> 32;
     Some(value)
 }
 
 /// One read of a [`LineReader`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RawLine {
-    /// A line that fits: its bytes, without the line ending, are in the caller's buffer.
+    /// A line that fits: the bytes handed out are the line, without its line ending.
     Fits,
-    /// A line longer than the limit: the buffer holds its first `max_line_bytes` bytes. Its
-    /// tail, if not read yet, is skipped by the next reads ([`RawLine::Skipped`]).
+    /// A line longer than the limit: the bytes handed out are its first `max_line_bytes`.
+    /// Its tail, if not read yet, is skipped by the next reads ([`RawLine::Skipped`]).
     Oversized,
     /// Part of an oversized line's tail was skipped (at most one read of the inner reader's
-    /// buffer) and its end is not reached yet; the caller's buffer is empty. No line is
+    /// buffer) and its end is not reached yet; the bytes handed out are empty. No line is
     /// counted: call again.
     Skipped,
 }
 
 /// Reads lines (ending in `\n` or `\r\n`, the last one possibly unterminated) and numbers
 /// them from 1.
+///
+/// A line that lies whole in the inner reader's buffer is handed out in place, not copied
+/// (the common case: one `memchr` for its end); only a line that straddles two reads of the
+/// inner reader is gathered into the reader's own buffer.
 ///
 /// Bounds: holds at most `max_line_bytes + 1` bytes of a line, whatever the input, and one
 /// call consumes at most `max_line_bytes + 1` bytes plus one buffer of the inner reader
@@ -356,6 +453,33 @@ pub struct LineReader<R> {
     line: u64,
     /// Inside the tail of an oversized line.
     skipping: bool,
+    /// Bytes of the inner buffer handed out by the last read, consumed by the next.
+    pending: usize,
+    /// A line gathered across reads of the inner reader.
+    gathered: Vec<u8>,
+}
+
+/// The inner reader's next bytes, retrying interrupted reads.
+fn fill<R: BufRead>(inner: &mut R) -> io::Result<&[u8]> {
+    loop {
+        match inner.fill_buf() {
+            Ok(_) => break,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    inner.fill_buf()
+}
+
+/// A line without its `\n`: without a trailing `\r`, and cut to `max_line_bytes`.
+#[inline]
+fn cut(line: &[u8], max_line_bytes: usize) -> (RawLine, &[u8]) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.len() > max_line_bytes {
+        (RawLine::Oversized, &line[..max_line_bytes])
+    } else {
+        (RawLine::Fits, line)
+    }
 }
 
 impl<R: BufRead> LineReader<R> {
@@ -366,6 +490,8 @@ impl<R: BufRead> LineReader<R> {
             max_line_bytes,
             line: 0,
             skipping: false,
+            pending: 0,
+            gathered: Vec::new(),
         }
     }
 
@@ -374,50 +500,60 @@ impl<R: BufRead> LineReader<R> {
         self.line
     }
 
-    /// The inner reader's next bytes, retrying interrupted reads.
-    fn fill(&mut self) -> io::Result<&[u8]> {
-        loop {
-            match self.inner.fill_buf() {
-                Ok(_) => break,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(err),
-            }
-        }
-        self.inner.fill_buf()
-    }
-
-    /// Reads the next line into `buf` (cleared first); `None` at the end of the input.
-    pub fn read_line(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<RawLine>> {
-        buf.clear();
+    /// The next line, or `None` at the end of the input. The bytes are valid until the next
+    /// call.
+    pub fn next_line(&mut self) -> io::Result<Option<(RawLine, &[u8])>> {
+        self.inner.consume(std::mem::take(&mut self.pending));
         if self.skipping {
-            let available = self.fill()?;
+            let available = fill(&mut self.inner)?;
             if available.is_empty() {
                 self.skipping = false;
                 return Ok(None);
             }
-            let (used, ended) = match available.iter().position(|&b| b == b'\n') {
+            let (used, ended) = match memchr::memchr(b'\n', available) {
                 Some(end) => (end + 1, true),
                 None => (available.len(), false),
             };
             self.inner.consume(used);
             if !ended {
-                return Ok(Some(RawLine::Skipped));
+                return Ok(Some((RawLine::Skipped, &[])));
             }
             self.skipping = false;
         }
         // One byte over the limit, so that a `\r` before the `\n` fits.
         let keep = self.max_line_bytes + 1;
-        let mut started = false;
-        loop {
-            let available = self.fill()?;
+        let end = {
+            let available = fill(&mut self.inner)?;
             if available.is_empty() {
-                if !started {
-                    return Ok(None);
-                }
+                return Ok(None);
+            }
+            memchr::memchr(b'\n', &available[..available.len().min(keep + 1)])
+        };
+        let Some(end) = end else {
+            return self.gather(keep);
+        };
+        // In place: the whole line and its `\n` are in the inner buffer, which the next
+        // `fill_buf` hands out again unchanged (nothing was consumed).
+        self.pending = end + 1;
+        self.line += 1;
+        let line = self.inner.fill_buf()?.get(..end).ok_or_else(|| {
+            io::Error::other("the input's buffer shrank between two reads without a consume")
+        })?;
+        Ok(Some(cut(line, self.max_line_bytes)))
+    }
+
+    /// Reads a line that does not end in the inner buffer into `gathered`, keeping at most
+    /// `keep` bytes of it.
+    fn gather(&mut self, keep: usize) -> io::Result<Option<(RawLine, &[u8])>> {
+        let buf = &mut self.gathered;
+        buf.clear();
+        let mut past_bound = false;
+        loop {
+            let available = fill(&mut self.inner)?;
+            if available.is_empty() {
                 break;
             }
-            started = true;
-            let (chunk, used, ended) = match available.iter().position(|&b| b == b'\n') {
+            let (chunk, used, ended) = match memchr::memchr(b'\n', available) {
                 Some(end) => (&available[..end], end + 1, true),
                 None => (available, available.len(), false),
             };
@@ -427,9 +563,8 @@ impl<R: BufRead> LineReader<R> {
                 buf.extend_from_slice(&chunk[..room]);
                 self.inner.consume(if ended { used } else { room });
                 self.skipping = !ended;
-                self.line += 1;
-                buf.truncate(self.max_line_bytes);
-                return Ok(Some(RawLine::Oversized));
+                past_bound = true;
+                break;
             }
             buf.extend_from_slice(chunk);
             self.inner.consume(used);
@@ -438,32 +573,28 @@ impl<R: BufRead> LineReader<R> {
             }
         }
         self.line += 1;
-        if buf.last() == Some(&b'\r') {
-            buf.pop();
+        if past_bound {
+            return Ok(Some((
+                RawLine::Oversized,
+                &self.gathered[..self.max_line_bytes],
+            )));
         }
-        if buf.len() > self.max_line_bytes {
-            buf.truncate(self.max_line_bytes);
-            return Ok(Some(RawLine::Oversized));
-        }
-        Ok(Some(RawLine::Fits))
+        Ok(Some(cut(&self.gathered, self.max_line_bytes)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn lines(input: &str, max_line_bytes: usize) -> Vec<(u64, RawLine, String)> {
         let mut reader = LineReader::new(input.as_bytes(), max_line_bytes);
-        let mut buf = Vec::new();
         let mut out = Vec::new();
-        while let Some(raw) = reader.read_line(&mut buf).unwrap() {
+        while let Some((raw, line)) = reader.next_line().unwrap() {
             if raw != RawLine::Skipped {
-                out.push((
-                    reader.line_number(),
-                    raw,
-                    String::from_utf8(buf.clone()).unwrap(),
-                ));
+                let line = String::from_utf8(line.to_vec()).unwrap();
+                out.push((reader.line_number(), raw, line));
             }
         }
         out
@@ -506,11 +637,10 @@ mod tests {
     fn a_tiny_read_buffer_gives_the_same_lines() {
         let text = "1,浙A12345,7\r\n".repeat(3) + &"x".repeat(50) + "\nlast";
         let mut reader = LineReader::new(io::BufReader::with_capacity(3, text.as_bytes()), 20);
-        let mut buf = Vec::new();
         let mut kinds = Vec::new();
-        while let Some(raw) = reader.read_line(&mut buf).unwrap() {
+        while let Some((raw, line)) = reader.next_line().unwrap() {
             if raw != RawLine::Skipped {
-                kinds.push((raw, buf.len()));
+                kinds.push((raw, line.len()));
             }
         }
         let record = "1,浙A12345,7".len();
@@ -547,16 +677,12 @@ mod tests {
         for byte in [b'x', 0] {
             let endless = Endless { byte, served: 0 };
             let mut reader = LineReader::new(io::BufReader::with_capacity(BUFFER, endless), MAX);
-            let mut buf = Vec::new();
-            assert_eq!(
-                reader.read_line(&mut buf).unwrap(),
-                Some(RawLine::Oversized)
-            );
-            assert_eq!(buf.len(), MAX);
+            let (raw, line) = reader.next_line().unwrap().unwrap();
+            assert_eq!((raw, line.len()), (RawLine::Oversized, MAX));
             assert_eq!(reader.line_number(), 1);
             for step in 1..=50u64 {
-                assert_eq!(reader.read_line(&mut buf).unwrap(), Some(RawLine::Skipped));
-                assert!(buf.is_empty());
+                let (raw, line) = reader.next_line().unwrap().unwrap();
+                assert_eq!((raw, line.len()), (RawLine::Skipped, 0));
                 // Each call reads at most one buffer more.
                 assert!(reader.inner.get_ref().served <= (step + 1) * BUFFER as u64);
             }
@@ -739,5 +865,95 @@ mod tests {
             (&value["partition"], &value["offset"]),
             (&2.into(), &9.into())
         );
+    }
+
+    /// Lines of the bytes where the fast path and `csv-core` could part: separators, quotes,
+    /// line-end bytes, signs, digits, a plate's bytes (a province's UTF-8 included), bytes that
+    /// are not UTF-8.
+    fn tricky_line() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just(&b","[..]),
+            Just(&b"\""[..]),
+            Just(&b"\"\""[..]),
+            Just(&b"\r"[..]),
+            Just(&b"-"[..]),
+            Just(&b"+"[..]),
+            Just(&b" "[..]),
+            Just(&b"0"[..]),
+            Just(&b"7"[..]),
+            Just(&b"1772409600000"[..]),
+            Just(&b"18446744073709551616"[..]),
+            Just("浙".as_bytes()),
+            Just(&b"A1234"[..]),
+            Just(&b"Z"[..]),
+            Just(&b"\xe6\xb5"[..]),
+            Just(&b"\xff"[..]),
+        ];
+        proptest::collection::vec(piece, 1..12).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn the_fast_path_reads_every_line_as_csv_core_does(
+            line in tricky_line(),
+            order in Just([0u8, 1, 2]).prop_shuffle(),
+        ) {
+            let mut parser = LineParser::new();
+            parser.columns = Columns { order };
+            let at = LinePos::default();
+            let fast = parser.parse(&line, at);
+            let by_csv_core = parser.quoted_fields(&line).and_then(|f| record(f, order, at));
+            prop_assert_eq!(fast, by_csv_core, "{:?}", String::from_utf8_lossy(&line));
+        }
+
+        #[test]
+        fn integers_parse_as_std_parses_them(
+            text in "[+-]?0{0,25}[0-9]{0,22}[a ]?",
+            value in any::<i64>(),
+            zeros in 0usize..30,
+        ) {
+            prop_assert_eq!(parse_i64(text.as_bytes()), text.parse().ok(), "{}", &text);
+            prop_assert_eq!(parse_u32(text.as_bytes()), text.parse().ok(), "{}", &text);
+            let padded = format!("{}{}{}", if value < 0 { "-" } else { "" }, "0".repeat(zeros), value.unsigned_abs());
+            prop_assert_eq!(parse_i64(padded.as_bytes()), Some(value));
+            let small = value as u32;
+            prop_assert_eq!(parse_u32(format!("+{small}").as_bytes()), Some(small));
+        }
+
+        #[test]
+        fn lines_read_in_place_or_gathered_are_the_lines_of_the_text(
+            pieces in proptest::collection::vec(
+                prop_oneof![Just("\n"), Just("\r\n"), Just("\r"), Just("ab"), Just("浙A12345,7"), Just("xxxxxxxxxxxxxxxxx")],
+                0..40,
+            ),
+            capacity in 1usize..64,
+            max_line_bytes in 1usize..40,
+        ) {
+            let text = pieces.concat();
+            // The model: split at `\n` (no line after a final one), drop one `\r` before it,
+            // cut what is longer than the limit.
+            let mut expected = Vec::new();
+            let body = text.strip_suffix('\n').unwrap_or(&text);
+            if !text.is_empty() {
+                for line in body.split('\n') {
+                    let line = line.strip_suffix('\r').unwrap_or(line).as_bytes();
+                    expected.push(if line.len() > max_line_bytes {
+                        (RawLine::Oversized, line[..max_line_bytes].to_vec())
+                    } else {
+                        (RawLine::Fits, line.to_vec())
+                    });
+                }
+            }
+            let inner = io::BufReader::with_capacity(capacity, text.as_bytes());
+            let mut reader = LineReader::new(inner, max_line_bytes);
+            let mut read = Vec::new();
+            while let Some((raw, line)) = reader.next_line().unwrap() {
+                if raw != RawLine::Skipped {
+                    read.push((raw, line.to_vec()));
+                    prop_assert_eq!(reader.line_number(), read.len() as u64);
+                }
+            }
+            prop_assert_eq!(read, expected);
+        }
     }
 }

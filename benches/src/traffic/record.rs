@@ -88,13 +88,35 @@ impl Plate {
     }
 }
 
+/// The UTF-8 of each character of [`PROVINCES`] as a big-endian number, sorted: a binary
+/// search of 5 steps instead of 31 comparisons.
+const PROVINCE_KEYS: [u32; PROVINCES.len() / 3] = {
+    let bytes = PROVINCES.as_bytes();
+    let mut keys = [0u32; PROVINCES.len() / 3];
+    let mut i = 0;
+    while i < keys.len() {
+        keys[i] = province_key(&[bytes[3 * i], bytes[3 * i + 1], bytes[3 * i + 2]]);
+        // Insertion sort: const code has no `sort`.
+        let mut j = i;
+        while j > 0 && keys[j - 1] > keys[j] {
+            let swap = keys[j];
+            keys[j] = keys[j - 1];
+            keys[j - 1] = swap;
+            j -= 1;
+        }
+        i += 1;
+    }
+    keys
+};
+
+const fn province_key(bytes: &[u8; 3]) -> u32 {
+    u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]])
+}
+
 /// Whether `bytes` are the UTF-8 of a character of [`PROVINCES`].
 #[inline]
 fn is_province(bytes: &[u8; 3]) -> bool {
-    PROVINCES
-        .as_bytes()
-        .chunks_exact(3)
-        .any(|province| province == bytes)
+    PROVINCE_KEYS.binary_search(&province_key(bytes)).is_ok()
 }
 
 /// Hashes the plate's text in one write (equal plates have equal bytes, see the contract).
@@ -322,12 +344,27 @@ impl Origin {
 
     /// The origin of `plate`: compares its first character with the home province and its
     /// second with the home city letter.
+    ///
+    /// Compares UTF-8 bytes, no decoding and no `memcmp` call: a plate is valid UTF-8, so its
+    /// first character is `home.province` exactly when its bytes start with that character's;
+    /// both characters' bytes (at most 8) lie in the plate's first 8 bytes, compared as two
+    /// masked words.
     #[inline]
     pub fn of(plate: &Plate, home: &Home) -> Self {
-        let mut chars = plate.as_str().chars();
-        if chars.next() != Some(home.province) {
+        /// The first `len` (1 to 4) bytes of `bytes` as a little-endian word, the rest zero.
+        fn word(bytes: &[u8], len: usize) -> u32 {
+            let mut four = [0u8; 4];
+            four[..len].copy_from_slice(&bytes[..len]);
+            u32::from_le_bytes(four)
+        }
+        let (mut province, mut city) = ([0; 4], [0; 4]);
+        let province = home.province.encode_utf8(&mut province).as_bytes();
+        let city = home.city.encode_utf8(&mut city).as_bytes();
+        // A plate holds at least 9 bytes, and the bytes past its end are zero.
+        let bytes = &plate.bytes;
+        if word(bytes, province.len()) != word(province, province.len()) {
             Self::Other
-        } else if chars.next() == Some(home.city) {
+        } else if word(&bytes[province.len()..], city.len()) == word(city, city.len()) {
             Self::Local
         } else {
             Self::Province
@@ -459,6 +496,16 @@ mod tests {
         let home: Home = "浙A".parse().unwrap();
         assert_eq!(Origin::of(&plate("浙A12345"), &home), Origin::Local);
         assert_eq!(Origin::of(&plate("浙B12345"), &home), Origin::Province);
+        let odd = Home {
+            province: '浙',
+            city: 'é',
+        };
+        assert_eq!(Origin::of(&plate("浙A12345"), &odd), Origin::Province);
+        let ascii = Home {
+            province: 'A',
+            city: 'A',
+        };
+        assert_eq!(Origin::of(&plate("浙A12345"), &ascii), Origin::Other);
         assert_eq!(Origin::of(&plate("浙BD12345"), &home), Origin::Province);
         assert_eq!(Origin::of(&plate("沪A12345"), &home), Origin::Other);
         assert_eq!(Origin::Province.as_str(), "province");
@@ -491,5 +538,33 @@ mod tests {
         assert_eq!(serde_json::from_str::<Plate>(&json).unwrap(), p);
         assert!(serde_json::from_str::<Plate>("\"\"").is_err());
         assert!(serde_json::from_str::<Plate>("\"浙A1\"").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn origin_by_bytes_is_origin_by_characters(
+            province in 0usize..31,
+            city in proptest::char::range('A', 'Z'),
+            serial in "[A-Z0-9]{5,6}",
+            home_province in proptest::prop_oneof![
+                proptest::char::range('A', 'Z'),
+                proptest::sample::select(PROVINCES.chars().collect::<Vec<_>>()),
+                proptest::char::any(),
+            ],
+            home_city in proptest::prop_oneof![proptest::char::range('A', 'Z'), proptest::char::any()],
+        ) {
+            let text = format!("{}{city}{serial}", PROVINCES.chars().nth(province).unwrap());
+            let plate = plate(&text);
+            let home = Home { province: home_province, city: home_city };
+            let mut chars = text.chars();
+            let by_chars = if chars.next() != Some(home_province) {
+                Origin::Other
+            } else if chars.next() == Some(home_city) {
+                Origin::Local
+            } else {
+                Origin::Province
+            };
+            proptest::prop_assert_eq!(Origin::of(&plate, &home), by_chars);
+        }
     }
 }
