@@ -40,6 +40,7 @@ use super::SuiteJob;
 use super::medians::{self, Medians, Metric, Run, get};
 use super::plot::{self, Panel, Series};
 use super::{round_robin, run_job, write};
+use crate::cli::state_backend::{self, Backend};
 use crate::cli::{MAX_REPEAT, Switch, count};
 use crate::output_dir::{OutputDir, Status as OutputStatus};
 use crate::report::Machine;
@@ -76,10 +77,20 @@ pub struct CheckpointsArgs {
 
 /// What is not built yet, and so not measured.
 pub(super) const NOT_BUILT: &[&str] = &[
-    "unaligned barriers (issue 8 section 1): not built yet",
-    "aligned barriers with a timeout (issue 8 section 2): not built yet",
-    "the memory-mapped backend with incremental snapshots (issue 8 section 3), and so heap against mmap and bytes written against the changed fraction: not built yet",
+    "heap against mmap as state access rate and resident memory, and incremental bytes against a controlled changed fraction (0.1%, 1%, 10% of 1 K to 10 M keys): the traffic job's state is its fleet's plates, so this suite measures the strategies on that state only",
 ];
+
+/// The barrier modes of the sweep.
+const MODES: [BarrierMode; 4] = [
+    BarrierMode::Aligned,
+    BarrierMode::Unaligned,
+    BarrierMode::AlignedWithTimeout {
+        timeout: ALIGNED_TIMEOUT,
+    },
+    BarrierMode::AtLeastOnce,
+];
+/// The alignment timeout of the aligned-timeout runs: Flink's examples use tens of ms.
+const ALIGNED_TIMEOUT: Duration = Duration::from_millis(10);
 
 /// Between checkpoint triggers; with no pause, the next starts as soon as one ends.
 const INTERVAL: Duration = Duration::from_millis(50);
@@ -138,7 +149,7 @@ struct Config {
     name: String,
     part: Part,
     mode: BarrierMode,
-    snapshot: SnapshotMode,
+    strategy: Strategy,
     slow_tag_ms: Option<f64>,
     exclusive_buffers: usize,
     records: u64,
@@ -153,10 +164,45 @@ fn mode_name(mode: BarrierMode) -> &'static str {
     }
 }
 
-fn snapshot_name(snapshot: SnapshotMode) -> &'static str {
-    match snapshot {
-        SnapshotMode::Async => "heap-async",
-        SnapshotMode::Sync => "heap-sync",
+/// A snapshot strategy: a state backend and where its snapshot is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum Strategy {
+    /// Heap maps, copy-on-write views serialized by snapshot threads.
+    HeapAsync,
+    /// Heap maps serialized on the task thread: the baseline.
+    HeapSync,
+    /// Memory-mapped state, incremental snapshots into shared files.
+    MmapIncremental,
+}
+
+const STRATEGIES: [Strategy; 3] = [
+    Strategy::HeapAsync,
+    Strategy::HeapSync,
+    Strategy::MmapIncremental,
+];
+
+impl Strategy {
+    fn name(self) -> &'static str {
+        match self {
+            Strategy::HeapAsync => "heap-async",
+            Strategy::HeapSync => "heap-sync",
+            Strategy::MmapIncremental => "mmap-incremental",
+        }
+    }
+
+    fn snapshot(self) -> SnapshotMode {
+        match self {
+            Strategy::HeapSync => SnapshotMode::Sync,
+            Strategy::HeapAsync | Strategy::MmapIncremental => SnapshotMode::Async,
+        }
+    }
+
+    fn backend(self) -> Backend {
+        match self {
+            Strategy::MmapIncremental => Backend::Mmap,
+            Strategy::HeapAsync | Strategy::HeapSync => Backend::Heap,
+        }
     }
 }
 
@@ -174,13 +220,13 @@ fn configs(sizes: &Sizes, parallelism: usize) -> Vec<Config> {
         let records = slow.map_or(sizes.fast_records, |d| {
             ((sizes.slow_run_s * parallelism as f64 / d.as_secs_f64()) as u64).max(1)
         });
-        for mode in [BarrierMode::Aligned, BarrierMode::AtLeastOnce] {
+        for mode in MODES {
             for &buffers in sizes.buffers {
                 configs.push(Config {
                     name: format!("{}-{}-b{buffers}", mode_name(mode), slow_name(slow)),
                     part: Part::Barriers,
                     mode,
-                    snapshot: SnapshotMode::Async,
+                    strategy: Strategy::HeapAsync,
                     slow_tag_ms: slow.map(|d| d.as_secs_f64() * 1e3),
                     exclusive_buffers: buffers,
                     records,
@@ -188,13 +234,13 @@ fn configs(sizes: &Sizes, parallelism: usize) -> Vec<Config> {
             }
         }
     }
-    for snapshot in [SnapshotMode::Async, SnapshotMode::Sync] {
+    for strategy in STRATEGIES {
         for &records in sizes.state_records {
             configs.push(Config {
-                name: format!("{}-{records}", snapshot_name(snapshot)),
+                name: format!("{}-{records}", strategy.name()),
                 part: Part::Snapshots,
                 mode: BarrierMode::Aligned,
-                snapshot,
+                strategy,
                 slow_tag_ms: None,
                 exclusive_buffers: weir_core::net::pool::DEFAULT_EXCLUSIVE_PER_CHANNEL,
                 records,
@@ -220,6 +266,12 @@ struct RunMetrics {
     sync_ms: Percentiles,
     async_ms: Percentiles,
     checkpointed_bytes: Percentiles,
+    /// The state every checkpoint refers to, shared files of earlier ones included.
+    full_state_bytes: Percentiles,
+    /// In-flight buffers written into the checkpoint (unaligned barriers).
+    persisted_in_flight_bytes: Percentiles,
+    /// Checkpoints in which at least one subtask went unaligned.
+    checkpoints_unaligned: usize,
     /// Mean over the source subtasks of `backPressuredTimeMsPerSecond`: how much the slow
     /// step held the sources back.
     source_backpressured_ms_per_s: f64,
@@ -255,6 +307,15 @@ const METRICS: &[Metric<RunMetrics>] = &[
     ("checkpointed_bytes_p50", |r| {
         completed(r, r.checkpointed_bytes.p50)
     }),
+    ("full_state_bytes_p50", |r| {
+        completed(r, r.full_state_bytes.p50)
+    }),
+    ("persisted_in_flight_bytes_p50", |r| {
+        completed(r, r.persisted_in_flight_bytes.p50)
+    }),
+    ("checkpoints_unaligned", |r| {
+        Some(r.checkpoints_unaligned as f64)
+    }),
     ("source_backpressured_ms_per_s", |r| {
         Some(r.source_backpressured_ms_per_s)
     }),
@@ -271,6 +332,7 @@ struct BarrierPoint {
     start_delay_p99_ms: Option<f64>,
     alignment_p99_ms: Option<f64>,
     checkpointed_bytes_p50: Option<f64>,
+    persisted_in_flight_bytes_p50: Option<f64>,
     throughput_records_per_s: Option<f64>,
 }
 
@@ -280,6 +342,7 @@ struct SnapshotPoint {
     strategy: &'static str,
     records: u64,
     checkpointed_bytes_p50: Option<f64>,
+    full_state_bytes_p50: Option<f64>,
     sync_p99_ms: Option<f64>,
     duration_p99_ms: Option<f64>,
     throughput_records_per_s: Option<f64>,
@@ -405,10 +468,17 @@ fn run_one(
     let checkpoints = dir.join(crate::cli::checkpointing::DEFAULT_CHECKPOINT_DIR);
     let storage = FsCheckpointStorage::new(checkpoints.clone(), 2)
         .map_err(|e| format!("{}: {e}", config.name))?;
+    let state_backend = state_backend::build(
+        config.strategy.backend(),
+        Some(&dir.join("state")),
+        Some((checkpoints.clone(), storage.shared_registry())),
+    )
+    .map_err(|e| format!("{}: {e}", config.name))?;
     let job = TrafficJob {
         parallelism: args.job.parallelism,
         runtime: RuntimeConfig {
             pin: args.pin == Switch::On,
+            state_backend,
             pool: PoolConfig {
                 segment_bytes: args.segment_size,
                 exclusive_per_channel: config.exclusive_buffers,
@@ -417,7 +487,7 @@ fn run_one(
             },
             checkpoint: Some(CheckpointConfig {
                 mode: config.mode,
-                snapshot: config.snapshot,
+                snapshot: config.strategy.snapshot(),
                 timeout: TIMEOUT,
                 ..CheckpointConfig::new(INTERVAL, checkpoints, Arc::new(storage))
             }),
@@ -466,6 +536,12 @@ fn run_one(
         sync_ms: of(|r| r.sync_duration_ms),
         async_ms: of(|r| r.async_duration_ms),
         checkpointed_bytes: of(|r| r.checkpointed_bytes as f64),
+        full_state_bytes: of(|r| r.full_state_bytes as f64),
+        persisted_in_flight_bytes: of(|r| r.persisted_in_flight_bytes as f64),
+        checkpoints_unaligned: done
+            .iter()
+            .filter(|r| !r.unaligned_subtasks.is_empty())
+            .count(),
         source_backpressured_ms_per_s: sources.iter().sum::<f64>() / sources.len().max(1) as f64,
     })
 }
@@ -485,6 +561,7 @@ fn barrier_points(configs: &[Config], medians: &Medians) -> Vec<BarrierPoint> {
                 start_delay_p99_ms: m("start_delay_p99_ms"),
                 alignment_p99_ms: m("alignment_p99_ms"),
                 checkpointed_bytes_p50: m("checkpointed_bytes_p50"),
+                persisted_in_flight_bytes_p50: m("persisted_in_flight_bytes_p50"),
                 throughput_records_per_s: m("throughput_records_per_s"),
             }
         })
@@ -498,9 +575,10 @@ fn snapshot_points(configs: &[Config], medians: &Medians) -> Vec<SnapshotPoint> 
         .map(|c| {
             let m = |metric| get(medians, &c.name, metric);
             SnapshotPoint {
-                strategy: snapshot_name(c.snapshot),
+                strategy: c.strategy.name(),
                 records: c.records,
                 checkpointed_bytes_p50: m("checkpointed_bytes_p50"),
+                full_state_bytes_p50: m("full_state_bytes_p50"),
                 sync_p99_ms: m("sync_p99_ms"),
                 duration_p99_ms: m("duration_p99_ms"),
                 throughput_records_per_s: m("throughput_records_per_s"),
@@ -516,7 +594,7 @@ fn plot_durations(path: &Path, report: &SuiteReport) -> Result<(), String> {
         .iter()
         .map(|slow| {
             let slow_ms = slow.map(|d| d.as_secs_f64() * 1e3);
-            let series = [BarrierMode::Aligned, BarrierMode::AtLeastOnce]
+            let series = MODES
                 .into_iter()
                 .map(|mode| Series {
                     label: mode_name(mode).to_owned(),
@@ -541,14 +619,14 @@ fn plot_durations(path: &Path, report: &SuiteReport) -> Result<(), String> {
 
 /// The synchronous stall (sync part p99) against the checkpointed bytes, a line per strategy.
 fn plot_stalls(path: &Path, report: &SuiteReport) -> Result<(), String> {
-    let series = [SnapshotMode::Async, SnapshotMode::Sync]
+    let series = STRATEGIES
         .into_iter()
-        .map(|snapshot| Series {
-            label: snapshot_name(snapshot).to_owned(),
+        .map(|strategy| Series {
+            label: strategy.name().to_owned(),
             points: report
                 .snapshots
                 .iter()
-                .filter(|p| p.strategy == snapshot_name(snapshot))
+                .filter(|p| p.strategy == strategy.name())
                 .filter_map(|p| {
                     p.checkpointed_bytes_p50
                         .zip(p.sync_p99_ms)
