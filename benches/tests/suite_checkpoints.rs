@@ -105,7 +105,13 @@ fn the_quick_suite_reports_every_configuration() {
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("Barriers against Storm's acking"));
     assert!(md.contains("## Recovery"));
-    assert!(md.contains("Targets (medians)") && md.contains("## Not built yet"));
+    assert!(md.contains("Targets (medians)"));
+    assert!(md.contains("## State backends against state size and changed fraction"));
+    let state = json["state"]["runs"].as_array().unwrap();
+    assert!(!state.is_empty());
+    for run in state {
+        assert!(run["written_bytes"].as_u64().unwrap() > 0, "{run}");
+    }
     for svg in ["duration-vs-buffers.svg", "stall-vs-state.svg"] {
         let text = std::fs::read_to_string(out.join(svg)).unwrap();
         assert!(

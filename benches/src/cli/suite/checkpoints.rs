@@ -1,22 +1,21 @@
 //! `weir suite checkpoints`: barrier checkpoints on the traffic job, every configuration
 //! interleaved round robin, medians of the repetitions.
 //!
-//! 1. Barrier modes under backpressure: aligned and at-least-once barriers, with the tagging
-//!    step slowed to 1 ms and 10 ms per record (`slow_tag`, as flink-benchmarks'
-//!    `CheckpointingTimeBenchmark` slows its sink) and without, sweeping the exclusive buffers
-//!    per channel: checkpoint duration, start delay, alignment, bytes, throughput.
-//! 2. Snapshot strategies against state size: heap async (copy-on-write) against heap sync;
-//!    the state is the tagging step's per-plate state, which grows with the distinct plates
-//!    seen, so the records read drive it and the checkpointed bytes are the x axis.
-//!
+//! 1. Barrier modes under backpressure: aligned, unaligned, aligned with a timeout and
+//!    at-least-once barriers, with the tagging step slowed to 1 ms and 10 ms per record
+//!    (`slow_tag`, as flink-benchmarks' `CheckpointingTimeBenchmark` slows its sink) and
+//!    without, sweeping the exclusive buffers per channel: checkpoint duration, start delay,
+//!    alignment, bytes, persisted in-flight bytes, throughput, and the targets.
+//! 2. Snapshot strategies against state size: heap async (copy-on-write), heap sync and mmap
+//!    incremental; the state is the tagging step's per-plate state, which grows with the
+//!    distinct plates seen, so the records read drive it and the checkpointed bytes are the x
+//!    axis.
 //! 3. Barriers against Storm's acking (seed question 3, [`acking`]): throughput of no
 //!    guarantee, per-tuple acking and aligned checkpoints, and duplicates after a failure.
 //! 4. Recovery ([`recovery`]): from a failure to the restored attempt's start and to the first
 //!    output, against the state restored and the buffers in flight.
-//!
-//! Unaligned and aligned-with-timeout barriers and the memory-mapped backend with incremental
-//! snapshots are not built yet: the report says so ([`NOT_BUILT`]) and
-//! measures nothing for them.
+//! 5. State backends ([`state`]): heap against mmap on a keyed table driven directly, against
+//!    keys (1 K to 10 M) and the fraction changed between checkpoints (0.1%, 1%, 10%).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +34,7 @@ use weir_core::net::PoolConfig;
 mod acking;
 mod recovery;
 mod report;
+mod state;
 
 use super::SuiteJob;
 use super::medians::{self, Medians, Metric, Run, get};
@@ -74,11 +74,6 @@ pub struct CheckpointsArgs {
     #[arg(long, value_parser = count(64, 1 << 20), default_value_t = 256)]
     segment_size: usize,
 }
-
-/// What is not built yet, and so not measured.
-pub(super) const NOT_BUILT: &[&str] = &[
-    "heap against mmap as state access rate and resident memory, and incremental bytes against a controlled changed fraction (0.1%, 1%, 10% of 1 K to 10 M keys): the traffic job's state is its fleet's plates, so this suite measures the strategies on that state only",
-];
 
 /// The barrier modes of the sweep.
 const MODES: [BarrierMode; 4] = [
@@ -361,7 +356,6 @@ struct SuiteReport {
     segment_bytes: usize,
     floating_per_gate: usize,
     interval_ms: f64,
-    not_built: &'static [&'static str],
     configs: Vec<Config>,
     /// Every run, in the order they ran.
     runs: Vec<RunMetrics>,
@@ -372,6 +366,8 @@ struct SuiteReport {
     acking: acking::Section,
     /// Recovery against state size and in-flight data.
     recovery: recovery::Section,
+    /// State backends against state size and changed fraction.
+    state: state::Section,
 }
 
 const REPORT_MD: &str = "report.md";
@@ -419,10 +415,11 @@ fn run_suite(args: &CheckpointsArgs, output: &Path) -> Result<SuiteReport, Strin
     let result = result.and_then(|runs| {
         let acking = acking::run(&args.job, args.quick, repeat, &runs_dir)?;
         let recovery = recovery::run(&args.job, args.quick, repeat, args.segment_size, &runs_dir)?;
-        Ok((runs, acking, recovery))
+        let state = state::run(args.quick, repeat, &runs_dir)?;
+        Ok((runs, acking, recovery, state))
     });
     let _ = std::fs::remove_dir_all(&runs_dir);
-    let written = result.and_then(|(runs, acking, recovery)| {
+    let written = result.and_then(|(runs, acking, recovery, state)| {
         let medians = medians::medians(configs.iter().map(|c| c.name.as_str()), &runs, METRICS);
         let report = SuiteReport {
             suite: "checkpoints",
@@ -435,11 +432,11 @@ fn run_suite(args: &CheckpointsArgs, output: &Path) -> Result<SuiteReport, Strin
             segment_bytes: args.segment_size,
             floating_per_gate: FLOATING_PER_GATE,
             interval_ms: INTERVAL.as_secs_f64() * 1e3,
-            not_built: NOT_BUILT,
             barriers: barrier_points(&configs, &medians),
             snapshots: snapshot_points(&configs, &medians),
             acking,
             recovery,
+            state,
             configs,
             runs,
             medians,

@@ -38,11 +38,6 @@ pub(super) fn markdown(report: &SuiteReport) -> String {
         report.floating_per_gate,
         report.repeat
     );
-    let _ = writeln!(w, "## Not built yet\n");
-    for line in report.not_built {
-        let _ = writeln!(w, "- {line}");
-    }
-    let _ = writeln!(w);
 
     let _ = writeln!(
         w,
@@ -151,6 +146,7 @@ pub(super) fn markdown(report: &SuiteReport) -> String {
     );
     md.push_str(&super::acking::markdown(&report.acking));
     md.push_str(&super::recovery::markdown(&report.recovery));
+    md.push_str(&super::state::markdown(&report.state));
     md
 }
 
