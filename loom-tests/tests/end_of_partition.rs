@@ -112,6 +112,7 @@ fn record_writer_finishes_after_its_records() {
                 let mut writer = RecordWriter::<u32>::new(
                     vec![tx],
                     pool,
+                    0,
                     Partitioner::Rebalance { next: 0 },
                     env,
                     Duration::from_millis(100),

@@ -23,6 +23,8 @@
 
 use std::time::Duration;
 
+use crossbeam_utils::CachePadded;
+
 use crate::sync::thread::{self, Thread};
 use crate::sync::{AtomicBool, Mutex, Ordering, fence};
 
@@ -36,7 +38,9 @@ pub const SPIN_ROUNDS: u32 = 1;
 /// The wake-up handle of one task thread.
 #[derive(Debug)]
 pub struct TaskNotifier {
-    waiting: AtomicBool,
+    /// Written by the owner around each park, read by every notifier on other cores: on a
+    /// cache line of its own, so that neither side's neighbouring writes invalidate it.
+    waiting: CachePadded<AtomicBool>,
     thread: Mutex<Option<Thread>>,
 }
 
@@ -50,7 +54,7 @@ impl TaskNotifier {
     /// A notifier with no thread yet; the owning thread calls [`TaskNotifier::register_current`].
     pub fn new() -> Self {
         Self {
-            waiting: AtomicBool::new(false),
+            waiting: CachePadded::new(AtomicBool::new(false)),
             thread: Mutex::new(None),
         }
     }

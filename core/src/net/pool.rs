@@ -29,6 +29,7 @@
 
 use std::fmt;
 
+use crossbeam_utils::CachePadded;
 use thiserror::Error;
 
 use std::ptr::NonNull;
@@ -185,7 +186,7 @@ impl NetworkBufferPool {
         let free = (0..words)
             .map(|w| {
                 let bits_in_word = (needed - w * BITS_PER_WORD).min(BITS_PER_WORD);
-                AtomicU64::new((1u64 << bits_in_word) - 1)
+                CachePadded::new(AtomicU64::new((1u64 << bits_in_word) - 1))
             })
             .collect();
         Ok(LocalBufferPool {
@@ -217,8 +218,9 @@ struct LocalInner {
     channels: usize,
     /// Buffer `i` is bit `i % 63` of word `i / 63`, set when free; bit 63 of each word is the
     /// owner's waiting flag. Channel `c` owns buffers `c * exclusive .. (c + 1) * exclusive`;
-    /// the rest are floating.
-    free: Box<[AtomicU64]>,
+    /// the rest are floating. Each word has a cache line of its own: the owner's takes and
+    /// other cores' returns contend on the word itself, not on whatever was allocated beside it.
+    free: Box<[CachePadded<AtomicU64>]>,
     owner: Arc<TaskNotifier>,
 }
 

@@ -171,6 +171,14 @@ impl<T: Codec> RecordWriter<T> {
         self.route(record)
     }
 
+    /// Writes `records` in order, as [`emit`](Self::emit) would one by one.
+    pub fn emit_all(&mut self, records: &[T]) -> Result<(), TaskError> {
+        if self.replay.is_some() {
+            self.restore_channel_state()?;
+        }
+        records.iter().try_for_each(|record| self.route(record))
+    }
+
     #[inline]
     fn route(&mut self, record: &T) -> Result<(), TaskError> {
         let len = element::record_len(record);

@@ -7,6 +7,13 @@
 //!
 //! Failures are attributed: an operator that returns an error or panics fails the job with its
 //! own name and subtask index, never with a downstream operator's.
+//!
+//! Batches: an input task hands the chain the records it decoded from one buffer (up to the
+//! next watermark, status change or latency marker) as one [`Output::push_batch`]. An operator
+//! node then runs its operator over the whole batch inside one `catch_unwind`, collecting the
+//! results into a vector of its own, and hands that down as one batch: one virtual call per
+//! batch per link instead of one per record per link. Order is kept: a batch holds consecutive
+//! records, and control elements go down only after the batch before them.
 
 mod basic;
 mod keyed_process;
@@ -38,6 +45,12 @@ use crate::time::{LatencyMarker, Watermark, WatermarkStatus};
 pub trait Output<T>: Send {
     /// A record.
     fn push(&mut self, record: T) -> Result<(), TaskError>;
+    /// Consecutive records, in order, as if each were [`push`](Output::push)ed; `records` is
+    /// left empty (its capacity stays with the caller, to be reused). On an error, the records
+    /// not yet processed are dropped: the task fails. The default pushes them one by one.
+    fn push_batch(&mut self, records: &mut Vec<T>) -> Result<(), TaskError> {
+        records.drain(..).try_for_each(|record| self.push(record))
+    }
     /// The input watermark advanced.
     fn watermark(&mut self, watermark: Watermark) -> Result<(), TaskError>;
     /// The input became idle or active.
@@ -66,8 +79,18 @@ pub trait Output<T>: Send {
 /// code never has to handle (or could misattribute) another operator's error.
 #[derive(Debug)]
 pub struct Collector<'a, T> {
-    next: &'a mut dyn Output<T>,
+    next: Next<'a, T>,
     error: Option<TaskError>,
+}
+
+/// Where a collector's records go.
+#[derive(Debug)]
+enum Next<'a, T> {
+    /// Down the chain, one at a time.
+    Chain(&'a mut dyn Output<T>),
+    /// Into the batch that goes down the chain once the operator has seen its whole input
+    /// batch (nothing downstream runs meanwhile, so nothing can fail there).
+    Batch(&'a mut Vec<T>),
 }
 
 impl<T> std::fmt::Debug for dyn Output<T> + '_ {
@@ -78,17 +101,33 @@ impl<T> std::fmt::Debug for dyn Output<T> + '_ {
 
 impl<'a, T> Collector<'a, T> {
     pub(crate) fn new(next: &'a mut dyn Output<T>) -> Self {
-        Self { next, error: None }
+        Self {
+            next: Next::Chain(next),
+            error: None,
+        }
+    }
+
+    /// A collector that appends to `batch`.
+    fn batch(batch: &'a mut Vec<T>) -> Self {
+        Self {
+            next: Next::Batch(batch),
+            error: None,
+        }
     }
 
     /// Emits a record downstream. After a downstream failure, further records are discarded
     /// and the failure ends the task when the operator returns.
     #[inline]
     pub fn collect(&mut self, record: T) {
-        if self.error.is_none()
-            && let Err(e) = self.next.push(record)
-        {
-            self.error = Some(e);
+        match &mut self.next {
+            Next::Batch(batch) => batch.push(record),
+            Next::Chain(next) => {
+                if self.error.is_none()
+                    && let Err(e) = next.push(record)
+                {
+                    self.error = Some(e);
+                }
+            }
         }
     }
 
@@ -253,6 +292,9 @@ pub(crate) struct OperatorNode<In, Out, Op> {
     key_groups: std::ops::Range<usize>,
     op: Op,
     next: Box<dyn Output<Out>>,
+    /// The results of the input batch being processed; empty between calls (it only keeps
+    /// its capacity: about the records of one buffer).
+    batch: Vec<Out>,
     _in: PhantomData<fn(In)>,
 }
 
@@ -268,6 +310,7 @@ impl<In, Out, Op> OperatorNode<In, Out, Op> {
             key_groups,
             op,
             next,
+            batch: Vec::new(),
             _in: PhantomData,
         }
     }
@@ -284,6 +327,27 @@ where
         let op = &mut self.op;
         self.origin
             .call(&mut *self.next, |out| op.process(record, out))
+    }
+
+    /// The operator sees the whole batch inside one `catch_unwind`, then its results go down
+    /// as one batch. A failure at some record is this operator's, and the results of the
+    /// records before it are dropped with the task.
+    fn push_batch(&mut self, records: &mut Vec<In>) -> Result<(), TaskError> {
+        let (op, batch) = (&mut self.op, &mut self.batch);
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let mut out = Collector::batch(batch);
+            records
+                .drain(..)
+                .try_for_each(|record| op.process(record, &mut out))
+        }));
+        if let Err(error) = self.origin.settle(outcome, None) {
+            self.batch.clear();
+            return Err(error);
+        }
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.next.push_batch(&mut self.batch)
     }
 
     fn watermark(&mut self, watermark: Watermark) -> Result<(), TaskError> {
@@ -332,5 +396,186 @@ where
         }));
         self.origin.settle(outcome, None)?;
         self.next.checkpoint_complete(checkpoint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Logs what reaches it as `"{name} {record}"` / `"{name} wm {t}"`, into a shared log.
+    struct Log {
+        name: &'static str,
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Output<u64> for Log {
+        fn push(&mut self, record: u64) -> Result<(), TaskError> {
+            let line = format!("{} {record}", self.name);
+            self.log.lock().expect("log").push(line);
+            Ok(())
+        }
+        fn watermark(&mut self, watermark: Watermark) -> Result<(), TaskError> {
+            let line = format!("{} wm {}", self.name, watermark.0);
+            self.log.lock().expect("log").push(line);
+            Ok(())
+        }
+        fn status(&mut self, _: WatermarkStatus) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn latency_marker(&mut self, _: LatencyMarker) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn end_of_input(&mut self) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn barrier(&mut self, _: CheckpointBarrier, _: &mut TaskSnapshot) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn checkpoint_complete(&mut self, _: CheckpointId) -> Result<(), TaskError> {
+            Ok(())
+        }
+    }
+
+    fn origin(name: &str) -> Origin {
+        Origin {
+            name: Arc::from(name),
+            subtask: 1,
+            uid: Arc::from(name),
+        }
+    }
+
+    fn node<Op: Operator<u64, u64>>(
+        name: &str,
+        op: Op,
+        next: Box<dyn Output<u64>>,
+    ) -> Box<dyn Output<u64>> {
+        Box::new(OperatorNode::new(origin(name), 0..1, op, next))
+    }
+
+    /// `flat_map(x -> x, x + 100) -> split -> (filter(odd) -> left, right)`.
+    fn chain(log: &Arc<Mutex<Vec<String>>>) -> Box<dyn Output<u64>> {
+        let left = Box::new(Log {
+            name: "left",
+            log: Arc::clone(log),
+        });
+        let right = Box::new(Log {
+            name: "right",
+            log: Arc::clone(log),
+        });
+        let odd = node("odd", Filter(|x: &u64| x % 2 == 1), left);
+        let tee = Box::new(Tee::new(odd, right));
+        node(
+            "twice",
+            FlatMap(|x: u64, out: &mut Collector<'_, u64>| {
+                out.collect(x);
+                out.collect(x + 100);
+                Ok(())
+            }),
+            tee,
+        )
+    }
+
+    #[test]
+    fn a_batch_reaches_every_link_as_the_records_one_by_one_would() {
+        let (batched, single) = (Arc::default(), Arc::default());
+        let (mut a, mut b) = (chain(&batched), chain(&single));
+        let mut records = vec![1, 2, 3];
+        a.push_batch(&mut records).expect("the batch goes through");
+        assert!(records.is_empty(), "the batch is taken");
+        a.watermark(Watermark(7)).expect("watermark");
+        a.push_batch(&mut vec![5]).expect("the batch goes through");
+        for x in [1, 2, 3] {
+            b.push(x).expect("a record goes through");
+        }
+        b.watermark(Watermark(7)).expect("watermark");
+        b.push(5).expect("a record goes through");
+        let sorted = |log: &Arc<Mutex<Vec<String>>>, branch: &str| -> Vec<String> {
+            let log = log.lock().expect("log");
+            log.iter()
+                .filter(|l| l.starts_with(branch))
+                .cloned()
+                .collect()
+        };
+        for branch in ["left", "right"] {
+            // Each branch sees the same elements in the same order, watermarks included.
+            assert_eq!(
+                sorted(&batched, branch),
+                sorted(&single, branch),
+                "{branch}"
+            );
+        }
+        assert_eq!(
+            sorted(&batched, "left"),
+            [
+                "left 1",
+                "left 101",
+                "left 3",
+                "left 103",
+                "left wm 7",
+                "left 5",
+                "left 105"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failure_inside_a_batch_names_the_failing_operator() {
+        let log = Arc::default();
+        let sink = Box::new(Log {
+            name: "sink",
+            log: Arc::clone(&log),
+        });
+        let fails = node(
+            "fails-at-3",
+            FlatMap(|x: u64, out: &mut Collector<'_, u64>| {
+                if x == 3 {
+                    return Err(OperatorError::from("three"));
+                }
+                out.collect(x);
+                Ok(())
+            }),
+            sink,
+        );
+        let panics = node(
+            "panics-at-2",
+            Map(|x: u64| {
+                assert_ne!(x, 2, "two");
+                x
+            }),
+            Box::new(Log {
+                name: "unused",
+                log: Arc::clone(&log),
+            }),
+        );
+        let mut chain = node("identity", Map(|x: u64| x), fails);
+        let mut records = vec![1, 2, 3, 4];
+        match chain.push_batch(&mut records) {
+            Err(TaskError::Failed(JobError::Operator {
+                operator,
+                subtask,
+                message,
+            })) => {
+                assert_eq!((operator.as_str(), subtask), ("fails-at-3", 1));
+                assert!(message.contains("three"), "{message}");
+            }
+            other => panic!("expected the operator's failure, got {other:?}"),
+        }
+        assert!(records.is_empty(), "the failed batch is dropped");
+        let mut panicking = panics;
+        match panicking.push_batch(&mut vec![1, 2, 3]) {
+            Err(TaskError::Failed(JobError::Panic { operator, .. })) => {
+                assert_eq!(operator, "panics-at-2");
+            }
+            other => panic!("expected the operator's panic, got {other:?}"),
+        }
+        assert!(
+            log.lock().expect("log").is_empty(),
+            "nothing of a failed batch went down"
+        );
     }
 }

@@ -29,6 +29,13 @@ impl<T: Codec> Output<T> for NetworkOutput<T> {
         self.writer.emit(&record)
     }
 
+    fn push_batch(&mut self, records: &mut Vec<T>) -> Result<(), TaskError> {
+        self.metrics.records_out.add(records.len() as u64);
+        let result = self.writer.emit_all(records);
+        records.clear();
+        result
+    }
+
     fn watermark(&mut self, watermark: Watermark) -> Result<(), TaskError> {
         self.metrics.output_watermark.set(watermark.0);
         self.metrics.watermarks_emitted.add(1);

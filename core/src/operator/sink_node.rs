@@ -33,6 +33,16 @@ impl<S> SinkNode<S> {
         }
     }
 
+    /// Counts `records` about to be written; the first tells the job the sink has output.
+    #[inline]
+    fn count_written(&mut self, records: usize) {
+        self.env.metrics().records_out.add(records as u64);
+        if !self.wrote && records > 0 {
+            self.wrote = true;
+            self.env.control().mark_output();
+        }
+    }
+
     fn guard(
         &self,
         outcome: std::thread::Result<Result<(), crate::error::OperatorError>>,
@@ -44,13 +54,20 @@ impl<S> SinkNode<S> {
 impl<T: Send + 'static, S: Sink<T>> Output<T> for SinkNode<S> {
     #[inline]
     fn push(&mut self, record: T) -> Result<(), TaskError> {
-        self.env.metrics().records_out.add(1);
-        if !self.wrote {
-            self.wrote = true;
-            self.env.control().mark_output();
-        }
+        self.count_written(1);
         let sink = &mut self.sink;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.write(record)));
+        self.guard(outcome)
+    }
+
+    /// The sink writes the whole batch inside one `catch_unwind`.
+    fn push_batch(&mut self, records: &mut Vec<T>) -> Result<(), TaskError> {
+        self.count_written(records.len());
+        let sink = &mut self.sink;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            records.drain(..).try_for_each(|record| sink.write(record))
+        }));
+        records.clear();
         self.guard(outcome)
     }
 

@@ -10,11 +10,17 @@ use crate::time::{LatencyMarker, Watermark, WatermarkStatus};
 pub(crate) struct Tee<T> {
     first: Box<dyn Output<T>>,
     second: Box<dyn Output<T>>,
+    /// The first chain's copy of a batch; empty between calls.
+    copy: Vec<T>,
 }
 
 impl<T> Tee<T> {
     pub(crate) fn new(first: Box<dyn Output<T>>, second: Box<dyn Output<T>>) -> Self {
-        Self { first, second }
+        Self {
+            first,
+            second,
+            copy: Vec::new(),
+        }
     }
 }
 
@@ -23,6 +29,17 @@ impl<T: Clone + Send + 'static> Output<T> for Tee<T> {
     fn push(&mut self, record: T) -> Result<(), TaskError> {
         self.first.push(record.clone())?;
         self.second.push(record)
+    }
+
+    /// The first chain gets a copy of the whole batch (one clone per record, into a vector
+    /// kept between calls), then the second chain gets the batch itself.
+    fn push_batch(&mut self, records: &mut Vec<T>) -> Result<(), TaskError> {
+        self.copy.extend_from_slice(records);
+        if let Err(error) = self.first.push_batch(&mut self.copy) {
+            records.clear();
+            return Err(error);
+        }
+        self.second.push_batch(records)
     }
 
     fn watermark(&mut self, watermark: Watermark) -> Result<(), TaskError> {

@@ -40,6 +40,10 @@ pub(crate) struct InputTask<T> {
     aborted: CheckpointId,
     /// The channel state of the unaligned checkpoint being persisted.
     channel_state: Option<ChannelStateFeed>,
+    /// The records decoded since the last control element of the buffer being read: they go
+    /// down the chain as one batch before that element, or at the buffer's end. Empty between
+    /// buffers, so barriers and end of input never find records held back.
+    batch: Vec<T>,
 }
 
 enum ElementError {
@@ -111,6 +115,7 @@ impl<T: Codec> InputTask<T> {
             notified,
             aborted: 0,
             channel_state: None,
+            batch: Vec::new(),
         })
     }
 
@@ -272,21 +277,36 @@ impl<T: Codec> InputTask<T> {
         Ok(())
     }
 
+    /// Sends the records decoded so far down the chain as one batch.
+    fn deliver(&mut self) -> Result<(), TaskError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.env.metrics().records_in.add(self.batch.len() as u64);
+        self.chain.push_batch(&mut self.batch)
+    }
+
+    /// A record joins the batch; a control element first sends the batch before it.
     fn element(&mut self, channel: usize, element: StreamElement<T>) -> Result<(), TaskError> {
         match element {
             StreamElement::Record(record) => {
-                self.env.metrics().records_in.add(1);
-                self.chain.push(record)
+                self.batch.push(record);
+                Ok(())
             }
             StreamElement::Watermark(watermark) => {
+                self.deliver()?;
                 let out = self.valve.on_watermark(channel, watermark);
                 self.forward(out)
             }
             StreamElement::Status(status) => {
+                self.deliver()?;
                 let out = self.valve.on_status(channel, status);
                 self.forward(out)
             }
-            StreamElement::LatencyMarker(marker) => self.chain.latency_marker(marker),
+            StreamElement::LatencyMarker(marker) => {
+                self.deliver()?;
+                self.chain.latency_marker(marker)
+            }
         }
     }
 
@@ -348,8 +368,11 @@ impl<T: Codec> TaskBody for InputTask<T> {
                     let result = buffer.read(|bytes| {
                         decode_elements::<T, ElementError>(bytes, |e| {
                             self.element(channel, e).map_err(ElementError::from)
-                        })
+                        })?;
+                        self.deliver().map_err(ElementError::from)
                     });
+                    // After a failure, records decoded but not delivered go with the task.
+                    self.batch.clear();
                     if let Position::InOrder(seq) = position {
                         self.persist_or_drop(channel, seq, buffer)?;
                     }
