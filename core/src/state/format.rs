@@ -110,6 +110,9 @@ pub(super) fn read_section<K: StateKey, V: StateValue>(
     map: &mut GroupMap<K, V>,
 ) -> Result<(), StateError> {
     debug_assert!(map.is_empty(), "a restore fills empty maps");
+    // Room for every announced entry at once (no rehash while filling), bounded by the payload
+    // so that a damaged count cannot ask for more memory than the blob's size.
+    map.reserve(usize::try_from(entries).map_or(payload.len(), |n| n.min(payload.len())));
     let corrupt = |reason: String| StateError::Corrupt {
         name: name.to_owned(),
         group: Some(group),

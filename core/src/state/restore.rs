@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use super::backend::KeyedBytes;
 use super::format::{Section, parse_sections, read_section, read_section_bytes};
-use super::table::{GroupMap, Store};
+use super::table::{SharedGroup, Store, group_mut};
 use super::{StateError, StateKey, StateSnapshotRestore, StateValue};
 use crate::checkpoint::OperatorSnapshot;
 use crate::keyed::KeyGroups;
@@ -28,7 +28,7 @@ fn fill<K: StateKey, V: StateValue>(
     name: &str,
     layout: &KeyGroups,
     parts: &[GroupPart<'_>],
-    maps: &mut [GroupMap<K, V>],
+    maps: &mut [SharedGroup<K, V>],
 ) -> Result<usize, StateError> {
     debug_assert_eq!(parts.len(), maps.len(), "one map per key group");
     let mut restored = 0;
@@ -40,6 +40,7 @@ fn fill<K: StateKey, V: StateValue>(
                 part.group
             )));
         }
+        let map = group_mut(map);
         read_section(name, part.group, layout, part.payload, part.entries, map)?;
         restored += map.len();
     }

@@ -1,12 +1,12 @@
-//! The keyed state table (Flink's `StateTable` of `CopyOnWriteStateMap`s): one persistent hash
-//! map per owned key group.
+//! The keyed state table (Flink's `StateTable` of `CopyOnWriteStateMap`s): one flat hash map
+//! per owned key group, shared with running snapshots and copied on the first write after one.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 
-use imbl::GenericHashMap;
-use imbl::shared_ptr::ArcTK;
 use rustc_hash::FxBuildHasher;
+use triomphe::Arc;
 
 use super::backend::{KeyedBytes, StateBackend};
 use super::scoped::KeyedState;
@@ -15,23 +15,35 @@ use super::{StateError, StateKey, StateSnapshotRestore, StateValue};
 use crate::codec::{self, Codec};
 use crate::keyed::KeyGroups;
 
-/// One key group's entries: a hash array mapped trie whose clone is O(1) and shares every node.
+/// One key group's entries: a flat hash map (FxHash), one probe and usually one cache miss per
+/// lookup.
+pub(super) type GroupMap<K, V> = HashMap<K, V, FxBuildHasher>;
+
+/// One key group's map as the table and its running snapshots hold it: shared by reference
+/// count, cloned as a whole on the table's first write while a snapshot still holds it.
 ///
-/// Nodes are shared through `triomphe::Arc` (`ArcTK`): before a write, each node on the path is
-/// checked for sharing, and `triomphe`'s check is an acquire load of the count where
-/// `std::sync::Arc::make_mut` does a compare-and-swap; on a table that no snapshot shares, the
-/// swaps were a third of a restore's time. The acquire load pairs with the release decrement of
-/// a snapshot thread dropping its view, so a node it still reads is never written in place.
-pub(super) type GroupMap<K, V> = GenericHashMap<K, V, FxBuildHasher, ArcTK>;
+/// `triomphe::Arc` has no weak count, so the check before every write
+/// ([`group_mut`]) is one acquire load of the count, where `std::sync::Arc::make_mut` does a
+/// compare-and-swap. The acquire load pairs with the release decrement of a snapshot thread
+/// dropping its view: a map it may still read is never written in place.
+pub(super) type SharedGroup<K, V> = Arc<GroupMap<K, V>>;
+
+/// The map of `group`, to write: in place if no snapshot shares it (the common case, one
+/// load), or else first replaced by a copy of its own (O(entries of the group), once per group
+/// and snapshot; the snapshot keeps the old map, unchanged).
+#[inline]
+pub(super) fn group_mut<K: Clone, V: Clone>(group: &mut SharedGroup<K, V>) -> &mut GroupMap<K, V> {
+    Arc::make_mut(group)
+}
 
 /// Keyed state of one subtask: per key group it owns, a map from key to value, kept by the
 /// job's [`StateBackend`]: typed persistent maps on the heap (the default), or the encoded
 /// entries of a [`KeyedBytes`] store (decoded before and encoded after each call).
 ///
-/// Costs on the heap: a lookup or change is O(log₃₂ n) in the entries of the key's group (near
-/// O(1)); [`len`](Self::len) and [`snapshot`](Self::snapshot) are O(key groups); a change to an
-/// entry that a running snapshot shares first copies the trie nodes on its path (see the
-/// [module docs](super)). In a byte store each call also encodes the key, decodes the value it
+/// Costs on the heap: a lookup or change is expected O(1) (one hash, one probe);
+/// [`len`](Self::len) and [`snapshot`](Self::snapshot) are O(key groups); the first change to
+/// a key group that a running snapshot shares first copies that group's map, O(its entries)
+/// (see the [module docs](super)). In a byte store each call also encodes the key, decodes the value it
 /// reads and encodes the value it writes.
 ///
 /// # Panics
@@ -49,7 +61,7 @@ pub struct KeyedTable<K, V> {
 /// Where a table's entries live.
 pub(super) enum Store<K, V> {
     /// The map of key group `owned.start + i` at `i`.
-    Heap(Vec<GroupMap<K, V>>),
+    Heap(Vec<SharedGroup<K, V>>),
     /// Encoded entries in a backend's store.
     Bytes(Box<dyn KeyedBytes>),
 }
@@ -90,7 +102,7 @@ impl<K, V> KeyedTable<K, V> {
     /// Entries in the table. O(key groups).
     pub fn len(&self) -> usize {
         match &self.store {
-            Store::Heap(groups) => groups.iter().map(GroupMap::len).sum(),
+            Store::Heap(groups) => groups.iter().map(|g| g.len()).sum(),
             Store::Bytes(store) => (0..self.owned.len()).map(|g| store.group_len(g)).sum(),
         }
     }
@@ -98,7 +110,7 @@ impl<K, V> KeyedTable<K, V> {
     /// Whether the table has no entry. O(key groups).
     pub fn is_empty(&self) -> bool {
         match &self.store {
-            Store::Heap(groups) => groups.iter().all(GroupMap::is_empty),
+            Store::Heap(groups) => groups.iter().all(|g| g.is_empty()),
             Store::Bytes(store) => (0..self.owned.len()).all(|g| store.group_len(g) == 0),
         }
     }
@@ -124,7 +136,7 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
         Self {
             name: name.into(),
             layout: layout.clone(),
-            store: Store::Heap(vec![GroupMap::default(); owned.len()]),
+            store: Store::Heap((0..owned.len()).map(|_| SharedGroup::default()).collect()),
             owned,
         }
     }
@@ -238,7 +250,7 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
     #[inline]
     pub(super) fn insert_at(&mut self, index: usize, key: K, value: V) -> Option<V> {
         match &mut self.store {
-            Store::Heap(groups) => groups[index].insert(key, value),
+            Store::Heap(groups) => group_mut(&mut groups[index]).insert(key, value),
             Store::Bytes(_) => self.update_bytes(index, &key, |slot| slot.replace(value)),
         }
     }
@@ -252,7 +264,14 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
     #[inline]
     pub(super) fn remove_at(&mut self, index: usize, key: &K) -> Option<V> {
         match &mut self.store {
-            Store::Heap(groups) => groups[index].remove(key),
+            Store::Heap(groups) => {
+                let group = &mut groups[index];
+                if Arc::get_mut(group).is_none() && !group.contains_key(key) {
+                    // A removal that finds nothing copies no shared group.
+                    return None;
+                }
+                group_mut(group).remove(key)
+            }
             Store::Bytes(_) => self.update_bytes(index, key, Option::take),
         }
     }
@@ -272,10 +291,10 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
         f: impl FnOnce(&mut Option<V>) -> R,
     ) -> R {
         let map = match &mut self.store {
-            Store::Heap(groups) => &mut groups[index],
+            Store::Heap(groups) => group_mut(&mut groups[index]),
             Store::Bytes(_) => return self.update_bytes(index, key, f),
         };
-        let (stored_key, mut slot) = match map.remove_with_key(key) {
+        let (stored_key, mut slot) = match map.remove_entry(key) {
             Some((k, v)) => (Some(k), Some(v)),
             None => (None, None),
         };
@@ -305,7 +324,7 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
         f: impl FnOnce(&mut V) -> R,
     ) -> R {
         let map = match &mut self.store {
-            Store::Heap(groups) => &mut groups[index],
+            Store::Heap(groups) => group_mut(&mut groups[index]),
             Store::Bytes(_) => {
                 return self.update_bytes(index, key, |slot| f(slot.get_or_insert_with(init)));
             }
@@ -325,7 +344,7 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
     pub fn merge(&mut self, key: &K, value: V, combine: impl FnOnce(&mut V, V)) {
         let index = self.index_of(key);
         let map = match &mut self.store {
-            Store::Heap(groups) => &mut groups[index],
+            Store::Heap(groups) => group_mut(&mut groups[index]),
             Store::Bytes(_) => {
                 return self.update_bytes(index, key, |slot| match slot {
                     Some(current) => combine(current, value),
@@ -347,7 +366,7 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
         match &self.store {
             Store::Heap(groups) => {
                 for map in groups {
-                    for (key, value) in map {
+                    for (key, value) in map.iter() {
                         f(key, value);
                     }
                 }
@@ -370,8 +389,20 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
         let name = &self.name;
         match &mut self.store {
             Store::Heap(groups) => {
-                for map in groups {
-                    map.retain(&mut keep);
+                for group in groups {
+                    match Arc::get_mut(group) {
+                        Some(map) => map.retain(|k, v| keep(k, v)),
+                        // Shared with a snapshot: a new map of the kept entries, nothing
+                        // copied that goes.
+                        None => {
+                            let kept = group
+                                .iter()
+                                .filter(|(k, v)| keep(k, v))
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect();
+                            *group = Arc::new(kept);
+                        }
+                    }
                 }
             }
             Store::Bytes(store) => {
@@ -397,7 +428,11 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
     /// Removes every entry.
     pub fn clear(&mut self) {
         match &mut self.store {
-            Store::Heap(groups) => groups.iter_mut().for_each(GroupMap::clear),
+            // A group a snapshot shares is let go, not copied and then emptied.
+            Store::Heap(groups) => groups.iter_mut().for_each(|g| match Arc::get_mut(g) {
+                Some(map) => map.clear(),
+                None => *g = SharedGroup::default(),
+            }),
             Store::Bytes(store) => store.clear(),
         }
     }
@@ -411,7 +446,7 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
 
     /// The synchronous part of a snapshot: a view of the table as it is now, for a snapshot
     /// thread to serialize while the table goes on changing. O(key groups) on the heap: one
-    /// reference count per group, whatever the number of entries; a byte store's own cost
+    /// reference-count increment per group, whatever the number of entries; a byte store's own cost
     /// (the memory-mapped one: O(key groups) too).
     pub fn snapshot(&self) -> TableSnapshot<K, V> {
         let view = match &self.store {
