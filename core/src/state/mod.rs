@@ -5,10 +5,10 @@
 //! Keyed state is partitioned by key group ([`crate::keyed`]): a key's group is
 //! `hash_key(key) % max_parallelism`, and a subtask owns a contiguous range of groups. A
 //! [`KeyedTable`] holds, per owned key group, a flat hash map (std's, hashed with FxHash)
-//! behind a reference count that running snapshots share. The typed states are thin layers over one table each:
-//! [`ValueState`] (the table itself), [`MapState`], [`ListState`], [`ReducingState`] and
-//! [`AggregatingState`]. [`KeyedState`] is a handle scoped to the current key, for keyed process
-//! functions.
+//! behind a reference count that running snapshots share. The typed states are thin layers
+//! over one table each: [`ValueState`] (the table itself), [`MapState`], [`ListState`],
+//! [`ReducingState`] and [`AggregatingState`]. [`KeyedState`] is a handle scoped to the current
+//! key, for keyed process functions.
 //!
 //! Every state is registered by name; the name goes into the snapshot, and a restore finds the
 //! state's entries by it. Values are written and read with their [`Codec`].
@@ -136,8 +136,8 @@ pub use crate::checkpoint::SnapshotMode;
 pub trait StateKey: Hash + Eq + Clone + Codec + Send + Sync + 'static {}
 impl<T: Hash + Eq + Clone + Codec + Send + Sync + 'static> StateKey for T {}
 
-/// A value of keyed state: cloned when a snapshot shares its key group and the group changes, written into
-/// snapshots, and read by the snapshot thread while the task goes on.
+/// A value of keyed state: cloned when a snapshot shares its key group and the group changes,
+/// written into snapshots, and read by the snapshot thread while the task goes on.
 pub trait StateValue: Clone + Codec + Send + Sync + 'static {}
 impl<T: Clone + Codec + Send + Sync + 'static> StateValue for T {}
 

@@ -20,8 +20,8 @@ pub(super) enum View<K, V> {
 
 /// A table as it was when [`KeyedTable::snapshot`](super::KeyedTable::snapshot) was called:
 /// on the heap it shares each key group's map with the table, and the table's first change to
-/// a shared map copies it first, so this view never changes (a byte store keeps the same promise its
-/// own way). `Send + 'static`: it goes to a snapshot thread.
+/// a shared map copies it first, so this view never changes (a byte store keeps the same
+/// promise its own way). `Send + 'static`: it goes to a snapshot thread.
 pub struct TableSnapshot<K, V> {
     name: String,
     owned: Range<usize>,

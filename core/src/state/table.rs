@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::ops::Range;
 
-use rustc_hash::FxBuildHasher;
+use rustc_hash::FxHasher;
 use triomphe::Arc;
 
 use super::backend::{KeyedBytes, StateBackend};
@@ -13,11 +14,73 @@ use super::scoped::KeyedState;
 use super::snapshot::{TableSnapshot, View};
 use super::{StateError, StateKey, StateSnapshotRestore, StateValue};
 use crate::codec::{self, Codec};
-use crate::keyed::KeyGroups;
+use crate::keyed::{self, KeyGroups};
 
-/// One key group's entries: a flat hash map (FxHash), one probe and usually one cache miss per
-/// lookup.
-pub(super) type GroupMap<K, V> = HashMap<K, V, FxBuildHasher>;
+/// One key group's entries: a flat hash map, one probe and usually one cache miss per lookup.
+pub(super) type GroupMap<K, V> = HashMap<K, V, GroupHash>;
+
+/// The hash of the group maps: FxHash finished with MurmurHash3's finalizer, as
+/// [`hash_key`](crate::keyed::hash_key) does, then with its halves swapped.
+///
+/// Plain FxHash is a multiply-add per word, whose top bits (the map's 7-bit tags) can be
+/// shared by many keys that differ in few bits (window slots of timestamps a minute apart,
+/// short byte strings): a lookup would then compare several keys. The finalizer makes every
+/// bit depend on every input bit, for two multiplications more. The swap keeps the map's bits apart from the key group's: every key
+/// of one group has the same low bits of `hash_key` (up to 15 of them, at the largest max
+/// parallelism), and the map picks buckets by its hash's low bits and tags by its top ones,
+/// here bits 32 and up and 25 to 31 of `hash_key`.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct GroupHash;
+
+impl BuildHasher for GroupHash {
+    type Hasher = GroupHasher;
+
+    #[inline]
+    fn build_hasher(&self) -> GroupHasher {
+        GroupHasher(FxHasher::default())
+    }
+}
+
+/// The hasher [`GroupHash`] builds; integer writes go to FxHash's own.
+#[derive(Default, Clone)]
+pub(super) struct GroupHasher(FxHasher);
+
+impl Hasher for GroupHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        keyed::finalize_hash(self.0.finish()).rotate_right(32)
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(bytes);
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.0.write_u8(i);
+    }
+
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.0.write_u16(i);
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.0.write_u32(i);
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0.write_u64(i);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.0.write_usize(i);
+    }
+}
 
 /// One key group's map as the table and its running snapshots hold it: shared by reference
 /// count, cloned as a whole on the table's first write while a snapshot still holds it.
@@ -36,15 +99,43 @@ pub(super) fn group_mut<K: Clone, V: Clone>(group: &mut SharedGroup<K, V>) -> &m
     Arc::make_mut(group)
 }
 
+/// How a table finds a key's group: its layout, and the hash the keyed exchange in front of
+/// the operator routes the key by, [`hash_key`](keyed::hash_key) of the whole key unless the
+/// table was made [`with_routed_hash`](KeyedTable::with_routed_hash).
+pub(super) struct KeyGrouping<K> {
+    layout: KeyGroups,
+    routed_hash: Option<fn(&K) -> u64>,
+}
+
+impl<K> Clone for KeyGrouping<K> {
+    fn clone(&self) -> Self {
+        Self {
+            layout: self.layout.clone(),
+            routed_hash: self.routed_hash,
+        }
+    }
+}
+
+impl<K: Hash> KeyGrouping<K> {
+    /// The key group of `key`.
+    #[inline]
+    pub(super) fn group_of(&self, key: &K) -> usize {
+        match self.routed_hash {
+            None => self.layout.group_of(key),
+            Some(hash) => self.layout.group_of_hash(hash(key)),
+        }
+    }
+}
+
 /// Keyed state of one subtask: per key group it owns, a map from key to value, kept by the
-/// job's [`StateBackend`]: typed persistent maps on the heap (the default), or the encoded
+/// job's [`StateBackend`]: typed hash maps on the heap (the default), or the encoded
 /// entries of a [`KeyedBytes`] store (decoded before and encoded after each call).
 ///
 /// Costs on the heap: a lookup or change is expected O(1) (one hash, one probe);
 /// [`len`](Self::len) and [`snapshot`](Self::snapshot) are O(key groups); the first change to
 /// a key group that a running snapshot shares first copies that group's map, O(its entries)
-/// (see the [module docs](super)). In a byte store each call also encodes the key, decodes the value it
-/// reads and encodes the value it writes.
+/// (see the [module docs](super)). In a byte store each call also encodes the key, decodes the
+/// value it reads and encodes the value it writes.
 ///
 /// # Panics
 /// Every keyed call panics if the key's group is not owned by this table: the keyed exchange
@@ -53,7 +144,7 @@ pub(super) fn group_mut<K: Clone, V: Clone>(group: &mut SharedGroup<K, V>) -> &m
 /// checksummed) panics naming the state.
 pub struct KeyedTable<K, V> {
     name: String,
-    layout: KeyGroups,
+    grouping: KeyGrouping<K>,
     owned: Range<usize>,
     store: Store<K, V>,
 }
@@ -96,7 +187,12 @@ impl<K, V> KeyedTable<K, V> {
 
     /// The key-group layout the table was made for.
     pub fn layout(&self) -> &KeyGroups {
-        &self.layout
+        &self.grouping.layout
+    }
+
+    /// How the table finds a key's group, for restores.
+    pub(super) fn grouping(&self) -> &KeyGrouping<K> {
+        &self.grouping
     }
 
     /// Entries in the table. O(key groups).
@@ -135,7 +231,10 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
         let owned = layout.range_of(subtask);
         Self {
             name: name.into(),
-            layout: layout.clone(),
+            grouping: KeyGrouping {
+                layout: layout.clone(),
+                routed_hash: None,
+            },
             store: Store::Heap((0..owned.len()).map(|_| SharedGroup::default()).collect()),
             owned,
         }
@@ -165,10 +264,21 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
         Ok(table)
     }
 
+    /// The table, its keys grouped by `routed_hash` (what the keyed exchange in front of the
+    /// operator routes them by: a part of the key, where the key's [`Hash`] covers all of
+    /// it, so that the maps tell apart keys of one route) instead of
+    /// [`hash_key`](keyed::hash_key) of the whole key. Two equal keys must have the same routed
+    /// hash. Made before the first entry goes in: the window operators' (window, key) slots.
+    pub(crate) fn with_routed_hash(mut self, routed_hash: fn(&K) -> u64) -> Self {
+        debug_assert!(self.is_empty(), "a table is grouped before its first entry");
+        self.grouping.routed_hash = Some(routed_hash);
+        self
+    }
+
     /// The index in the store of `key`'s group.
     #[inline]
     pub(super) fn index_of(&self, key: &K) -> usize {
-        let group = self.layout.group_of(key);
+        let group = self.grouping.group_of(key);
         assert!(
             self.owned.contains(&group),
             "state {:?}: a key of key group {group} reached the subtask owning {:?}",
