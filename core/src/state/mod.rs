@@ -10,6 +10,11 @@
 //! [`ReducingState`] and [`AggregatingState`]. [`KeyedState`] is a handle scoped to the current
 //! key, for keyed process functions.
 //!
+//! A key's group is [`hash_key`](crate::keyed::hash_key) of the whole key, or, for a table
+//! made with `KeyedTable::with_routed_hash` (crate-internal), of the part the keyed exchange
+//! routes by (the window operators' (window, key) slots are grouped by their key and hashed
+//! whole in the group's map, so that the windows of one key do not collide).
+//!
 //! Every state is registered by name; the name goes into the snapshot, and a restore finds the
 //! state's entries by it. Values are written and read with their [`Codec`].
 //!
