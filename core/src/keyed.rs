@@ -10,7 +10,7 @@ use std::ops::Range;
 /// Default maximum parallelism: the number of key groups (Flink's default is 128 too).
 pub const DEFAULT_MAX_PARALLELISM: usize = 128;
 
-/// Hashes a key: FxHash, then MurmurHash3's 64-bit finalizer ([`finalize_hash`]) so that the
+/// Hashes a key: FxHash, then MurmurHash3's 64-bit finalizer (`fmix64`) so that the
 /// low bits (which pick the key group) depend on every input bit. Stable across runs and
 /// processes.
 #[inline]
