@@ -10,13 +10,19 @@ use std::ops::Range;
 /// Default maximum parallelism: the number of key groups (Flink's default is 128 too).
 pub const DEFAULT_MAX_PARALLELISM: usize = 128;
 
-/// Hashes a key: FxHash, then MurmurHash3's 64-bit finalizer so that the low bits (which pick
-/// the key group) depend on every input bit. Stable across runs and processes.
+/// Hashes a key: FxHash, then MurmurHash3's 64-bit finalizer (`fmix64`) so that the
+/// low bits (which pick the key group) depend on every input bit. Stable across runs and
+/// processes.
 #[inline]
 pub fn hash_key<K: Hash + ?Sized>(key: &K) -> u64 {
     let mut hasher = rustc_hash::FxHasher::default();
     key.hash(&mut hasher);
-    let mut h = hasher.finish();
+    finalize_hash(hasher.finish())
+}
+
+/// MurmurHash3's 64-bit finalizer (`fmix64`): every output bit depends on every input bit.
+#[inline]
+pub(crate) fn finalize_hash(mut h: u64) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;

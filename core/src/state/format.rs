@@ -9,10 +9,9 @@
 use std::ops::Range;
 
 use super::backend::{BytesSnapshot, KeyedBytes};
-use super::table::GroupMap;
+use super::table::{GroupMap, KeyGrouping};
 use super::{StateError, StateKey, StateValue};
 use crate::codec::{self, Codec, Decoder};
-use crate::keyed::KeyGroups;
 
 /// Bytes of the entry count and payload length after the name.
 const COUNTS_BYTES: usize = 16;
@@ -98,18 +97,21 @@ pub(super) fn write_chain_section(blob: &mut Vec<u8>, name: &str, payload: &[u8]
 
 /// Reads the payload of state `name`'s section in key group `group`, announcing `entries`
 /// entries, into `map` (empty), checking each entry: it decodes, its key hashes to `group` in
-/// `layout`, and it is new; and that the entries end exactly where the payload does. Entries are
+/// `grouping`, and it is new; and that the entries end exactly where the payload does. Entries are
 /// decoded straight from `payload` and moved into the map, one hash of the key for the group
 /// check and one inside the map. O(entries).
 pub(super) fn read_section<K: StateKey, V: StateValue>(
     name: &str,
     group: usize,
-    layout: &KeyGroups,
+    grouping: &KeyGrouping<K>,
     payload: &[u8],
     entries: u64,
     map: &mut GroupMap<K, V>,
 ) -> Result<(), StateError> {
     debug_assert!(map.is_empty(), "a restore fills empty maps");
+    // Room for every announced entry at once (no rehash while filling), bounded by the payload
+    // so that a damaged count cannot ask for more memory than the blob's size.
+    map.reserve(usize::try_from(entries).map_or(payload.len(), |n| n.min(payload.len())));
     let corrupt = |reason: String| StateError::Corrupt {
         name: name.to_owned(),
         group: Some(group),
@@ -124,7 +126,7 @@ pub(super) fn read_section<K: StateKey, V: StateValue>(
     for _ in 0..entries {
         let key = K::decode(&mut input).map_err(decode)?;
         let value = V::decode(&mut input).map_err(decode)?;
-        let key_group = layout.group_of(&key);
+        let key_group = grouping.group_of(&key);
         if key_group != group {
             return Err(corrupt(format!(
                 "an entry stored in key group {group} has a key of key group {key_group}"
@@ -151,7 +153,7 @@ pub(super) fn read_section<K: StateKey, V: StateValue>(
 pub(super) fn read_section_bytes<K: StateKey, V: StateValue>(
     name: &str,
     group: usize,
-    layout: &KeyGroups,
+    grouping: &KeyGrouping<K>,
     payload: &[u8],
     entries: u64,
     store: &mut dyn KeyedBytes,
@@ -174,7 +176,7 @@ pub(super) fn read_section_bytes<K: StateKey, V: StateValue>(
         let value_start = input.position();
         V::decode(&mut input).map_err(decode)?;
         let end = input.position();
-        let key_group = layout.group_of(&key);
+        let key_group = grouping.group_of(&key);
         if key_group != group {
             return Err(corrupt(format!(
                 "an entry stored in key group {group} has a key of key group {key_group}"

@@ -7,10 +7,9 @@ use std::ops::Range;
 
 use super::backend::KeyedBytes;
 use super::format::{Section, parse_sections, read_section, read_section_bytes};
-use super::table::{GroupMap, Store};
+use super::table::{KeyGrouping, SharedGroup, Store, group_mut};
 use super::{StateError, StateKey, StateSnapshotRestore, StateValue};
 use crate::checkpoint::OperatorSnapshot;
-use crate::keyed::KeyGroups;
 
 /// One key group's part of the state being restored: its section's payload (empty if the
 /// group holds none of the state) and the entries it announces.
@@ -26,9 +25,9 @@ struct GroupPart<'a> {
 /// Returns the entries restored.
 fn fill<K: StateKey, V: StateValue>(
     name: &str,
-    layout: &KeyGroups,
+    grouping: &KeyGrouping<K>,
     parts: &[GroupPart<'_>],
-    maps: &mut [GroupMap<K, V>],
+    maps: &mut [SharedGroup<K, V>],
 ) -> Result<usize, StateError> {
     debug_assert_eq!(parts.len(), maps.len(), "one map per key group");
     let mut restored = 0;
@@ -40,7 +39,8 @@ fn fill<K: StateKey, V: StateValue>(
                 part.group
             )));
         }
-        read_section(name, part.group, layout, part.payload, part.entries, map)?;
+        let map = group_mut(map);
+        read_section(name, part.group, grouping, part.payload, part.entries, map)?;
         restored += map.len();
     }
     Ok(restored)
@@ -51,7 +51,7 @@ fn fill<K: StateKey, V: StateValue>(
 /// Returns the entries restored.
 fn fill_bytes<K: StateKey, V: StateValue>(
     name: &str,
-    layout: &KeyGroups,
+    grouping: &KeyGrouping<K>,
     parts: &[GroupPart<'_>],
     store: &mut dyn KeyedBytes,
 ) -> Result<usize, StateError> {
@@ -69,7 +69,7 @@ fn fill_bytes<K: StateKey, V: StateValue>(
             read_section_bytes::<K, V>(
                 name,
                 part.group,
-                layout,
+                grouping,
                 part.payload,
                 part.entries,
                 store,
@@ -220,11 +220,11 @@ impl KeyedRestore {
                 chain: section.is_some_and(Section::is_chain),
             });
         }
-        let layout = table.layout().clone();
+        let grouping = table.grouping().clone();
         let result = match table.store_mut() {
-            Store::Heap(maps) => fill(&name, &layout, &parts, maps),
+            Store::Heap(maps) => fill(&name, &grouping, &parts, maps),
             Store::Bytes(store) => {
-                fill_bytes::<S::Key, S::Stored>(&name, &layout, &parts, store.as_mut())
+                fill_bytes::<S::Key, S::Stored>(&name, &grouping, &parts, store.as_mut())
             }
         };
         if result.is_err() {

@@ -6,22 +6,22 @@ use std::ops::Range;
 
 use super::backend::BytesSnapshot;
 use super::format::{write_bytes_section, write_chain_section, write_section};
-use super::table::GroupMap;
+use super::table::SharedGroup;
 use super::{SnapshotMode, StateError, StateKey, StateSnapshotRestore, StateValue};
 use crate::checkpoint::SharedFile;
 
 /// What a [`TableSnapshot`] holds, by store.
 pub(super) enum View<K, V> {
-    /// The heap maps, sharing every node with the table.
-    Heap(Vec<GroupMap<K, V>>),
+    /// The heap maps, each shared with the table until the table's next write to it.
+    Heap(Vec<SharedGroup<K, V>>),
     /// A byte store's own view.
     Bytes(Box<dyn BytesSnapshot>),
 }
 
 /// A table as it was when [`KeyedTable::snapshot`](super::KeyedTable::snapshot) was called:
-/// on the heap it shares every node with the table, and a change to the table copies a node
-/// before changing it, so this view never changes (a byte store keeps the same promise its
-/// own way). `Send + 'static`: it goes to a snapshot thread.
+/// on the heap it shares each key group's map with the table, and the table's first change to
+/// a shared map copies it first, so this view never changes (a byte store keeps the same
+/// promise its own way). `Send + 'static`: it goes to a snapshot thread.
 pub struct TableSnapshot<K, V> {
     name: String,
     owned: Range<usize>,
@@ -58,7 +58,7 @@ impl<K: StateKey, V: StateValue> TableSnapshot<K, V> {
     /// Entries in the view. O(key groups).
     pub fn len(&self) -> usize {
         match &self.view {
-            View::Heap(groups) => groups.iter().map(GroupMap::len).sum(),
+            View::Heap(groups) => groups.iter().map(|g| g.len()).sum(),
             View::Bytes(view) => (0..self.owned.len()).map(|g| view.group_len(g)).sum(),
         }
     }
@@ -143,7 +143,7 @@ fn check_blobs(name: &str, groups: usize, blobs: &[Vec<u8>]) {
 
 fn write_groups<K: StateKey, V: StateValue>(
     name: &str,
-    groups: &[GroupMap<K, V>],
+    groups: &[SharedGroup<K, V>],
     blobs: &mut [Vec<u8>],
 ) {
     check_blobs(name, groups.len(), blobs);

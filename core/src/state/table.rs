@@ -1,38 +1,141 @@
-//! The keyed state table (Flink's `StateTable` of `CopyOnWriteStateMap`s): one persistent hash
-//! map per owned key group.
+//! The keyed state table (Flink's `StateTable` of `CopyOnWriteStateMap`s): one flat hash map
+//! per owned key group, shared with running snapshots and copied on the first write after one.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::ops::Range;
 
-use imbl::GenericHashMap;
-use imbl::shared_ptr::ArcTK;
-use rustc_hash::FxBuildHasher;
+use rustc_hash::FxHasher;
+use triomphe::Arc;
 
 use super::backend::{KeyedBytes, StateBackend};
 use super::scoped::KeyedState;
 use super::snapshot::{TableSnapshot, View};
 use super::{StateError, StateKey, StateSnapshotRestore, StateValue};
 use crate::codec::{self, Codec};
-use crate::keyed::KeyGroups;
+use crate::keyed::{self, KeyGroups};
 
-/// One key group's entries: a hash array mapped trie whose clone is O(1) and shares every node.
+/// One key group's entries: a flat hash map, one probe and usually one cache miss per lookup.
+pub(super) type GroupMap<K, V> = HashMap<K, V, GroupHash>;
+
+/// The hash of the group maps: FxHash finished with MurmurHash3's finalizer, as
+/// [`hash_key`](crate::keyed::hash_key) does, then with its halves swapped.
 ///
-/// Nodes are shared through `triomphe::Arc` (`ArcTK`): before a write, each node on the path is
-/// checked for sharing, and `triomphe`'s check is an acquire load of the count where
-/// `std::sync::Arc::make_mut` does a compare-and-swap; on a table that no snapshot shares, the
-/// swaps were a third of a restore's time. The acquire load pairs with the release decrement of
-/// a snapshot thread dropping its view, so a node it still reads is never written in place.
-pub(super) type GroupMap<K, V> = GenericHashMap<K, V, FxBuildHasher, ArcTK>;
+/// Plain FxHash is a multiply-add per word, whose top bits (the map's 7-bit tags) can be
+/// shared by many keys that differ in few bits (window slots of timestamps a minute apart,
+/// short byte strings): a lookup would then compare several keys. The finalizer makes every
+/// bit depend on every input bit, for two multiplications more. The swap keeps the map's bits apart from the key group's: every key
+/// of one group has the same low bits of `hash_key` (up to 15 of them, at the largest max
+/// parallelism), and the map picks buckets by its hash's low bits and tags by its top ones,
+/// here bits 32 and up and 25 to 31 of `hash_key`.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct GroupHash;
+
+impl BuildHasher for GroupHash {
+    type Hasher = GroupHasher;
+
+    #[inline]
+    fn build_hasher(&self) -> GroupHasher {
+        GroupHasher(FxHasher::default())
+    }
+}
+
+/// The hasher [`GroupHash`] builds; integer writes go to FxHash's own.
+#[derive(Default, Clone)]
+pub(super) struct GroupHasher(FxHasher);
+
+impl Hasher for GroupHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        keyed::finalize_hash(self.0.finish()).rotate_right(32)
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(bytes);
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.0.write_u8(i);
+    }
+
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.0.write_u16(i);
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.0.write_u32(i);
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0.write_u64(i);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.0.write_usize(i);
+    }
+}
+
+/// One key group's map as the table and its running snapshots hold it: shared by reference
+/// count, cloned as a whole on the table's first write while a snapshot still holds it.
+///
+/// `triomphe::Arc` has no weak count, so the check before every write
+/// ([`group_mut`]) is one acquire load of the count, where `std::sync::Arc::make_mut` does a
+/// compare-and-swap. The acquire load pairs with the release decrement of a snapshot thread
+/// dropping its view: a map it may still read is never written in place.
+pub(super) type SharedGroup<K, V> = Arc<GroupMap<K, V>>;
+
+/// The map of `group`, to write: in place if no snapshot shares it (the common case, one
+/// load), or else first replaced by a copy of its own (O(entries of the group), once per group
+/// and snapshot; the snapshot keeps the old map, unchanged).
+#[inline]
+pub(super) fn group_mut<K: Clone, V: Clone>(group: &mut SharedGroup<K, V>) -> &mut GroupMap<K, V> {
+    Arc::make_mut(group)
+}
+
+/// How a table finds a key's group: its layout, and the hash the keyed exchange in front of
+/// the operator routes the key by, [`hash_key`](keyed::hash_key) of the whole key unless the
+/// table was made [`with_routed_hash`](KeyedTable::with_routed_hash).
+pub(super) struct KeyGrouping<K> {
+    layout: KeyGroups,
+    routed_hash: Option<fn(&K) -> u64>,
+}
+
+impl<K> Clone for KeyGrouping<K> {
+    fn clone(&self) -> Self {
+        Self {
+            layout: self.layout.clone(),
+            routed_hash: self.routed_hash,
+        }
+    }
+}
+
+impl<K: Hash> KeyGrouping<K> {
+    /// The key group of `key`.
+    #[inline]
+    pub(super) fn group_of(&self, key: &K) -> usize {
+        match self.routed_hash {
+            None => self.layout.group_of(key),
+            Some(hash) => self.layout.group_of_hash(hash(key)),
+        }
+    }
+}
 
 /// Keyed state of one subtask: per key group it owns, a map from key to value, kept by the
-/// job's [`StateBackend`]: typed persistent maps on the heap (the default), or the encoded
+/// job's [`StateBackend`]: typed hash maps on the heap (the default), or the encoded
 /// entries of a [`KeyedBytes`] store (decoded before and encoded after each call).
 ///
-/// Costs on the heap: a lookup or change is O(log₃₂ n) in the entries of the key's group (near
-/// O(1)); [`len`](Self::len) and [`snapshot`](Self::snapshot) are O(key groups); a change to an
-/// entry that a running snapshot shares first copies the trie nodes on its path (see the
-/// [module docs](super)). In a byte store each call also encodes the key, decodes the value it
-/// reads and encodes the value it writes.
+/// Costs on the heap: a lookup or change is expected O(1) (one hash, one probe);
+/// [`len`](Self::len) and [`snapshot`](Self::snapshot) are O(key groups); the first change to
+/// a key group that a running snapshot shares first copies that group's map, O(its entries)
+/// (see the [module docs](super)). In a byte store each call also encodes the key, decodes the
+/// value it reads and encodes the value it writes.
 ///
 /// # Panics
 /// Every keyed call panics if the key's group is not owned by this table: the keyed exchange
@@ -41,7 +144,7 @@ pub(super) type GroupMap<K, V> = GenericHashMap<K, V, FxBuildHasher, ArcTK>;
 /// checksummed) panics naming the state.
 pub struct KeyedTable<K, V> {
     name: String,
-    layout: KeyGroups,
+    grouping: KeyGrouping<K>,
     owned: Range<usize>,
     store: Store<K, V>,
 }
@@ -49,7 +152,7 @@ pub struct KeyedTable<K, V> {
 /// Where a table's entries live.
 pub(super) enum Store<K, V> {
     /// The map of key group `owned.start + i` at `i`.
-    Heap(Vec<GroupMap<K, V>>),
+    Heap(Vec<SharedGroup<K, V>>),
     /// Encoded entries in a backend's store.
     Bytes(Box<dyn KeyedBytes>),
 }
@@ -84,13 +187,18 @@ impl<K, V> KeyedTable<K, V> {
 
     /// The key-group layout the table was made for.
     pub fn layout(&self) -> &KeyGroups {
-        &self.layout
+        &self.grouping.layout
+    }
+
+    /// How the table finds a key's group, for restores.
+    pub(super) fn grouping(&self) -> &KeyGrouping<K> {
+        &self.grouping
     }
 
     /// Entries in the table. O(key groups).
     pub fn len(&self) -> usize {
         match &self.store {
-            Store::Heap(groups) => groups.iter().map(GroupMap::len).sum(),
+            Store::Heap(groups) => groups.iter().map(|g| g.len()).sum(),
             Store::Bytes(store) => (0..self.owned.len()).map(|g| store.group_len(g)).sum(),
         }
     }
@@ -98,7 +206,7 @@ impl<K, V> KeyedTable<K, V> {
     /// Whether the table has no entry. O(key groups).
     pub fn is_empty(&self) -> bool {
         match &self.store {
-            Store::Heap(groups) => groups.iter().all(GroupMap::is_empty),
+            Store::Heap(groups) => groups.iter().all(|g| g.is_empty()),
             Store::Bytes(store) => (0..self.owned.len()).all(|g| store.group_len(g) == 0),
         }
     }
@@ -123,8 +231,11 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
         let owned = layout.range_of(subtask);
         Self {
             name: name.into(),
-            layout: layout.clone(),
-            store: Store::Heap(vec![GroupMap::default(); owned.len()]),
+            grouping: KeyGrouping {
+                layout: layout.clone(),
+                routed_hash: None,
+            },
+            store: Store::Heap((0..owned.len()).map(|_| SharedGroup::default()).collect()),
             owned,
         }
     }
@@ -153,10 +264,21 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
         Ok(table)
     }
 
+    /// The table, its keys grouped by `routed_hash` (what the keyed exchange in front of the
+    /// operator routes them by: a part of the key, where the key's [`Hash`] covers all of
+    /// it, so that the maps tell apart keys of one route) instead of
+    /// [`hash_key`](keyed::hash_key) of the whole key. Two equal keys must have the same routed
+    /// hash. Made before the first entry goes in: the window operators' (window, key) slots.
+    pub(crate) fn with_routed_hash(mut self, routed_hash: fn(&K) -> u64) -> Self {
+        debug_assert!(self.is_empty(), "a table is grouped before its first entry");
+        self.grouping.routed_hash = Some(routed_hash);
+        self
+    }
+
     /// The index in the store of `key`'s group.
     #[inline]
     pub(super) fn index_of(&self, key: &K) -> usize {
-        let group = self.layout.group_of(key);
+        let group = self.grouping.group_of(key);
         assert!(
             self.owned.contains(&group),
             "state {:?}: a key of key group {group} reached the subtask owning {:?}",
@@ -238,7 +360,7 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
     #[inline]
     pub(super) fn insert_at(&mut self, index: usize, key: K, value: V) -> Option<V> {
         match &mut self.store {
-            Store::Heap(groups) => groups[index].insert(key, value),
+            Store::Heap(groups) => group_mut(&mut groups[index]).insert(key, value),
             Store::Bytes(_) => self.update_bytes(index, &key, |slot| slot.replace(value)),
         }
     }
@@ -252,7 +374,14 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
     #[inline]
     pub(super) fn remove_at(&mut self, index: usize, key: &K) -> Option<V> {
         match &mut self.store {
-            Store::Heap(groups) => groups[index].remove(key),
+            Store::Heap(groups) => {
+                let group = &mut groups[index];
+                if Arc::get_mut(group).is_none() && !group.contains_key(key) {
+                    // A removal that finds nothing copies no shared group.
+                    return None;
+                }
+                group_mut(group).remove(key)
+            }
             Store::Bytes(_) => self.update_bytes(index, key, Option::take),
         }
     }
@@ -272,10 +401,10 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
         f: impl FnOnce(&mut Option<V>) -> R,
     ) -> R {
         let map = match &mut self.store {
-            Store::Heap(groups) => &mut groups[index],
+            Store::Heap(groups) => group_mut(&mut groups[index]),
             Store::Bytes(_) => return self.update_bytes(index, key, f),
         };
-        let (stored_key, mut slot) = match map.remove_with_key(key) {
+        let (stored_key, mut slot) = match map.remove_entry(key) {
             Some((k, v)) => (Some(k), Some(v)),
             None => (None, None),
         };
@@ -305,7 +434,7 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
         f: impl FnOnce(&mut V) -> R,
     ) -> R {
         let map = match &mut self.store {
-            Store::Heap(groups) => &mut groups[index],
+            Store::Heap(groups) => group_mut(&mut groups[index]),
             Store::Bytes(_) => {
                 return self.update_bytes(index, key, |slot| f(slot.get_or_insert_with(init)));
             }
@@ -325,7 +454,7 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
     pub fn merge(&mut self, key: &K, value: V, combine: impl FnOnce(&mut V, V)) {
         let index = self.index_of(key);
         let map = match &mut self.store {
-            Store::Heap(groups) => &mut groups[index],
+            Store::Heap(groups) => group_mut(&mut groups[index]),
             Store::Bytes(_) => {
                 return self.update_bytes(index, key, |slot| match slot {
                     Some(current) => combine(current, value),
@@ -347,7 +476,7 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
         match &self.store {
             Store::Heap(groups) => {
                 for map in groups {
-                    for (key, value) in map {
+                    for (key, value) in map.iter() {
                         f(key, value);
                     }
                 }
@@ -370,8 +499,20 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
         let name = &self.name;
         match &mut self.store {
             Store::Heap(groups) => {
-                for map in groups {
-                    map.retain(&mut keep);
+                for group in groups {
+                    match Arc::get_mut(group) {
+                        Some(map) => map.retain(|k, v| keep(k, v)),
+                        // Shared with a snapshot: a new map of the kept entries, nothing
+                        // copied that goes.
+                        None => {
+                            let kept = group
+                                .iter()
+                                .filter(|(k, v)| keep(k, v))
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect();
+                            *group = Arc::new(kept);
+                        }
+                    }
                 }
             }
             Store::Bytes(store) => {
@@ -397,7 +538,11 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
     /// Removes every entry.
     pub fn clear(&mut self) {
         match &mut self.store {
-            Store::Heap(groups) => groups.iter_mut().for_each(GroupMap::clear),
+            // A group a snapshot shares is let go, not copied and then emptied.
+            Store::Heap(groups) => groups.iter_mut().for_each(|g| match Arc::get_mut(g) {
+                Some(map) => map.clear(),
+                None => *g = SharedGroup::default(),
+            }),
             Store::Bytes(store) => store.clear(),
         }
     }
@@ -411,7 +556,7 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
 
     /// The synchronous part of a snapshot: a view of the table as it is now, for a snapshot
     /// thread to serialize while the table goes on changing. O(key groups) on the heap: one
-    /// reference count per group, whatever the number of entries; a byte store's own cost
+    /// reference-count increment per group, whatever the number of entries; a byte store's own cost
     /// (the memory-mapped one: O(key groups) too).
     pub fn snapshot(&self) -> TableSnapshot<K, V> {
         let view = match &self.store {

@@ -394,3 +394,68 @@ fn the_task_thread_mutates_while_another_thread_serializes_the_snapshot() {
     });
     assert_eq!(contents(&table), model);
 }
+
+/// Restores blobs of every group into a fresh table of strings named `name`.
+fn restored_strings(name: &str, blobs: Vec<Vec<u8>>) -> KeyedTable<u64, String> {
+    let mut table = KeyedTable::new(name, &KeyGroups::new(128, 1).unwrap(), 0);
+    let mut restore = KeyedRestore::new();
+    restore.add(0..128, blobs).unwrap();
+    restore.restore(&mut table).unwrap();
+    restore.finish().unwrap();
+    table
+}
+
+#[test]
+fn every_group_is_copied_while_the_snapshot_thread_reads_it() {
+    let layout = KeyGroups::new(128, 1).unwrap();
+    let mut table = KeyedTable::<u64, String>::new("t", &layout, 0);
+    let mut model = BTreeMap::new();
+    for k in 0..20_000u64 {
+        table.insert(k, format!("v{k}"));
+        model.insert(k, format!("v{k}"));
+    }
+    // One key of each group: writing them all copies every group the snapshot shares.
+    let one_per_group: Vec<u64> = (0..128)
+        .map(|g| (0..).find(|k: &u64| layout.group_of(k) == g).unwrap())
+        .collect();
+    // Round by round, a different change of every group while the writer reads: an
+    // update in place of a value that owns heap memory, an insertion, a retain, a clear.
+    for round in 0..4 {
+        let at_snapshot = model.clone();
+        let mut snapshot = KeyedSnapshot::new(0..128, SnapshotMode::Async);
+        snapshot.add(&table);
+        let (started, reading) = mpsc::channel();
+        let blobs = std::thread::scope(|s| {
+            let writer = s.spawn(move || {
+                started.send(()).unwrap();
+                snapshot.into_blobs()
+            });
+            reading.recv().unwrap();
+            match round {
+                0 => {
+                    for k in &one_per_group {
+                        table.upsert_with(k, String::new, |v| v.push('!'));
+                        model.entry(*k).or_default().push('!');
+                    }
+                }
+                1 => {
+                    for k in 0..128u64 {
+                        table.insert(1_000_000 + k, format!("n{k}"));
+                        model.insert(1_000_000 + k, format!("n{k}"));
+                    }
+                }
+                2 => {
+                    table.retain(|k, _| k % 3 != 0);
+                    model.retain(|k, _| k % 3 != 0);
+                }
+                _ => {
+                    table.clear();
+                    model.clear();
+                }
+            }
+            writer.join().unwrap()
+        });
+        assert_eq!(contents(&restored_strings("t", blobs)), at_snapshot);
+        assert_eq!(contents(&table), model);
+    }
+}

@@ -30,7 +30,7 @@ use std::marker::PhantomData;
 use super::Window;
 use crate::checkpoint::RestoreContext;
 use crate::codec::{Codec, DecodeError, Decoder, Encoder};
-use crate::keyed::KeyGroups;
+use crate::keyed::{self, KeyGroups};
 use crate::state::{
     KeyedRestore, KeyedSnapshot, KeyedTable, OperatorStateReader, OperatorStateWriter,
     SnapshotMode, StateBackend, StateError, StateKey, StateValue,
@@ -83,7 +83,9 @@ impl Route for ByKeyAndStart {
     }
 }
 
-/// The table's key: a window and a window key, hashed as `R` routes them.
+/// The table's key: a window and a window key. Its key group is what `R` routes
+/// ([`Slot::routed_hash`]); its [`Hash`] covers the whole slot, so that the windows of one key
+/// do not collide in their group's map.
 pub(crate) struct Slot<K, R> {
     window: Window,
     key: K,
@@ -116,11 +118,31 @@ impl<K: PartialEq, R> PartialEq for Slot<K, R> {
 
 impl<K: Eq, R> Eq for Slot<K, R> {}
 
-/// Equal slots hash equally: the routed part is a part of what `eq` compares.
-impl<K: Hash, R: Route> Hash for Slot<K, R> {
+/// Equal slots hash equally: the window and the key are what `eq` compares.
+impl<K: Hash, R> Hash for Slot<K, R> {
     #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
-        R::hash(&self.window, &self.key, state);
+        self.window.hash(state);
+        self.key.hash(state);
+    }
+}
+
+/// The part of a slot that `R` routes, hashed as the exchange hashes it.
+struct Routed<'a, K, R>(&'a Slot<K, R>);
+
+impl<K: Hash, R: Route> Hash for Routed<'_, K, R> {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        R::hash(&self.0.window, &self.0.key, state);
+    }
+}
+
+impl<K: Hash, R: Route> Slot<K, R> {
+    /// The hash the exchange in front of the operator routed the slot's records by: its key
+    /// group's (equal slots have equal routed parts).
+    #[inline]
+    fn routed_hash(&self) -> u64 {
+        keyed::hash_key(&Routed(self))
     }
 }
 
@@ -184,7 +206,7 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
     /// [`partition`](Self::partition) when they open).
     pub(crate) fn new(lateness_ms: i64) -> Self {
         Self {
-            accs: KeyedTable::new(CONTENTS, &one_group(), 0),
+            accs: KeyedTable::new(CONTENTS, &one_group(), 0).with_routed_hash(Slot::routed_hash),
             pending: BTreeMap::new(),
             fired: BTreeMap::new(),
             watermark: i64::MIN,
@@ -202,7 +224,8 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
         backend: &dyn StateBackend,
     ) -> Result<(), StateError> {
         debug_assert!(self.accs.is_empty(), "partitioned before the first record");
-        self.accs = KeyedTable::with_backend(CONTENTS, layout, subtask, backend)?;
+        self.accs = KeyedTable::with_backend(CONTENTS, layout, subtask, backend)?
+            .with_routed_hash(Slot::routed_hash);
         Ok(())
     }
 
@@ -358,7 +381,9 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
                 restore.old_parallelism
             )));
         }
-        self.rebuild_indexes(|slot| clocks[old.subtask_of_group(layout.group_of(slot))].0)
+        self.rebuild_indexes(|slot| {
+            clocks[old.subtask_of_group(layout.group_of_hash(slot.routed_hash()))].0
+        })
     }
 
     /// The whole state as operator state (the local step): the watermark, the counter and the
@@ -401,7 +426,8 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
             let reader = OperatorStateReader::new(bytes)?;
             let (old_watermark, old_next) = clock_of(&reader)?;
             let blob: Vec<u8> = required(&reader, LOCAL_CONTENTS)?;
-            let mut old = KeyedTable::<Slot<K, R>, Entry<Acc>>::new(CONTENTS, &one_group(), 0);
+            let mut old = KeyedTable::<Slot<K, R>, Entry<Acc>>::new(CONTENTS, &one_group(), 0)
+                .with_routed_hash(Slot::routed_hash);
             let mut keyed = KeyedRestore::new();
             keyed.add(0..1, vec![blob])?.restore(&mut old)?;
             keyed.finish()?;
@@ -547,8 +573,14 @@ mod tests {
         let window = Window { start: 40, end: 50 };
         let layout = KeyGroups::new(128, 1).unwrap();
         let by_key = Slot::<u64, ByKey>::new(window, 7);
-        assert_eq!(layout.group_of(&by_key), layout.group_of(&7u64));
+        assert_eq!(
+            layout.group_of_hash(by_key.routed_hash()),
+            layout.group_of(&7u64)
+        );
         let by_start = Slot::<u64, ByKeyAndStart>::new(window, 7);
-        assert_eq!(layout.group_of(&by_start), layout.group_of(&(7u64, 40i64)));
+        assert_eq!(
+            layout.group_of_hash(by_start.routed_hash()),
+            layout.group_of(&(7u64, 40i64))
+        );
     }
 }

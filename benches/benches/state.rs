@@ -1,0 +1,99 @@
+//! Keyed state access on the heap backend: what the task thread pays per record.
+//!
+//! One subtask owns all 128 key groups of a `KeyedTable<u64, u64>` holding 100 K or 1 M keys,
+//! built once per size outside the timed loop. Each iteration touches every key once, in a
+//! scrambled order (a multiplicative hash of the index), so that consecutive accesses land in
+//! unrelated key groups and cache lines, as records of different keys do.
+//!
+//! - `access/upsert`: `upsert_with` adding to the value (a window accumulator, the traffic
+//!   job's per-plate state); throughput in updates.
+//! - `access/get`: `with`, reading without cloning.
+//! - `access/upsert_during_snapshot`: the same updates while a snapshot taken just before
+//!   is still held (the snapshot thread has not finished): the first write to each key group
+//!   pays the copy-on-write of that group.
+//!
+//! Run quickly with `cargo bench --bench state -- --quick`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use weir_core::keyed::KeyGroups;
+use weir_core::state::KeyedTable;
+
+/// Key groups (Flink's default max parallelism).
+const KEY_GROUPS: usize = 128;
+/// State sizes, in keys.
+const KEYS: [u64; 2] = [100_000, 1_000_000];
+
+fn table_of(keys: u64) -> KeyedTable<u64, u64> {
+    let layout = KeyGroups::new(KEY_GROUPS, 1).expect("one subtask of 128 key groups");
+    let mut table = KeyedTable::new("counts", &layout, 0);
+    for k in 0..keys {
+        table.insert(k, k);
+    }
+    table
+}
+
+/// The `i`-th key of a pass over `keys` keys: every key once per pass, scrambled. The
+/// multiplier is a prime (2 654 435 761, Knuth's) and so coprime with the sizes (powers of 2
+/// and 5), which makes `i ↦ i·p mod keys` a permutation; `i·p` fits in a `u64`.
+fn key(i: u64, keys: u64) -> u64 {
+    i * 2_654_435_761 % keys
+}
+
+fn label(keys: u64) -> String {
+    match keys {
+        k if k >= 1_000_000 => format!("{}M", k / 1_000_000),
+        k => format!("{}K", k / 1_000),
+    }
+}
+
+fn pass(table: &mut KeyedTable<u64, u64>, keys: u64) {
+    for i in 0..keys {
+        table.upsert_with(&key(i, keys), || 0, |v| *v = v.wrapping_add(1));
+    }
+}
+
+fn access(c: &mut Criterion) {
+    let mut group = c.benchmark_group("access");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500));
+    for keys in KEYS {
+        let mut table = table_of(keys);
+        group.throughput(Throughput::Elements(keys));
+        group.bench_function(BenchmarkId::new("upsert", label(keys)), |b| {
+            b.iter(|| pass(black_box(&mut table), keys));
+        });
+        group.bench_function(BenchmarkId::new("get", label(keys)), |b| {
+            b.iter(|| {
+                let mut sum = 0u64;
+                for i in 0..keys {
+                    sum = sum.wrapping_add(table.with(&key(i, keys), |v| v.copied().unwrap_or(0)));
+                }
+                sum
+            });
+        });
+        group.bench_function(
+            BenchmarkId::new("upsert_during_snapshot", label(keys)),
+            |b| {
+                b.iter_custom(|iters| {
+                    let mut spent = Duration::ZERO;
+                    for _ in 0..iters {
+                        let held = table.snapshot();
+                        let start = Instant::now();
+                        pass(black_box(&mut table), keys);
+                        spent += start.elapsed();
+                        drop(held);
+                    }
+                    spent
+                });
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, access);
+criterion_main!(benches);
