@@ -454,6 +454,20 @@ fn run_suite(args: &CheckpointsArgs, output: &Path) -> Result<SuiteReport, Strin
     Ok(report)
 }
 
+/// The folder of round `round` of configuration `name` under `runs_dir`, the checkpoint folder
+/// in it and its storage (2 retained checkpoints).
+fn run_folder(
+    runs_dir: &Path,
+    name: &str,
+    round: usize,
+) -> Result<(PathBuf, PathBuf, FsCheckpointStorage), String> {
+    let dir = runs_dir.join(format!("{name}-{}", round + 1));
+    let checkpoints = dir.join(crate::cli::checkpointing::DEFAULT_CHECKPOINT_DIR);
+    let storage =
+        FsCheckpointStorage::new(checkpoints.clone(), 2).map_err(|e| format!("{name}: {e}"))?;
+    Ok((dir, checkpoints, storage))
+}
+
 /// One run of `config`, in its own folder under `runs_dir` (outputs and checkpoints).
 fn run_one(
     args: &CheckpointsArgs,
@@ -461,10 +475,7 @@ fn run_one(
     round: usize,
     runs_dir: &Path,
 ) -> Result<RunMetrics, String> {
-    let dir = runs_dir.join(format!("{}-{}", config.name, round + 1));
-    let checkpoints = dir.join(crate::cli::checkpointing::DEFAULT_CHECKPOINT_DIR);
-    let storage = FsCheckpointStorage::new(checkpoints.clone(), 2)
-        .map_err(|e| format!("{}: {e}", config.name))?;
+    let (dir, checkpoints, storage) = run_folder(runs_dir, &config.name, round)?;
     let state_backend = state_backend::build(
         config.strategy.backend(),
         Some(&dir.join("state")),

@@ -15,14 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use weir_backends::FsCheckpointStorage;
 use weir_core::RuntimeConfig;
 use weir_core::checkpoint::{BarrierMode, CheckpointConfig, RestartStrategy};
 use weir_core::net::PoolConfig;
 
 use super::super::medians::{self, Medians, Metric, Run, cell};
 use super::super::{SuiteJob, round_robin, run_job};
-use super::{FLOATING_PER_GATE, INTERVAL, TIMEOUT, mode_name};
+use super::{FLOATING_PER_GATE, INTERVAL, TIMEOUT, mode_name, run_folder};
 use crate::traffic::generator::GeneratorConfig;
 use crate::traffic::input::TrafficInput;
 use crate::traffic::job::TrafficJob;
@@ -162,10 +161,7 @@ fn run_one(
     segment_bytes: usize,
     runs_dir: &Path,
 ) -> Result<RunMetrics, String> {
-    let dir = runs_dir.join(format!("{}-{}", config.name, round + 1));
-    let checkpoints = dir.join(crate::cli::checkpointing::DEFAULT_CHECKPOINT_DIR);
-    let storage = FsCheckpointStorage::new(checkpoints.clone(), 2)
-        .map_err(|e| format!("{}: {e}", config.name))?;
+    let (dir, checkpoints, storage) = run_folder(runs_dir, &config.name, round)?;
     let traffic = TrafficJob {
         parallelism: job.parallelism,
         runtime: RuntimeConfig {
