@@ -185,6 +185,22 @@ pub trait Operator<In, Out>: Send + 'static {
     /// Processes one record.
     fn process(&mut self, record: In, out: &mut Collector<'_, Out>) -> Result<(), OperatorError>;
 
+    /// Processes the records of one input batch, in order, leaving `records` empty. Nothing
+    /// else reaches the operator between two records of a batch: no watermark, barrier or
+    /// end of input (the runtime flushes a batch before each), so an operator may combine the
+    /// records of a batch before touching its state, as long as what it emits and keeps is
+    /// what [`Operator::process`] record by record would have emitted and kept. The default
+    /// calls `process` for each record and stops at the first error.
+    fn process_batch(
+        &mut self,
+        records: &mut Vec<In>,
+        out: &mut Collector<'_, Out>,
+    ) -> Result<(), OperatorError> {
+        records
+            .drain(..)
+            .try_for_each(|record| self.process(record, out))
+    }
+
     /// The watermark advanced; the runtime forwards it downstream after this returns.
     fn on_watermark(
         &mut self,
@@ -336,9 +352,9 @@ where
         let (op, batch) = (&mut self.op, &mut self.batch);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut out = Collector::batch(batch);
-            records
-                .drain(..)
-                .try_for_each(|record| op.process(record, &mut out))
+            let outcome = op.process_batch(records, &mut out);
+            records.clear();
+            outcome
         }));
         if let Err(error) = self.origin.settle(outcome, None) {
             self.batch.clear();
