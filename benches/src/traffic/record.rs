@@ -327,6 +327,23 @@ impl fmt::Display for Home {
     }
 }
 
+/// The UTF-8 bytes of `c` as a little-endian word (unused high bytes zero) and their count,
+/// 1 to 4, computed with shifts (what `char::encode_utf8` writes).
+#[inline]
+fn utf8_word(c: char) -> (u64, u32) {
+    let c = u64::from(u32::from(c));
+    let cont = |shift: u32| 0x80 | ((c >> shift) & 0x3F);
+    match c {
+        0..0x80 => (c, 1),
+        0x80..0x800 => ((0xC0 | (c >> 6)) | cont(0) << 8, 2),
+        0x800..0x1_0000 => ((0xE0 | (c >> 12)) | cont(6) << 8 | cont(0) << 16, 3),
+        _ => (
+            (0xF0 | (c >> 18)) | cont(12) << 8 | cont(6) << 16 | cont(0) << 24,
+            4,
+        ),
+    }
+}
+
 /// Where a plate comes from, relative to the [`Home`] city.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Origin {
@@ -345,26 +362,24 @@ impl Origin {
     /// The origin of `plate`: compares its first character with the home province and its
     /// second with the home city letter.
     ///
-    /// Compares UTF-8 bytes, no decoding and no `memcmp` call: a plate is valid UTF-8, so its
-    /// first character is `home.province` exactly when its bytes start with that character's;
-    /// both characters' bytes (at most 8) lie in the plate's first 8 bytes, compared as two
-    /// masked words.
+    /// Compares UTF-8 bytes, no decoding and no memory round trip: a plate is valid UTF-8, so
+    /// its first character is `home.province` exactly when its bytes start with that
+    /// character's; both characters' bytes (at most 8) lie in the plate's first 8 bytes, read
+    /// as one little-endian word and compared under masks. The home's bytes are computed in
+    /// registers ([`utf8_word`]), not written to the stack and read back.
     #[inline]
     pub fn of(plate: &Plate, home: &Home) -> Self {
-        /// The first `len` (1 to 4) bytes of `bytes` as a little-endian word, the rest zero.
-        fn word(bytes: &[u8], len: usize) -> u32 {
-            let mut four = [0u8; 4];
-            four[..len].copy_from_slice(&bytes[..len]);
-            u32::from_le_bytes(four)
-        }
-        let (mut province, mut city) = ([0; 4], [0; 4]);
-        let province = home.province.encode_utf8(&mut province).as_bytes();
-        let city = home.city.encode_utf8(&mut city).as_bytes();
+        let (province, province_len) = utf8_word(home.province);
+        let (city, city_len) = utf8_word(home.city);
         // A plate holds at least 9 bytes, and the bytes past its end are zero.
         let bytes = &plate.bytes;
-        if word(bytes, province.len()) != word(province, province.len()) {
+        let word = u64::from_le_bytes([
+            bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+        ]);
+        let mask = |len: u32| (1u64 << (8 * len)) - 1;
+        if word & mask(province_len) != province {
             Self::Other
-        } else if word(&bytes[province.len()..], city.len()) == word(city, city.len()) {
+        } else if (word >> (8 * province_len)) & mask(city_len) == city {
             Self::Local
         } else {
             Self::Province
