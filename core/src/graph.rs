@@ -284,6 +284,7 @@ impl Job {
 
 fn ticker(setup: &TaskSetup) -> Ticker {
     Ticker::new(setup.config.buffer_timeout, setup.config.latency_interval)
+        .with_flush_on_idle(setup.config.flush_on_idle)
 }
 
 /// A stream of `T`, the open end of a chain.

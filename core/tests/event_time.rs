@@ -373,9 +373,11 @@ fn a_window_fires_exactly_when_the_watermark_reaches_its_end_minus_one() {
     //            buffer: [10,20) fires with 2 and [20,30) = {25} with 1, both at MAX
     let log = shared();
     let out = shared();
-    // No timed flush can split the buffer, so the writer's coalescing below is deterministic.
+    // No timed or idle flush can split the buffer, so the writer's coalescing below is
+    // deterministic.
     let job = Job::new(RuntimeConfig {
         buffer_timeout: Duration::from_secs(60),
+        flush_on_idle: false,
         ..config()
     });
     let (input_log, result_log, target) = (Arc::clone(&log), Arc::clone(&log), Arc::clone(&out));

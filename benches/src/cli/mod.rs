@@ -140,6 +140,12 @@ pub struct RuntimeArgs {
     /// record.
     #[arg(long, value_parser = parse_duration, default_value = "100ms", allow_hyphen_values = true)]
     buffer_timeout: Duration,
+    /// Also send partly filled buffers whenever a task runs out of work (an input task before
+    /// it waits for input, a source before it sleeps for --rate): low latency at low load, full
+    /// buffers under load, where tasks never run dry. `off` is Flink's behaviour (only the
+    /// buffer timeout flushes).
+    #[arg(long, value_enum, default_value = "on")]
+    flush_on_idle: Switch,
     /// Bytes per network buffer segment (1 to 1 GiB); a record must fit one.
     #[arg(long, value_parser = count(1, MAX_SEGMENT_BYTES), default_value_t = weir_core::net::pool::DEFAULT_SEGMENT_BYTES)]
     segment_size: usize,
@@ -186,6 +192,7 @@ impl RuntimeArgs {
                 floating_per_gate: self.floating_buffers,
             },
             buffer_timeout: self.buffer_timeout,
+            flush_on_idle: self.flush_on_idle == Switch::On,
             pin: self.pin == Switch::On,
             latency_interval: self.latency_interval.0,
             max_parallelism: self.max_parallelism,

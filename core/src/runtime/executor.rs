@@ -45,6 +45,12 @@ pub struct RuntimeConfig {
     /// zero sends after every record.
     #[serde(with = "duration_ms")]
     pub buffer_timeout: Duration,
+    /// Also send partly filled buffers when a task runs out of work: an input task before it
+    /// waits for input, a source before it sleeps for its rate. Under load a task never runs
+    /// dry and buffers leave full (or at the timeout); at low load records leave at once
+    /// instead of waiting up to `buffer_timeout` at every exchange. Flink has no such flush
+    /// (`false` is its behaviour); on by default.
+    pub flush_on_idle: bool,
     /// Pin each subtask's thread to a core.
     pub pin: bool,
     /// Emit a latency marker from every source subtask this often; `None` turns tracking off.
@@ -90,6 +96,7 @@ impl Default for RuntimeConfig {
         Self {
             pool: PoolConfig::default(),
             buffer_timeout: Duration::from_millis(100),
+            flush_on_idle: true,
             pin: true,
             latency_interval: Some(Duration::from_millis(100)),
             max_parallelism: DEFAULT_MAX_PARALLELISM,

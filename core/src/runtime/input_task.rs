@@ -413,6 +413,9 @@ impl<T: Codec> TaskBody for InputTask<T> {
                     }
                     let now = Instant::now();
                     self.tick(now)?;
+                    if self.ticker.flush_when_idle() {
+                        self.chain.flush()?;
+                    }
                     let mut budget = self.ticker.sleep_budget(now);
                     if let Some(deadline) = self.barriers.deadline_ms() {
                         let left = deadline.saturating_sub(unix_ms());

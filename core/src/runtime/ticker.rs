@@ -20,6 +20,8 @@ pub(crate) struct Due {
 #[derive(Debug)]
 pub(crate) struct Ticker {
     buffer_timeout: Duration,
+    /// Flush when the task runs out of work ([`Ticker::flush_when_idle`]).
+    flush_on_idle: bool,
     next_flush: Instant,
     latency_interval: Option<Duration>,
     next_marker: Instant,
@@ -33,6 +35,7 @@ impl Ticker {
         let now = Instant::now();
         Self {
             buffer_timeout,
+            flush_on_idle: false,
             next_flush: now + buffer_timeout,
             latency_interval,
             next_marker: now + latency_interval.unwrap_or_default(),
@@ -40,6 +43,19 @@ impl Ticker {
             next_watermark: now,
             next_sample: now + SAMPLE_EVERY,
         }
+    }
+
+    /// Sets whether the task flushes its partly filled buffers when it runs out of work
+    /// (`RuntimeConfig::flush_on_idle`); off unless set.
+    pub(crate) fn with_flush_on_idle(mut self, on: bool) -> Self {
+        self.flush_on_idle = on;
+        self
+    }
+
+    /// Whether a task about to wait for work (input, or its source's rate) flushes first.
+    /// With a zero buffer timeout every record is sent at once already: nothing to flush.
+    pub(crate) fn flush_when_idle(&self) -> bool {
+        self.flush_on_idle && !self.buffer_timeout.is_zero()
     }
 
     /// Adds the duty of periodic watermarks (and idleness checks) every `interval`.
