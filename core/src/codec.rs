@@ -4,14 +4,28 @@
 //! `RecordWriter`. A [`Codec`] states the exact size of a record before it is written, so the
 //! writer can decide whether the record fits the current buffer without a trial write.
 //! Fixed-size fields are copied; variable-size fields are length-prefixed (`u32`, little endian).
+//!
+//! Fixed-size records ([`Codec::FIXED_SIZE`]): a type whose every value encodes to the same
+//! number of bytes says so, and the framing ([`crate::net::element`]) then checks the length
+//! once per record: the writer reserves the record's frame and the reader takes the record's
+//! bytes in one bounds check each, and hands the codec an [`Encoder`] or [`Decoder`] over
+//! exactly those bytes. That length is a constant of the type, so once the codec is inlined
+//! its per-field checks fold away: each field is one copy at a constant offset. A decode that
+//! does not use up the record's bytes exactly is a [`DecodeError`], as any malformed input.
 
 use thiserror::Error;
 
 /// A record type that can travel through weir's channels.
 ///
 /// Contract: `encode` writes exactly `encoded_len()` bytes, and `decode` reads back exactly
-/// what `encode` wrote. The writer checks the first in debug builds.
+/// what `encode` wrote. The writer checks the first in debug builds. A type that sets
+/// [`FIXED_SIZE`](Self::FIXED_SIZE) to `Some(n)` returns `n` from every `encoded_len`, and its
+/// `decode` reads exactly `n` bytes (checked by [`round_trip`] and by the framing).
 pub trait Codec: Sized + Send + 'static {
+    /// `Some(n)` when every value encodes to exactly `n` bytes (a fixed-size record); `None`
+    /// (the default) when the size depends on the value. See the module docs for what the
+    /// framing does with it; [`fixed_size_sum`] composes it for records made of fields.
+    const FIXED_SIZE: Option<usize> = None;
     /// The number of bytes [`Codec::encode`] writes for this value.
     fn encoded_len(&self) -> usize;
     /// Writes the value.
@@ -85,6 +99,22 @@ impl<'a> Encoder<'a> {
         self.put_raw(&v.to_le_bytes());
     }
 
+    /// Writes a fixed-size value of `n` bytes: checks once that they fit, then `fill` writes the
+    /// value's fields through an encoder over exactly them. With `n` a constant, every write
+    /// inside `fill` is at a constant offset of a slice of constant length, so the compiler
+    /// drops its checks.
+    ///
+    /// # Panics
+    /// If the `n` bytes do not fit, or `fill` writes more than `n` (a codec that broke its
+    /// contract, as with any write). In debug builds also if `fill` writes fewer than `n`.
+    #[inline]
+    pub fn put_fixed(&mut self, n: usize, fill: impl FnOnce(&mut Encoder<'_>)) {
+        let mut fields = Encoder::new(&mut self.out[self.pos..self.pos + n]);
+        fill(&mut fields);
+        debug_assert_eq!(fields.written(), n, "a fixed-size value is written whole");
+        self.pos += n;
+    }
+
     /// Writes a `u32` length prefix and then the bytes (variable-size data).
     #[inline]
     pub fn put_bytes(&mut self, bytes: &[u8]) {
@@ -137,8 +167,29 @@ impl<'a> Decoder<'a> {
         Ok(bytes)
     }
 
+    /// Reads a fixed-size value of `n` bytes: takes them in one bounds check, then `read` decodes
+    /// the value's fields from a decoder over exactly them, which it must use up (else
+    /// [`DecodeError::Invalid`]). With `n` a constant, every read inside `read` is at a constant
+    /// offset of a slice of constant length, so the compiler drops its checks.
     #[inline]
-    fn take_array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+    pub fn take_fixed<T>(
+        &mut self,
+        n: usize,
+        read: impl FnOnce(&mut Decoder<'a>) -> Result<T, DecodeError>,
+    ) -> Result<T, DecodeError> {
+        let mut fields = Decoder::new(self.take_raw(n)?);
+        let value = read(&mut fields)?;
+        if !fields.is_empty() {
+            return Err(DecodeError::Invalid(
+                "a fixed-size value decoded from fewer bytes than its size",
+            ));
+        }
+        Ok(value)
+    }
+
+    /// Reads `N` bytes as they are, into an array.
+    #[inline]
+    pub fn take_array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let bytes = self.take_raw(N)?;
         Ok(bytes.try_into().expect("take_raw returned N bytes"))
     }
@@ -178,6 +229,7 @@ impl<'a> Decoder<'a> {
 macro_rules! fixed_int_codec {
     ($($ty:ty => $put:ident, $take:ident);* $(;)?) => {$(
         impl Codec for $ty {
+            const FIXED_SIZE: Option<usize> = Some(size_of::<$ty>());
             #[inline]
             fn encoded_len(&self) -> usize {
                 size_of::<$ty>()
@@ -205,6 +257,7 @@ fixed_int_codec! {
 macro_rules! le_bytes_codec {
     ($($ty:ty),* $(,)?) => {$(
         impl Codec for $ty {
+            const FIXED_SIZE: Option<usize> = Some(size_of::<$ty>());
             #[inline]
             fn encoded_len(&self) -> usize {
                 size_of::<$ty>()
@@ -225,6 +278,7 @@ macro_rules! le_bytes_codec {
 le_bytes_codec!(u16, i32, f64);
 
 impl Codec for bool {
+    const FIXED_SIZE: Option<usize> = Some(1);
     #[inline]
     fn encoded_len(&self) -> usize {
         1
@@ -261,7 +315,23 @@ impl Codec for String {
     }
 }
 
+/// The fixed size of a record made of fields of these fixed sizes: their sum, or `None` if
+/// any field's size depends on its value. For [`Codec::FIXED_SIZE`] of composite types.
+pub const fn fixed_size_sum(fields: &[Option<usize>]) -> Option<usize> {
+    let mut sum = 0;
+    let mut i = 0;
+    while i < fields.len() {
+        match fields[i] {
+            Some(n) => sum += n,
+            None => return None,
+        }
+        i += 1;
+    }
+    Some(sum)
+}
+
 impl<A: Codec, B: Codec> Codec for (A, B) {
+    const FIXED_SIZE: Option<usize> = fixed_size_sum(&[A::FIXED_SIZE, B::FIXED_SIZE]);
     #[inline]
     fn encoded_len(&self) -> usize {
         self.0.encoded_len() + self.1.encoded_len()
@@ -278,6 +348,8 @@ impl<A: Codec, B: Codec> Codec for (A, B) {
 }
 
 impl<A: Codec, B: Codec, C: Codec> Codec for (A, B, C) {
+    const FIXED_SIZE: Option<usize> =
+        fixed_size_sum(&[A::FIXED_SIZE, B::FIXED_SIZE, C::FIXED_SIZE]);
     #[inline]
     fn encoded_len(&self) -> usize {
         self.0.encoded_len() + self.1.encoded_len() + self.2.encoded_len()
@@ -388,12 +460,18 @@ pub fn encode_to_vec<T: Codec>(value: &T) -> Vec<u8> {
 }
 
 /// Encodes `value` and decodes it back, checking the codec contract on the way: exactly
-/// `encoded_len` bytes written, every byte read back. For codec tests.
+/// `encoded_len` bytes written (and [`Codec::FIXED_SIZE`] bytes for a fixed-size type), every
+/// byte read back. For codec tests.
 pub fn round_trip<T: Codec>(value: &T) -> Result<T, DecodeError> {
     let bytes = encode_to_vec(value);
     if bytes.len() != value.encoded_len() {
         return Err(DecodeError::Invalid(
             "encode wrote other than encoded_len bytes",
+        ));
+    }
+    if T::FIXED_SIZE.is_some_and(|n| n != bytes.len()) {
+        return Err(DecodeError::Invalid(
+            "a fixed-size codec wrote other than FIXED_SIZE bytes",
         ));
     }
     let mut input = Decoder::new(&bytes);
@@ -445,6 +523,45 @@ mod tests {
         append_to_vec(&mut out, &String::from("ab"));
         assert_eq!(out, [9, 2, 0, 0, 0, b'a', b'b']);
         assert_eq!(decode_exact::<String>(&out[1..]), Ok(String::from("ab")));
+    }
+
+    #[test]
+    fn fixed_sizes_compose_and_variable_fields_make_a_variable_record() {
+        assert_eq!(<(u64, u8)>::FIXED_SIZE, Some(9));
+        assert_eq!(<(bool, u16, i32)>::FIXED_SIZE, Some(7));
+        assert_eq!(<(u64, String)>::FIXED_SIZE, None);
+        assert_eq!(<Option<u64>>::FIXED_SIZE, None);
+        assert_eq!(fixed_size_sum(&[]), Some(0));
+    }
+
+    #[test]
+    fn fixed_values_are_written_and_read_in_one_piece() {
+        let mut out = [0u8; 6];
+        let mut enc = Encoder::new(&mut out);
+        enc.put_u8(9);
+        enc.put_fixed(4, |f| f.put_u32(0x0403_0201));
+        enc.put_u8(8);
+        assert_eq!(enc.written(), 6);
+        assert_eq!(out, [9, 1, 2, 3, 4, 8]);
+        let mut dec = Decoder::new(&out[1..]);
+        assert_eq!(dec.take_fixed(4, |f| f.take_u32()), Ok(0x0403_0201));
+        assert_eq!(dec.remaining(), 1);
+        // A read that leaves part of the value's bytes is malformed input, not a shift of
+        // everything after it.
+        let mut dec = Decoder::new(&out);
+        assert_eq!(
+            dec.take_fixed(5, |f| f.take_u32()),
+            Err(DecodeError::Invalid(
+                "a fixed-size value decoded from fewer bytes than its size"
+            ))
+        );
+        assert_eq!(
+            Decoder::new(&out[..3]).take_fixed(4, |f| f.take_u32()),
+            Err(DecodeError::Truncated {
+                needed: 4,
+                available: 3
+            })
+        );
     }
 
     #[test]

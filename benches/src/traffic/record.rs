@@ -1,7 +1,7 @@
 //! The vehicle pass record, its plate, and the origin of a plate relative to a home city.
 //!
 //! A plate is stored inline ([`Plate`] is `Copy`, 11 bytes), so a [`TrafficRecord`] never
-//! allocates and moves through channels as plain bytes. Every record carries the
+//! allocates and crosses channels in a fixed-size encoding (35 bytes). Every record carries the
 //! [`LinePos`] it was read from, so a record dropped anywhere downstream names its line.
 
 use std::fmt;
@@ -190,33 +190,68 @@ impl From<Plate> for String {
     }
 }
 
-/// Encoded as one length byte and then the plate's bytes.
+/// The header bit of a plate's fixed-size encoding. Builds before it wrote the bare length (9
+/// or 10) in the header byte and only that many bytes after it; the codec refuses those bytes
+/// (a checkpoint of such a build does not restore) rather than misreading them.
+const FIXED_PLATE: u8 = 0x80;
+
+impl Plate {
+    /// Bytes of a plate's encoding: a header byte (`0x80 | len`), then the 10 bytes of
+    /// [`Plate::MAX_BYTES`], zero past `len`.
+    pub const ENCODED_BYTES: usize = 1 + Self::MAX_BYTES;
+}
+
+/// Encoded in [`Plate::ENCODED_BYTES`] (11) bytes, fixed size: the header byte with the length,
+/// then all of `bytes` (zero past the length, as the type's contract has them).
 impl Codec for Plate {
+    const FIXED_SIZE: Option<usize> = Some(Self::ENCODED_BYTES);
+
     #[inline]
     fn encoded_len(&self) -> usize {
-        1 + usize::from(self.len)
+        Self::ENCODED_BYTES
     }
 
     #[inline]
     fn encode(&self, out: &mut Encoder<'_>) {
-        out.put_u8(self.len);
-        out.put_raw(self.as_bytes());
+        out.put_fixed(Self::ENCODED_BYTES, |out| {
+            out.put_u8(FIXED_PLATE | self.len);
+            out.put_raw(&self.bytes);
+        });
     }
 
     #[inline]
     fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
-        let len = usize::from(input.take_u8()?);
+        input.take_fixed(Self::ENCODED_BYTES, Self::decode_fields)
+    }
+}
+
+impl Plate {
+    /// The fields of [`Plate`]'s encoding, from a decoder over exactly its bytes.
+    #[inline]
+    fn decode_fields(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let header = input.take_u8()?;
+        if header & FIXED_PLATE == 0 {
+            return Err(DecodeError::Invalid(
+                "plate in the variable-size encoding of an older build",
+            ));
+        }
+        let len = usize::from(header & !FIXED_PLATE);
         if !(Self::MAX_BYTES - 1..=Self::MAX_BYTES).contains(&len) {
             return Err(DecodeError::Invalid("plate length is not 9 or 10 bytes"));
         }
-        // No UTF-8 check: the bytes were encoded from a valid plate by this codec, and
-        // `as_str` never trusts them blindly.
-        let mut plate = Self {
+        let bytes = input.take_array::<{ Self::MAX_BYTES }>()?;
+        // The contract (zero past `len`) is what derived equality and hashing rely on. No UTF-8
+        // check: the bytes were encoded from a valid plate, and `as_str` never trusts them
+        // blindly.
+        if bytes[len..].iter().any(|&b| b != 0) {
+            return Err(DecodeError::Invalid(
+                "plate bytes past its length are not zero",
+            ));
+        }
+        Ok(Self {
             len: len as u8,
-            bytes: [0; Self::MAX_BYTES],
-        };
-        plate.bytes[..len].copy_from_slice(input.take_raw(len)?);
-        Ok(plate)
+            bytes,
+        })
     }
 }
 
@@ -247,33 +282,44 @@ pub struct TrafficRecord {
     pub at: LinePos,
 }
 
-/// Encoded as `ts_ms`, the plate, `checkpoint_id`, then `at` (partition, line): 29 or 30
-/// bytes.
+impl TrafficRecord {
+    /// Bytes of a record's encoding (see its [`Codec`]).
+    pub const ENCODED_BYTES: usize = 8 + Plate::ENCODED_BYTES + 4 + 4 + 8;
+}
+
+/// Encoded as `ts_ms`, the plate, `checkpoint_id`, then `at` (partition, line): fixed size,
+/// [`TrafficRecord::ENCODED_BYTES`] (35) bytes, each field at a constant offset.
 impl Codec for TrafficRecord {
+    const FIXED_SIZE: Option<usize> = Some(Self::ENCODED_BYTES);
+
     #[inline]
     fn encoded_len(&self) -> usize {
-        8 + self.plate.encoded_len() + 4 + 4 + 8
+        Self::ENCODED_BYTES
     }
 
     #[inline]
     fn encode(&self, out: &mut Encoder<'_>) {
-        out.put_i64(self.ts_ms);
-        self.plate.encode(out);
-        out.put_u32(self.checkpoint_id);
-        out.put_u32(self.at.partition);
-        out.put_u64(self.at.line);
+        out.put_fixed(Self::ENCODED_BYTES, |out| {
+            out.put_i64(self.ts_ms);
+            self.plate.encode(out);
+            out.put_u32(self.checkpoint_id);
+            out.put_u32(self.at.partition);
+            out.put_u64(self.at.line);
+        });
     }
 
     #[inline]
     fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
-        Ok(Self {
-            ts_ms: input.take_i64()?,
-            plate: Plate::decode(input)?,
-            checkpoint_id: input.take_u32()?,
-            at: LinePos {
-                partition: input.take_u32()?,
-                line: input.take_u64()?,
-            },
+        input.take_fixed(Self::ENCODED_BYTES, |input| {
+            Ok(Self {
+                ts_ms: input.take_i64()?,
+                plate: Plate::decode(input)?,
+                checkpoint_id: input.take_u32()?,
+                at: LinePos {
+                    partition: input.take_u32()?,
+                    line: input.take_u64()?,
+                },
+            })
         })
     }
 }
@@ -409,6 +455,8 @@ impl Origin {
 
 /// Encoded as its index, one byte.
 impl Codec for Origin {
+    const FIXED_SIZE: Option<usize> = Some(1);
+
     #[inline]
     fn encoded_len(&self) -> usize {
         1
@@ -504,6 +552,66 @@ mod tests {
             );
         }
         assert!(Origin::decode(&mut Decoder::new(&[3])).is_err());
+        let good = weir_core::codec::encode_to_vec(&plate("浙A12345"));
+        assert_eq!(good.len(), Plate::ENCODED_BYTES);
+        assert_eq!((good[0], good[10]), (0x80 | 9, 0), "header, zero padding");
+        let decode = |bytes: &[u8]| weir_core::codec::decode_exact::<Plate>(bytes);
+        // The variable-size layout of builds before the fixed one (a 9-byte plate and the
+        // next field's bytes after it) is refused, not misread.
+        let mut legacy = vec![9];
+        legacy.extend_from_slice("浙A12345".as_bytes());
+        legacy.push(0);
+        assert_eq!(
+            decode(&legacy),
+            Err(DecodeError::Invalid(
+                "plate in the variable-size encoding of an older build"
+            ))
+        );
+        let mut padded = good.clone();
+        padded[10] = b'7';
+        assert_eq!(
+            decode(&padded),
+            Err(DecodeError::Invalid(
+                "plate bytes past its length are not zero"
+            ))
+        );
+        let mut long = good.clone();
+        long[0] = 0x80 | 11;
+        assert!(decode(&long).is_err());
+        assert!(matches!(
+            decode(&good[..7]),
+            Err(DecodeError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn traffic_records_are_fixed_size_and_fields_sit_at_constant_offsets() {
+        let record = TrafficRecord {
+            ts_ms: 0x0102,
+            plate: plate("浙AD12345"),
+            checkpoint_id: 7,
+            at: LinePos {
+                partition: 3,
+                line: 9,
+            },
+        };
+        let bytes = weir_core::codec::encode_to_vec(&record);
+        assert_eq!(
+            TrafficRecord::FIXED_SIZE,
+            Some(TrafficRecord::ENCODED_BYTES)
+        );
+        assert_eq!(bytes.len(), 35);
+        assert_eq!(bytes[..2], [2, 1]);
+        assert_eq!(bytes[8], 0x80 | 10);
+        assert_eq!(bytes[19..23], 7u32.to_le_bytes());
+        assert_eq!(bytes[23..27], 3u32.to_le_bytes());
+        assert_eq!(bytes[27..], 9u64.to_le_bytes());
+        for cut in 0..bytes.len() {
+            assert!(
+                weir_core::codec::decode_exact::<TrafficRecord>(&bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
     }
 
     #[test]

@@ -86,6 +86,8 @@ pub struct FlowCount {
 
 /// Encoded as three 8-byte integers: 24 bytes.
 impl Codec for FlowCount {
+    const FIXED_SIZE: Option<usize> = Some(24);
+
     fn encoded_len(&self) -> usize {
         24
     }
@@ -131,6 +133,8 @@ pub struct OriginWindowCount {
 
 /// Encoded as the window, the origin byte and the two counts: 33 bytes.
 impl Codec for OriginWindowCount {
+    const FIXED_SIZE: Option<usize> = Some(33);
+
     fn encoded_len(&self) -> usize {
         33
     }

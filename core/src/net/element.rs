@@ -27,10 +27,23 @@ pub enum StreamElement<T> {
     LatencyMarker(LatencyMarker),
 }
 
-/// Bytes a record takes in a buffer, tag included.
+/// Bytes a record takes in a buffer, tag included: a constant for a fixed-size type.
 #[inline]
 pub fn record_len<T: Codec>(record: &T) -> usize {
-    1 + record.encoded_len()
+    1 + match T::FIXED_SIZE {
+        Some(n) => n,
+        None => record.encoded_len(),
+    }
+}
+
+/// Reads a record's payload (after its tag). A fixed-size record's bytes are taken in one
+/// bounds check and decoded from exactly them ([`Decoder::take_fixed`]).
+#[inline]
+fn decode_record<T: Codec>(input: &mut Decoder<'_>) -> Result<T, DecodeError> {
+    match T::FIXED_SIZE {
+        Some(n) => input.take_fixed(n, T::decode),
+        None => T::decode(input),
+    }
 }
 
 /// Writes a record with its tag into `out` (exactly [`record_len`] bytes).
@@ -92,7 +105,7 @@ pub fn decode_elements<T: Codec, E: From<DecodeError>>(
     let mut input = Decoder::new(bytes);
     while !input.is_empty() {
         let element = match input.take_u8()? {
-            TAG_RECORD => StreamElement::Record(T::decode(&mut input)?),
+            TAG_RECORD => StreamElement::Record(decode_record(&mut input)?),
             TAG_WATERMARK => StreamElement::Watermark(Watermark(input.take_i64()?)),
             TAG_STATUS => StreamElement::Status(match input.take_u8()? {
                 0 => WatermarkStatus::Active,
@@ -150,6 +163,65 @@ mod tests {
                     source_subtask: 1
                 }),
             ]
+        );
+    }
+
+    /// A fixed-size type whose decode breaks the contract: it reads 8 of its 9 bytes.
+    #[derive(Debug, PartialEq)]
+    struct ShortRead(u64);
+
+    impl Codec for ShortRead {
+        const FIXED_SIZE: Option<usize> = Some(9);
+        fn encoded_len(&self) -> usize {
+            9
+        }
+        fn encode(&self, out: &mut Encoder<'_>) {
+            out.put_u64(self.0);
+            out.put_u8(0);
+        }
+        fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+            input.take_u64().map(Self)
+        }
+    }
+
+    fn decode_all<T: Codec>(bytes: &[u8]) -> Result<Vec<StreamElement<T>>, DecodeError> {
+        let mut seen = Vec::new();
+        decode_elements::<T, DecodeError>(bytes, |e| {
+            seen.push(e);
+            Ok(())
+        })?;
+        Ok(seen)
+    }
+
+    #[test]
+    fn fixed_size_records_are_sized_by_their_type_and_checked_whole() {
+        let records = [(1u64, 2u32), (3, 4)];
+        let len = record_len(&records[0]);
+        assert_eq!(len, 13);
+        let mut bytes = vec![0u8; 2 * len];
+        let mut enc = Encoder::new(&mut bytes);
+        records.iter().for_each(|r| encode_record(r, &mut enc));
+        assert_eq!(
+            decode_all::<(u64, u32)>(&bytes),
+            Ok(records.map(StreamElement::Record).to_vec())
+        );
+        // A buffer cut inside a fixed-size record fails on that record, whatever the cut.
+        for cut in len + 1..bytes.len() {
+            assert!(
+                matches!(
+                    decode_all::<(u64, u32)>(&bytes[..cut]),
+                    Err(DecodeError::Truncated { needed: 12, .. })
+                ),
+                "cut at {cut}"
+            );
+        }
+        let mut short = vec![0u8; record_len(&ShortRead(5))];
+        encode_record(&ShortRead(5), &mut Encoder::new(&mut short));
+        assert_eq!(
+            decode_all::<ShortRead>(&short),
+            Err(DecodeError::Invalid(
+                "a fixed-size value decoded from fewer bytes than its size"
+            ))
         );
     }
 
