@@ -229,15 +229,23 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
         Ok(())
     }
 
-    /// The current input watermark.
-    pub(crate) fn watermark(&self) -> i64 {
-        self.watermark
-    }
-
     /// Whether `window` is past allowed lateness.
     #[inline]
-    pub(crate) fn is_late(&self, window: Window) -> bool {
+    fn is_late(&self, window: Window) -> bool {
         arith::cleanup_time(window, self.lateness_ms) <= self.watermark
+    }
+
+    /// Where a record for `window` goes under the current watermark: `None` if the window is
+    /// past allowed lateness.
+    #[inline]
+    pub(crate) fn placement(&self, window: Window) -> Option<Placed> {
+        if self.is_late(window) {
+            None
+        } else if window.max_timestamp() <= self.watermark {
+            Some(Placed::Refire)
+        } else {
+            Some(Placed::Pending)
+        }
     }
 
     /// Runs `update` on the accumulator of (`window`, `key`), created with `create` if it has
@@ -251,14 +259,7 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
         create: impl FnOnce() -> Acc,
         update: impl FnOnce(&mut Acc, Placed) -> T,
     ) -> Option<T> {
-        if self.is_late(window) {
-            return None;
-        }
-        let placed = if window.max_timestamp() <= self.watermark {
-            Placed::Refire
-        } else {
-            Placed::Pending
-        };
+        let placed = self.placement(window)?;
         let seq = self.next_seq;
         let mut created = false;
         let result = self.accs.upsert_with(
