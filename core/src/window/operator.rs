@@ -114,6 +114,8 @@ struct Windowing<T, K, A: AggregateFunction<T>, S> {
     metrics: Option<Arc<TaskMetrics>>,
     /// The current record's windows (reused).
     windows: Vec<Window>,
+    /// The window the assigner gave last ([`WindowAssigner::assign_near`]).
+    recent: Option<Window>,
     state: WindowState<K, S, ByKey>,
     /// The current input batch's placements into windows that have not fired (reused).
     batch: MiniBatch<K>,
@@ -129,6 +131,7 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
             late: None,
             metrics: None,
             windows: Vec::new(),
+            recent: None,
             batch: MiniBatch::default(),
         }
     }
@@ -148,9 +151,10 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
     #[inline]
     fn assign(&mut self, record: &T) -> K {
         self.windows.clear();
+        let ts = (self.spec.timestamp)(record);
         self.spec
             .assigner
-            .assign((self.spec.timestamp)(record), &mut self.windows);
+            .assign_near(ts, &mut self.recent, &mut self.windows);
         (self.key_of)(record)
     }
 
