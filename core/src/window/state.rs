@@ -1,5 +1,6 @@
 //! Window contents of one operator instance, kept in a [`KeyedTable`] so that they are
-//! checkpointed: one accumulator per (window, key) (one table lookup per record and window),
+//! checkpointed: one accumulator per (window, key) (one table lookup per record and window, or
+//! per input batch and (window, key) through [`super::minibatch`]),
 //! and two ordered indexes of windows: those waiting for the watermark, and fired ones kept for
 //! allowed lateness. An operator has one assigner, so its windows all have one size and start
 //! order is end order (also for the windows clamped at the ends of `i64`: those at `i64::MIN`
