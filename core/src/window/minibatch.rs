@@ -13,8 +13,10 @@
 //!
 //! Costs: a placement is O(1): the slot of the previous placement is tried first (consecutive
 //! records mostly share one), then a linear search while the batch has at most
-//! [`LINEAR_SLOTS`] slots, a hash lookup beyond. Memory: one slot per distinct (window, key)
-//! and one link per placement of the batch; cleared per batch, capacity kept (about the
+//! [`LINEAR_SLOTS`] slots, a hash lookup beyond. A slot keeps its records as runs of
+//! consecutive indexes, so a record that follows the slot's last one only extends a run (a
+//! batch of one window and key is one run). Memory: one slot per distinct (window, key) and at
+//! most one run per placement of the batch; cleared per batch, capacity kept (about the
 //! placements of one network buffer), so a batch allocates nothing once the scratch has
 //! grown to the largest batch.
 
@@ -35,7 +37,7 @@ const END: usize = usize::MAX;
 pub(super) struct MiniBatch<K> {
     /// Distinct (window, key) pairs, in the order of their first placement.
     slots: Vec<BatchSlot<K>>,
-    /// One per placement: a record's index in the batch, chained per slot in input order.
+    /// Runs of consecutive record indexes, chained per slot in input order.
     links: Vec<Link>,
     /// The slot of the previous placement, or [`END`].
     recent: usize,
@@ -48,7 +50,7 @@ pub(super) struct MiniBatch<K> {
 struct BatchSlot<K> {
     window: Window,
     key: K,
-    /// The slot's first and last link.
+    /// The slot's first and last run.
     head: usize,
     tail: usize,
 }
@@ -60,9 +62,11 @@ impl<K: Eq> BatchSlot<K> {
     }
 }
 
+/// The records `start..end` of the batch, and the slot's next run ([`END`] at the last).
 #[derive(Debug, Clone, Copy)]
 struct Link {
-    record: usize,
+    start: usize,
+    end: usize,
     next: usize,
 }
 
@@ -85,23 +89,33 @@ fn slot_hash<K: Hash>(window: Window, key: &K) -> u64 {
 impl<K: Hash + Eq + Clone> MiniBatch<K> {
     /// Whether nothing was placed since the last [`drain`](Self::drain).
     pub(super) fn is_empty(&self) -> bool {
-        self.links.is_empty()
+        self.slots.is_empty()
     }
 
     /// Places record number `record` of the batch into (`window`, `key`). Records are placed
-    /// in input order.
+    /// in input order (a record may go to several slots, never twice to one).
     #[inline]
     pub(super) fn add(&mut self, window: Window, key: &K, record: usize) {
+        let run = Link {
+            start: record,
+            end: record + 1,
+            next: END,
+        };
         let link = self.links.len();
-        self.links.push(Link { record, next: END });
-        let slot = self.find(window, key);
-        match slot {
+        match self.find(window, key) {
             Some(slot) => {
-                let tail = std::mem::replace(&mut self.slots[slot].tail, link);
-                self.links[tail].next = link;
                 self.recent = slot;
+                let tail = self.slots[slot].tail;
+                if self.links[tail].end == record {
+                    self.links[tail].end += 1;
+                    return;
+                }
+                self.links.push(run);
+                self.links[tail].next = link;
+                self.slots[slot].tail = link;
             }
             None => {
+                self.links.push(run);
                 self.recent = self.slots.len();
                 self.slots.push(BatchSlot {
                     window,
@@ -157,6 +171,7 @@ impl<K: Hash + Eq + Clone> MiniBatch<K> {
                 &slot.key,
                 Records {
                     links: &self.links,
+                    run: 0..0,
                     next: slot.head,
                 },
             );
@@ -177,6 +192,9 @@ impl<K: Hash + Eq + Clone> MiniBatch<K> {
 #[derive(Debug)]
 pub(super) struct Records<'a> {
     links: &'a [Link],
+    /// The rest of the current run.
+    run: std::ops::Range<usize>,
+    /// The run after it.
     next: usize,
 }
 
@@ -185,9 +203,14 @@ impl Iterator for Records<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<usize> {
-        let link = self.links.get(self.next)?;
-        self.next = link.next;
-        Some(link.record)
+        loop {
+            if let Some(record) = self.run.next() {
+                return Some(record);
+            }
+            let link = self.links.get(self.next)?;
+            self.run = link.start..link.end;
+            self.next = link.next;
+        }
     }
 }
 
