@@ -107,8 +107,9 @@ impl<'a, T> Collector<'a, T> {
         }
     }
 
-    /// A collector that appends to `batch`.
-    fn batch(batch: &'a mut Vec<T>) -> Self {
+    /// A collector that appends to `batch`: what an operator node hands its operator for an
+    /// input batch, and the way to drive an operator outside a job (tests, benches).
+    pub fn batch(batch: &'a mut Vec<T>) -> Self {
         Self {
             next: Next::Batch(batch),
             error: None,

@@ -20,6 +20,14 @@ impl Window {
     pub fn max_timestamp(&self) -> i64 {
         self.end.saturating_sub(1)
     }
+
+    /// Whether timestamp `ts` is in the window: `start <= ts < end`, and `i64::MAX` is in the
+    /// window that ends there.
+    #[inline]
+    pub fn holds(&self, ts: i64) -> bool {
+        let ts = ts.min(i64::MAX - 1);
+        self.start <= ts && ts < self.end
+    }
 }
 
 impl Codec for Window {
@@ -110,11 +118,54 @@ impl WindowAssigner {
             } => out.extend(arith::sliding_windows(ts, size_ms, slide_ms, offset_ms)),
         }
     }
+
+    /// [`assign`](Self::assign), where a tumbling assigner first tries `recent`, the window it
+    /// gave last (kept there for the next call): records come mostly in time order, so
+    /// consecutive ones mostly share a window, and a hit saves the division that aligns it.
+    /// The same windows as `assign`: tumbling windows tile time, so the one window of the
+    /// assigner that holds `ts` is its window. Sliding assigners ignore `recent`.
+    #[inline]
+    pub(crate) fn assign_near(&self, ts: i64, recent: &mut Option<Window>, out: &mut Vec<Window>) {
+        let Self::Tumbling { size_ms, offset_ms } = *self else {
+            return self.assign(ts, out);
+        };
+        let window = match *recent {
+            Some(window) if window.holds(ts) => window,
+            _ => arith::tumbling_window(ts, size_ms, offset_ms),
+        };
+        *recent = Some(window);
+        out.push(window);
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn assigning_near_the_last_window_gives_the_windows_of_assign(
+            size in 1..100i64,
+            offset in -50..50i64,
+            steps in prop::collection::vec(
+                prop_oneof![-120..120i64, Just(i64::MAX), Just(i64::MIN), Just(i64::MAX - 1)],
+                1..50,
+            ),
+        ) {
+            let assigner = WindowAssigner::Tumbling { size_ms: size, offset_ms: offset };
+            let (mut recent, mut ts) = (None, 0i64);
+            for step in steps {
+                // Small steps, and jumps to the ends of i64.
+                ts = if step.unsigned_abs() > 1000 { step } else { ts.saturating_add(step) };
+                let (mut near, mut plain) = (Vec::new(), Vec::new());
+                assigner.assign_near(ts, &mut recent, &mut near);
+                assigner.assign(ts, &mut plain);
+                prop_assert_eq!(near, plain, "ts {}", ts);
+            }
+        }
+    }
 
     fn windows(a: WindowAssigner, ts: i64) -> Vec<(i64, i64)> {
         let mut out = Vec::new();

@@ -26,6 +26,7 @@
 
 mod aggregate;
 mod assigner;
+mod minibatch;
 mod operator;
 mod state;
 mod stream;

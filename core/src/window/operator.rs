@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::minibatch::MiniBatch;
 use super::state::{ByKey, ByKeyAndStart, Placed, WindowState};
 use super::{AggregateFunction, Window, WindowSpec};
 use crate::checkpoint::SnapshotContext;
@@ -113,7 +114,11 @@ struct Windowing<T, K, A: AggregateFunction<T>, S> {
     metrics: Option<Arc<TaskMetrics>>,
     /// The current record's windows (reused).
     windows: Vec<Window>,
+    /// The window the assigner gave last ([`WindowAssigner::assign_near`]).
+    recent: Option<Window>,
     state: WindowState<K, S, ByKey>,
+    /// The current input batch's placements into windows that have not fired (reused).
+    batch: MiniBatch<K>,
 }
 
 impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, S> {
@@ -126,6 +131,8 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
             late: None,
             metrics: None,
             windows: Vec::new(),
+            recent: None,
+            batch: MiniBatch::default(),
         }
     }
 
@@ -144,10 +151,41 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
     #[inline]
     fn assign(&mut self, record: &T) -> K {
         self.windows.clear();
+        let ts = (self.spec.timestamp)(record);
         self.spec
             .assigner
-            .assign((self.spec.timestamp)(record), &mut self.windows);
+            .assign_near(ts, &mut self.recent, &mut self.windows);
         (self.key_of)(record)
+    }
+
+    /// Sends `record` to its windows: `each(function, state, batch, window, key, placed)` for
+    /// every window it is not late for (with where it goes); a record late for all of them is
+    /// counted and reported as dropped.
+    #[inline]
+    fn route(
+        &mut self,
+        record: &T,
+        mut each: impl FnMut(&A, &mut WindowState<K, S, ByKey>, &mut MiniBatch<K>, Window, &K, Placed),
+    ) -> Result<(), OperatorError> {
+        let key = self.assign(record);
+        let mut placed_any = false;
+        for &window in &self.windows {
+            if let Some(placed) = self.state.placement(window) {
+                placed_any = true;
+                each(
+                    &self.function,
+                    &mut self.state,
+                    &mut self.batch,
+                    window,
+                    &key,
+                    placed,
+                );
+            }
+        }
+        if !placed_any {
+            self.dropped(record)?;
+        }
+        Ok(())
     }
 
     /// `record` was late for all its windows.
@@ -160,6 +198,83 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
             _ => Ok(()),
         }
     }
+}
+
+/// Folds the placements of `batch` (into windows that have not fired) into `state`: one
+/// lookup per (window, key), then `add` of each of its records of `records`, in input order,
+/// to the stored accumulator (created with `create`): what placing the records one by one
+/// does. Slots go in the order of their first record, so new ones are numbered as one by one.
+fn fold<T, K: StateKey, S: StateValue>(
+    state: &mut WindowState<K, S, ByKey>,
+    batch: &mut MiniBatch<K>,
+    records: &[T],
+    create: impl Fn() -> S,
+    mut add: impl FnMut(&mut S, &T),
+) {
+    batch.drain(|window, key, indexes| {
+        let placed = state.place(window, key, &create, |acc, placed| {
+            debug_assert_eq!(
+                placed,
+                Placed::Pending,
+                "the watermark stays within a batch"
+            );
+            indexes.for_each(|i| add(acc, &records[i]));
+        });
+        debug_assert!(placed.is_some(), "the watermark stays within a batch");
+    });
+}
+
+/// Adds `record` to (`window`, `key`) now; a window that fired already (within lateness) fires
+/// again with it.
+#[inline]
+fn add_now<T, K: StateKey, A: AggregateFunction<T>>(
+    function: &A,
+    state: &mut WindowState<K, A::Acc, ByKey>,
+    window: Window,
+    key: &K,
+    record: &T,
+    out: &mut Collector<'_, WindowResult<K, A::Out>>,
+) {
+    let refired = state.place(
+        window,
+        key,
+        || function.create(),
+        |acc, placed| {
+            function.add(acc, record);
+            (placed == Placed::Refire).then(|| function.result(acc))
+        },
+    );
+    if let Some(Some(value)) = refired {
+        out.collect(WindowResult {
+            window,
+            key: key.clone(),
+            value,
+        });
+    }
+}
+
+/// The local step's contribution of one record alone (to a window that fired already).
+fn alone<T, K: Clone, A: AggregateFunction<T>>(
+    function: &A,
+    window: Window,
+    key: &K,
+    record: &T,
+) -> Partial<K, A::Acc> {
+    let mut acc = function.create();
+    function.add(&mut acc, record);
+    Partial {
+        window,
+        key: key.clone(),
+        acc,
+        records: 1,
+    }
+}
+
+/// Adds `record` to a local partial and counts it.
+#[inline]
+fn count_in<T, A: AggregateFunction<T>>(function: &A, partial: &mut (A::Acc, u64), record: &T) {
+    function.add(&mut partial.0, record);
+    partial.1 += 1;
 }
 
 /// Declares a window operator over raw records: a newtype around [`Windowing`] with its
@@ -232,36 +347,56 @@ where
         record: T,
         out: &mut Collector<'_, WindowResult<K, A::Out>>,
     ) -> Result<(), OperatorError> {
+        self.0.route(&record, |function, state, _, window, key, _| {
+            add_now(function, state, window, key, &record, out);
+        })
+    }
+
+    /// Combines the batch ([`MiniBatch`]): records for windows that have not fired are
+    /// grouped per (window, key) and folded in at the end, one lookup each; a record for a
+    /// fired window within lateness goes in at once and fires it again, after the records
+    /// before it were folded in (so that new (window, key) pairs are numbered in input order).
+    /// Late records are counted and reported in input order. What is emitted and kept is what
+    /// [`process`](Operator::process) record by record emits and keeps; after an error (a late
+    /// record could not be written) the state is the failed attempt's, discarded with it.
+    fn process_batch(
+        &mut self,
+        records: &mut Vec<T>,
+        out: &mut Collector<'_, WindowResult<K, A::Out>>,
+    ) -> Result<(), OperatorError> {
         let w = &mut self.0;
-        let key = w.assign(&record);
-        let mut placed_any = false;
-        for &window in &w.windows {
-            let function = &w.function;
-            let placed = w.state.place(
-                window,
-                &key,
-                || function.create(),
-                |acc, placed| {
-                    function.add(acc, &record);
-                    (placed == Placed::Refire).then(|| function.result(acc))
-                },
-            );
-            match placed {
-                None => {}
-                Some(None) => placed_any = true,
-                Some(Some(value)) => {
-                    placed_any = true;
-                    out.collect(WindowResult {
-                        window,
-                        key: key.clone(),
-                        value,
-                    });
+        w.batch.clear();
+        for (i, record) in records.iter().enumerate() {
+            w.route(record, |function, state, batch, window, key, placed| {
+                if placed == Placed::Pending {
+                    return batch.add(window, key, i);
                 }
-            }
+                if !batch.is_empty() {
+                    fold(
+                        state,
+                        batch,
+                        records,
+                        || function.create(),
+                        |acc, r| function.add(acc, r),
+                    );
+                }
+                add_now(function, state, window, key, record, out);
+            })?;
         }
-        if !placed_any {
-            w.dropped(&record)?;
-        }
+        let Windowing {
+            function,
+            state,
+            batch,
+            ..
+        } = w;
+        fold(
+            state,
+            batch,
+            records,
+            || function.create(),
+            |acc, r| function.add(acc, r),
+        );
+        records.clear();
         Ok(())
     }
 
@@ -319,40 +454,55 @@ where
         record: T,
         out: &mut Collector<'_, Partial<K, A::Acc>>,
     ) -> Result<(), OperatorError> {
-        let w = &mut self.0;
-        let key = w.assign(&record);
-        let mut placed_any = false;
-        for &window in &w.windows {
-            if w.state.is_late(window) {
-                continue;
-            }
-            placed_any = true;
-            let function = &w.function;
-            if window.max_timestamp() <= w.state.watermark() {
-                // Fired already, within lateness: send this record's contribution alone.
-                let mut acc = function.create();
-                function.add(&mut acc, &record);
-                out.collect(Partial {
+        self.0
+            .route(&record, |function, state, _, window, key, placed| {
+                if placed == Placed::Refire {
+                    return out.collect(alone(function, window, key, &record));
+                }
+                state.place(
                     window,
-                    key: key.clone(),
-                    acc,
-                    records: 1,
-                });
-            } else {
-                w.state.place(
-                    window,
-                    &key,
+                    key,
                     || (function.create(), 0),
-                    |(acc, records), _| {
-                        function.add(acc, &record);
-                        *records += 1;
-                    },
+                    |partial, _| count_in(function, partial, &record),
                 );
-            }
+            })
+    }
+
+    /// Combines the batch ([`MiniBatch`]): records for windows that have not fired are
+    /// grouped per (window, key) and folded in at the end, one lookup each; a record for a
+    /// fired window within lateness is sent alone at once, late records are counted and
+    /// reported, both in input order. What is emitted and kept is what
+    /// [`process`](Operator::process) record by record emits and keeps; after an error (a late
+    /// record could not be written) the state is the failed attempt's, discarded with it.
+    fn process_batch(
+        &mut self,
+        records: &mut Vec<T>,
+        out: &mut Collector<'_, Partial<K, A::Acc>>,
+    ) -> Result<(), OperatorError> {
+        let w = &mut self.0;
+        w.batch.clear();
+        for (i, record) in records.iter().enumerate() {
+            w.route(record, |function, _, batch, window, key, placed| {
+                if placed == Placed::Refire {
+                    return out.collect(alone(function, window, key, record));
+                }
+                batch.add(window, key, i);
+            })?;
         }
-        if !placed_any {
-            w.dropped(&record)?;
-        }
+        let Windowing {
+            function,
+            state,
+            batch,
+            ..
+        } = w;
+        fold(
+            state,
+            batch,
+            records,
+            || (function.create(), 0),
+            |partial, r| count_in(function, partial, r),
+        );
+        records.clear();
         Ok(())
     }
 

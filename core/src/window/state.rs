@@ -1,5 +1,6 @@
 //! Window contents of one operator instance, kept in a [`KeyedTable`] so that they are
-//! checkpointed: one accumulator per (window, key) (one table lookup per record and window),
+//! checkpointed: one accumulator per (window, key) (one table lookup per record and window, or
+//! per input batch and (window, key) through [`super::minibatch`]),
 //! and two ordered indexes of windows: those waiting for the watermark, and fired ones kept for
 //! allowed lateness. An operator has one assigner, so its windows all have one size and start
 //! order is end order (also for the windows clamped at the ends of `i64`: those at `i64::MIN`
@@ -229,15 +230,23 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
         Ok(())
     }
 
-    /// The current input watermark.
-    pub(crate) fn watermark(&self) -> i64 {
-        self.watermark
-    }
-
     /// Whether `window` is past allowed lateness.
     #[inline]
-    pub(crate) fn is_late(&self, window: Window) -> bool {
+    fn is_late(&self, window: Window) -> bool {
         arith::cleanup_time(window, self.lateness_ms) <= self.watermark
+    }
+
+    /// Where a record for `window` goes under the current watermark: `None` if the window is
+    /// past allowed lateness.
+    #[inline]
+    pub(crate) fn placement(&self, window: Window) -> Option<Placed> {
+        if self.is_late(window) {
+            None
+        } else if window.max_timestamp() <= self.watermark {
+            Some(Placed::Refire)
+        } else {
+            Some(Placed::Pending)
+        }
     }
 
     /// Runs `update` on the accumulator of (`window`, `key`), created with `create` if it has
@@ -251,14 +260,7 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
         create: impl FnOnce() -> Acc,
         update: impl FnOnce(&mut Acc, Placed) -> T,
     ) -> Option<T> {
-        if self.is_late(window) {
-            return None;
-        }
-        let placed = if window.max_timestamp() <= self.watermark {
-            Placed::Refire
-        } else {
-            Placed::Pending
-        };
+        let placed = self.placement(window)?;
         let seq = self.next_seq;
         let mut created = false;
         let result = self.accs.upsert_with(
