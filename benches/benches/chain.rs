@@ -49,9 +49,7 @@ fn run_source_keyed(source: &VecSource<u64>) {
         ..RuntimeConfig::default()
     });
     let strategy =
-        WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(10), |x: &u64| {
-            *x as i64
-        });
+        WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(10), |x: &u64| *x as i64);
     job.source_with_watermarks("numbers", 1, source.clone(), strategy)
         .map("scale", |x: u64| x.wrapping_mul(3))
         .key_by(|x: &u64| *x % 1024)
