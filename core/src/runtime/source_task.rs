@@ -674,3 +674,24 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
         self.chain.end_of_input()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_batch_limit_grows_while_pushes_are_free_and_halves_when_they_wait() {
+        let mut limit = BatchLimit::new();
+        assert_eq!(limit.get(), 1, "slow start");
+        for expected in [2, 4, 8, 16, 32, 64, 128, 256, 256] {
+            limit.pushed(false);
+            assert_eq!(limit.get(), expected);
+        }
+        limit.pushed(true);
+        assert_eq!(limit.get(), 128);
+        for _ in 0..10 {
+            limit.pushed(true);
+        }
+        assert_eq!(limit.get(), 1, "never below one record");
+    }
+}
