@@ -176,13 +176,13 @@ mod tests {
 
     #[test]
     fn a_batch_hashes_as_its_records_one_by_one_and_as_hash_key() {
-        let hasher = key_hash_of(Arc::new(|x: &(u32, &str)| x.1));
-        let records = [(1, "a"), (2, "b"), (3, "a")];
+        let hasher = key_hash_of(Arc::new(|x: &(u32, char)| x.1));
+        let records = [(1, 'a'), (2, 'b'), (3, 'a')];
         let mut hashes = [0u64; 3];
         hasher.hash_all(&records, &mut hashes);
         for (record, hash) in records.iter().zip(hashes) {
             assert_eq!(hash, hasher.hash(record));
-            assert_eq!(hash, hash_key(record.1));
+            assert_eq!(hash, hash_key(&record.1));
         }
         assert_eq!(hashes[0], hashes[2], "same key, same hash");
     }
