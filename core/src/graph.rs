@@ -41,7 +41,7 @@ use std::sync::atomic::AtomicUsize;
 
 use crate::codec::Codec;
 use crate::error::{JobError, OperatorError};
-use crate::keyed::{KeyGroups, hash_key};
+use crate::keyed::{KeyGroups, KeyHash, key_hash_of};
 use crate::net::{InputGate, Partitioner, RecordWriter};
 use crate::operator::{
     Collector, Filter, FlatMap, KeyedProcess, KeyedProcessFunction, KeyedState, Map, NetworkOutput,
@@ -596,11 +596,13 @@ impl<T: Codec> Stream<T> {
     pub fn key_by<K, KF>(self, key_of: KF) -> KeyedStream<T, K>
     where
         KF: Fn(&T) -> K + Send + Sync + 'static,
-        K: Hash,
+        K: Hash + 'static,
     {
+        let key_of = Arc::new(key_of);
         KeyedStream {
             stream: self,
-            key_of: Arc::new(key_of),
+            key_hash: key_hash_of(Arc::clone(&key_of)),
+            key_of,
         }
     }
 }
@@ -610,6 +612,9 @@ impl<T: Codec> Stream<T> {
 pub struct KeyedStream<T, K> {
     stream: Stream<T>,
     key_of: KeyFn<T, K>,
+    /// The hash of `key_of`'s key, with the selector's type kept (a batch is hashed in one
+    /// call).
+    key_hash: Arc<dyn KeyHash<T>>,
 }
 
 impl<T, K> std::fmt::Debug for KeyedStream<T, K> {
@@ -636,14 +641,13 @@ impl<T: Codec, K: Hash + Eq + Clone + Send + 'static> KeyedStream<T, K> {
                 KeyGroups::new(1, 1).expect("1 of 1 is valid")
             }
         };
-        let key_of = Arc::clone(&self.key_of);
-        let stream = self.stream.exchange(parallelism, "key_by", move || {
-            let key_of = Arc::clone(&key_of);
-            Partitioner::KeyGroups {
-                key_hash: Arc::new(move |record: &T| hash_key(&key_of(record))),
+        let key_hash = self.key_hash;
+        let stream = self
+            .stream
+            .exchange(parallelism, "key_by", move || Partitioner::KeyGroups {
+                key_hash: Arc::clone(&key_hash),
                 groups: groups.clone(),
-            }
-        });
+            });
         (stream, self.key_of)
     }
 

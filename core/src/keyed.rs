@@ -5,7 +5,9 @@
 //! contiguous range of groups `g` with `g * p / max_parallelism == i`.
 
 use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
 use std::ops::Range;
+use std::sync::Arc;
 
 /// Default maximum parallelism: the number of key groups (Flink's default is 128 too).
 pub const DEFAULT_MAX_PARALLELISM: usize = 128;
@@ -28,6 +30,55 @@ pub(crate) fn finalize_hash(mut h: u64) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     h ^ (h >> 33)
+}
+
+/// Hashes the keys of records, one at a time or a whole batch per call: what a keyed exchange
+/// routes by ([`crate::net::Partitioner::KeyGroups`]).
+///
+/// [`KeyHash::hash_all`] exists so that routing a batch costs one dynamic call, not one per
+/// record: an implementation made for a concrete key selector ([`key_hash_of`]) inlines the
+/// selector and the hash into its loop.
+pub trait KeyHash<T>: Send + Sync {
+    /// The hash of `record`'s key.
+    fn hash(&self, record: &T) -> u64;
+
+    /// Writes the hash of `records[i]`'s key into `hashes[i]`, for every `i` below the shorter
+    /// length. O(records).
+    fn hash_all(&self, records: &[T], hashes: &mut [u64]);
+}
+
+/// [`hash_key`] of a key selector's key, the selector's type kept (not erased) so that
+/// [`KeyHash::hash_all`] inlines it.
+struct KeyHashOf<F, K> {
+    key_of: Arc<F>,
+    _key: PhantomData<fn() -> K>,
+}
+
+impl<T, K: Hash, F: Fn(&T) -> K + Send + Sync> KeyHash<T> for KeyHashOf<F, K> {
+    #[inline]
+    fn hash(&self, record: &T) -> u64 {
+        hash_key(&(self.key_of)(record))
+    }
+
+    #[inline]
+    fn hash_all(&self, records: &[T], hashes: &mut [u64]) {
+        for (hash, record) in hashes.iter_mut().zip(records) {
+            *hash = hash_key(&(self.key_of)(record));
+        }
+    }
+}
+
+/// The [`KeyHash`] of the key selector `key_of`: [`hash_key`] of its key.
+pub(crate) fn key_hash_of<T, K, F>(key_of: Arc<F>) -> Arc<dyn KeyHash<T>>
+where
+    T: 'static,
+    K: Hash + 'static,
+    F: Fn(&T) -> K + Send + Sync + 'static,
+{
+    Arc::new(KeyHashOf {
+        key_of,
+        _key: PhantomData,
+    })
 }
 
 /// The key-group layout of one keyed exchange.
@@ -122,6 +173,19 @@ impl KeyGroups {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_batch_hashes_as_its_records_one_by_one_and_as_hash_key() {
+        let hasher = key_hash_of(Arc::new(|x: &(u32, char)| x.1));
+        let records = [(1, 'a'), (2, 'b'), (3, 'a')];
+        let mut hashes = [0u64; 3];
+        hasher.hash_all(&records, &mut hashes);
+        for (record, hash) in records.iter().zip(hashes) {
+            assert_eq!(hash, hasher.hash(record));
+            assert_eq!(hash, hash_key(&record.1));
+        }
+        assert_eq!(hashes[0], hashes[2], "same key, same hash");
+    }
 
     proptest! {
         #[test]

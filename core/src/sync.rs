@@ -52,14 +52,37 @@ pub(crate) mod thread {
         loom::thread::park();
     }
 
-    /// A hint that the caller is spinning; under loom, a yield so the model makes progress.
+    /// Spin rounds of a wait before it parks: crossbeam-utils' `Backoff::spin` doubles the
+    /// hints per round, 1, 2, .., 64: 127 `spin_loop` hints, a few microseconds.
     #[cfg(not(weir_loom))]
-    pub(crate) fn spin_hint() {
-        std::hint::spin_loop();
+    const SPIN_ROUNDS: u32 = 7;
+
+    /// The spin phase of a wait: polls `ready` between growing spins and returns its first
+    /// `Some`, or `None` when the spin phase is over (the caller then parks). It never yields
+    /// the core: with other processes on the machine a yield handed them the core and made
+    /// whole jobs up to twice as slow (wall), for about 4% less CPU on a quiet machine.
+    #[cfg(not(weir_loom))]
+    #[inline]
+    pub(crate) fn spin_until<R>(mut ready: impl FnMut() -> Option<R>) -> Option<R> {
+        let backoff = crossbeam_utils::Backoff::new();
+        for _ in 0..SPIN_ROUNDS {
+            if let Some(done) = ready() {
+                return Some(done);
+            }
+            backoff.spin();
+        }
+        None
     }
+
+    /// Under loom one poll and one yield (so the model makes progress): a single re-check
+    /// before the park keeps the models small.
     #[cfg(weir_loom)]
-    pub(crate) fn spin_hint() {
-        loom::thread::yield_now();
+    pub(crate) fn spin_until<R>(mut ready: impl FnMut() -> Option<R>) -> Option<R> {
+        let done = ready();
+        if done.is_none() {
+            loom::thread::yield_now();
+        }
+        done
     }
 }
 

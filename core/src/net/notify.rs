@@ -7,8 +7,9 @@
 //! owner through the pool's own fence-free protocol (see [`super::pool`]), which ends in
 //! [`TaskNotifier::unpark_owner`].
 //!
-//! Policy: spin [`SPIN_ROUNDS`] times re-checking the condition, then announce the wait, check
-//! once more and park. The park has a timeout (the caller's) so that cancellation, buffer
+//! Policy: re-check the condition between growing spins (crossbeam-utils' `Backoff`, a few
+//! microseconds; see `sync::thread::spin_until`), then announce the wait, check once more and
+//! park. The park has a timeout (the caller's) so that cancellation, buffer
 //! timeouts and periodic watermarks are never starved, but correctness never depends on it.
 //!
 //! Memory ordering (Dekker's pattern): the waiter stores `waiting = true`, issues a `SeqCst`
@@ -27,13 +28,6 @@ use crossbeam_utils::CachePadded;
 
 use crate::sync::thread::{self, Thread};
 use crate::sync::{AtomicBool, Mutex, Ordering, fence};
-
-/// How often a waiter re-checks its condition before it parks (a few microseconds).
-#[cfg(not(weir_loom))]
-pub const SPIN_ROUNDS: u32 = 64;
-/// Under loom a spin is a yield: one round keeps the models small.
-#[cfg(weir_loom)]
-pub const SPIN_ROUNDS: u32 = 1;
 
 /// The wake-up handle of one task thread.
 #[derive(Debug)]
@@ -92,11 +86,8 @@ impl TaskNotifier {
     /// Only the owning thread may call this. A `false` result is not an error: the caller
     /// checks its other duties (cancellation, timers) and waits again.
     pub fn wait(&self, mut ready: impl FnMut() -> bool, timeout: Duration) -> bool {
-        for _ in 0..SPIN_ROUNDS {
-            if ready() {
-                return true;
-            }
-            thread::spin_hint();
+        if thread::spin_until(|| ready().then_some(())).is_some() {
+            return true;
         }
         self.waiting.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);

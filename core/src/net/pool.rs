@@ -35,7 +35,7 @@ use thiserror::Error;
 use std::ptr::NonNull;
 use std::time::Duration;
 
-use super::notify::{SPIN_ROUNDS, TaskNotifier};
+use super::notify::TaskNotifier;
 use crate::sync::thread;
 use crate::sync::{Arc, AtomicU64, Ordering, UnsafeCell};
 
@@ -347,9 +347,10 @@ impl LocalBufferPool {
         })
     }
 
-    /// Takes a buffer for `channel`, waiting while the pool is empty: spin a few rounds, then
-    /// announce the wait in the free words and park until a returned buffer unparks this thread
-    /// (or `park` passes). `None` once `give_up()` says so (cancellation).
+    /// Takes a buffer for `channel`, waiting while the pool is empty: spin a few microseconds
+    /// (`sync::thread::spin_until`), then announce the wait in the free words and park until a
+    /// returned buffer unparks this thread (or `park` passes). `None` once `give_up()` says so
+    /// (cancellation).
     ///
     /// Only the pool's owner (the thread registered with the notifier the pool was carved
     /// with) may call this: the returner unparks that thread.
@@ -360,11 +361,8 @@ impl LocalBufferPool {
         mut give_up: impl FnMut() -> bool,
     ) -> Option<Buffer> {
         loop {
-            for _ in 0..SPIN_ROUNDS {
-                if let Some(buffer) = self.try_take(channel) {
-                    return Some(buffer);
-                }
-                thread::spin_hint();
+            if let Some(buffer) = thread::spin_until(|| self.try_take(channel)) {
+                return Some(buffer);
             }
             if give_up() {
                 return None;

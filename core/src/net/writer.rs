@@ -31,11 +31,14 @@ use super::pool::{Buffer, LocalBufferPool};
 use crate::checkpoint::{ChannelChunk, ChannelInfo, ChannelSide, ChunkBytes, TaskSnapshot};
 use crate::codec::{Codec, DecodeError, Encoder};
 use crate::error::{JobError, TaskError};
-use crate::keyed::KeyGroups;
+use crate::keyed::{KeyGroups, KeyHash};
 use crate::runtime::{ReplayChunk, RestoreSource, TaskEnv};
 
 /// How long a waiting writer parks before it re-checks cancellation.
 const BACKPRESSURE_PARK: Duration = Duration::from_millis(5);
+
+/// Records of a batch whose channels a keyed exchange computes per call of its key hasher.
+const ROUTE_CHUNK: usize = 256;
 
 /// How records are routed to the channels of an exchange.
 pub enum Partitioner<T> {
@@ -48,8 +51,8 @@ pub enum Partitioner<T> {
     Broadcast,
     /// By key group: `hash(key) % max_parallelism`, each channel owning a contiguous range.
     KeyGroups {
-        /// Hashes a record's key.
-        key_hash: Arc<dyn Fn(&T) -> u64 + Send + Sync>,
+        /// Hashes records' keys, one or a batch per call.
+        key_hash: Arc<dyn KeyHash<T>>,
         /// The key-group layout.
         groups: KeyGroups,
     },
@@ -171,12 +174,33 @@ impl<T: Codec> RecordWriter<T> {
         self.route(record)
     }
 
-    /// Writes `records` in order, as [`emit`](Self::emit) would one by one.
+    /// Writes `records` in order, as [`emit`](Self::emit) would one by one. A keyed exchange
+    /// hashes the keys of up to [`ROUTE_CHUNK`] records per call of its key hasher
+    /// ([`KeyHash::hash_all`]): no dynamic call per record.
     pub fn emit_all(&mut self, records: &[T]) -> Result<(), TaskError> {
         if self.replay.is_some() {
             self.restore_channel_state()?;
         }
-        records.iter().try_for_each(|record| self.route(record))
+        if !matches!(self.partitioner, Partitioner::KeyGroups { .. }) {
+            return records.iter().try_for_each(|record| self.route(record));
+        }
+        let mut channels = [0u64; ROUTE_CHUNK];
+        for chunk in records.chunks(ROUTE_CHUNK) {
+            let channels = &mut channels[..chunk.len()];
+            if let Partitioner::KeyGroups { key_hash, groups } = &self.partitioner {
+                key_hash.hash_all(chunk, channels);
+                for hash in channels.iter_mut() {
+                    *hash = groups.subtask_of_hash(*hash) as u64;
+                }
+            }
+            for (record, &channel) in chunk.iter().zip(channels.iter()) {
+                let len = element::record_len(record);
+                self.write(channel as usize, len, |out| {
+                    element::encode_record(record, out);
+                })?;
+            }
+        }
+        Ok(())
     }
 
     #[inline]
@@ -193,7 +217,7 @@ impl<T: Codec> RecordWriter<T> {
                 self.write(channel, len, |out| element::encode_record(record, out))
             }
             Partitioner::KeyGroups { key_hash, groups } => {
-                let channel = groups.subtask_of_hash(key_hash(record));
+                let channel = groups.subtask_of_hash(key_hash.hash(record));
                 self.write(channel, len, |out| element::encode_record(record, out))
             }
             Partitioner::Broadcast => {

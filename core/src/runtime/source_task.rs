@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use super::TaskBody;
 use super::checkpointing;
 use super::control::TaskEnv;
-use super::source_clock::SourceClock;
+use super::source_clock::{ClockOutput, SourceClock};
 use super::ticker::Ticker;
 use crate::checkpoint::{
     ChannelStateFeed, CheckpointId, Site, StateReader, StateWriter, TaskSnapshot,
@@ -32,7 +32,8 @@ use crate::time::{
     WatermarkStrategy,
 };
 
-/// Records read from one partition before the loop turns to the next.
+/// Records read from one partition before the loop turns to the next, and the most records
+/// pushed down the chain as one batch.
 pub(crate) const SOURCE_BATCH: usize = 256;
 
 /// How long a source with nothing to read sleeps before polling again.
@@ -75,12 +76,53 @@ struct EventTime<T> {
     quarantine: Option<QuarantineHandler<T>>,
 }
 
+/// How many records a source gathers before it pushes them down the chain as one batch
+/// ([`Output::push_batch`]): one call per batch and link instead of one per record.
+///
+/// A barrier is injected only between two pushes, so a push that blocks on backpressure holds
+/// a triggered barrier back until the chain has taken the whole batch. The limit therefore
+/// follows the backpressure, as TCP's congestion window does: it starts at one record,
+/// doubles after each push that did not wait, up to [`SOURCE_BATCH`], and halves after each
+/// push that did (the task's backpressured time grew). Under steady backpressure a blocked
+/// push holds about what the free buffers take, so a barrier waits about as long as behind a
+/// single record; without backpressure, batches are full.
+#[derive(Debug)]
+struct BatchLimit(usize);
+
+impl BatchLimit {
+    fn new() -> Self {
+        Self(1)
+    }
+
+    /// Records to gather before the next push.
+    #[inline]
+    fn get(&self) -> usize {
+        self.0
+    }
+
+    /// A push ended; `waited`: it was backpressured.
+    #[inline]
+    fn pushed(&mut self, waited: bool) {
+        self.0 = if waited {
+            (self.0 / 2).max(1)
+        } else {
+            (self.0 * 2).min(SOURCE_BATCH)
+        };
+    }
+}
+
 /// A source subtask.
 pub(crate) struct SourceTask<T> {
     env: TaskEnv,
     name: String,
     source: Arc<dyn Source<Item = T>>,
     chain: Box<dyn Output<T>>,
+    /// Records accepted and not yet pushed down the chain: pushed ([`SourceTask::push_batch`])
+    /// when the limit is reached, at the end of each partition's turn, and before anything
+    /// else goes down the chain (a watermark, status, latency marker, barrier or flush), so
+    /// the chain sees every element in the order it was produced. Empty between turns.
+    batch: Vec<T>,
+    limit: BatchLimit,
     ticker: Ticker,
     event_time: Option<EventTime<T>>,
     /// Subtasks of this source still reading (in this attempt).
@@ -152,6 +194,8 @@ impl<T: Send + 'static> SourceTask<T> {
             name,
             source,
             chain,
+            batch: Vec::with_capacity(SOURCE_BATCH),
+            limit: BatchLimit::new(),
             ticker,
             event_time,
             running,
@@ -321,8 +365,9 @@ impl<T: Send + 'static> SourceTask<T> {
         })
     }
 
-    /// Injects the newest triggered barrier, if this subtask has not yet: snapshot first (the
-    /// offsets after every record pushed so far), then the barrier goes down the chain.
+    /// Injects the newest triggered barrier, if this subtask has not yet: the gathered batch
+    /// goes down, the snapshot follows (the offsets after every record pushed so far), then
+    /// the barrier goes down the chain.
     /// Takes part in a checkpoint if one was triggered; `readers` are the partitions still
     /// being read (their own state is taken now).
     fn maybe_checkpoint(&mut self, readers: &[LocalReader<T>]) -> Result<(), TaskError> {
@@ -334,11 +379,12 @@ impl<T: Send + 'static> SourceTask<T> {
         let Some(mut barrier) = ck.signals.trigger_after(self.injected) else {
             return Ok(());
         };
+        let mode = ck.mode;
+        // The records read before the trigger go first: the offsets count them.
+        self.push_batch()?;
         // A source has nothing to align: its barrier overtakes from the start when the mode
         // is unaligned, or when an aligned timeout already passed.
-        barrier.unaligned = ck
-            .mode
-            .is_unaligned_at(&barrier, crate::checkpoint::unix_ms());
+        barrier.unaligned = mode.is_unaligned_at(&barrier, crate::checkpoint::unix_ms());
         self.injected = barrier.checkpoint_id;
         for (local, reader) in readers {
             self.positions[*local].reader_state = reader.state();
@@ -370,11 +416,26 @@ impl<T: Send + 'static> SourceTask<T> {
             .is_some_and(|ck| ck.signals.triggered_after(self.injected))
     }
 
+    /// Pushes the gathered records down the chain as one batch, and adapts the batch limit to
+    /// whether the push was backpressured. O(1) when nothing is gathered.
+    #[inline]
+    fn push_batch(&mut self) -> Result<(), TaskError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let backpressured = &self.env.metrics().backpressured_ns;
+        let before = backpressured.get();
+        self.chain.push_batch(&mut self.batch)?;
+        self.limit.pushed(backpressured.get() != before);
+        Ok(())
+    }
+
     /// One record read from local partition `p`.
     #[inline]
     fn record(&mut self, p: usize, record: T) -> Result<(), TaskError> {
         let Some(et) = &mut self.event_time else {
-            return self.chain.push(record);
+            self.batch.push(record);
+            return Ok(());
         };
         let ts = (et.strategy.timestamp)(&record);
         match et.guards[p].as_mut() {
@@ -422,7 +483,7 @@ impl<T: Send + 'static> SourceTask<T> {
             WatermarkEmit::Punctuated(Some(marks)) => marks(&record),
             _ => false,
         };
-        self.chain.push(record)?;
+        self.batch.push(record);
         if punctuate {
             self.emit_watermark()?;
         }
@@ -452,6 +513,11 @@ impl<T: Send + 'static> SourceTask<T> {
             return Ok(());
         }
         let out = et.clock.poll();
+        if out == ClockOutput::default() {
+            return Ok(());
+        }
+        // A watermark or status goes after the records before it.
+        self.push_batch()?;
         if let Some(status) = out.status {
             self.chain.status(status)?;
         }
@@ -466,6 +532,7 @@ impl<T: Send + 'static> SourceTask<T> {
     /// idleness is judged at that time, so time spent pushing records downstream (under
     /// backpressure, say) never makes a producing partition look silent.
     fn tick(&mut self, now: Instant, polled: Instant) -> Result<(), TaskError> {
+        self.push_batch()?;
         let due = self.ticker.due(now);
         if due.latency_marker {
             self.chain.latency_marker(LatencyMarker {
@@ -524,20 +591,24 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
             while i < readers.len() {
                 let (p, mut ended, mut batch) = (readers[i].0, false, 0u64);
                 for _ in 0..SOURCE_BATCH {
-                    let before = readers[i].1.offset();
-                    let warming = self.warming_up(p);
+                    // Where a record held by the guard's warm-up starts, if it is the first.
+                    let held_from = (self.warming_up(p) && self.positions[p].held_from.is_none())
+                        .then(|| readers[i].1.offset());
                     match readers[i].1.next().map_err(|e| self.source_error(e))? {
                         Read::Record(record) => {
                             batch += 1;
-                            if warming && self.positions[p].held_from.is_none() {
-                                self.positions[p].held_from = Some(before);
+                            if held_from.is_some() {
+                                self.positions[p].held_from = held_from;
                             }
                             self.record(p, record)?;
                             if self.checkpoint_triggered() {
-                                // A barrier waits for no batch: under backpressure a batch
-                                // takes as long as the slowest consumer needs for it.
+                                // A barrier waits for no batch: the records gathered so far
+                                // go down, then the barrier (after the snapshot of the
+                                // offsets just past them).
                                 self.positions[p].offset = readers[i].1.offset();
                                 self.maybe_checkpoint(&readers)?;
+                            } else if self.batch.len() >= self.limit.get() {
+                                self.push_batch()?;
                             }
                         }
                         Read::Pending => break,
@@ -561,6 +632,7 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
                 } else {
                     i += 1;
                 }
+                self.push_batch()?;
             }
             metrics.records_in.add(read);
             let now = Instant::now();
@@ -581,6 +653,7 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
             self.tick(now, now)?;
             self.idle_wait(now);
         }
+        debug_assert!(self.batch.is_empty(), "every turn pushes its batch");
         self.chain.watermark(Watermark::MAX)?;
         self.final_watermark = true;
         if let Some(ck) = self.env.checkpointing() {
@@ -599,5 +672,26 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
                 checkpointing::notify_completed(&self.env, self.notified, &mut *self.chain)?;
         }
         self.chain.end_of_input()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_batch_limit_grows_while_pushes_are_free_and_halves_when_they_wait() {
+        let mut limit = BatchLimit::new();
+        assert_eq!(limit.get(), 1, "slow start");
+        for expected in [2, 4, 8, 16, 32, 64, 128, 256, 256] {
+            limit.pushed(false);
+            assert_eq!(limit.get(), expected);
+        }
+        limit.pushed(true);
+        assert_eq!(limit.get(), 128);
+        for _ in 0..10 {
+            limit.pushed(true);
+        }
+        assert_eq!(limit.get(), 1, "never below one record");
     }
 }
