@@ -561,13 +561,20 @@ impl<T: Send + 'static> SourceTask<T> {
             .is_some_and(|et| !matches!(et.strategy.emit, WatermarkEmit::EndOfInput))
     }
 
-    fn idle_wait(&mut self, now: Instant) {
+    /// Sleeps until the next poll of the readers (or the next duty), after flushing the
+    /// partly filled buffers if the job flushes on idle (nothing is gathered here: every
+    /// turn pushes its batch).
+    fn idle_wait(&mut self, now: Instant) -> Result<(), TaskError> {
+        if self.ticker.flush_when_idle() {
+            self.chain.flush()?;
+        }
         let sleep = PENDING_SLEEP.min(self.ticker.sleep_budget(now));
         std::thread::sleep(sleep);
         self.env
             .metrics()
             .idle_ns
             .add(now.elapsed().as_nanos() as u64);
+        Ok(())
     }
 }
 
@@ -638,7 +645,7 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
             let now = Instant::now();
             self.tick(now, polled)?;
             if read == 0 && !readers.is_empty() {
-                self.idle_wait(now);
+                self.idle_wait(now)?;
             }
         }
         // Streaming: stay up, as an unbounded source would, until the whole source is read.
@@ -651,7 +658,7 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
             self.maybe_checkpoint(&[])?;
             let now = Instant::now();
             self.tick(now, now)?;
-            self.idle_wait(now);
+            self.idle_wait(now)?;
         }
         debug_assert!(self.batch.is_empty(), "every turn pushes its batch");
         self.chain.watermark(Watermark::MAX)?;
@@ -666,7 +673,7 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
                 self.maybe_checkpoint(&[])?;
                 let now = Instant::now();
                 self.tick(now, now)?;
-                self.idle_wait(now);
+                self.idle_wait(now)?;
             }
             self.notified =
                 checkpointing::notify_completed(&self.env, self.notified, &mut *self.chain)?;
