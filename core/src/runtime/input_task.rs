@@ -277,6 +277,16 @@ impl<T: Codec> InputTask<T> {
         Ok(())
     }
 
+    /// Forwards what the valve emits, after the records decoded before it; nothing (and the
+    /// batch stays) when the valve emits nothing.
+    fn deliver_before(&mut self, out: ValveOutput) -> Result<(), TaskError> {
+        if out.status.is_none() && out.watermark.is_none() {
+            return Ok(());
+        }
+        self.deliver()?;
+        self.forward(out)
+    }
+
     /// Sends the records decoded so far down the chain as one batch.
     fn deliver(&mut self) -> Result<(), TaskError> {
         if self.batch.is_empty() {
@@ -286,8 +296,12 @@ impl<T: Codec> InputTask<T> {
         self.chain.push_batch(&mut self.batch)
     }
 
-    /// A record joins the batch; a control element first sends the batch before it. Inlined
-    /// into the buffer's decode loop: a record's way from the buffer to the batch is one move.
+    /// A record joins the batch; a control element that goes down the chain first sends the
+    /// batch before it. A channel's watermark or status that does not move the task's own
+    /// (the valve's output is empty: another channel holds the minimum back) reaches nothing,
+    /// so the batch goes on across it: with punctuated watermarks, about every other
+    /// watermark of a two-channel input. Inlined into the buffer's decode loop: a record's
+    /// way from the buffer to the batch is one move.
     #[inline]
     fn element(&mut self, channel: usize, element: StreamElement<T>) -> Result<(), TaskError> {
         match element {
@@ -296,14 +310,12 @@ impl<T: Codec> InputTask<T> {
                 Ok(())
             }
             StreamElement::Watermark(watermark) => {
-                self.deliver()?;
                 let out = self.valve.on_watermark(channel, watermark);
-                self.forward(out)
+                self.deliver_before(out)
             }
             StreamElement::Status(status) => {
-                self.deliver()?;
                 let out = self.valve.on_status(channel, status);
-                self.forward(out)
+                self.deliver_before(out)
             }
             StreamElement::LatencyMarker(marker) => {
                 self.deliver()?;
