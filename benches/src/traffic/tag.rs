@@ -24,8 +24,11 @@ pub fn day_of(ts_ms: i64) -> i64 {
 /// [`LONG_TERM_DAYS`].
 ///
 /// Only the first two days are kept: the third distinct day makes the plate long-term for
-/// good, and after it no day needs remembering. 24 bytes, `Copy`.
+/// good, and after it no day needs remembering. Packed: 17 bytes at alignment 1 (a plate's
+/// entry in a hash map is 28 bytes instead of 40, so more of them share a cache line), `Copy`
+/// (fields are read by value, never by reference).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(C, packed)]
 pub struct LongTermTracker {
     days: [i64; 2],
     /// Distinct days seen, saturating at [`LONG_TERM_DAYS`].
@@ -36,14 +39,13 @@ impl LongTermTracker {
     /// Records a sighting on UTC `day`; returns whether the plate is now long-term.
     #[inline]
     pub fn observe(&mut self, day: i64) -> bool {
-        if self.distinct < LONG_TERM_DAYS {
-            let known = &self.days[..usize::from(self.distinct)];
-            if !known.contains(&day) {
-                if let Some(slot) = self.days.get_mut(usize::from(self.distinct)) {
-                    *slot = day;
-                }
-                self.distinct += 1;
+        let (mut days, distinct) = (self.days, self.distinct);
+        if distinct < LONG_TERM_DAYS && !days[..usize::from(distinct)].contains(&day) {
+            if let Some(slot) = days.get_mut(usize::from(distinct)) {
+                *slot = day;
             }
+            self.days = days;
+            self.distinct = distinct + 1;
         }
         self.is_long_term()
     }
@@ -64,8 +66,9 @@ impl Codec for LongTermTracker {
     }
 
     fn encode(&self, out: &mut Encoder<'_>) {
-        out.put_i64(self.days[0]);
-        out.put_i64(self.days[1]);
+        let days = self.days;
+        out.put_i64(days[0]);
+        out.put_i64(days[1]);
         out.put_u8(self.distinct);
     }
 
@@ -262,7 +265,8 @@ mod tests {
         assert!(tracker.observe(-1));
         assert!(tracker.observe(5));
         assert!(tracker.observe(100));
-        assert_eq!(size_of::<LongTermTracker>(), 24);
+        assert_eq!(size_of::<LongTermTracker>(), 17);
+        assert_eq!(align_of::<LongTermTracker>(), 1);
         round_trip(tracker);
         round_trip(LongTermTracker::default());
         let mut bad = encode_to_vec(&tracker);
