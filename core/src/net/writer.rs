@@ -181,21 +181,18 @@ impl<T: Codec> RecordWriter<T> {
         if self.replay.is_some() {
             self.restore_channel_state()?;
         }
-        if !matches!(self.partitioner, Partitioner::KeyGroups { .. }) {
+        let Partitioner::KeyGroups { key_hash, groups } = &self.partitioner else {
             return records.iter().try_for_each(|record| self.route(record));
-        }
-        let mut channels = [0u64; ROUTE_CHUNK];
+        };
+        // Both are shared (reference counted): held here, they leave `self` free for the writes.
+        let (key_hash, groups) = (Arc::clone(key_hash), groups.clone());
+        let mut hashes = [0u64; ROUTE_CHUNK];
         for chunk in records.chunks(ROUTE_CHUNK) {
-            let channels = &mut channels[..chunk.len()];
-            if let Partitioner::KeyGroups { key_hash, groups } = &self.partitioner {
-                key_hash.hash_all(chunk, channels);
-                for hash in channels.iter_mut() {
-                    *hash = groups.subtask_of_hash(*hash) as u64;
-                }
-            }
-            for (record, &channel) in chunk.iter().zip(channels.iter()) {
+            let hashes = &mut hashes[..chunk.len()];
+            key_hash.hash_all(chunk, hashes);
+            for (record, &hash) in chunk.iter().zip(hashes.iter()) {
                 let len = element::record_len(record);
-                self.write(channel as usize, len, |out| {
+                self.write(groups.subtask_of_hash(hash), len, |out| {
                     element::encode_record(record, out);
                 })?;
             }

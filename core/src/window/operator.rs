@@ -188,6 +188,25 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
         Ok(())
     }
 
+    /// Folds what the batch still holds into the state at the end of the batch ([`fold`]),
+    /// accumulators created with `create(function)` and records added with
+    /// `add(function, accumulator, record)`.
+    fn fold_batch(
+        &mut self,
+        records: &[T],
+        create: impl Fn(&A) -> S,
+        mut add: impl FnMut(&A, &mut S, &T),
+    ) {
+        let function = &self.function;
+        fold(
+            &mut self.state,
+            &mut self.batch,
+            records,
+            || create(function),
+            |acc, r| add(function, acc, r),
+        );
+    }
+
     /// `record` was late for all its windows.
     fn dropped(&mut self, record: &T) -> Result<(), OperatorError> {
         if let Some(metrics) = &self.metrics {
@@ -383,19 +402,7 @@ where
                 add_now(function, state, window, key, record, out);
             })?;
         }
-        let Windowing {
-            function,
-            state,
-            batch,
-            ..
-        } = w;
-        fold(
-            state,
-            batch,
-            records,
-            || function.create(),
-            |acc, r| function.add(acc, r),
-        );
+        w.fold_batch(records, A::create, A::add);
         records.clear();
         Ok(())
     }
@@ -489,19 +496,7 @@ where
                 batch.add(window, key, i);
             })?;
         }
-        let Windowing {
-            function,
-            state,
-            batch,
-            ..
-        } = w;
-        fold(
-            state,
-            batch,
-            records,
-            || (function.create(), 0),
-            |partial, r| count_in(function, partial, r),
-        );
+        w.fold_batch(records, |f| (f.create(), 0), count_in);
         records.clear();
         Ok(())
     }
