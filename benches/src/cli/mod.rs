@@ -18,7 +18,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use weir_core::RuntimeConfig;
 use weir_core::keyed::DEFAULT_MAX_PARALLELISM;
 use weir_core::net::PoolConfig;
-use weir_core::runtime::JobControl;
+use weir_core::runtime::{JobControl, TaskThreads};
 
 use duration::{OptionalDuration, parse_duration, parse_optional_duration};
 
@@ -130,12 +130,29 @@ pub enum Switch {
     Off,
 }
 
+/// How a job's subtasks are mapped onto threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Threads {
+    /// One thread per subtask, as Flink runs them (a p=2 traffic job: eleven threads).
+    PerSubtask,
+    /// One thread per task slot: subtask i of every step shares slot i mod (highest
+    /// parallelism), and its thread runs them cooperatively, switching at every wait and after
+    /// every batch (a p=2 job: two threads). Records that stay in their slot never leave the
+    /// core's cache.
+    PerSlot,
+}
+
 /// Runtime settings shared by every job.
 #[derive(Debug, Clone, Args)]
 pub struct RuntimeArgs {
-    /// Pin each subtask's thread to a core (round robin over the cores the process may use).
+    /// Pin each thread (a subtask's, or a slot's with --threads per-slot) to a core, round
+    /// robin over the cores the process may use.
     #[arg(long, value_enum, default_value = "on")]
     pin: Switch,
+    /// Threads: one per subtask (Flink's plan), or one per task slot running the slot's
+    /// subtasks cooperatively.
+    #[arg(long, value_enum, default_value = "per-subtask")]
+    threads: Threads,
     /// Send a partly filled network buffer after this long (ms, s, m, h); 0 sends after every
     /// record.
     #[arg(long, value_parser = parse_duration, default_value = "100ms", allow_hyphen_values = true)]
@@ -194,6 +211,10 @@ impl RuntimeArgs {
             buffer_timeout: self.buffer_timeout,
             flush_on_idle: self.flush_on_idle == Switch::On,
             pin: self.pin == Switch::On,
+            threads: match self.threads {
+                Threads::PerSubtask => TaskThreads::PerSubtask,
+                Threads::PerSlot => TaskThreads::PerSlot,
+            },
             latency_interval: self.latency_interval.0,
             max_parallelism: self.max_parallelism,
             ..RuntimeConfig::default()

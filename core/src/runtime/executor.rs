@@ -1,6 +1,7 @@
 //! The executor: sizes the buffer pool, creates one channel per (upstream subtask, downstream
-//! subtask) edge, builds every subtask's chain, and runs each on its own OS thread, pinned
-//! round robin to the cores read once at start-up.
+//! subtask) edge, builds every subtask's chain, and runs each on its own OS thread, or the
+//! subtasks of each task slot together on the slot's thread ([`TaskThreads`]), pinned round
+//! robin to the cores read once at start-up.
 //!
 //! With checkpointing a job runs in attempts: the coordinator runs on this thread beside the
 //! tasks; after a failure every task ends, the restart strategy decides, and the next attempt
@@ -18,6 +19,7 @@ use serde::Serialize;
 use super::TaskBody;
 use super::checkpointing::{RestoreSource, TaskCheckpointing};
 use super::control::{JobContext, JobControl, TaskEnv};
+use super::slot::{self, SlotTask, TaskThreads};
 use crate::checkpoint::{
     CheckpointConfig, CheckpointStats, Coordinator, FailureInjector, OutputCommitter, Report,
     Restart, RestartBackoff, RestartStrategy, Signals, SnapshotPool, Transactions,
@@ -51,8 +53,10 @@ pub struct RuntimeConfig {
     /// instead of waiting up to `buffer_timeout` at every exchange. Flink has no such flush
     /// (`false` is its behaviour); on by default.
     pub flush_on_idle: bool,
-    /// Pin each subtask's thread to a core.
+    /// Pin each thread (a subtask's, or a slot's) to a core.
     pub pin: bool,
+    /// One thread per subtask (the default, Flink's plan), or one per task slot.
+    pub threads: TaskThreads,
     /// Emit a latency marker from every source subtask this often; `None` turns tracking off.
     #[serde(with = "option_duration_ms")]
     pub latency_interval: Option<Duration>,
@@ -98,6 +102,7 @@ impl Default for RuntimeConfig {
             buffer_timeout: Duration::from_millis(100),
             flush_on_idle: true,
             pin: true,
+            threads: TaskThreads::default(),
             latency_interval: Some(Duration::from_millis(100)),
             max_parallelism: DEFAULT_MAX_PARALLELISM,
             checkpoint: None,
@@ -217,12 +222,21 @@ impl TaskSetup {
     }
 }
 
-struct Spawned {
+/// A subtask as the executor starts it.
+struct Ready {
     name: String,
     subtask: usize,
-    core: Option<usize>,
     env: TaskEnv,
-    handle: std::thread::JoinHandle<u64>,
+    body: Box<dyn TaskBody>,
+    transactions: Transactions,
+}
+
+/// A running thread (one subtask's, or one slot's) and the subtasks it runs.
+struct Spawned {
+    tasks: Vec<(String, usize, TaskEnv)>,
+    core: Option<usize>,
+    /// Each subtask's wall time, ns, in the order of `tasks`.
+    handle: std::thread::JoinHandle<Vec<u64>>,
 }
 
 /// Runs the job to completion (or failure) and reports it: one attempt without checkpointing,
@@ -556,7 +570,13 @@ impl Plan<'_> {
                     let _scope = coordinator.is_some().then(|| transactions.enter());
                     (plan.build)(&mut setup)?
                 };
-                bodies.push((plan.name.clone(), subtask, env, body, transactions));
+                bodies.push(Ready {
+                    name: plan.name.clone(),
+                    subtask,
+                    env,
+                    body,
+                    transactions,
+                });
             }
         }
         let source_subtasks: usize = vertices
@@ -568,21 +588,33 @@ impl Plan<'_> {
 
         let started = Instant::now();
         let tasks = bodies.len();
-        let mut spawned = Vec::with_capacity(tasks);
-        for (index, (name, subtask, env, body, transactions)) in bodies.into_iter().enumerate() {
+        let threads = match config.threads {
+            TaskThreads::PerSubtask => bodies.into_iter().map(|ready| vec![ready]).collect(),
+            TaskThreads::PerSlot => {
+                let slots = vertices.iter().map(|v| v.parallelism).max().unwrap_or(1);
+                let mut slotted: Vec<Vec<Ready>> = (0..slots).map(|_| Vec::new()).collect();
+                for ready in bodies {
+                    slotted[ready.subtask % slots].push(ready);
+                }
+                slotted
+            }
+        };
+        let mut spawned = Vec::with_capacity(threads.len());
+        for (index, group) in threads.into_iter().enumerate() {
             let core = (config.pin && !cores.is_empty()).then(|| cores[index % cores.len()]);
-            let thread_env = env.clone();
-            let thread_name = format!("{name}#{subtask}");
+            let thread_name = match group.as_slice() {
+                [one] => format!("{}#{}", one.name, one.subtask),
+                _ => format!("slot#{index}"),
+            };
+            let meta = group
+                .iter()
+                .map(|r| (r.name.clone(), r.subtask, r.env.clone()))
+                .collect();
             let reports = reports_tx.clone();
             let scoped = coordinator.is_some();
             let handle = std::thread::Builder::new()
                 .name(thread_name.chars().take(60).collect())
-                .spawn(move || {
-                    let _scope = scoped.then(|| transactions.enter());
-                    let wall = run_task(body, thread_env, core);
-                    let _ = reports.send(Report::TaskEnded);
-                    wall
-                })
+                .spawn(move || run_thread(group, core, scoped, &reports))
                 .map_err(|e| JobError::Spawn {
                     task: thread_name,
                     message: e.to_string(),
@@ -597,10 +629,8 @@ impl Plan<'_> {
                 }
             };
             spawned.push(Spawned {
-                name,
-                subtask,
+                tasks: meta,
                 core: core.map(|c| c.id),
-                env,
                 handle,
             });
         }
@@ -650,27 +680,81 @@ type Joined = (String, usize, Option<usize>, TaskEnv, u64);
 fn join_all(spawned: Vec<Spawned>) -> Vec<Joined> {
     spawned
         .into_iter()
-        .map(|s| {
-            let wall_ns = s.handle.join().unwrap_or_else(|panic| {
-                s.env.control().fail(JobError::Panic {
-                    operator: s.name.clone(),
-                    subtask: s.subtask,
+        .flat_map(|s| {
+            let walls = s.handle.join().unwrap_or_else(|panic| {
+                // Subtask panics are caught inside; this is the thread's own code failing.
+                let (name, subtask, env) = &s.tasks[0];
+                env.control().fail(JobError::Panic {
+                    operator: name.clone(),
+                    subtask: *subtask,
                     message: panic_message(panic.as_ref()),
                 });
-                0
+                vec![0; s.tasks.len()]
             });
-            (s.name, s.subtask, s.core, s.env, wall_ns)
+            let core = s.core;
+            s.tasks
+                .into_iter()
+                .zip(walls)
+                .map(move |((name, subtask, env), wall)| (name, subtask, core, env, wall))
         })
         .collect()
 }
 
-/// A task thread: register for wake-ups, pin, run, report the outcome to the job.
-fn run_task(body: Box<dyn TaskBody>, env: TaskEnv, core: Option<core_affinity::CoreId>) -> u64 {
-    env.notifier().register_current();
+/// A thread of the job: register it for its subtasks' wake-ups, pin it, run its subtask (or
+/// its slot's subtasks), and report each subtask's end to the coordinator. Returns each
+/// subtask's wall time, ns.
+fn run_thread(
+    group: Vec<Ready>,
+    core: Option<core_affinity::CoreId>,
+    scoped: bool,
+    reports: &crate::sync::mpsc::Sender<Report>,
+) -> Vec<u64> {
+    for ready in &group {
+        ready.env.notifier().register_current();
+    }
     if let Some(core) = core {
         // Pinning is best effort: a refused pin leaves the thread where the OS put it.
         core_affinity::set_for_current(core);
     }
+    if let [_] = group.as_slice() {
+        let ready = group.into_iter().next().expect("one subtask");
+        let _scope = scoped.then(|| ready.transactions.enter());
+        let wall = run_task(ready.body, &ready.env);
+        let _ = reports.send(Report::TaskEnded);
+        return vec![wall];
+    }
+    let envs: Vec<TaskEnv> = group.iter().map(|r| r.env.clone()).collect();
+    let tasks = group
+        .into_iter()
+        .map(|ready| {
+            let reports = reports.clone();
+            let env = ready.env;
+            let body = ready.body;
+            SlotTask {
+                run: Box::new(move || {
+                    let wall = run_task(body, &env);
+                    let _ = reports.send(Report::TaskEnded);
+                    wall
+                }),
+                scope: scoped.then_some(ready.transactions),
+            }
+        })
+        .collect();
+    slot::run(tasks).unwrap_or_else(|e| {
+        // No subtask of the slot ran: fail the job, and count them ended for the coordinator.
+        for env in &envs {
+            env.control().fail(JobError::Spawn {
+                task: format!("{}#{}", env.task_name(), env.subtask()),
+                message: format!("mapping a task slot's subtask stack: {e}"),
+            });
+            let _ = reports.send(Report::TaskEnded);
+        }
+        vec![0; envs.len()]
+    })
+}
+
+/// Runs one subtask's body and reports its outcome to the job; its wall time, ns.
+fn run_task(body: Box<dyn TaskBody>, env: &TaskEnv) -> u64 {
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| body.run()));
     match outcome {

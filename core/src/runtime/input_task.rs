@@ -406,6 +406,8 @@ impl<T: Codec> TaskBody for InputTask<T> {
                         }
                     }
                     self.tick(Instant::now())?;
+                    // In a task slot, one buffer is a turn: the slot's other subtasks run now.
+                    super::slot::yield_now();
                 }
                 Some((channel, Envelope::Event(Event::EndOfPartition), _)) => {
                     self.gate.finish(channel);

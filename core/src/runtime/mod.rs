@@ -1,10 +1,12 @@
-//! The runtime: one OS thread per subtask (Flink's `StreamTask` with its mailbox), the job's
-//! control flags, and the executor that wires channels, pools and threads together.
+//! The runtime: subtasks (Flink's `StreamTask` with its mailbox) on one OS thread each or
+//! cooperatively on one thread per task slot, the job's control flags, and the executor that
+//! wires channels, pools and threads together.
 
 mod checkpointing;
 mod control;
 mod executor;
 mod input_task;
+pub(crate) mod slot;
 mod source_clock;
 mod source_task;
 mod ticker;
@@ -14,6 +16,7 @@ pub use control::{JobControl, TaskEnv};
 pub(crate) use executor::{BuildFn, EdgePlan, TaskSetup, VertexPlan, execute};
 pub use executor::{EVENT_SLOTS, JobResult, RestoreFrom, RuntimeConfig, available_cores};
 pub(crate) use input_task::InputTask;
+pub use slot::TaskThreads;
 pub(crate) use source_task::SourceTask;
 pub(crate) use ticker::Ticker;
 

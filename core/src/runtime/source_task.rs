@@ -427,6 +427,8 @@ impl<T: Send + 'static> SourceTask<T> {
         let before = backpressured.get();
         self.chain.push_batch(&mut self.batch)?;
         self.limit.pushed(backpressured.get() != before);
+        // In a task slot, the subtasks this batch went to (and the rest) run now.
+        super::slot::yield_now();
         Ok(())
     }
 
@@ -569,7 +571,7 @@ impl<T: Send + 'static> SourceTask<T> {
             self.chain.flush()?;
         }
         let sleep = PENDING_SLEEP.min(self.ticker.sleep_budget(now));
-        std::thread::sleep(sleep);
+        super::slot::sleep(sleep);
         self.env
             .metrics()
             .idle_ns
