@@ -56,10 +56,11 @@ const UNALIGNED: &[&str] = &["--checkpoint-mode", "unaligned"];
 /// when they see the trigger late, or at a task whose barrier came late).
 const ALIGNED_TIMEOUT: &[&str] = &["--aligned-timeout", "1ms"];
 
-/// An exactly-once test run once per exactly-once barrier mode on the heap backend, and with
-/// aligned barriers on the memory-mapped backend: `fn name(checkpointed)` becomes the module
-/// `name` with the tests `aligned`, `unaligned`, `aligned_timeout` and `mmap`; the body gets
-/// `checkpointed`, [`CHECKPOINTED`] with the mode's (or backend's) flags, for every run.
+/// An exactly-once test run once per exactly-once barrier mode on the heap backend, with
+/// aligned barriers on the memory-mapped backend, and with aligned barriers in task slots:
+/// `fn name(checkpointed)` becomes the module `name` with the tests `aligned`, `unaligned`,
+/// `aligned_timeout`, `mmap` and `task_slots`; the body gets `checkpointed`, [`CHECKPOINTED`]
+/// with the mode's (or backend's, or threads') flags, for every run.
 macro_rules! in_every_exactly_once_mode {
     ($(#[$doc:meta])* fn $name:ident($checkpointed:ident) $body:block) => {
         $(#[$doc])*
@@ -91,9 +92,17 @@ macro_rules! in_every_exactly_once_mode {
             fn mmap() {
                 run(MMAP);
             }
+
+            #[test]
+            fn task_slots() {
+                run(TASK_SLOTS);
+            }
         }
     };
 }
+
+/// One thread per task slot, its subtasks run cooperatively.
+const TASK_SLOTS: &[&str] = &["--threads", "per-slot"];
 
 /// Aligned checkpoints of memory-mapped keyed state, snapshotted incrementally.
 const MMAP: &[&str] = &["--state-backend", "mmap"];

@@ -7,6 +7,7 @@ use std::time::Duration;
 use weir_core::error::OperatorError;
 use weir_core::net::PoolConfig;
 use weir_core::operator::KeyedState;
+use weir_core::runtime::TaskThreads;
 use weir_core::sink::{CollectSink, Sink};
 use weir_core::source::VecSource;
 use weir_core::{Job, JobError, RuntimeConfig};
@@ -18,6 +19,16 @@ fn config() -> RuntimeConfig {
     }
 }
 
+/// Both thread plans: a thread per subtask, a thread per task slot.
+const THREADS: [TaskThreads; 2] = [TaskThreads::PerSubtask, TaskThreads::PerSlot];
+
+fn config_on(threads: TaskThreads) -> RuntimeConfig {
+    RuntimeConfig {
+        threads,
+        ..config()
+    }
+}
+
 fn partitions(n: usize, per: u64) -> Vec<Vec<u64>> {
     (0..n as u64)
         .map(|p| (0..per).map(|i| p * 1_000_000 + i).collect())
@@ -25,10 +36,15 @@ fn partitions(n: usize, per: u64) -> Vec<Vec<u64>> {
 }
 
 /// Counts per key through a keyed exchange, at several parallelisms.
-fn keyed_counts(source_par: usize, keyed_par: usize, parts: usize) -> Vec<(u64, u64)> {
+fn keyed_counts(
+    source_par: usize,
+    keyed_par: usize,
+    parts: usize,
+    threads: TaskThreads,
+) -> Vec<(u64, u64)> {
     let out = Arc::new(Mutex::new(Vec::new()));
     let target = Arc::clone(&out);
-    let job = Job::new(config());
+    let job = Job::new(config_on(threads));
     job.source(
         "numbers",
         source_par,
@@ -59,39 +75,52 @@ fn keyed_counts(source_par: usize, keyed_par: usize, parts: usize) -> Vec<(u64, 
 
 #[test]
 fn every_record_arrives_exactly_once_at_any_parallelism() {
-    let reference = keyed_counts(1, 1, 3);
+    let reference = keyed_counts(1, 1, 3, TaskThreads::PerSubtask);
     assert_eq!(reference.iter().map(|(_, c)| c).sum::<u64>(), 15_000);
-    for (s, k) in [(2, 2), (3, 4), (4, 1)] {
-        assert_eq!(keyed_counts(s, k, 3), reference, "source {s}, keyed {k}");
+    for threads in THREADS {
+        for (s, k) in [(1, 1), (2, 2), (3, 4), (4, 1)] {
+            assert_eq!(
+                keyed_counts(s, k, 3, threads),
+                reference,
+                "source {s}, keyed {k}, {threads:?}"
+            );
+        }
     }
 }
 
 #[test]
 fn more_source_subtasks_than_partitions_still_finish() {
-    assert_eq!(
-        keyed_counts(4, 2, 1).iter().map(|(_, c)| c).sum::<u64>(),
-        5_000
-    );
+    for threads in THREADS {
+        assert_eq!(
+            keyed_counts(4, 2, 1, threads)
+                .iter()
+                .map(|(_, c)| c)
+                .sum::<u64>(),
+            5_000
+        );
+    }
 }
 
 #[test]
 fn a_panicking_operator_fails_the_job_with_its_name_and_nothing_hangs() {
-    let job = Job::new(config());
-    job.source("numbers", 2, VecSource::new(partitions(2, 10_000)))
-        .rebalance(2)
-        .map("explode", |x: u64| {
-            assert!(x != 1_000_500, "bad record {x}");
-            x
-        })
-        .sink("discard", 2, |_| weir_core::sink::DiscardSink);
-    match job.execute() {
-        Err(JobError::Panic {
-            operator, message, ..
-        }) => {
-            assert_eq!(operator, "explode");
-            assert!(message.contains("bad record 1000500"), "{message}");
+    for threads in THREADS {
+        let job = Job::new(config_on(threads));
+        job.source("numbers", 2, VecSource::new(partitions(2, 10_000)))
+            .rebalance(2)
+            .map("explode", |x: u64| {
+                assert!(x != 1_000_500, "bad record {x}");
+                x
+            })
+            .sink("discard", 2, |_| weir_core::sink::DiscardSink);
+        match job.execute() {
+            Err(JobError::Panic {
+                operator, message, ..
+            }) => {
+                assert_eq!(operator, "explode", "{threads:?}");
+                assert!(message.contains("bad record 1000500"), "{message}");
+            }
+            other => panic!("expected a panic failure ({threads:?}), got {other:?}"),
         }
-        other => panic!("expected a panic failure, got {other:?}"),
     }
 }
 
@@ -139,34 +168,37 @@ impl Sink<u64> for SlowSink {
 
 #[test]
 fn a_slow_sink_backpressures_the_source_within_the_pool() {
-    let mut cfg = config();
-    // Small buffers so that the pool, not the input size, is the limit.
-    cfg.pool = PoolConfig {
-        segment_bytes: 1024,
-        ..PoolConfig::default()
-    };
-    let job = Job::new(cfg);
-    job.source("numbers", 1, VecSource::new(partitions(1, 200_000)))
-        .rebalance(1)
-        .sink("slow", 1, |_| SlowSink(0));
-    let result = job.execute().expect("job runs");
-    let source = &result.tasks[0];
-    assert!(source.task.starts_with("numbers"), "{}", source.task);
-    assert!(
-        source.outBuffersInUseMax as usize <= result.pool_segments,
-        "buffers in use {} exceed the pool {}",
-        source.outBuffersInUseMax,
-        result.pool_segments
-    );
-    // 2 exclusive + 8 floating for the one channel.
-    assert_eq!(result.pool_segments, 10);
-    assert!(
-        source.backPressuredTimeMsPerSecond > 0.0,
-        "the source waited for buffers: {source:?}"
-    );
-    let sink = &result.tasks[1];
-    assert_eq!(sink.numRecordsIn, 200_000);
-    assert_eq!(sink.numRecordsOut, 200_000);
+    // Both thread plans keep the pool's bound and count the source's wait as backpressure.
+    for threads in THREADS {
+        let mut cfg = config_on(threads);
+        // Small buffers so that the pool, not the input size, is the limit.
+        cfg.pool = PoolConfig {
+            segment_bytes: 1024,
+            ..PoolConfig::default()
+        };
+        let job = Job::new(cfg);
+        job.source("numbers", 1, VecSource::new(partitions(1, 200_000)))
+            .rebalance(1)
+            .sink("slow", 1, |_| SlowSink(0));
+        let result = job.execute().expect("job runs");
+        let source = &result.tasks[0];
+        assert!(source.task.starts_with("numbers"), "{}", source.task);
+        assert!(
+            source.outBuffersInUseMax as usize <= result.pool_segments,
+            "buffers in use {} exceed the pool {}",
+            source.outBuffersInUseMax,
+            result.pool_segments
+        );
+        // 2 exclusive + 8 floating for the one channel.
+        assert_eq!(result.pool_segments, 10);
+        assert!(
+            source.backPressuredTimeMsPerSecond > 0.0,
+            "the source waited for buffers: {source:?}"
+        );
+        let sink = &result.tasks[1];
+        assert_eq!(sink.numRecordsIn, 200_000);
+        assert_eq!(sink.numRecordsOut, 200_000);
+    }
 }
 
 /// A task sending on two exchanges has one pool for the channels of both; each edge must take

@@ -1,6 +1,9 @@
 //! Waiting without burning a core, and waking without losing a wake-up.
 //!
-//! Every task thread owns one [`TaskNotifier`]. A task waits on exactly one condition at a time
+//! Every subtask owns one [`TaskNotifier`], registered to the thread it runs on: its own, or
+//! its task slot's, which several subtasks' notifiers then share (see `runtime::slot`: a slot
+//! parks only once all its subtasks announced a wait, and any of their notifiers wakes it). A
+//! task waits on exactly one condition at a time
 //! (input available, ring space, a free buffer), and the threads that can make that condition
 //! true wake it after they did: a downstream task after it popped a ring slot, an upstream task
 //! after it pushed into a ring ([`TaskNotifier::notify`]); a returned buffer wakes its pool's
@@ -83,20 +86,37 @@ impl TaskNotifier {
 
     /// Waits until `ready()` holds or about `timeout` has passed; returns `ready()`'s last value.
     ///
-    /// Only the owning thread may call this. A `false` result is not an error: the caller
-    /// checks its other duties (cancellation, timers) and waits again.
+    /// Only the owning subtask may call this. A `false` result is not an error: the caller
+    /// checks its other duties (cancellation, timers) and waits again. In a task slot the park
+    /// suspends the subtask, and the wait returns after the slot's next turn.
     pub fn wait(&self, mut ready: impl FnMut() -> bool, timeout: Duration) -> bool {
         if thread::spin_until(|| ready().then_some(())).is_some() {
             return true;
         }
+        if self.announce(&mut ready) {
+            return true;
+        }
+        thread::park_timeout(timeout);
+        self.withdraw();
+        ready()
+    }
+
+    /// The waiter's half of the handshake: raises the waiting flag, fences and checks `ready()`
+    /// once more. `true`: it holds, and the flag is down again. `false`: the owner's thread may
+    /// park now, and stays woken up by every [`notify`](Self::notify) until
+    /// [`withdraw`](Self::withdraw).
+    pub fn announce(&self, mut ready: impl FnMut() -> bool) -> bool {
         self.waiting.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         if ready() {
             self.waiting.store(false, Ordering::Relaxed);
             return true;
         }
-        thread::park_timeout(timeout);
+        false
+    }
+
+    /// Lowers the waiting flag after the park.
+    pub fn withdraw(&self) {
         self.waiting.store(false, Ordering::Relaxed);
-        ready()
     }
 }
