@@ -119,22 +119,22 @@ impl WindowAssigner {
         }
     }
 
-    /// [`assign`](Self::assign), where a tumbling assigner first tries `recent`, the window it
-    /// gave last (kept there for the next call): records come mostly in time order, so
-    /// consecutive ones mostly share a window, and a hit saves the division that aligns it.
-    /// The same windows as `assign`: tumbling windows tile time, so the one window of the
-    /// assigner that holds `ts` is its window. Sliding assigners ignore `recent`.
-    #[inline]
-    pub(crate) fn assign_near(&self, ts: i64, recent: &mut Option<Window>, out: &mut Vec<Window>) {
+    /// The one window of `ts` for a tumbling assigner, `None` for a sliding one. It first tries
+    /// `recent`, the window it gave last (kept there for the next call): records come mostly
+    /// in time order, so consecutive ones mostly share a window, and a hit saves the division
+    /// that aligns it. The window of [`assign`](Self::assign): tumbling windows tile time, so
+    /// the one window of the assigner that holds `ts` is its window.
+    #[inline(always)]
+    pub(crate) fn tumbling_near(&self, ts: i64, recent: &mut Option<Window>) -> Option<Window> {
         let Self::Tumbling { size_ms, offset_ms } = *self else {
-            return self.assign(ts, out);
+            return None;
         };
         let window = match *recent {
             Some(window) if window.holds(ts) => window,
             _ => arith::tumbling_window(ts, size_ms, offset_ms),
         };
         *recent = Some(window);
-        out.push(window);
+        Some(window)
     }
 }
 
@@ -159,10 +159,10 @@ mod tests {
             for step in steps {
                 // Small steps, and jumps to the ends of i64.
                 ts = if step.unsigned_abs() > 1000 { step } else { ts.saturating_add(step) };
-                let (mut near, mut plain) = (Vec::new(), Vec::new());
-                assigner.assign_near(ts, &mut recent, &mut near);
+                let mut plain = Vec::new();
                 assigner.assign(ts, &mut plain);
-                prop_assert_eq!(near, plain, "ts {}", ts);
+                let near = assigner.tumbling_near(ts, &mut recent);
+                prop_assert_eq!(near.into_iter().collect::<Vec<_>>(), plain, "ts {}", ts);
             }
         }
     }

@@ -93,9 +93,26 @@ impl<K: Hash + Eq + Clone> MiniBatch<K> {
     }
 
     /// Places record number `record` of the batch into (`window`, `key`). Records are placed
-    /// in input order (a record may go to several slots, never twice to one).
-    #[inline]
+    /// in input order (a record may go to several slots, never twice to one). The common case,
+    /// a record that follows the previous placement's record in the same slot, only extends
+    /// that slot's last run, inline; the rest is [`add_other`](Self::add_other).
+    #[inline(always)]
     pub(super) fn add(&mut self, window: Window, key: &K, record: usize) {
+        if let Some(recent) = self.slots.get(self.recent)
+            && recent.is(window, key)
+            && let Some(tail) = self.links.get_mut(recent.tail)
+            && tail.end == record
+        {
+            tail.end += 1;
+            return;
+        }
+        self.add_other(window, key, record);
+    }
+
+    /// [`add`](Self::add) beyond extending the recent slot's last run: another slot, or a new
+    /// run.
+    #[inline(never)]
+    fn add_other(&mut self, window: Window, key: &K, record: usize) {
         let run = Link {
             start: record,
             end: record + 1,

@@ -112,9 +112,9 @@ struct Windowing<T, K, A: AggregateFunction<T>, S> {
     spec: WindowSpec<T>,
     late: Option<LateHandler<T>>,
     metrics: Option<Arc<TaskMetrics>>,
-    /// The current record's windows (reused).
+    /// The current record's windows under a sliding assigner (reused).
     windows: Vec<Window>,
-    /// The window the assigner gave last ([`WindowAssigner::assign_near`]).
+    /// The window a tumbling assigner gave last ([`WindowAssigner::tumbling_near`]).
     recent: Option<Window>,
     state: WindowState<K, S, ByKey>,
     /// The current input batch's placements into windows that have not fired (reused).
@@ -147,27 +147,36 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
         Ok(())
     }
 
-    /// Assigns `record`'s windows into `self.windows` and returns its key.
-    #[inline]
-    fn assign(&mut self, record: &T) -> K {
-        self.windows.clear();
-        let ts = (self.spec.timestamp)(record);
-        self.spec
-            .assigner
-            .assign_near(ts, &mut self.recent, &mut self.windows);
-        (self.key_of)(record)
-    }
-
     /// Sends `record` to its windows: `each(function, state, batch, window, key, placed)` for
     /// every window it is not late for (with where it goes); a record late for all of them is
-    /// counted and reported as dropped.
+    /// counted and reported as dropped. A tumbling window is found without the list of
+    /// windows a sliding assigner fills.
     #[inline]
     fn route(
         &mut self,
         record: &T,
         mut each: impl FnMut(&A, &mut WindowState<K, S, ByKey>, &mut MiniBatch<K>, Window, &K, Placed),
     ) -> Result<(), OperatorError> {
-        let key = self.assign(record);
+        let ts = (self.spec.timestamp)(record);
+        let key = (self.key_of)(record);
+        if let Some(window) = self.spec.assigner.tumbling_near(ts, &mut self.recent) {
+            return match self.state.placement(window) {
+                Some(placed) => {
+                    each(
+                        &self.function,
+                        &mut self.state,
+                        &mut self.batch,
+                        window,
+                        &key,
+                        placed,
+                    );
+                    Ok(())
+                }
+                None => self.dropped(record, Some(window)),
+            };
+        }
+        self.windows.clear();
+        self.spec.assigner.assign(ts, &mut self.windows);
         let mut placed_any = false;
         for &window in &self.windows {
             if let Some(placed) = self.state.placement(window) {
@@ -182,10 +191,11 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
                 );
             }
         }
-        if !placed_any {
-            self.dropped(record)?;
+        if placed_any {
+            return Ok(());
         }
-        Ok(())
+        let latest = self.windows.first().copied();
+        self.dropped(record, latest)
     }
 
     /// Folds what the batch still holds into the state at the end of the batch ([`fold`]),
@@ -207,13 +217,14 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
         );
     }
 
-    /// `record` was late for all its windows.
-    fn dropped(&mut self, record: &T) -> Result<(), OperatorError> {
+    /// `record` was late for all its windows, of which `latest` starts last (`None`: it has
+    /// none, in a gap between hopping windows: counted, not reported).
+    fn dropped(&mut self, record: &T, latest: Option<Window>) -> Result<(), OperatorError> {
         if let Some(metrics) = &self.metrics {
             metrics.late_records_dropped.add(1);
         }
-        match (&mut self.late, self.windows.first()) {
-            (Some(late), Some(window)) => late(record, *window),
+        match (&mut self.late, latest) {
+            (Some(late), Some(window)) => late(record, window),
             _ => Ok(()),
         }
     }
@@ -272,21 +283,25 @@ fn add_now<T, K: StateKey, A: AggregateFunction<T>>(
     }
 }
 
-/// The local step's contribution of one record alone (to a window that fired already).
-fn alone<T, K: Clone, A: AggregateFunction<T>>(
+/// Sends the local step's contribution of one record alone (to a window that fired already,
+/// within allowed lateness): the rare path, kept out of the per-record loop.
+#[cold]
+#[inline(never)]
+fn send_alone<T, K: Clone, A: AggregateFunction<T>>(
+    out: &mut Collector<'_, Partial<K, A::Acc>>,
     function: &A,
     window: Window,
     key: &K,
     record: &T,
-) -> Partial<K, A::Acc> {
+) {
     let mut acc = function.create();
     function.add(&mut acc, record);
-    Partial {
+    out.collect(Partial {
         window,
         key: key.clone(),
         acc,
         records: 1,
-    }
+    });
 }
 
 /// Adds `record` to a local partial and counts it.
@@ -464,7 +479,7 @@ where
         self.0
             .route(&record, |function, state, _, window, key, placed| {
                 if placed == Placed::Refire {
-                    return out.collect(alone(function, window, key, &record));
+                    return send_alone(out, function, window, key, &record);
                 }
                 state.place(
                     window,
@@ -491,7 +506,7 @@ where
         for (i, record) in records.iter().enumerate() {
             w.route(record, |function, _, batch, window, key, placed| {
                 if placed == Placed::Refire {
-                    return out.collect(alone(function, window, key, record));
+                    return send_alone(out, function, window, key, record);
                 }
                 batch.add(window, key, i);
             })?;
