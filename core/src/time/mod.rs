@@ -5,6 +5,7 @@
 //! one of them uses, total over all of `i64`.
 
 pub mod arith;
+pub(crate) mod deferred;
 pub mod guard;
 mod strategy;
 mod valve;
