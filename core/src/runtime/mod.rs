@@ -3,6 +3,8 @@
 
 mod checkpointing;
 mod control;
+#[cfg(all(test, not(weir_loom)))]
+mod deferred_watermarks;
 mod executor;
 mod input_task;
 mod source_clock;
