@@ -4,6 +4,8 @@
 
 mod checkpointing;
 mod control;
+#[cfg(all(test, not(weir_loom)))]
+mod deferred_watermarks;
 mod executor;
 mod input_task;
 pub(crate) mod slot;

@@ -26,6 +26,7 @@ use crate::codec::DecodeError;
 use crate::error::{JobError, OperatorError, TaskError};
 use crate::operator::Output;
 use crate::source::{PartitionReader, Read, Source, owned_partitions};
+use crate::time::deferred::DeferredWatermark;
 use crate::time::guard::{GuardState, Offer};
 use crate::time::{
     LatencyMarker, Quarantine, QuarantineHandler, TimestampGuard, Watermark, WatermarkEmit,
@@ -118,10 +119,15 @@ pub(crate) struct SourceTask<T> {
     source: Arc<dyn Source<Item = T>>,
     chain: Box<dyn Output<T>>,
     /// Records accepted and not yet pushed down the chain: pushed ([`SourceTask::push_batch`])
-    /// when the limit is reached, at the end of each partition's turn, and before anything
-    /// else goes down the chain (a watermark, status, latency marker, barrier or flush), so
-    /// the chain sees every element in the order it was produced. Empty between turns.
+    /// when the limit is reached, at the end of each partition's turn, before a record the
+    /// deferred watermark holds back, and before anything else goes down the chain (a
+    /// periodic watermark, status, latency marker, barrier or flush), so the chain sees every
+    /// element in the order it was produced. Empty between turns.
     batch: Vec<T>,
+    /// The punctuated watermark due after `batch`, sent right after it: only ever set while
+    /// `batch` holds records, so none is deferred between turns, across a barrier, a status,
+    /// a latency marker or the end of input.
+    deferred: DeferredWatermark,
     limit: BatchLimit,
     ticker: Ticker,
     event_time: Option<EventTime<T>>,
@@ -195,6 +201,7 @@ impl<T: Send + 'static> SourceTask<T> {
             source,
             chain,
             batch: Vec::with_capacity(SOURCE_BATCH),
+            deferred: DeferredWatermark::default(),
             limit: BatchLimit::new(),
             ticker,
             event_time,
@@ -416,17 +423,22 @@ impl<T: Send + 'static> SourceTask<T> {
             .is_some_and(|ck| ck.signals.triggered_after(self.injected))
     }
 
-    /// Pushes the gathered records down the chain as one batch, and adapts the batch limit to
-    /// whether the push was backpressured. O(1) when nothing is gathered.
+    /// Pushes the gathered records down the chain as one batch, then the watermark deferred
+    /// after them, and adapts the batch limit to whether the push was backpressured. O(1)
+    /// when nothing is gathered.
     #[inline]
     fn push_batch(&mut self) -> Result<(), TaskError> {
         if self.batch.is_empty() {
+            debug_assert!(!self.deferred.is_deferred(), "deferred with no batch");
             return Ok(());
         }
         let backpressured = &self.env.metrics().backpressured_ns;
         let before = backpressured.get();
         self.chain.push_batch(&mut self.batch)?;
         self.limit.pushed(backpressured.get() != before);
+        if let Some(watermark) = self.deferred.take() {
+            self.send_watermark(watermark)?;
+        }
         // In a task slot, the subtasks this batch went to (and the rest) run now.
         super::slot::yield_now();
         Ok(())
@@ -476,8 +488,14 @@ impl<T: Send + 'static> SourceTask<T> {
         }
     }
 
+    /// Gathers an accepted record. A record at or behind the deferred punctuated watermark
+    /// first cuts the batch, so that it arrives after that watermark as it would record by
+    /// record ([`DeferredWatermark`]).
     #[inline]
     fn accept(&mut self, p: usize, record: T, ts: i64) -> Result<(), TaskError> {
+        if self.deferred.holds_back(ts) {
+            self.push_batch()?;
+        }
         let et = self.event_time.as_mut().expect("event time");
         et.clock.observe(p, ts);
         let punctuate = match &et.strategy.emit {
@@ -487,7 +505,7 @@ impl<T: Send + 'static> SourceTask<T> {
         };
         self.batch.push(record);
         if punctuate {
-            self.emit_watermark()?;
+            self.punctuate()?;
         }
         Ok(())
     }
@@ -507,27 +525,54 @@ impl<T: Send + 'static> SourceTask<T> {
         Ok(())
     }
 
-    fn emit_watermark(&mut self) -> Result<(), TaskError> {
-        let Some(et) = &mut self.event_time else {
-            return Ok(());
-        };
-        if self.final_watermark {
-            return Ok(());
+    /// What the clock has to send now (nothing after the final watermark).
+    fn poll_clock(&mut self) -> ClockOutput {
+        match &mut self.event_time {
+            Some(et) if !self.final_watermark => et.clock.poll(),
+            _ => ClockOutput::default(),
         }
-        let out = et.clock.poll();
+    }
+
+    /// The punctuated watermark after the record just gathered: one that only advances is
+    /// deferred to the end of the batch; a status change goes down at once.
+    #[inline]
+    fn punctuate(&mut self) -> Result<(), TaskError> {
+        match self.poll_clock() {
+            ClockOutput {
+                status: None,
+                watermark: Some(watermark),
+            } => {
+                self.deferred.defer(watermark);
+                Ok(())
+            }
+            out => self.send(out),
+        }
+    }
+
+    fn emit_watermark(&mut self) -> Result<(), TaskError> {
+        let out = self.poll_clock();
+        self.send(out)
+    }
+
+    /// Sends the clock's output after the records before it (and the watermark deferred
+    /// after them): the status, then the watermark.
+    fn send(&mut self, out: ClockOutput) -> Result<(), TaskError> {
         if out == ClockOutput::default() {
             return Ok(());
         }
-        // A watermark or status goes after the records before it.
         self.push_batch()?;
         if let Some(status) = out.status {
             self.chain.status(status)?;
         }
-        if let Some(watermark) = out.watermark {
-            self.env.metrics().output_watermark.set(watermark.0);
-            self.chain.watermark(watermark)?;
+        match out.watermark {
+            Some(watermark) => self.send_watermark(watermark),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    fn send_watermark(&mut self, watermark: Watermark) -> Result<(), TaskError> {
+        self.env.metrics().output_watermark.set(watermark.0);
+        self.chain.watermark(watermark)
     }
 
     /// The processing-time duties at `now`. `polled` is when the partitions were last polled:

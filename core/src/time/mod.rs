@@ -1,10 +1,12 @@
 //! Event time: watermark strategies (bounded out-of-orderness, periodic and punctuated
-//! generators, idleness), the timestamp guard, watermarks and their status, the watermark valve
+//! generators, idleness), punctuated watermarks deferred to the end of a source batch
+//! (`deferred`), the timestamp guard, watermarks and their status, the watermark valve
 //! and latency markers (Flink's `WatermarkStrategy`, `Watermark`, `WatermarkStatus`,
 //! `StatusWatermarkValve`, `LatencyMarker`); and [`arith`], the event-time arithmetic every
 //! one of them uses, total over all of `i64`.
 
 pub mod arith;
+pub(crate) mod deferred;
 pub mod guard;
 mod strategy;
 mod valve;
