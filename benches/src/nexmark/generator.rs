@@ -5,7 +5,8 @@
 //! fields in a fixed order, and then its strings (e-mail, credit card, item name and
 //! description, channel, URL, the padding `extra`): a bid's `extra` alone is some 70 draws
 //! and an allocation, and every bid clones a channel and a URL. This generator seeds the same
-//! RNG (rand 0.8's `SmallRng`, the crate's) and makes the same draws in the same order up to
+//! RNG (rand 0.8's `SmallRng`, the crate's, as [`EventRng`]: the same state, seeded cheaper)
+//! and makes the same draws in the same order up to
 //! the last field weir keeps, discarding the draws of strings it does not keep (a person's
 //! e-mail and credit card come before its city and state; an auction's item name and
 //! description before its prices), and stops there. The same event number gives the same
@@ -23,12 +24,12 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use ::nexmark::config::NexmarkConfig;
-use rand08::rngs::SmallRng;
+use rand08::Rng;
 use rand08::seq::SliceRandom;
-use rand08::{Rng, SeedableRng};
 use serde::Serialize;
 
 use super::model::{Auction, Bid, Event, Person};
+use super::rng::EventRng;
 
 /// The crate's first names (its default `first_names`).
 pub const FIRST_NAMES: [&str; 11] = [
@@ -278,8 +279,12 @@ impl EventModel {
             + round_to_u64((event_number as f32 * self.inter_event_delay_us) / 1000.0)
     }
 
+    // Inlined into `event`, as `auction` and `bid` are: returned through memory, the event's
+    // fields were stored a word at a time and loaded two words at a time, a store-forwarding
+    // stall per event.
+    #[inline(always)]
     fn person(&self, id: &EventId, time: u64) -> Person {
-        let rng = &mut SmallRng::seed_from_u64(id.id as u64);
+        let rng = &mut EventRng::seeded(id.id as u64);
         let person_id = self.last_person_id(id) + self.cfg.first_person_id;
         let first = choose_index(rng, FIRST_NAMES.len());
         let last = choose_index(rng, LAST_NAMES.len());
@@ -306,9 +311,10 @@ impl EventModel {
         }
     }
 
+    #[inline(always)]
     fn auction(&self, event_number: usize, id: &EventId, time: u64) -> Auction {
         let cfg = &self.cfg;
-        let rng = &mut SmallRng::seed_from_u64(id.id as u64);
+        let rng = &mut EventRng::seeded(id.id as u64);
         let auction_id = self.last_auction_id(id) + cfg.first_auction_id;
         // The item name's and description's letters.
         for _ in 0..ITEM_NAME_CHARS + DESCRIPTION_CHARS {
@@ -334,9 +340,10 @@ impl EventModel {
         }
     }
 
+    #[inline(always)]
     fn bid(&self, id: &EventId, time: u64) -> Bid {
         let cfg = &self.cfg;
-        let rng = &mut SmallRng::seed_from_u64(id.id as u64);
+        let rng = &mut EventRng::seeded(id.id as u64);
         let auction = if 0 < rng.gen_range(0..cfg.hot_auction_ratio) {
             (self.last_auction_id(id) / HOT_RATIO) * HOT_RATIO
         } else {
@@ -363,7 +370,7 @@ impl EventModel {
 
     /// The crate's `Person::next_id`.
     #[inline]
-    fn next_person_id(&self, id: &EventId, rng: &mut SmallRng) -> usize {
+    fn next_person_id(&self, id: &EventId, rng: &mut EventRng) -> usize {
         let people = self.last_person_id(id) + 1;
         let active = people.min(self.cfg.active_people);
         people - active + rng.gen_range(0..active + self.cfg.person_id_lead)
@@ -390,14 +397,14 @@ impl EventModel {
 
     /// The crate's `Auction::next_id`.
     #[inline]
-    fn next_auction_id(&self, id: &EventId, rng: &mut SmallRng) -> usize {
+    fn next_auction_id(&self, id: &EventId, rng: &mut EventRng) -> usize {
         let max_auction = self.last_auction_id(id);
         let min_auction = max_auction.saturating_sub(self.cfg.in_flight_auctions);
         min_auction + rng.gen_range(0..max_auction - min_auction + 1 + self.cfg.auction_id_lead)
     }
 
     /// The crate's `Auction::next_length`.
-    fn auction_length(&self, event_number: usize, rng: &mut SmallRng, time: u64) -> u64 {
+    fn auction_length(&self, event_number: usize, rng: &mut EventRng, time: u64) -> u64 {
         let cfg = &self.cfg;
         let events_for_auctions =
             (cfg.in_flight_auctions * self.proportion_denominator) / cfg.auction_proportion;
@@ -429,18 +436,26 @@ impl EventId {
 }
 
 /// `x.round() as u64` (half away from zero, saturating, NaN to 0), without a call to libm's
-/// `roundf`: the truncation, plus one where the fraction is at least a half. Exact: `x` minus
-/// its truncation is exact in `f32`, and from 2^23 on every `f32` is an integer.
+/// `roundf` where `0 <= x < 2^63` (every price and timestamp): the truncation, plus one where
+/// the fraction is at least a half. Exact: `x` minus its truncation is exact in `f32`, and
+/// from 2^23 on every `f32` is an integer. The truncation is a signed conversion (on x86-64
+/// one instruction and a clamp; `x as u64` branches, converts twice and clamps).
 #[inline]
 pub fn round_to_u64(x: f32) -> u64 {
-    let truncated = x as u64;
+    /// 2^63, exact in `f32`.
+    const I64_END: f32 = 9_223_372_036_854_775_808.0;
+    if !(0.0..I64_END).contains(&x) {
+        return x.round() as u64;
+    }
+    let truncated = x as i64;
     let up = x - truncated as f32 >= 0.5;
-    truncated.saturating_add(u64::from(up))
+    // Below 2^63 - 2^39 (the largest `f32` below 2^63): the sum cannot overflow.
+    truncated as u64 + u64::from(up)
 }
 
 /// The index `SliceRandom::choose` picks in a slice of `len` (`len > 0`), with the same draw.
 #[inline]
-fn choose_index(rng: &mut SmallRng, len: usize) -> usize {
+fn choose_index(rng: &mut EventRng, len: usize) -> usize {
     // `choose` on indices draws exactly as on the crate's word list of the same length.
     const INDICES: [u8; 256] = {
         let mut all = [0u8; 256];
@@ -456,6 +471,6 @@ fn choose_index(rng: &mut SmallRng, len: usize) -> usize {
 
 /// The crate's `gen_price`: cents, log-uniform from 1 to a million dollars.
 #[inline]
-fn price(rng: &mut SmallRng) -> usize {
+fn price(rng: &mut EventRng) -> usize {
     round_to_u64(10.0_f32.powf(rng.r#gen::<f32>() * 6.0) * 100.0) as usize
 }

@@ -3,6 +3,7 @@
 //! for q1's integer conversion).
 //!
 //! - [`generator`]: the allocation-free generator of the crate's events;
+//! - [`rng`]: the crate's per-event RNG, seeded without its stalls;
 //! - [`source`]: the generator as a partitioned source, and its watermark strategy;
 //! - [`model`]: compact events and result rows with their codecs;
 //! - [`queries`]: the query jobs and the run;
@@ -12,6 +13,7 @@ pub mod generator;
 pub mod model;
 pub mod queries;
 pub mod reference;
+pub mod rng;
 pub mod source;
 
 pub use model::{Auction, Bid, Event, Person, Row};

@@ -124,7 +124,7 @@ impl Event {
 }
 
 /// Encoded as its index in its list, one byte (the list is the field's).
-fn decode_word(list: WordList, input: &mut Decoder<'_>) -> Result<Word, DecodeError> {
+pub(crate) fn decode_word(list: WordList, input: &mut Decoder<'_>) -> Result<Word, DecodeError> {
     Word::new(list, usize::from(input.take_u8()?))
         .ok_or(DecodeError::Invalid("Nexmark word index past its list"))
 }
@@ -287,8 +287,8 @@ pub struct HighestBid {
 pub struct NewSeller {
     /// Person id.
     pub id: u64,
-    /// Name.
-    pub name: String,
+    /// Name (its text in the rows file).
+    pub name: Word,
     /// Window start, ms.
     pub window_start: i64,
 }
@@ -317,7 +317,7 @@ impl Codec for Row {
             Row::AuctionPrice(_) => 16,
             Row::HotItem(_) => 32,
             Row::HighestBid(_) => 48,
-            Row::NewSeller(s) => 16 + s.name.encoded_len(),
+            Row::NewSeller(_) => 8 + 1 + 8,
         }
     }
     #[inline]
@@ -351,7 +351,7 @@ impl Codec for Row {
             Row::NewSeller(r) => {
                 out.put_u8(4);
                 out.put_u64(r.id);
-                r.name.encode(out);
+                out.put_u8(r.name.index());
                 out.put_i64(r.window_start);
             }
         }
@@ -380,7 +380,7 @@ impl Codec for Row {
             }),
             4 => Row::NewSeller(NewSeller {
                 id: input.take_u64()?,
-                name: String::decode(input)?,
+                name: decode_word(WordList::FullName, input)?,
                 window_start: input.take_i64()?,
             }),
             _ => return Err(DecodeError::Invalid("Nexmark row tag is not 0..=4")),
@@ -452,7 +452,7 @@ mod tests {
         }));
         round_trip(Row::NewSeller(NewSeller {
             id: 1,
-            name: "kate smith".into(),
+            name: Word::find(WordList::FullName, "kate smith").unwrap(),
             window_start: 10,
         }));
     }

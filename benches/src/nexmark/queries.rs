@@ -24,7 +24,8 @@ use weir_core::window::{
 };
 use weir_core::{Job, JobResult, RuntimeConfig, Stream};
 
-use super::model::{AuctionPrice, Bid, Event, HighestBid, HotItem, NewSeller, Row};
+use super::generator::{Word, WordList};
+use super::model::{AuctionPrice, Bid, Event, HighestBid, HotItem, NewSeller, Row, decode_word};
 use super::source::{EventsConfig, EventsRead, NexmarkSource, watermarks};
 use crate::output_dir::{each_line, job_outputs};
 
@@ -612,27 +613,32 @@ fn q8(events: Stream<Event>, parallelism: usize) -> Stream<Row> {
         })
 }
 
-/// Whether a person was created (with the name) and opened an auction in one window.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Whether a person was created (with the name) and opened an auction in one window: 3
+/// bytes, `Copy` (the name is a [`Word`], an index into the generator's list of names).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Seller {
     /// The name, if the person was created in the window.
-    pub created: Option<String>,
+    pub created: Option<Word>,
     /// Whether they opened an auction in the window.
     pub opened: bool,
 }
 
-/// Encoded as the name (an option) and the flag, as the window state checkpoints it.
+/// Encoded as the name's presence and index, and the flag, as the window state checkpoints
+/// it.
 impl Codec for Seller {
     fn encoded_len(&self) -> usize {
-        self.created.encoded_len() + self.opened.encoded_len()
+        3
     }
     fn encode(&self, out: &mut Encoder<'_>) {
-        self.created.encode(out);
+        self.created.is_some().encode(out);
+        out.put_u8(self.created.map_or(0, Word::index));
         self.opened.encode(out);
     }
     fn decode(input: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let created = bool::decode(input)?;
+        let name = decode_word(WordList::FullName, input)?;
         Ok(Self {
-            created: Option::decode(input)?,
+            created: created.then_some(name),
             opened: bool::decode(input)?,
         })
     }
@@ -645,7 +651,7 @@ pub struct NewSellerOf;
 
 impl AggregateFunction<Event> for NewSellerOf {
     type Acc = Seller;
-    type Out = Option<String>;
+    type Out = Option<Word>;
 
     fn create(&self) -> Seller {
         Seller::default()
@@ -655,9 +661,7 @@ impl AggregateFunction<Event> for NewSellerOf {
     fn add(&self, acc: &mut Seller, event: &Event) {
         match event {
             Event::Person(p) => {
-                if acc.created.is_none() {
-                    acc.created = Some(p.name.to_string());
-                }
+                acc.created.get_or_insert(p.name);
             }
             Event::Auction(_) => acc.opened = true,
             Event::Bid(_) => {}
@@ -665,14 +669,12 @@ impl AggregateFunction<Event> for NewSellerOf {
     }
 
     fn merge(&self, acc: &mut Seller, other: &Seller) {
-        if acc.created.is_none() {
-            acc.created.clone_from(&other.created);
-        }
+        acc.created = acc.created.or(other.created);
         acc.opened |= other.opened;
     }
 
-    fn result(&self, acc: &Seller) -> Option<String> {
-        acc.created.clone().filter(|_| acc.opened)
+    fn result(&self, acc: &Seller) -> Option<Word> {
+        acc.created.filter(|_| acc.opened)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::generator::Word;
 use super::model::{AuctionPrice, Event, HighestBid, HotItem, NewSeller, Row};
 use super::queries::{Q2_MODULUS, Q5_SIZE_MS, Q5_SLIDE_MS, Query, TUMBLE_MS, to_euros};
 
@@ -74,12 +75,12 @@ pub fn rows(query: Query, events: &[Event]) -> Vec<Row> {
         }
         Query::Q8 => {
             let window = |t: i64| t.div_euclid(TUMBLE_MS) * TUMBLE_MS;
-            let mut people: BTreeMap<(u64, i64), String> = BTreeMap::new();
+            let mut people: BTreeMap<(u64, i64), Word> = BTreeMap::new();
             let mut sellers: BTreeSet<(u64, i64)> = BTreeSet::new();
             for e in events {
                 match e {
                     Event::Person(p) => {
-                        people.insert((p.id, window(p.date_time)), p.name.to_string());
+                        people.insert((p.id, window(p.date_time)), p.name);
                     }
                     Event::Auction(a) => {
                         sellers.insert((a.seller, window(a.date_time)));
