@@ -38,6 +38,10 @@ pub struct TaskNotifier {
     /// Written by the owner around each park, read by every notifier on other cores: on a
     /// cache line of its own, so that neither side's neighbouring writes invalidate it.
     waiting: CachePadded<AtomicBool>,
+    /// Set by every unpark, before it: read and cleared by a task slot, which resumes a
+    /// waiting subtask only when it was woken (or its wait timed out). Written by the waking
+    /// cores, read by the owner's: a cache line of its own too.
+    woken: CachePadded<AtomicBool>,
     thread: Mutex<Option<Thread>>,
 }
 
@@ -52,6 +56,7 @@ impl TaskNotifier {
     pub fn new() -> Self {
         Self {
             waiting: CachePadded::new(AtomicBool::new(false)),
+            woken: CachePadded::new(AtomicBool::new(false)),
             thread: Mutex::new(None),
         }
     }
@@ -79,9 +84,18 @@ impl TaskNotifier {
 
     #[cold]
     fn unpark(&self) {
+        self.woken.store(true, Ordering::Release);
         if let Some(thread) = self.thread.lock().expect("notifier lock poisoned").as_ref() {
             thread.unpark();
         }
+    }
+
+    /// Whether the owner was unparked since the last call (and clears that). A task slot asks
+    /// before it resumes a subtask that waits: an unpark after this call unparks the slot's
+    /// thread too, so the slot asks again before it sleeps (see `runtime::slot`).
+    #[inline]
+    pub fn take_woken(&self) -> bool {
+        self.woken.load(Ordering::Relaxed) && self.woken.swap(false, Ordering::Acquire)
     }
 
     /// Waits until `ready()` holds or about `timeout` has passed; returns `ready()`'s last value.

@@ -273,6 +273,11 @@ impl TaskEnv {
         &self.inner.notifier
     }
 
+    /// The notifier, shared (a task slot keeps it to see the subtask's wake-ups).
+    pub(crate) fn notifier_handle(&self) -> SyncArc<TaskNotifier> {
+        SyncArc::clone(&self.inner.notifier)
+    }
+
     /// The job's control block.
     #[inline]
     pub fn control(&self) -> &Arc<JobControl> {

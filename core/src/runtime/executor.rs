@@ -730,6 +730,7 @@ fn run_thread(
             let reports = reports.clone();
             let env = ready.env;
             let body = ready.body;
+            let notifier = env.notifier_handle();
             SlotTask {
                 run: Box::new(move || {
                     let wall = run_task(body, &env);
@@ -737,6 +738,7 @@ fn run_thread(
                     wall
                 }),
                 scope: scoped.then_some(ready.transactions),
+                notifier,
             }
         })
         .collect();

@@ -16,15 +16,17 @@
 //! slot over). On a subtask thread they park, sleep or do nothing; in a slot they suspend the
 //! coroutine, and the slot resumes the others.
 //!
-//! The slot's loop ([`run`]) resumes every unfinished subtask in turn. A round in which none
-//! made progress (every one suspended waiting, none yielded or ended) parks the slot's thread
-//! until the earliest deadline among them. No wake-up is lost: a waiting subtask has announced
-//! its wait in its notifier (or its pool's free words) before it suspends, and every notifier
-//! of a slot's subtasks holds the slot's thread, so a producer that makes a condition true
-//! unparks the slot thread; an unpark before the park makes the park return at once (the
+//! The slot's loop ([`run`]) goes round its unfinished subtasks. It resumes a subtask that
+//! yielded, and a waiting one only when its notifier was woken or its deadline passed; a turn
+//! that resumed none parks the slot's thread until the earliest deadline. No wake-up is lost:
+//! a waiting subtask has announced its wait in its notifier (or its pool's free words) before
+//! it suspends, every notifier of a slot's subtasks holds the slot's thread, and a producer
+//! that makes a condition true marks the notifier woken, then unparks the slot's thread; an
+//! unpark before the park makes the park return at once, and the next turn sees the mark (the
 //! protocol of [`crate::net::notify`], with several notifiers on one thread: `loom-tests`
-//! models it). A resumed subtask that was not woken re-checks its condition and suspends
-//! again: every wait in weir already tolerates a spurious return.
+//! models it). A resumed subtask whose condition is still false suspends again: every wait in
+//! weir already tolerates a spurious return. So a subtask that waits costs its slot one flag
+//! load per turn, and a busy source's turns do not wake the idle subtasks beside it.
 //!
 //! Transactions: a slot enters a subtask's transaction scope around each resume, so a
 //! transactional writer opened by a subtask registers with that subtask, as on its own thread.
@@ -37,6 +39,8 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 use serde::Serialize;
 
 use crate::checkpoint::Transactions;
+use crate::net::TaskNotifier;
+use crate::sync::Arc as SyncArc;
 
 /// How a job's subtasks are mapped onto threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -122,20 +126,37 @@ pub(crate) fn yield_now() {
     suspend(Suspend::Yield);
 }
 
-/// One subtask of a slot: its body (returning its wall time, ns) and the transaction scope
-/// it runs in.
+/// One subtask of a slot: its body (returning its wall time, ns), the transaction scope it
+/// runs in, and its notifier (whose wake-ups tell the slot to resume it).
 pub(crate) struct SlotTask {
     pub(crate) run: Box<dyn FnOnce() -> u64 + Send>,
     pub(crate) scope: Option<Transactions>,
+    pub(crate) notifier: SyncArc<TaskNotifier>,
 }
 
 type TaskCoroutine = Coroutine<(), Suspend, u64, DefaultStack>;
 
+/// A subtask as its slot runs it.
+struct Running {
+    index: usize,
+    coroutine: TaskCoroutine,
+    scope: Option<Transactions>,
+    notifier: SyncArc<TaskNotifier>,
+    /// `Some(deadline)` while it waits: it is resumed when its notifier was woken or at the
+    /// deadline, not before.
+    waits_until: Option<Instant>,
+}
+
 /// Runs `tasks` on the calling thread until every one has returned; their wall times (ns), in
 /// order. Fails before running any if a stack cannot be mapped.
+///
+/// A turn resumes every subtask that yielded, and every waiting one whose notifier was woken
+/// ([`TaskNotifier::take_woken`]) or whose deadline passed; the others cost one flag load.
+/// After a turn in which nothing was resumed the thread parks until the earliest deadline. A
+/// wake-up after a subtask's flag was looked at unparks the thread, so that park returns at
+/// once and the next turn sees the flag.
 pub(crate) fn run(tasks: Vec<SlotTask>) -> std::io::Result<Vec<u64>> {
-    let mut running: Vec<(usize, TaskCoroutine, Option<Transactions>)> =
-        Vec::with_capacity(tasks.len());
+    let mut running: Vec<Running> = Vec::with_capacity(tasks.len());
     for (index, task) in tasks.into_iter().enumerate() {
         let stack = DefaultStack::new(STACK_BYTES)?;
         let body = task.run;
@@ -143,33 +164,48 @@ pub(crate) fn run(tasks: Vec<SlotTask>) -> std::io::Result<Vec<u64>> {
             CURRENT.set(yielder);
             body()
         });
-        running.push((index, coroutine, task.scope));
+        running.push(Running {
+            index,
+            coroutine,
+            scope: task.scope,
+            notifier: task.notifier,
+            waits_until: None,
+        });
     }
     let mut walls = vec![0; running.len()];
     while !running.is_empty() {
-        let mut progressed = false;
+        let mut resumed = false;
         let mut wake: Option<Instant> = None;
-        running.retain_mut(|(index, coroutine, scope)| {
-            let _scope = scope.as_ref().map(Transactions::enter);
-            let result = coroutine.resume(());
+        let mut now: Option<Instant> = None;
+        running.retain_mut(|task| {
+            if let Some(until) = task.waits_until
+                && !task.notifier.take_woken()
+                && *now.get_or_insert_with(Instant::now) < until
+            {
+                wake = Some(wake.map_or(until, |w| w.min(until)));
+                return true;
+            }
+            resumed = true;
+            let _scope = task.scope.as_ref().map(Transactions::enter);
+            let result = task.coroutine.resume(());
             CURRENT.set(std::ptr::null());
             match result {
                 CoroutineResult::Yield(Suspend::Yield) => {
-                    progressed = true;
+                    task.waits_until = None;
                     true
                 }
                 CoroutineResult::Yield(Suspend::Wait(until)) => {
+                    task.waits_until = Some(until);
                     wake = Some(wake.map_or(until, |w| w.min(until)));
                     true
                 }
                 CoroutineResult::Return(wall) => {
-                    walls[*index] = wall;
-                    progressed = true;
+                    walls[task.index] = wall;
                     false
                 }
             }
         });
-        if !progressed && let Some(until) = wake {
+        if !resumed && let Some(until) = wake {
             let left = until.saturating_duration_since(Instant::now());
             if !left.is_zero() {
                 std::thread::park_timeout(left);
@@ -200,6 +236,7 @@ mod tests {
                     7
                 }),
                 scope: None,
+                notifier: Arc::new(TaskNotifier::new()),
             }
         };
         let walls = run(vec![task("a"), task("b")]).unwrap();
@@ -215,33 +252,36 @@ mod tests {
     }
 
     #[test]
-    fn a_waiting_subtask_is_woken_by_an_unpark_of_the_slot_thread() {
-        // One subtask waits for a flag that a thread outside the slot sets, then unparks the
-        // slot's thread (as a notifier would): the slot must not sleep through it.
+    fn a_waiting_subtask_is_resumed_when_its_notifier_wakes_the_slot() {
+        // One subtask waits for a flag that a thread outside the slot sets, then wakes the
+        // subtask's notifier (as a producer would): the slot must not sleep through it.
         let flag = Arc::new(AtomicU64::new(0));
-        let (tx, rx) = std::sync::mpsc::channel::<std::thread::Thread>();
+        let notifier = Arc::new(TaskNotifier::new());
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
         let setter = {
-            let flag = Arc::clone(&flag);
+            let (flag, notifier) = (Arc::clone(&flag), Arc::clone(&notifier));
             std::thread::spawn(move || {
-                let slot = rx.recv().unwrap();
+                rx.recv().unwrap();
                 // Most likely the slot is parked by now (both its subtasks wait).
                 std::thread::sleep(Duration::from_millis(10));
                 flag.store(1, Ordering::Release);
-                slot.unpark();
+                notifier.unpark_owner();
             })
         };
         let waiter = {
-            let flag = Arc::clone(&flag);
+            let (flag, own) = (Arc::clone(&flag), Arc::clone(&notifier));
             SlotTask {
                 run: Box::new(move || {
-                    tx.send(std::thread::current()).unwrap();
+                    own.register_current();
+                    tx.send(()).unwrap();
                     while flag.load(Ordering::Acquire) == 0 {
-                        // An hour: only the unpark ends this wait before the test times out.
+                        // An hour: only the wake-up ends this wait before the test times out.
                         park_timeout(Duration::from_secs(3600));
                     }
                     1
                 }),
                 scope: None,
+                notifier,
             }
         };
         let sleeper = SlotTask {
@@ -250,6 +290,7 @@ mod tests {
                 0
             }),
             scope: None,
+            notifier: Arc::new(TaskNotifier::new()),
         };
         let walls = run(vec![waiter, sleeper]).unwrap();
         setter.join().unwrap();

@@ -195,6 +195,7 @@ impl TrafficSource {
                 start: Instant::now(),
                 per_s,
                 read: 0,
+                allowed: 0,
             }),
         }))
     }
@@ -206,12 +207,20 @@ struct Pace {
     start: Instant,
     per_s: f64,
     read: u64,
+    /// Records the rate allowed at the last look at the clock: until `read` reaches it, one
+    /// more record is not ahead, and the clock is not read again.
+    allowed: u64,
 }
 
 impl Pace {
-    /// Whether one more record now would read faster than the rate.
-    fn ahead(&self) -> bool {
-        self.read as f64 >= self.start.elapsed().as_secs_f64() * self.per_s
+    /// Whether one more record now would read faster than the rate. Reads the clock only once
+    /// the records allowed at the last reading are read.
+    fn ahead(&mut self) -> bool {
+        if self.read < self.allowed {
+            return false;
+        }
+        self.allowed = (self.start.elapsed().as_secs_f64() * self.per_s) as u64;
+        self.read >= self.allowed
     }
 }
 
