@@ -379,7 +379,7 @@ impl PartitionReader {
     ///
     /// O(line length); a line read whole into the reader's buffer is parsed in place, and
     /// nothing is allocated but a rejection.
-    #[inline]
+    #[inline(always)]
     pub fn next_item(&mut self) -> Result<Option<Line>, InputError> {
         loop {
             let Some(raw) = self.lines.next_raw(&mut self.parser)? else {
