@@ -160,36 +160,16 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
         let ts = (self.spec.timestamp)(record);
         let key = (self.key_of)(record);
         if let Some(window) = self.spec.assigner.tumbling_near(ts, &mut self.recent) {
-            return match self.state.placement(window) {
-                Some(placed) => {
-                    each(
-                        &self.function,
-                        &mut self.state,
-                        &mut self.batch,
-                        window,
-                        &key,
-                        placed,
-                    );
-                    Ok(())
-                }
-                None => self.dropped(record, Some(window)),
-            };
+            if !self.offer(window, &key, &mut each) {
+                return self.dropped(record, Some(window));
+            }
+            return Ok(());
         }
         self.windows.clear();
         self.spec.assigner.assign(ts, &mut self.windows);
         let mut placed_any = false;
-        for &window in &self.windows {
-            if let Some(placed) = self.state.placement(window) {
-                placed_any = true;
-                each(
-                    &self.function,
-                    &mut self.state,
-                    &mut self.batch,
-                    window,
-                    &key,
-                    placed,
-                );
-            }
+        for i in 0..self.windows.len() {
+            placed_any |= self.offer(self.windows[i], &key, &mut each);
         }
         if placed_any {
             return Ok(());
@@ -215,6 +195,29 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
             || create(function),
             |acc, r| add(function, acc, r),
         );
+    }
+
+    /// Hands (`window`, `key`) to `each` with where it goes, unless the window is past allowed
+    /// lateness; whether it was handed.
+    #[inline(always)]
+    fn offer(
+        &mut self,
+        window: Window,
+        key: &K,
+        each: &mut impl FnMut(&A, &mut WindowState<K, S, ByKey>, &mut MiniBatch<K>, Window, &K, Placed),
+    ) -> bool {
+        let Some(placed) = self.state.placement(window) else {
+            return false;
+        };
+        each(
+            &self.function,
+            &mut self.state,
+            &mut self.batch,
+            window,
+            key,
+            placed,
+        );
+        true
     }
 
     /// `record` was late for all its windows, of which `latest` starts last (`None`: it has
