@@ -8,6 +8,8 @@
 //! One iteration is [`BATCH`] records: encode drains and drops its buffers after each batch
 //! (returning them to the pool); decode reads the buffers one encoded batch filled.
 
+mod support;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,49 +20,17 @@ use weir_bench::traffic::record::{LinePos, Origin, Plate, TrafficRecord};
 use weir_bench::traffic::tag::Tagged;
 use weir_core::codec::{Codec, DecodeError};
 use weir_core::net::element::{StreamElement, decode_elements};
-use weir_core::net::pool::{
-    DEFAULT_EXCLUSIVE_PER_CHANNEL, DEFAULT_FLOATING_PER_GATE, DEFAULT_SEGMENT_BYTES,
-};
-use weir_core::net::{
-    ChannelReceiver, Envelope, NetworkBufferPool, Partitioner, RecordWriter, TaskNotifier, channel,
-};
-use weir_core::runtime::{EVENT_SLOTS, JobControl, TaskEnv};
+use weir_core::net::{ChannelReceiver, Envelope, RecordWriter, TaskNotifier};
 
 /// Records per iteration: about 4 of the 32 KiB buffers, well inside the pool of 10.
 const BATCH: usize = 4096;
 
-/// A writer over one channel (rebalance, a buffer timeout that never expires within a batch)
-/// and the channel's receiving end.
+/// A writer over one channel (a buffer timeout that never expires within a batch) and the
+/// channel's receiving end.
 fn writer<T: Codec>() -> (RecordWriter<T>, ChannelReceiver) {
-    let notifier = Arc::new(TaskNotifier::new());
-    let buffers = DEFAULT_EXCLUSIVE_PER_CHANNEL + DEFAULT_FLOATING_PER_GATE;
-    let mut global = NetworkBufferPool::new(DEFAULT_SEGMENT_BYTES, buffers).expect("pool");
-    let pool = global
-        .local_pool(
-            1,
-            DEFAULT_EXCLUSIVE_PER_CHANNEL,
-            DEFAULT_FLOATING_PER_GATE,
-            Arc::clone(&notifier),
-        )
-        .expect("local pool");
-    let (tx, rx) = channel(
-        buffers + EVENT_SLOTS,
-        Arc::clone(&notifier),
+    let (writer, rx, _) = support::one_channel_writer(
+        "bench-codec",
         Arc::new(TaskNotifier::new()),
-    );
-    let env = TaskEnv::new(
-        "bench-codec".to_owned(),
-        0,
-        notifier,
-        Arc::new(JobControl::new()),
-        Some(pool.clone()),
-    );
-    let writer = RecordWriter::new(
-        vec![tx],
-        pool,
-        0,
-        Partitioner::Rebalance { next: 0 },
-        env,
         Duration::from_secs(3600),
     );
     (writer, rx)

@@ -10,6 +10,8 @@
 //! records would) and drops it, which returns it to the writer's pool. One iteration is one
 //! record written and read; each sample ends with `flush_all` and the reader's last record.
 
+mod support;
+
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -19,13 +21,7 @@ use core_affinity::CoreId;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use weir_core::codec::DecodeError;
 use weir_core::net::element::{StreamElement, decode_elements};
-use weir_core::net::pool::{
-    DEFAULT_EXCLUSIVE_PER_CHANNEL, DEFAULT_FLOATING_PER_GATE, DEFAULT_SEGMENT_BYTES,
-};
-use weir_core::net::{
-    ChannelReceiver, Envelope, NetworkBufferPool, Partitioner, RecordWriter, TaskNotifier, channel,
-};
-use weir_core::runtime::{EVENT_SLOTS, JobControl, TaskEnv};
+use weir_core::net::{ChannelReceiver, Envelope, TaskNotifier};
 
 type Reading = (i64, String, u32);
 
@@ -82,38 +78,8 @@ fn writer(c: &mut Criterion) {
 
     let writer_task = Arc::new(TaskNotifier::new());
     writer_task.register_current();
-    let reader_task = TaskNotifier::new();
-    let buffers = DEFAULT_EXCLUSIVE_PER_CHANNEL + DEFAULT_FLOATING_PER_GATE;
-    let mut global = NetworkBufferPool::new(DEFAULT_SEGMENT_BYTES, buffers).expect("pool");
-    let pool = global
-        .local_pool(
-            1,
-            DEFAULT_EXCLUSIVE_PER_CHANNEL,
-            DEFAULT_FLOATING_PER_GATE,
-            Arc::clone(&writer_task),
-        )
-        .expect("local pool");
-    let reader_task = Arc::new(reader_task);
-    let (tx, mut rx) = channel(
-        buffers + EVENT_SLOTS,
-        Arc::clone(&writer_task),
-        Arc::clone(&reader_task),
-    );
-    let env = TaskEnv::new(
-        "bench-writer".to_owned(),
-        0,
-        writer_task,
-        Arc::new(JobControl::new()),
-        Some(pool.clone()),
-    );
-    let mut writer = RecordWriter::<Reading>::new(
-        vec![tx],
-        pool,
-        0,
-        Partitioner::Rebalance { next: 0 },
-        env,
-        BUFFER_TIMEOUT,
-    );
+    let (mut writer, mut rx, reader_task) =
+        support::one_channel_writer::<Reading>("bench-writer", writer_task, BUFFER_TIMEOUT);
     let records: Vec<Reading> = (0..DISTINCT_RECORDS)
         .map(|i| {
             (
