@@ -11,6 +11,8 @@
 //! - `access/upsert_during_snapshot`: the same updates while a snapshot taken just before
 //!   is still held (the snapshot thread has not finished): the first write to each key group
 //!   pays the copy-on-write of that group.
+//! - `access/fxhashmap_upsert`: the same updates on one `FxHashMap` (what the timely peer keeps
+//!   its per-plate state in): the price of key groups and snapshots.
 //!
 //! Run quickly with `cargo bench --bench state -- --quick`.
 
@@ -65,6 +67,16 @@ fn access(c: &mut Criterion) {
         group.throughput(Throughput::Elements(keys));
         group.bench_function(BenchmarkId::new("upsert", label(keys)), |b| {
             b.iter(|| pass(black_box(&mut table), keys));
+        });
+        let mut plain: rustc_hash::FxHashMap<u64, u64> = (0..keys).map(|k| (k, k)).collect();
+        group.bench_function(BenchmarkId::new("fxhashmap_upsert", label(keys)), |b| {
+            b.iter(|| {
+                let plain = black_box(&mut plain);
+                for i in 0..keys {
+                    let v = plain.entry(key(i, keys)).or_insert(0);
+                    *v = v.wrapping_add(1);
+                }
+            });
         });
         group.bench_function(BenchmarkId::new("get", label(keys)), |b| {
             b.iter(|| {

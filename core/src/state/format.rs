@@ -99,7 +99,7 @@ pub(super) fn write_chain_section(blob: &mut Vec<u8>, name: &str, payload: &[u8]
 /// entries, into `map` (empty), checking each entry: it decodes, its key hashes to `group` in
 /// `grouping`, and it is new; and that the entries end exactly where the payload does. Entries are
 /// decoded straight from `payload` and moved into the map, one hash of the key for the group
-/// check and one inside the map. O(entries).
+/// check and one for its place in the map. O(entries).
 pub(super) fn read_section<K: StateKey, V: StateValue>(
     name: &str,
     group: usize,

@@ -103,6 +103,7 @@
 
 mod backend;
 mod format;
+mod group_map;
 mod list;
 mod map;
 mod operator_state;

@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::fmt;
 
-use super::table::KeyedTable;
+use super::table::{KeyedTable, Located};
 use super::{StateKey, StateValue};
 
 /// The state of one key in a [`KeyedTable`], looked up only when asked for: a record that
@@ -19,8 +19,8 @@ use super::{StateKey, StateValue};
 pub struct KeyedState<'a, K, V> {
     table: &'a mut KeyedTable<K, V>,
     key: &'a K,
-    /// The index of the key's group in the table, once found.
-    index: Cell<Option<usize>>,
+    /// Where the key lives in the table, once found.
+    at: Cell<Option<Located>>,
 }
 
 impl<K, V> fmt::Debug for KeyedState<'_, K, V> {
@@ -36,19 +36,19 @@ impl<'a, K: StateKey, V: StateValue> KeyedState<'a, K, V> {
         Self {
             table,
             key,
-            index: Cell::new(None),
+            at: Cell::new(None),
         }
     }
 
-    /// The index of the key's group in the table: hashed on first use only.
+    /// Where the key lives in the table: hashed on first use only.
     #[inline]
-    fn index(&self) -> usize {
-        match self.index.get() {
-            Some(index) => index,
+    fn at(&self) -> Located {
+        match self.at.get() {
+            Some(at) => at,
             None => {
-                let index = self.table.index_of(self.key);
-                self.index.set(Some(index));
-                index
+                let at = self.table.locate(self.key);
+                self.at.set(Some(at));
+                at
             }
         }
     }
@@ -67,7 +67,7 @@ impl<'a, K: StateKey, V: StateValue> KeyedState<'a, K, V> {
     /// Runs `f` on the key's value without cloning it.
     #[inline]
     pub fn with<R>(&self, f: impl FnOnce(Option<&V>) -> R) -> R {
-        self.table.with_at(self.index(), self.key, f)
+        self.table.with_at(self.at(), self.key, f)
     }
 
     /// Runs `f` on the key's value, created from `Default` if it has none.
@@ -82,28 +82,28 @@ impl<'a, K: StateKey, V: StateValue> KeyedState<'a, K, V> {
     /// Runs `f` on the key's value, first set to `init()` if it has none.
     #[inline]
     pub fn upsert_with<R>(&mut self, init: impl FnOnce() -> V, f: impl FnOnce(&mut V) -> R) -> R {
-        self.table.upsert_with_at(self.index(), self.key, init, f)
+        self.table.upsert_with_at(self.at(), self.key, init, f)
     }
 
     /// Runs `f` on the key's slot; what it leaves there is the value afterwards (`None`
     /// removes it). See [`KeyedTable::update_slot`].
     #[inline]
     pub fn update_slot<R>(&mut self, f: impl FnOnce(&mut Option<V>) -> R) -> R {
-        self.table.update_slot_at(self.index(), self.key, f)
+        self.table.update_slot_at(self.at(), self.key, f)
     }
 
     /// Sets the key's value.
     #[inline]
     pub fn set(&mut self, value: V) {
-        let index = self.index();
-        self.table.insert_at(index, self.key.clone(), value);
+        let at = self.at();
+        self.table.insert_at(at, self.key.clone(), value);
     }
 
     /// Drops the key's state.
     #[inline]
     pub fn clear(&mut self) {
-        let index = self.index();
-        self.table.remove_at(index, self.key);
+        let at = self.at();
+        self.table.remove_at(at, self.key);
     }
 }
 

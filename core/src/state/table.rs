@@ -1,86 +1,20 @@
 //! The keyed state table (Flink's `StateTable` of `CopyOnWriteStateMap`s): one flat hash map
 //! per owned key group, shared with running snapshots and copied on the first write after one.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::Hash;
 use std::ops::Range;
 
-use rustc_hash::FxHasher;
 use triomphe::Arc;
 
 use super::backend::{KeyedBytes, StateBackend};
+pub(super) use super::group_map::GroupMap;
+use super::group_map::map_hash_of;
 use super::scoped::KeyedState;
 use super::snapshot::{TableSnapshot, View};
 use super::{StateError, StateKey, StateSnapshotRestore, StateValue};
 use crate::codec::{self, Codec};
 use crate::keyed::{self, KeyGroups};
-
-/// One key group's entries: a flat hash map, one probe and usually one cache miss per lookup.
-pub(super) type GroupMap<K, V> = HashMap<K, V, GroupHash>;
-
-/// The hash of the group maps: FxHash finished with MurmurHash3's finalizer, as
-/// [`hash_key`](crate::keyed::hash_key) does, then with its halves swapped.
-///
-/// Plain FxHash is a multiply-add per word, whose top bits (the map's 7-bit tags) can be
-/// shared by many keys that differ in few bits (window slots of timestamps a minute apart,
-/// short byte strings): a lookup would then compare several keys. The finalizer makes every
-/// bit depend on every input bit, for two multiplications more. The swap keeps the map's bits apart from the key group's: every key
-/// of one group has the same low bits of `hash_key` (up to 15 of them, at the largest max
-/// parallelism), and the map picks buckets by its hash's low bits and tags by its top ones,
-/// here bits 32 and up and 25 to 31 of `hash_key`.
-#[derive(Debug, Default, Clone, Copy)]
-pub(super) struct GroupHash;
-
-impl BuildHasher for GroupHash {
-    type Hasher = GroupHasher;
-
-    #[inline]
-    fn build_hasher(&self) -> GroupHasher {
-        GroupHasher(FxHasher::default())
-    }
-}
-
-/// The hasher [`GroupHash`] builds; integer writes go to FxHash's own.
-#[derive(Default, Clone)]
-pub(super) struct GroupHasher(FxHasher);
-
-impl Hasher for GroupHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        keyed::finalize_hash(self.0.finish()).rotate_right(32)
-    }
-
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.write(bytes);
-    }
-
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.0.write_u8(i);
-    }
-
-    #[inline]
-    fn write_u16(&mut self, i: u16) {
-        self.0.write_u16(i);
-    }
-
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.0.write_u32(i);
-    }
-
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.0.write_u64(i);
-    }
-
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.0.write_usize(i);
-    }
-}
 
 /// One key group's map as the table and its running snapshots hold it: shared by reference
 /// count, cloned as a whole on the table's first write while a snapshot still holds it.
@@ -155,6 +89,15 @@ pub(super) enum Store<K, V> {
     Heap(Vec<SharedGroup<K, V>>),
     /// Encoded entries in a backend's store.
     Bytes(Box<dyn KeyedBytes>),
+}
+
+/// Where a key lives in a [`KeyedTable`] ([`KeyedTable::locate`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Located {
+    /// The index of the key's group in the store.
+    pub(super) index: usize,
+    /// The key's hash in the group's map.
+    pub(super) hash: u64,
 }
 
 impl<K, V> fmt::Debug for KeyedTable<K, V> {
@@ -275,17 +218,27 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
         self
     }
 
-    /// The index in the store of `key`'s group.
+    /// Where `key` lives: its group's index in the store and its hash in the group's map. One
+    /// hash of the key ([`hash_key`](keyed::hash_key)) serves both, unless the table routes by
+    /// another hash ([`with_routed_hash`](Self::with_routed_hash)).
     #[inline]
-    pub(super) fn index_of(&self, key: &K) -> usize {
-        let group = self.grouping.group_of(key);
+    pub(super) fn locate(&self, key: &K) -> Located {
+        let key_hash = keyed::hash_key(key);
+        let layout = &self.grouping.layout;
+        let group = match self.grouping.routed_hash {
+            None => layout.group_of_hash(key_hash),
+            Some(route) => layout.group_of_hash(route(key)),
+        };
         assert!(
             self.owned.contains(&group),
             "state {:?}: a key of key group {group} reached the subtask owning {:?}",
             self.name,
             self.owned
         );
-        group - self.owned.start
+        Located {
+            index: group - self.owned.start,
+            hash: map_hash_of(key_hash),
+        }
     }
 
     /// The value of `key`, cloned.
@@ -297,15 +250,15 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
     /// Runs `f` on the value of `key` without cloning it.
     #[inline]
     pub fn with<R>(&self, key: &K, f: impl FnOnce(Option<&V>) -> R) -> R {
-        self.with_at(self.index_of(key), key, f)
+        self.with_at(self.locate(key), key, f)
     }
 
     #[inline]
-    pub(super) fn with_at<R>(&self, index: usize, key: &K, f: impl FnOnce(Option<&V>) -> R) -> R {
+    pub(super) fn with_at<R>(&self, at: Located, key: &K, f: impl FnOnce(Option<&V>) -> R) -> R {
         match &self.store {
-            Store::Heap(groups) => f(groups[index].get(key)),
+            Store::Heap(groups) => f(groups[at.index].get_hashed(at.hash, key)),
             Store::Bytes(store) => {
-                let value = self.read_bytes(store.as_ref(), index, &codec::encode_to_vec(key));
+                let value = self.read_bytes(store.as_ref(), at.index, &codec::encode_to_vec(key));
                 f(value.as_ref())
             }
         }
@@ -343,46 +296,49 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
     /// Whether `key` has a value.
     #[inline]
     pub fn contains(&self, key: &K) -> bool {
+        let at = self.locate(key);
         match &self.store {
-            Store::Heap(groups) => groups[self.index_of(key)].contains_key(key),
-            Store::Bytes(store) => store
-                .get(self.index_of(key), &codec::encode_to_vec(key))
-                .is_some(),
+            Store::Heap(groups) => groups[at.index].contains_hashed(at.hash, key),
+            Store::Bytes(store) => store.get(at.index, &codec::encode_to_vec(key)).is_some(),
         }
     }
 
     /// Sets the value of `key`, returning the one it replaces.
     #[inline]
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        self.insert_at(self.index_of(&key), key, value)
+        self.insert_at(self.locate(&key), key, value)
     }
 
     #[inline]
-    pub(super) fn insert_at(&mut self, index: usize, key: K, value: V) -> Option<V> {
+    pub(super) fn insert_at(&mut self, at: Located, key: K, value: V) -> Option<V> {
         match &mut self.store {
-            Store::Heap(groups) => group_mut(&mut groups[index]).insert(key, value),
-            Store::Bytes(_) => self.update_bytes(index, &key, |slot| slot.replace(value)),
+            Store::Heap(groups) => {
+                group_mut(&mut groups[at.index]).insert_hashed(at.hash, key, value)
+            }
+            Store::Bytes(_) => self.update_bytes(at.index, &key, |slot| slot.replace(value)),
         }
     }
 
     /// Removes the value of `key`, returning it.
     #[inline]
     pub fn remove(&mut self, key: &K) -> Option<V> {
-        self.remove_at(self.index_of(key), key)
+        self.remove_at(self.locate(key), key)
     }
 
     #[inline]
-    pub(super) fn remove_at(&mut self, index: usize, key: &K) -> Option<V> {
+    pub(super) fn remove_at(&mut self, at: Located, key: &K) -> Option<V> {
         match &mut self.store {
             Store::Heap(groups) => {
-                let group = &mut groups[index];
-                if Arc::get_mut(group).is_none() && !group.contains_key(key) {
+                let group = &mut groups[at.index];
+                if Arc::get_mut(group).is_none() && !group.contains_hashed(at.hash, key) {
                     // A removal that finds nothing copies no shared group.
                     return None;
                 }
-                group_mut(group).remove(key)
+                group_mut(group)
+                    .remove_entry_hashed(at.hash, key)
+                    .map(|(_, value)| value)
             }
-            Store::Bytes(_) => self.update_bytes(index, key, Option::take),
+            Store::Bytes(_) => self.update_bytes(at.index, key, Option::take),
         }
     }
 
@@ -391,26 +347,26 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
     /// [`upsert_with`](Self::upsert_with) or [`merge`](Self::merge) when the value stays.
     #[inline]
     pub fn update_slot<R>(&mut self, key: &K, f: impl FnOnce(&mut Option<V>) -> R) -> R {
-        self.update_slot_at(self.index_of(key), key, f)
+        self.update_slot_at(self.locate(key), key, f)
     }
 
     pub(super) fn update_slot_at<R>(
         &mut self,
-        index: usize,
+        at: Located,
         key: &K,
         f: impl FnOnce(&mut Option<V>) -> R,
     ) -> R {
         let map = match &mut self.store {
-            Store::Heap(groups) => group_mut(&mut groups[index]),
-            Store::Bytes(_) => return self.update_bytes(index, key, f),
+            Store::Heap(groups) => group_mut(&mut groups[at.index]),
+            Store::Bytes(_) => return self.update_bytes(at.index, key, f),
         };
-        let (stored_key, mut slot) = match map.remove_entry(key) {
+        let (stored_key, mut slot) = match map.remove_entry_hashed(at.hash, key) {
             Some((k, v)) => (Some(k), Some(v)),
             None => (None, None),
         };
         let result = f(&mut slot);
         if let Some(value) = slot {
-            map.insert(stored_key.unwrap_or_else(|| key.clone()), value);
+            map.insert_new_hashed(at.hash, stored_key.unwrap_or_else(|| key.clone()), value);
         }
         result
     }
@@ -423,28 +379,29 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
         init: impl FnOnce() -> V,
         f: impl FnOnce(&mut V) -> R,
     ) -> R {
-        self.upsert_with_at(self.index_of(key), key, init, f)
+        self.upsert_with_at(self.locate(key), key, init, f)
     }
 
+    #[inline]
     pub(super) fn upsert_with_at<R>(
         &mut self,
-        index: usize,
+        at: Located,
         key: &K,
         init: impl FnOnce() -> V,
         f: impl FnOnce(&mut V) -> R,
     ) -> R {
         let map = match &mut self.store {
-            Store::Heap(groups) => group_mut(&mut groups[index]),
+            Store::Heap(groups) => group_mut(&mut groups[at.index]),
             Store::Bytes(_) => {
-                return self.update_bytes(index, key, |slot| f(slot.get_or_insert_with(init)));
+                return self.update_bytes(at.index, key, |slot| f(slot.get_or_insert_with(init)));
             }
         };
-        if let Some(value) = map.get_mut(key) {
+        if let Some(value) = map.get_mut_hashed(at.hash, key) {
             return f(value);
         }
         let mut value = init();
         let result = f(&mut value);
-        map.insert(key.clone(), value);
+        map.insert_new_hashed(at.hash, key.clone(), value);
         result
     }
 
@@ -452,21 +409,19 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
     /// (reducing state, accumulators).
     #[inline]
     pub fn merge(&mut self, key: &K, value: V, combine: impl FnOnce(&mut V, V)) {
-        let index = self.index_of(key);
+        let at = self.locate(key);
         let map = match &mut self.store {
-            Store::Heap(groups) => group_mut(&mut groups[index]),
+            Store::Heap(groups) => group_mut(&mut groups[at.index]),
             Store::Bytes(_) => {
-                return self.update_bytes(index, key, |slot| match slot {
+                return self.update_bytes(at.index, key, |slot| match slot {
                     Some(current) => combine(current, value),
                     None => *slot = Some(value),
                 });
             }
         };
-        match map.get_mut(key) {
+        match map.get_mut_hashed(at.hash, key) {
             Some(current) => combine(current, value),
-            None => {
-                map.insert(key.clone(), value);
-            }
+            None => map.insert_new_hashed(at.hash, key.clone(), value),
         }
     }
 
@@ -501,7 +456,7 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
             Store::Heap(groups) => {
                 for group in groups {
                     match Arc::get_mut(group) {
-                        Some(map) => map.retain(|k, v| keep(k, v)),
+                        Some(map) => map.retain(&mut keep),
                         // Shared with a snapshot: a new map of the kept entries, nothing
                         // copied that goes.
                         None => {
