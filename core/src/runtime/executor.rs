@@ -719,9 +719,7 @@ fn run_thread(
     if let [_] = group.as_slice() {
         let ready = group.into_iter().next().expect("one subtask");
         let _scope = scoped.then(|| ready.transactions.enter());
-        let wall = run_task(ready.body, &ready.env);
-        let _ = reports.send(Report::TaskEnded);
-        return vec![wall];
+        return vec![run_task(ready.body, &ready.env, reports)];
     }
     let envs: Vec<TaskEnv> = group.iter().map(|r| r.env.clone()).collect();
     let tasks = group
@@ -732,11 +730,7 @@ fn run_thread(
             let body = ready.body;
             let notifier = env.notifier_handle();
             SlotTask {
-                run: Box::new(move || {
-                    let wall = run_task(body, &env);
-                    let _ = reports.send(Report::TaskEnded);
-                    wall
-                }),
+                run: Box::new(move || run_task(body, &env, &reports)),
                 scope: scoped.then_some(ready.transactions),
                 notifier,
             }
@@ -755,8 +749,13 @@ fn run_thread(
     })
 }
 
-/// Runs one subtask's body and reports its outcome to the job; its wall time, ns.
-fn run_task(body: Box<dyn TaskBody>, env: &TaskEnv) -> u64 {
+/// Runs one subtask's body, reports its outcome to the job and its end to the coordinator;
+/// its wall time, ns.
+fn run_task(
+    body: Box<dyn TaskBody>,
+    env: &TaskEnv,
+    reports: &crate::sync::mpsc::Sender<Report>,
+) -> u64 {
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| body.run()));
     match outcome {
@@ -768,5 +767,7 @@ fn run_task(body: Box<dyn TaskBody>, env: &TaskEnv) -> u64 {
             message: panic_message(panic.as_ref()),
         }),
     }
-    started.elapsed().as_nanos() as u64
+    let wall = started.elapsed().as_nanos() as u64;
+    let _ = reports.send(Report::TaskEnded);
+    wall
 }

@@ -54,9 +54,16 @@ impl<K: Hash> KeyGrouping<K> {
     /// The key group of `key`.
     #[inline]
     pub(super) fn group_of(&self, key: &K) -> usize {
+        self.group_by(key, || keyed::hash_key(key))
+    }
+
+    /// The key group of `key`, whose [`hash_key`](keyed::hash_key) `key_hash()` gives (asked
+    /// for only when the table routes by it).
+    #[inline]
+    fn group_by(&self, key: &K, key_hash: impl FnOnce() -> u64) -> usize {
         match self.routed_hash {
-            None => self.layout.group_of(key),
-            Some(hash) => self.layout.group_of_hash(hash(key)),
+            None => self.layout.group_of_hash(key_hash()),
+            Some(route) => self.layout.group_of_hash(route(key)),
         }
     }
 }
@@ -224,11 +231,7 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
     #[inline]
     pub(super) fn locate(&self, key: &K) -> Located {
         let key_hash = keyed::hash_key(key);
-        let layout = &self.grouping.layout;
-        let group = match self.grouping.routed_hash {
-            None => layout.group_of_hash(key_hash),
-            Some(route) => layout.group_of_hash(route(key)),
-        };
+        let group = self.grouping.group_by(key, || key_hash);
         assert!(
             self.owned.contains(&group),
             "state {:?}: a key of key group {group} reached the subtask owning {:?}",
