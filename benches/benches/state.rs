@@ -13,14 +13,25 @@
 //!   pays the copy-on-write of that group.
 //! - `access/fxhashmap_upsert`: the same updates on one `FxHashMap` (what the timely peer keeps
 //!   its per-plate state in): the price of key groups and snapshots.
+//! - `keyed-process/{one-by-one,batch}`: a keyed process function counting per key over the
+//!   same table sizes, fed in input batches of 512 records, record by record
+//!   (`Operator::process`, one lookup at a time) or as batches (`Operator::process_batch`,
+//!   lookups issued ahead so that their cache misses overlap).
 //!
 //! Run quickly with `cargo bench --bench state -- --quick`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use weir_core::error::OperatorError;
 use weir_core::keyed::KeyGroups;
+use weir_core::metrics::TaskMetrics;
+use weir_core::operator::{
+    Collector, KeyedProcess, KeyedProcessFunction, KeyedState, Operator, OperatorContext,
+};
 use weir_core::state::KeyedTable;
 
 /// Key groups (Flink's default max parallelism).
@@ -107,5 +118,66 @@ fn access(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, access);
+/// Counts the records of each key; emits each record's count so far.
+struct Counts;
+
+impl KeyedProcessFunction<u64, u64, u64> for Counts {
+    type State = u64;
+
+    #[inline]
+    fn process(
+        &mut self,
+        _key: &u64,
+        state: &mut KeyedState<'_, u64, u64>,
+        _record: u64,
+        out: &mut Collector<'_, u64>,
+    ) -> Result<(), OperatorError> {
+        out.collect(state.update(|n| {
+            *n += 1;
+            *n
+        }));
+        Ok(())
+    }
+}
+
+/// Records in one input batch (about one network buffer's).
+const BATCH: usize = 512;
+
+fn keyed_process(c: &mut Criterion) {
+    let mut group = c.benchmark_group("keyed-process");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500));
+    for keys in KEYS {
+        let records: Vec<u64> = (0..keys).map(|i| key(i, keys)).collect();
+        let mut op = KeyedProcess::new(|k: &u64| *k, Counts);
+        op.open(&OperatorContext::new(0, Arc::new(TaskMetrics::default())))
+            .expect("a keyed process opens");
+        group.throughput(Throughput::Elements(keys));
+        for batched in [false, true] {
+            let name = if batched { "batch" } else { "one-by-one" };
+            let (mut batch, mut out) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
+            group.bench_function(BenchmarkId::new(name, label(keys)), |b| {
+                b.iter(|| {
+                    for chunk in records.chunks(BATCH) {
+                        let mut collector = Collector::batch(&mut out);
+                        if batched {
+                            batch.extend_from_slice(chunk);
+                            op.process_batch(&mut batch, &mut collector)
+                                .expect("counting");
+                        } else {
+                            for &record in chunk {
+                                op.process(record, &mut collector).expect("counting");
+                            }
+                        }
+                        black_box(&mut out).clear();
+                    }
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, access, keyed_process);
 criterion_main!(benches);

@@ -19,7 +19,8 @@ use crate::checkpoint::SnapshotContext;
 use crate::error::OperatorError;
 use crate::keyed::KeyGroups;
 use crate::state::{
-    KeyedRestore, KeyedSnapshot, KeyedState, KeyedTable, SnapshotMode, StateKey, StateValue,
+    KeyedRestore, KeyedSnapshot, KeyedState, KeyedTable, Located, SnapshotMode, StateKey,
+    StateValue,
 };
 
 use super::{Collector, Operator, OperatorContext};
@@ -39,11 +40,25 @@ pub trait KeyedProcessFunction<K, In, Out>: Send + 'static {
         out: &mut Collector<'_, Out>,
     ) -> Result<(), OperatorError>;
 
+    /// Whether [`process`](Self::process) will use the state of `record` (of `key`). The
+    /// operator looks up ahead the state of the records of a batch that will
+    /// ([`KeyedProcess`]'s batch path); a record that will not costs no lookup. A wrong
+    /// answer costs time, never correctness. The default, `true`, suits functions that use
+    /// their state for every record.
+    fn needs_state(&self, _key: &K, _record: &In) -> bool {
+        true
+    }
+
     /// The input ended; emit what is still pending.
     fn on_end_of_input(&mut self, _out: &mut Collector<'_, Out>) -> Result<(), OperatorError> {
         Ok(())
     }
 }
+
+/// Records of a batch whose state lookups are issued before the first of them is processed
+/// ([`KeyedTable::prefetch`]). Enough for the processor to have several lookups' cache misses in
+/// flight; few enough that their entries stay in the first-level cache until used.
+const LOOK_AHEAD: usize = 16;
 
 /// Runs a [`KeyedProcessFunction`] with its per-key state.
 pub struct KeyedProcess<K, In, F: KeyedProcessFunction<K, In, Out>, Out, KF> {
@@ -51,6 +66,9 @@ pub struct KeyedProcess<K, In, F: KeyedProcessFunction<K, In, Out>, Out, KF> {
     function: F,
     /// Made in [`Operator::open`], for the subtask's key groups.
     state: Option<KeyedTable<K, F::State>>,
+    /// The keys of the next records of a batch, and where their state lives if the function
+    /// needs it; empty between calls.
+    ahead: Vec<(K, Option<Located>)>,
     _types: std::marker::PhantomData<fn(In) -> Out>,
 }
 
@@ -78,6 +96,7 @@ where
             key_of,
             function,
             state: None,
+            ahead: Vec::with_capacity(LOOK_AHEAD),
             _types: std::marker::PhantomData,
         }
     }
@@ -129,6 +148,37 @@ where
             .process(&key, &mut table.scoped(&key), record, out)
     }
 
+    /// [`LOOK_AHEAD`] records at a time: their keys and lookups first, for the records whose
+    /// state the function needs ([`KeyedProcessFunction::needs_state`]), then the function on
+    /// each, in order, with its key's state already found. What the function sees is what
+    /// record-by-record [`process`](Operator::process) shows it.
+    fn process_batch(
+        &mut self,
+        records: &mut Vec<In>,
+        out: &mut Collector<'_, Out>,
+    ) -> Result<(), OperatorError> {
+        let table = self.state.as_mut().expect("KeyedProcess is opened first");
+        let (function, ahead) = (&mut self.function, &mut self.ahead);
+        let mut rest = records.drain(..);
+        loop {
+            let next = rest.as_slice();
+            if next.is_empty() {
+                return Ok(());
+            }
+            ahead.clear();
+            ahead.extend(next.iter().take(LOOK_AHEAD).map(|record| {
+                let key = (self.key_of)(record);
+                let at = function
+                    .needs_state(&key, record)
+                    .then(|| table.prefetch(&key));
+                (key, at)
+            }));
+            for ((key, at), record) in ahead.drain(..).zip(&mut rest) {
+                function.process(&key, &mut table.scoped_at(&key, at), record, out)?;
+            }
+        }
+    }
+
     fn on_end_of_input(&mut self, out: &mut Collector<'_, Out>) -> Result<(), OperatorError> {
         self.function.on_end_of_input(out)
     }
@@ -168,6 +218,11 @@ mod tests {
             });
             out.collect((*key, n));
             Ok(())
+        }
+
+        /// Wrong for two keys in three, which must cost nothing but time.
+        fn needs_state(&self, key: &u64, _record: &u64) -> bool {
+            key % 3 == 0
         }
     }
 
@@ -210,6 +265,40 @@ mod tests {
         }
         seen.sort();
         assert_eq!(seen, (0..50).map(|k| (k, 11)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_batch_sees_and_leaves_what_record_by_record_does() {
+        let records: Vec<u64> = (0..1000).map(|i| (i * 7919) % 613).collect();
+        let mut one_by_one = opened(0, 1, None);
+        let mut expected = VecOutput::new();
+        for &x in &records {
+            one_by_one.process(x, &mut expected.collector()).unwrap();
+        }
+        let mut batched = opened(0, 1, None);
+        let mut got = VecOutput::new();
+        // Batches of every length around the look-ahead, and a long one.
+        let mut rest = records.as_slice();
+        for len in (1..=2 * LOOK_AHEAD + 1).chain([usize::MAX]) {
+            let (batch, after) = rest.split_at(len.min(rest.len()));
+            let mut batch = batch.to_vec();
+            batched
+                .process_batch(&mut batch, &mut got.collector())
+                .unwrap();
+            assert!(batch.is_empty(), "the batch is taken");
+            rest = after;
+        }
+        assert_eq!(got.0, expected.0);
+        let state = |op: &Op| {
+            let mut entries = Vec::new();
+            op.state
+                .as_ref()
+                .unwrap()
+                .for_each(|k, v| entries.push((*k, *v)));
+            entries.sort();
+            entries
+        };
+        assert_eq!(state(&batched), state(&one_by_one));
     }
 
     #[test]

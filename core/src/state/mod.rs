@@ -132,6 +132,7 @@ pub use restore::KeyedRestore;
 pub use scoped::KeyedState;
 pub use snapshot::{KeyedParts, KeyedSnapshot, TableSnapshot};
 pub use table::KeyedTable;
+pub(crate) use table::Located;
 
 /// Where a keyed snapshot is serialized; the one enum [`crate::checkpoint::CheckpointConfig`]
 /// carries, here for the states that take it.

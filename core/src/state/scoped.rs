@@ -32,11 +32,11 @@ impl<K, V> fmt::Debug for KeyedState<'_, K, V> {
 }
 
 impl<'a, K: StateKey, V: StateValue> KeyedState<'a, K, V> {
-    pub(super) fn new(table: &'a mut KeyedTable<K, V>, key: &'a K) -> Self {
+    pub(super) fn new(table: &'a mut KeyedTable<K, V>, key: &'a K, at: Option<Located>) -> Self {
         Self {
             table,
             key,
-            at: Cell::new(None),
+            at: Cell::new(at),
         }
     }
 

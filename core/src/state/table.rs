@@ -98,9 +98,9 @@ pub(super) enum Store<K, V> {
     Bytes(Box<dyn KeyedBytes>),
 }
 
-/// Where a key lives in a [`KeyedTable`] ([`KeyedTable::locate`]).
+/// Where a key lives in a [`KeyedTable`] ([`KeyedTable::locate`], [`KeyedTable::prefetch`]).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Located {
+pub(crate) struct Located {
     /// The index of the key's group in the store.
     pub(super) index: usize,
     /// The key's hash in the group's map.
@@ -509,7 +509,32 @@ impl<K: StateKey, V: StateValue> KeyedTable<K, V> {
     /// O(1): nothing is hashed until the handle is used.
     #[inline]
     pub fn scoped<'a>(&'a mut self, key: &'a K) -> KeyedState<'a, K, V> {
-        KeyedState::new(self, key)
+        KeyedState::new(self, key, None)
+    }
+
+    /// [`scoped`](Self::scoped), for a key already found by [`prefetch`](Self::prefetch) (`at`), or
+    /// not (`None`: found on first use).
+    #[inline]
+    pub(crate) fn scoped_at<'a>(
+        &'a mut self,
+        key: &'a K,
+        at: Option<Located>,
+    ) -> KeyedState<'a, K, V> {
+        KeyedState::new(self, key, at)
+    }
+
+    /// Starts loading the entry of `key` into the cache and returns where the key lives, for
+    /// [`scoped_at`](Self::scoped_at). Nothing waits for the load: issued for several records in
+    /// a row before any is processed, their cache misses overlap, where lookups interleaved
+    /// with the records' processing wait for one miss at a time. Changes nothing; on a byte
+    /// store, only locates.
+    #[inline]
+    pub(crate) fn prefetch(&self, key: &K) -> Located {
+        let at = self.locate(key);
+        if let Store::Heap(groups) = &self.store {
+            groups[at.index].prefetch_hashed(at.hash);
+        }
+        at
     }
 
     /// The synchronous part of a snapshot: a view of the table as it is now, for a snapshot

@@ -11,7 +11,7 @@ use weir_core::error::OperatorError;
 use weir_core::operator::{Collector, KeyedProcessFunction, KeyedState, Operator, OperatorContext};
 use weir_core::window::AggregateFunction;
 
-use crate::traffic::record::{Home, Plate, TrafficRecord};
+use crate::traffic::record::{Home, Origin, Plate, TrafficRecord};
 use crate::traffic::tag::{LongTermTracker, OriginCounts, Tagged};
 
 /// Tags each record with its origin and, for non-local plates, the long-term flag.
@@ -67,6 +67,12 @@ impl KeyedProcessFunction<Plate, TrafficRecord, Tagged> for Tag {
             tracker.update(|t| t.observe(day))
         }));
         Ok(())
+    }
+
+    /// Only non-local plates have state ([`Tagged::new`]).
+    #[inline]
+    fn needs_state(&self, plate: &Plate, _record: &TrafficRecord) -> bool {
+        Origin::of(plate, &self.home) != Origin::Local
     }
 }
 
