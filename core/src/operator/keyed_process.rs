@@ -222,7 +222,7 @@ mod tests {
 
         /// Wrong for two keys in three, which must cost nothing but time.
         fn needs_state(&self, key: &u64, _record: &u64) -> bool {
-            key % 3 == 0
+            key.is_multiple_of(3)
         }
     }
 
