@@ -1,24 +1,25 @@
 //! Mini-batch pre-aggregation (Flink SQL's `table.exec.mini-batch`, here one input batch at
-//! a time): the placements of one batch's records are first grouped by (window, key) in a
-//! small scratch, and each distinct slot then costs one window-state lookup per batch instead
-//! of one per record and window.
+//! a time): while a batch's records are placed, each distinct (window, key) of the batch holds
+//! its accumulator in a small scratch, so that a slot costs window-state lookups once per
+//! batch instead of once per record and window.
 //!
-//! Grouping, not merging: the scratch keeps, per slot, the indexes of its records in input
-//! order, and the fold adds each of them to the stored accumulator with
-//! [`AggregateFunction::add`](super::AggregateFunction::add), in that order. So every
-//! accumulator sees exactly the `add` calls the record-by-record path makes, whatever the
-//! aggregate (no use of `merge`, no scratch accumulator), and slots are folded in the order
-//! their first record came, so new (window, key) pairs get the sequence numbers (firing order)
-//! the record-by-record path gives them.
+//! Moving, not merging: a slot's accumulator is the stored one, taken out of the window state
+//! at the slot's first placement (a fresh one left in its place) and put back when the batch
+//! is drained. Records are added to it with
+//! [`AggregateFunction::add`](super::AggregateFunction::add) as they are placed, in input
+//! order, so every accumulator sees exactly the `add` calls the record-by-record path makes,
+//! whatever the aggregate (no use of `merge`, no scratch accumulator). Taking creates a new
+//! (window, key) in the state at its first record, so new pairs get the sequence numbers
+//! (firing order) the record-by-record path gives them. Until the batch is drained the state
+//! holds fresh accumulators for the batch's slots: nothing reads it in between (watermarks,
+//! barriers and the end of input come between batches, never inside one).
 //!
 //! Costs: a placement is O(1): the slot of the previous placement is tried first (consecutive
 //! records mostly share one), then a linear search while the batch has at most
-//! [`LINEAR_SLOTS`] slots, a hash lookup beyond. A slot keeps its records as runs of
-//! consecutive indexes, so a record that follows the slot's last one only extends a run (a
-//! batch of one window and key is one run). Memory: one slot per distinct (window, key) and at
-//! most one run per placement of the batch; cleared per batch, capacity kept (about the
-//! placements of one network buffer), so a batch allocates nothing once the scratch has
-//! grown to the largest batch.
+//! [`LINEAR_SLOTS`] slots, a hash lookup beyond; a new slot costs one state lookup to take its
+//! accumulator, and one more to put it back. Memory: one slot (window, key, accumulator) per
+//! distinct (window, key) of the batch; cleared per batch, capacity kept, so a batch allocates
+//! nothing once the scratch has grown to the largest batch's slots.
 
 use std::hash::Hash;
 
@@ -29,17 +30,15 @@ use crate::keyed::hash_key;
 
 /// Slots searched linearly; a batch with more is indexed by hash.
 const LINEAR_SLOTS: usize = 8;
-/// The end of a slot's chain of records.
-const END: usize = usize::MAX;
+/// No slot.
+const NONE: usize = usize::MAX;
 
-/// The placements of one batch's records, grouped by (window, key).
+/// The accumulators of one batch's (window, key) pairs, taken out of the window state.
 #[derive(Debug)]
-pub(super) struct MiniBatch<K> {
+pub(super) struct MiniBatch<K, S> {
     /// Distinct (window, key) pairs, in the order of their first placement.
-    slots: Vec<BatchSlot<K>>,
-    /// Runs of consecutive record indexes, chained per slot in input order.
-    links: Vec<Link>,
-    /// The slot of the previous placement, or [`END`].
+    slots: Vec<BatchSlot<K, S>>,
+    /// The slot of the previous placement, or [`NONE`].
     recent: usize,
     /// Slot indexes by the hash of their (window, key); filled once the batch has more than
     /// [`LINEAR_SLOTS`] slots.
@@ -47,35 +46,24 @@ pub(super) struct MiniBatch<K> {
 }
 
 #[derive(Debug)]
-struct BatchSlot<K> {
+struct BatchSlot<K, S> {
     window: Window,
     key: K,
-    /// The slot's first and last run.
-    head: usize,
-    tail: usize,
+    acc: S,
 }
 
-impl<K: Eq> BatchSlot<K> {
+impl<K: Eq, S> BatchSlot<K, S> {
     #[inline]
     fn is(&self, window: Window, key: &K) -> bool {
         self.window == window && self.key == *key
     }
 }
 
-/// The records `start..end` of the batch, and the slot's next run ([`END`] at the last).
-#[derive(Debug, Clone, Copy)]
-struct Link {
-    start: usize,
-    end: usize,
-    next: usize,
-}
-
-impl<K> Default for MiniBatch<K> {
+impl<K, S> Default for MiniBatch<K, S> {
     fn default() -> Self {
         Self {
             slots: Vec::new(),
-            links: Vec::new(),
-            recent: END,
+            recent: NONE,
             index: HashTable::new(),
         }
     }
@@ -86,73 +74,48 @@ fn slot_hash<K: Hash>(window: Window, key: &K) -> u64 {
     hash_key(&(window, key))
 }
 
-impl<K: Hash + Eq + Clone> MiniBatch<K> {
+impl<K: Hash + Eq + Clone, S> MiniBatch<K, S> {
     /// Whether nothing was placed since the last [`drain`](Self::drain).
     pub(super) fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }
 
-    /// Places record number `record` of the batch into (`window`, `key`). Records are placed
-    /// in input order (a record may go to several slots, never twice to one). The common case,
-    /// a record that follows the previous placement's record in the same slot, only extends
-    /// that slot's last run, inline; the rest is [`add_other`](Self::add_other).
+    /// The accumulator of (`window`, `key`) in this batch, to add a record to; at the pair's
+    /// first placement in the batch it is `take()`, the stored accumulator taken out of the
+    /// window state. The common case, the same pair as the previous placement, is inline; the
+    /// rest is [`slot_of`](Self::slot_of).
     #[inline(always)]
-    pub(super) fn add(&mut self, window: Window, key: &K, record: usize) {
-        if let Some(recent) = self.slots.get(self.recent)
-            && recent.is(window, key)
-            && let Some(tail) = self.links.get_mut(recent.tail)
-            && tail.end == record
-        {
-            tail.end += 1;
-            return;
-        }
-        self.add_other(window, key, record);
+    pub(super) fn acc(&mut self, window: Window, key: &K, take: impl FnOnce() -> S) -> &mut S {
+        let slot = match self.slots.get(self.recent) {
+            Some(recent) if recent.is(window, key) => self.recent,
+            _ => self.slot_of(window, key, take),
+        };
+        &mut self.slots[slot].acc
     }
 
-    /// [`add`](Self::add) beyond extending the recent slot's last run: another slot, or a new
-    /// run.
+    /// The slot of (`window`, `key`), made with `take()` if the batch has none; it becomes the
+    /// recent one.
     #[inline(never)]
-    fn add_other(&mut self, window: Window, key: &K, record: usize) {
-        let run = Link {
-            start: record,
-            end: record + 1,
-            next: END,
-        };
-        let link = self.links.len();
-        match self.find(window, key) {
-            Some(slot) => {
-                self.recent = slot;
-                let tail = self.slots[slot].tail;
-                if self.links[tail].end == record {
-                    self.links[tail].end += 1;
-                    return;
-                }
-                self.links.push(run);
-                self.links[tail].next = link;
-                self.slots[slot].tail = link;
-            }
+    fn slot_of(&mut self, window: Window, key: &K, take: impl FnOnce() -> S) -> usize {
+        let slot = match self.find(window, key) {
+            Some(slot) => slot,
             None => {
-                self.links.push(run);
-                self.recent = self.slots.len();
                 self.slots.push(BatchSlot {
                     window,
                     key: key.clone(),
-                    head: link,
-                    tail: link,
+                    acc: take(),
                 });
                 self.index_new_slot();
+                self.slots.len() - 1
             }
-        }
+        };
+        self.recent = slot;
+        slot
     }
 
     /// The slot of (`window`, `key`), if the batch has one.
     #[inline]
     fn find(&self, window: Window, key: &K) -> Option<usize> {
-        if let Some(recent) = self.slots.get(self.recent)
-            && recent.is(window, key)
-        {
-            return Some(self.recent);
-        }
         if self.slots.len() <= LINEAR_SLOTS {
             return self.slots.iter().position(|s| s.is(window, key));
         }
@@ -179,19 +142,11 @@ impl<K: Hash + Eq + Clone> MiniBatch<K> {
         }
     }
 
-    /// Calls `fold(window, key, records)` for each slot, in the order of its first placement,
-    /// with the indexes of its records in input order; then empties the scratch.
-    pub(super) fn drain(&mut self, mut fold: impl FnMut(Window, &K, Records<'_>)) {
-        for slot in &self.slots {
-            fold(
-                slot.window,
-                &slot.key,
-                Records {
-                    links: &self.links,
-                    run: 0..0,
-                    next: slot.head,
-                },
-            );
+    /// Calls `put_back(window, key, accumulator)` for each slot, in the order of its first
+    /// placement; then empties the scratch.
+    pub(super) fn drain(&mut self, mut put_back: impl FnMut(Window, &K, S)) {
+        for slot in self.slots.drain(..) {
+            put_back(slot.window, &slot.key, slot.acc);
         }
         self.clear();
     }
@@ -199,35 +154,8 @@ impl<K: Hash + Eq + Clone> MiniBatch<K> {
     /// Forgets every placement (keeps the capacity).
     pub(super) fn clear(&mut self) {
         self.slots.clear();
-        self.links.clear();
         self.index.clear();
-        self.recent = END;
-    }
-}
-
-/// The indexes in the batch of one slot's records, in input order.
-#[derive(Debug)]
-pub(super) struct Records<'a> {
-    links: &'a [Link],
-    /// The rest of the current run.
-    run: std::ops::Range<usize>,
-    /// The run after it.
-    next: usize,
-}
-
-impl Iterator for Records<'_> {
-    type Item = usize;
-
-    #[inline]
-    fn next(&mut self) -> Option<usize> {
-        loop {
-            if let Some(record) = self.run.next() {
-                return Some(record);
-            }
-            let link = self.links.get(self.next)?;
-            self.run = link.start..link.end;
-            self.next = link.next;
-        }
+        self.recent = NONE;
     }
 }
 
@@ -235,30 +163,43 @@ impl Iterator for Records<'_> {
 mod tests {
     use super::*;
 
-    fn grouped(placements: &[(i64, u64)]) -> Vec<(i64, u64, Vec<usize>)> {
+    /// (window start, key, what the drain put back).
+    type Drained = Vec<(i64, u64, Vec<usize>)>;
+
+    /// Places `placements` (window start, key) with the record numbers as accumulators'
+    /// contents; what the drain puts back, and each first placement's take, in order.
+    fn grouped(placements: &[(i64, u64)]) -> (Drained, Vec<(i64, u64)>) {
         let mut batch = MiniBatch::default();
+        let mut taken = Vec::new();
         for (i, &(start, key)) in placements.iter().enumerate() {
-            batch.add(
-                Window {
-                    start,
-                    end: start + 10,
-                },
-                &key,
-                i,
-            );
+            let window = Window {
+                start,
+                end: start + 10,
+            };
+            batch
+                .acc(window, &key, || {
+                    taken.push((start, key));
+                    Vec::new()
+                })
+                .push(i);
         }
         let mut slots = Vec::new();
-        batch.drain(|window, key, records| slots.push((window.start, *key, records.collect())));
+        batch.drain(|window, key, records| slots.push((window.start, *key, records)));
         assert!(batch.is_empty(), "drained");
-        slots
+        (slots, taken)
     }
 
     #[test]
     fn slots_come_in_first_seen_order_with_their_records_in_input_order() {
-        let slots = grouped(&[(0, 1), (0, 2), (0, 1), (10, 1), (0, 2), (0, 1)]);
+        let (slots, taken) = grouped(&[(0, 1), (0, 2), (0, 1), (10, 1), (0, 2), (0, 1)]);
         assert_eq!(
             slots,
             [(0, 1, vec![0, 2, 5]), (0, 2, vec![1, 4]), (10, 1, vec![3])]
+        );
+        assert_eq!(
+            taken,
+            [(0, 1), (0, 2), (10, 1)],
+            "taken once, at first sight"
         );
     }
 
@@ -266,8 +207,9 @@ mod tests {
     fn many_slots_are_found_by_hash_as_a_few_are_by_search() {
         // 40 keys, each placed three times, interleaved: past LINEAR_SLOTS the index finds them.
         let placements: Vec<(i64, u64)> = (0..120).map(|i| (0, (i * 7) % 40)).collect();
-        let slots = grouped(&placements);
+        let (slots, taken) = grouped(&placements);
         assert_eq!(slots.len(), 40);
+        assert_eq!(taken.len(), 40);
         for (_, key, records) in &slots {
             assert_eq!(records.len(), 3, "key {key}");
             assert!(

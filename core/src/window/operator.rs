@@ -117,8 +117,8 @@ struct Windowing<T, K, A: AggregateFunction<T>, S> {
     /// The window a tumbling assigner gave last ([`WindowAssigner::tumbling_near`]).
     recent: Option<Window>,
     state: WindowState<K, S, ByKey>,
-    /// The current input batch's placements into windows that have not fired (reused).
-    batch: MiniBatch<K>,
+    /// The current input batch's accumulators of windows that have not fired (reused).
+    batch: MiniBatch<K, S>,
 }
 
 impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, S> {
@@ -155,7 +155,14 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
     fn route(
         &mut self,
         record: &T,
-        mut each: impl FnMut(&A, &mut WindowState<K, S, ByKey>, &mut MiniBatch<K>, Window, &K, Placed),
+        mut each: impl FnMut(
+            &A,
+            &mut WindowState<K, S, ByKey>,
+            &mut MiniBatch<K, S>,
+            Window,
+            &K,
+            Placed,
+        ),
     ) -> Result<(), OperatorError> {
         let ts = (self.spec.timestamp)(record);
         let key = (self.key_of)(record);
@@ -178,23 +185,11 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
         self.dropped(record, latest)
     }
 
-    /// Folds what the batch still holds into the state at the end of the batch ([`fold`]),
-    /// accumulators created with `create(function)` and records added with
-    /// `add(function, accumulator, record)`.
-    fn fold_batch(
-        &mut self,
-        records: &[T],
-        create: impl Fn(&A) -> S,
-        mut add: impl FnMut(&A, &mut S, &T),
-    ) {
+    /// Puts what the batch still holds back into the state at the end of the batch
+    /// ([`put_back`]); `create(function)` makes a fresh accumulator.
+    fn put_back_batch(&mut self, create: impl Fn(&A) -> S) {
         let function = &self.function;
-        fold(
-            &mut self.state,
-            &mut self.batch,
-            records,
-            || create(function),
-            |acc, r| add(function, acc, r),
-        );
+        put_back(&mut self.state, &mut self.batch, || create(function));
     }
 
     /// Hands (`window`, `key`) to `each` with where it goes, unless the window is past allowed
@@ -204,7 +199,14 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
         &mut self,
         window: Window,
         key: &K,
-        each: &mut impl FnMut(&A, &mut WindowState<K, S, ByKey>, &mut MiniBatch<K>, Window, &K, Placed),
+        each: &mut impl FnMut(
+            &A,
+            &mut WindowState<K, S, ByKey>,
+            &mut MiniBatch<K, S>,
+            Window,
+            &K,
+            Placed,
+        ),
     ) -> bool {
         let Some(placed) = self.state.placement(window) else {
             return false;
@@ -233,26 +235,37 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
     }
 }
 
-/// Folds the placements of `batch` (into windows that have not fired) into `state`: one
-/// lookup per (window, key), then `add` of each of its records of `records`, in input order,
-/// to the stored accumulator (created with `create`): what placing the records one by one
-/// does. Slots go in the order of their first record, so new ones are numbered as one by one.
-fn fold<T, K: StateKey, S: StateValue>(
+/// The accumulator of (`window`, `key`), a window that has not fired, taken out of `state` for
+/// the batch ([`MiniBatch`]): the stored one, or a new one made with `create`; `create()` is
+/// left in its place until [`put_back`]. One state lookup (two for a new pair, which gets its
+/// sequence number now, as record by record).
+fn take<K: StateKey, S: StateValue>(
     state: &mut WindowState<K, S, ByKey>,
-    batch: &mut MiniBatch<K>,
-    records: &[T],
+    window: Window,
+    key: &K,
     create: impl Fn() -> S,
-    mut add: impl FnMut(&mut S, &T),
-) {
-    batch.drain(|window, key, indexes| {
-        let placed = state.place(window, key, &create, |acc, placed| {
+) -> S {
+    state
+        .place(window, key, &create, |acc, placed| {
             debug_assert_eq!(
                 placed,
                 Placed::Pending,
                 "the watermark stays within a batch"
             );
-            indexes.for_each(|i| add(acc, &records[i]));
-        });
+            std::mem::replace(acc, create())
+        })
+        .expect("a window that has not fired is not late")
+}
+
+/// Puts the batch's accumulators back into `state`, in the order of their first records: the
+/// stored accumulators again, with the batch's records added. One lookup per (window, key).
+fn put_back<K: StateKey, S: StateValue>(
+    state: &mut WindowState<K, S, ByKey>,
+    batch: &mut MiniBatch<K, S>,
+    create: impl Fn() -> S,
+) {
+    batch.drain(|window, key, acc| {
+        let placed = state.place(window, key, &create, |stored, _| *stored = acc);
         debug_assert!(placed.is_some(), "the watermark stays within a batch");
     });
 }
@@ -389,10 +402,10 @@ where
         })
     }
 
-    /// Combines the batch ([`MiniBatch`]): records for windows that have not fired are
-    /// grouped per (window, key) and folded in at the end, one lookup each; a record for a
-    /// fired window within lateness goes in at once and fires it again, after the records
-    /// before it were folded in (so that new (window, key) pairs are numbered in input order).
+    /// Combines the batch ([`MiniBatch`]): records for windows that have not fired are added
+    /// to their (window, key)'s accumulator, taken out of the state once per batch and put
+    /// back at its end; a record for a fired window within lateness goes in at once and fires
+    /// it again, after the accumulators taken so far were put back.
     /// Late records are counted and reported in input order. What is emitted and kept is what
     /// [`process`](Operator::process) record by record emits and keeps; after an error (a late
     /// record could not be written) the state is the failed attempt's, discarded with it.
@@ -403,24 +416,20 @@ where
     ) -> Result<(), OperatorError> {
         let w = &mut self.0;
         w.batch.clear();
-        for (i, record) in records.iter().enumerate() {
+        for record in records.iter() {
             w.route(record, |function, state, batch, window, key, placed| {
                 if placed == Placed::Pending {
-                    return batch.add(window, key, i);
+                    let create = || function.create();
+                    let acc = batch.acc(window, key, || take(state, window, key, create));
+                    return function.add(acc, record);
                 }
                 if !batch.is_empty() {
-                    fold(
-                        state,
-                        batch,
-                        records,
-                        || function.create(),
-                        |acc, r| function.add(acc, r),
-                    );
+                    put_back(state, batch, || function.create());
                 }
                 add_now(function, state, window, key, record, out);
             })?;
         }
-        w.fold_batch(records, A::create, A::add);
+        w.put_back_batch(A::create);
         records.clear();
         Ok(())
     }
@@ -493,9 +502,9 @@ where
             })
     }
 
-    /// Combines the batch ([`MiniBatch`]): records for windows that have not fired are
-    /// grouped per (window, key) and folded in at the end, one lookup each; a record for a
-    /// fired window within lateness is sent alone at once, late records are counted and
+    /// Combines the batch ([`MiniBatch`]): records for windows that have not fired are added
+    /// to their (window, key)'s partial, taken out of the state once per batch and put back at
+    /// its end; a record for a fired window within lateness is sent alone at once, late records are counted and
     /// reported, both in input order. What is emitted and kept is what
     /// [`process`](Operator::process) record by record emits and keeps; after an error (a late
     /// record could not be written) the state is the failed attempt's, discarded with it.
@@ -506,15 +515,17 @@ where
     ) -> Result<(), OperatorError> {
         let w = &mut self.0;
         w.batch.clear();
-        for (i, record) in records.iter().enumerate() {
-            w.route(record, |function, _, batch, window, key, placed| {
+        for record in records.iter() {
+            w.route(record, |function, state, batch, window, key, placed| {
                 if placed == Placed::Refire {
                     return send_alone(out, function, window, key, record);
                 }
-                batch.add(window, key, i);
+                let create = || (function.create(), 0);
+                let partial = batch.acc(window, key, || take(state, window, key, create));
+                count_in(function, partial, record);
             })?;
         }
-        w.fold_batch(records, |f| (f.create(), 0), count_in);
+        w.put_back_batch(|f| (f.create(), 0));
         records.clear();
         Ok(())
     }
