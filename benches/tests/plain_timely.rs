@@ -92,7 +92,7 @@ fn bad_lines_are_counted_and_bad_files_refused_by_name() {
         "{refused}"
     );
     let missing = dir.path().join("missing.csv");
-    let refused = plain_timely::run(&[missing.clone()], home(), 1).unwrap_err();
+    let refused = plain_timely::run(std::slice::from_ref(&missing), home(), 1).unwrap_err();
     assert!(
         refused.contains(&missing.display().to_string()),
         "{refused}"

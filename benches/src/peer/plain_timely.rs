@@ -18,7 +18,7 @@
 //!   rejected: counted, not written anywhere;
 //! - sends each record into an [`InputHandle`], advances the epoch every
 //!   [`LINES_PER_EPOCH`] lines and steps the worker while the probe lags the input, as the
-//!   examples do;
+//!   examples do (parking while it waits, not spinning: see [`LINES_PER_EPOCH`]);
 //! - exchanges the records by the `DefaultHasher` hash of their plate to a tagging operator
 //!   that keeps, in `std::collections::HashMap`s, the distinct UTC days of each non-local
 //!   plate (long-term from the [`LONG_TERM_DAYS`]-th), the origin counts, the 1-minute flow
@@ -63,6 +63,13 @@ use crate::traffic::windows::{FLOW_WINDOW_MS, ORIGIN_WINDOW_MS, WindowTotals, wi
 
 /// Data lines a worker reads into one epoch before it steps the dataflow until the probe
 /// has seen the epoch through.
+///
+/// The examples wait with `while probe.less_than(..) { worker.step() }`, which spins; this
+/// program parks instead (`step_or_park_while(None, ..)`, woken by the other workers'
+/// progress messages). With an epoch every 1000 lines, two spinning workers on two cores that
+/// other processes also use wait on each other for whole scheduler slices: on the shared
+/// 2-core machine of `results/2026-12-02-plain-timely/` that ran 3x to 5x slower than parking
+/// (10 to 14 s against 2.5 to 4.8 s), and the baseline would measure the scheduler.
 pub const LINES_PER_EPOCH: u64 = 1000;
 
 /// What a run produced.
@@ -277,12 +284,12 @@ fn run_worker(
             }
             if result.records_in % LINES_PER_EPOCH == 0 {
                 input.advance_to(input.time() + 1);
-                worker.step_while(|| probe.less_than(input.time()));
+                worker.step_or_park_while(None, || probe.less_than(input.time()));
             }
         }
     }
     input.close();
-    while worker.step() {}
+    while worker.step_or_park(None) {}
     result.counts = std::mem::take(&mut *sum.borrow_mut());
     Ok(result)
 }
@@ -327,12 +334,13 @@ fn is_plate(plate: &str) -> bool {
     let mut chars = plate.chars();
     let province = chars.next().is_some_and(|c| PROVINCES.contains(c));
     let city = chars.next().is_some_and(|c| c.is_ascii_uppercase());
-    let serial: Vec<char> = chars.collect();
+    // Bytes are characters once every one of them is ASCII.
+    let serial = chars.as_str();
     province
         && city
         && (5..=6).contains(&serial.len())
         && serial
-            .iter()
+            .chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
