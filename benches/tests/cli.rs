@@ -191,6 +191,53 @@ fn two_engines_give_the_same_origins_and_a_comparison() {
 }
 
 #[test]
+fn the_plain_timely_program_reads_files_with_the_guard_off_and_refuses_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    fs::write(
+        &input,
+        "ts_ms,plate,checkpoint_id\n1772409600000,浙A12345,1\n1772409600001,,2\n1772409600002,京A00001,3\n",
+    )
+    .unwrap();
+    let plain = |output: &Path, extra: &[&str]| {
+        let mut cmd = weir();
+        cmd.args(["run", "traffic", "--pin", "off", "--input"])
+            .arg(&input)
+            .arg("--output")
+            .arg(output)
+            .args(extra);
+        cmd
+    };
+    let out = dir.path().join("out");
+    let guard_off = ["--max-future-skew", "off", "--max-past-skew", "off"];
+    let engines = ["--engine", "weir,timely,timely-plain", "--mode", "batch"];
+    run_ok(plain(&out, &[&guard_off[..], &engines[..]].concat()));
+    let weir = fs::read_to_string(out.join("weir/origins.jsonl")).unwrap();
+    let timely_plain = fs::read_to_string(out.join("timely-plain/origins.jsonl")).unwrap();
+    assert_eq!(weir, timely_plain);
+    let report = json(&out.join("timely-plain/report.json"));
+    assert_eq!(
+        (
+            &report["engine"],
+            &report["records_in"],
+            &report["records_rejected"]
+        ),
+        (&"timely-plain".into(), &3.into(), &1.into()),
+        "{report:#}"
+    );
+    let compare = json(&out.join("compare.json"));
+    assert!(
+        compare["ratio_weir_over_timely_plain"].as_f64().unwrap() > 0.0,
+        "{compare:#}"
+    );
+
+    let stderr = run_err(plain(&out, &["--engine", "timely-plain"]));
+    assert!(stderr.contains("--max-future-skew off"), "{stderr}");
+    let stderr = run_err(traffic(dir.path(), &["--engine", "weir,timely-plain"]));
+    assert!(stderr.contains("--input"), "{stderr}");
+}
+
+#[test]
 fn an_injected_failure_names_the_operator_and_exits_non_zero() {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = traffic(dir.path(), &["--fail-after", "100"]);

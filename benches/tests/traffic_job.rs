@@ -2,10 +2,13 @@
 //! dataflow, and every malformed line rejected with its file, line and reason.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+mod generated_csv;
+
+use generated_csv::write_partitions;
 use weir_bench::peer::timely_traffic;
-use weir_bench::traffic::generator::{GeneratorConfig, PartitionGenerator};
+use weir_bench::traffic::generator::GeneratorConfig;
 use weir_bench::traffic::input::TrafficInput;
 use weir_bench::traffic::job::{DEFAULT_GUARD, TrafficJob, TrafficRun, run};
 use weir_bench::traffic::parse::HEADER;
@@ -56,24 +59,6 @@ fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-        .collect()
-}
-
-/// Writes each partition of `config` as the CSV file `p{p}.csv` in `dir`.
-fn write_partitions(config: &GeneratorConfig, dir: &Path) -> Vec<PathBuf> {
-    (0..config.partitions)
-        .map(|p| {
-            let mut generator = PartitionGenerator::new(config, p).unwrap();
-            let mut text = Vec::new();
-            let mut line = Vec::new();
-            while generator.next_line(&mut line) {
-                text.extend_from_slice(&line);
-                text.push(b'\n');
-            }
-            let path = dir.join(format!("p{p}.csv"));
-            fs::write(&path, text).unwrap();
-            path
-        })
         .collect()
 }
 

@@ -108,8 +108,15 @@ enum RunJob {
 pub enum Engine {
     /// weir itself.
     Weir,
-    /// The same job on timely dataflow 0.32, in the same process.
+    /// The same job on timely dataflow 0.32, in the same process: the project's tuned peer
+    /// (weir's byte-level CSV reader, inline plates, Fx hashing).
     Timely,
+    /// The untuned reference program of issue 9: the job as a timely user writes it from
+    /// timely's examples (`lines()`, `split(',')`, `String` plates, std `HashMap`s, an epoch
+    /// per 1000 lines), the baseline of the issue's speed targets. CSV files only (--input),
+    /// timestamp guard off (--max-future-skew off --max-past-skew off); rejected lines are
+    /// counted in report.json, not written (no rejected.jsonl).
+    TimelyPlain,
 }
 
 impl Engine {
@@ -117,6 +124,7 @@ impl Engine {
         match self {
             Engine::Weir => "weir",
             Engine::Timely => "timely",
+            Engine::TimelyPlain => "timely-plain",
         }
     }
 }

@@ -21,8 +21,8 @@ use super::{
     engine_dir, records,
 };
 use crate::output_dir::{self, OutputDir, REPORT_FILE, Status};
-use crate::peer::timely_traffic;
 use crate::peer::timely_traffic::Dropped;
+use crate::peer::{plain_timely, timely_traffic};
 use crate::report::{Latency, Machine, median, task_table};
 use crate::traffic::generator::GeneratorConfig;
 use crate::traffic::input::TrafficInput;
@@ -75,7 +75,9 @@ pub struct TrafficArgs {
     /// still "incomplete" is a killed run's. Files of other names are left alone.
     #[arg(long, default_value = "out")]
     output: PathBuf,
-    /// Engines to run, comma separated: `weir`, `timely` or `weir,timely`.
+    /// Engines to run, comma separated: `weir`, `timely` (the project's tuned timely dataflow
+    /// peer), `timely-plain` (issue 9's untuned reference program: CSV --input only, guard
+    /// off), or several, such as `weir,timely,timely-plain`.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "weir")]
     engine: Vec<Engine>,
     /// Runs of each engine, interleaved, 1 to 10000; with several, the medians and the ratio
@@ -268,6 +270,32 @@ struct EngineRun {
 }
 
 impl EngineRun {
+    /// A run of a timely program, whose results are complete (nothing late, no network of
+    /// weir's, no checkpoints), before its counts are filled in.
+    fn complete(engine: Engine) -> Self {
+        Self {
+            engine,
+            records_in: 0,
+            records_rejected: 0,
+            records_quarantined: 0,
+            records_late_dropped: 0,
+            records_late_dropped_origin_5m: 0,
+            partitions_mostly_rejected: Vec::new(),
+            counts: OriginCounts::default(),
+            windows: WindowTotals::default(),
+            wall: Duration::ZERO,
+            latency: None,
+            result_latency: None,
+            network: None,
+            stopped_early: false,
+            checkpoints: None,
+            injected_failures: Vec::new(),
+            at_least_once: false,
+            planned_failures: 0,
+            tasks: Vec::new(),
+        }
+    }
+
     fn throughput(&self) -> f64 {
         self.records_in as f64 / self.wall.as_secs_f64().max(1e-9)
     }
@@ -281,6 +309,8 @@ struct Comparison {
     runs: Vec<ComparisonRun>,
     median_throughput_records_per_s: Vec<(String, f64)>,
     ratio_weir_over_timely: Option<f64>,
+    /// weir's median throughput over issue 9's plain timely program's.
+    ratio_weir_over_timely_plain: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -326,9 +356,12 @@ pub(super) fn run(args: &TrafficArgs) -> Result<(), String> {
     let checkpointing = args.checkpointing.resolve(&args.output)?;
     if checkpointing.restore.is_some() && (engines != [Engine::Weir] || args.repeat > 1) {
         return Err(
-            "--restore continues one weir run: it cannot be combined with --engine timely or --repeat"
+            "--restore continues one weir run: it cannot be combined with another engine or --repeat"
                 .into(),
         );
+    }
+    if engines.contains(&Engine::TimelyPlain) {
+        check_plain(args, &input)?;
     }
     checkpointing.apply(&mut runtime);
     // A restored run continues the outputs of the run it restores: they stay.
@@ -346,6 +379,7 @@ pub(super) fn run(args: &TrafficArgs) -> Result<(), String> {
             let result = match engine {
                 Engine::Weir => run_weir(args, &input, &runtime, out.path()),
                 Engine::Timely => run_timely(args, &input, out.path()),
+                Engine::TimelyPlain => run_timely_plain(args, &input, out.path()),
             };
             let run = match result {
                 Ok(run) => run,
@@ -456,35 +490,69 @@ fn run_timely(args: &TrafficArgs, input: &TrafficInput, dir: &Path) -> Result<En
     if let Some(e) = write_error {
         return Err(format!("writing {}: {e}", rejected_file.path().display()));
     }
+    write_complete_results(dir, &outcome.counts, &outcome.windows)?;
+    Ok(EngineRun {
+        records_in: outcome.records_in,
+        records_rejected: outcome.records_rejected,
+        records_quarantined: outcome.records_quarantined,
+        counts: outcome.counts,
+        windows: outcome.windows,
+        wall: outcome.wall,
+        ..EngineRun::complete(Engine::Timely)
+    })
+}
+
+/// Refuses what `--engine timely-plain` cannot do, naming the options: it reads CSV files and
+/// has no timestamp guard. What the timely peer ignores (checkpoints, --rate, --slow-tag,
+/// --fail-after, event-time options), it ignores too.
+fn check_plain(args: &TrafficArgs, input: &TrafficInput) -> Result<(), String> {
+    if matches!(input, TrafficInput::Generate(_)) {
+        return Err(
+            "--engine timely-plain reads CSV files: give --input (it has no generator)".into(),
+        );
+    }
+    if args.guard().is_on() {
+        return Err(
+            "--engine timely-plain has no timestamp guard: add --max-future-skew off --max-past-skew off"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Runs issue 9's plain timely program; writes the outputs the timely peer writes except
+/// rejected.jsonl (the plain program counts rejected lines, it does not keep them).
+fn run_timely_plain(
+    args: &TrafficArgs,
+    input: &TrafficInput,
+    dir: &Path,
+) -> Result<EngineRun, String> {
+    let outcome = plain_timely::run(input.files(), args.home, args.parallelism)?;
+    write_complete_results(dir, &outcome.counts, &outcome.windows)?;
+    Ok(EngineRun {
+        records_in: outcome.records_in,
+        records_rejected: outcome.records_rejected,
+        counts: outcome.counts,
+        windows: outcome.windows,
+        wall: outcome.wall,
+        ..EngineRun::complete(Engine::TimelyPlain)
+    })
+}
+
+/// Writes origins.jsonl, flow_1m.jsonl, origin_5m.jsonl and an empty late.jsonl: a timely
+/// program's results are complete, nothing is dropped as late.
+fn write_complete_results(
+    dir: &Path,
+    counts: &OriginCounts,
+    windows: &WindowTotals,
+) -> Result<(), String> {
     let write = |name: &str, text: String| {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))
     };
-    write(ORIGINS_FILE, outcome.counts.to_jsonl())?;
-    outcome.windows.write_jsonl(dir)?;
-    // Complete results: timely drops nothing as late.
-    write(LATE_FILE, String::new())?;
-    Ok(EngineRun {
-        engine: Engine::Timely,
-        records_in: outcome.records_in,
-        records_rejected: outcome.records_rejected,
-        records_quarantined: outcome.records_quarantined,
-        records_late_dropped: 0,
-        records_late_dropped_origin_5m: 0,
-        partitions_mostly_rejected: Vec::new(),
-        counts: outcome.counts,
-        windows: outcome.windows,
-        wall: outcome.wall,
-        latency: None,
-        result_latency: None,
-        network: None,
-        stopped_early: false,
-        checkpoints: None,
-        injected_failures: Vec::new(),
-        at_least_once: false,
-        planned_failures: 0,
-        tasks: Vec::new(),
-    })
+    write(ORIGINS_FILE, counts.to_jsonl())?;
+    windows.write_jsonl(dir)?;
+    write(LATE_FILE, String::new())
 }
 
 fn report<'a>(
@@ -683,9 +751,12 @@ fn compare(
         );
     }
     let of = |name: &str| medians.iter().find(|(e, _)| e == name).map(|(_, r)| *r);
-    let ratio = of("weir").zip(of("timely")).map(|(w, t)| w / t);
-    if let Some(ratio) = ratio {
-        println!("weir / timely: {ratio:.2}");
+    let ratio_to = |peer: &str| of("weir").zip(of(peer)).map(|(w, t)| w / t);
+    let (ratio, ratio_plain) = (ratio_to("timely"), ratio_to("timely-plain"));
+    for (peer, ratio) in [("timely", ratio), ("timely-plain", ratio_plain)] {
+        if let Some(ratio) = ratio {
+            println!("weir / {peer}: {ratio:.2}");
+        }
     }
     let comparison = Comparison {
         machine,
@@ -702,6 +773,7 @@ fn compare(
             .collect(),
         median_throughput_records_per_s: medians,
         ratio_weir_over_timely: ratio,
+        ratio_weir_over_timely_plain: ratio_plain,
     };
     let path = args.output.join(COMPARE_FILE);
     let json = serde_json::to_string_pretty(&comparison).map_err(|e| e.to_string())?;
