@@ -25,7 +25,7 @@ use crate::checkpoint::{
 use crate::codec::DecodeError;
 use crate::error::{JobError, OperatorError, TaskError};
 use crate::operator::Output;
-use crate::source::{PartitionReader, Read, Source, owned_partitions};
+use crate::source::{BatchEnd, PartitionReader, Read, Source, owned_partitions};
 use crate::time::deferred::DeferredWatermark;
 use crate::time::guard::{GuardState, Offer};
 use crate::time::{
@@ -444,6 +444,58 @@ impl<T: Send + 'static> SourceTask<T> {
         Ok(())
     }
 
+    /// Whether partition `p`'s records are read a batch at a time
+    /// ([`PartitionReader::next_batch`]): unless a timestamp guard judges them (its warm-up
+    /// needs each record's position, and it may hold records back) or punctuated watermarks
+    /// follow them (one may be due after any record), a record needs nothing of its own but
+    /// its timestamp ([`observe_gathered`](Self::observe_gathered)).
+    #[inline]
+    fn reads_in_batches(&self, p: usize) -> bool {
+        self.event_time.as_ref().is_none_or(|et| {
+            et.guards[p].is_none() && !matches!(et.strategy.emit, WatermarkEmit::Punctuated(_))
+        })
+    }
+
+    /// The records gathered from `start` on, just read from partition `p` in one batch,
+    /// advance its clock: what [`accept`](Self::accept) does for each record when no
+    /// punctuated watermark can follow it.
+    #[inline]
+    fn observe_gathered(&mut self, p: usize, start: usize) {
+        debug_assert!(
+            !self.deferred.is_deferred(),
+            "only punctuated watermarks defer"
+        );
+        if let Some(et) = &mut self.event_time {
+            for record in &self.batch[start..] {
+                et.clock.observe(p, (et.strategy.timestamp)(record));
+            }
+        }
+    }
+
+    /// Reads one record of partition `p` and hands it to the guard or the batch: how many
+    /// records it read (0 or 1), and `Full` unless the partition had none ready or ended.
+    #[inline]
+    fn read_one(
+        &mut self,
+        p: usize,
+        reader: &mut dyn PartitionReader<T>,
+    ) -> Result<(usize, BatchEnd), TaskError> {
+        // Where a record held by the guard's warm-up starts, if it is the first.
+        let held_from =
+            (self.warming_up(p) && self.positions[p].held_from.is_none()).then(|| reader.offset());
+        match reader.next().map_err(|e| self.source_error(e))? {
+            Read::Record(record) => {
+                if held_from.is_some() {
+                    self.positions[p].held_from = held_from;
+                }
+                self.record(p, record)?;
+                Ok((1, BatchEnd::Full))
+            }
+            Read::Pending => Ok((0, BatchEnd::Pending)),
+            Read::End => Ok((0, BatchEnd::End)),
+        }
+    }
+
     /// One record read from local partition `p`.
     #[inline]
     fn record(&mut self, p: usize, record: T) -> Result<(), TaskError> {
@@ -643,30 +695,38 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
             let polled = Instant::now();
             let mut i = 0;
             while i < readers.len() {
-                let (p, mut ended, mut batch) = (readers[i].0, false, 0u64);
-                for _ in 0..SOURCE_BATCH {
-                    // Where a record held by the guard's warm-up starts, if it is the first.
-                    let held_from = (self.warming_up(p) && self.positions[p].held_from.is_none())
-                        .then(|| readers[i].1.offset());
-                    match readers[i].1.next().map_err(|e| self.source_error(e))? {
-                        Read::Record(record) => {
-                            batch += 1;
-                            if held_from.is_some() {
-                                self.positions[p].held_from = held_from;
-                            }
-                            self.record(p, record)?;
-                            if self.checkpoint_triggered() {
-                                // A barrier waits for no batch: the records gathered so far
-                                // go down, then the barrier (after the snapshot of the
-                                // offsets just past them).
-                                self.positions[p].offset = readers[i].1.offset();
-                                self.maybe_checkpoint(&readers)?;
-                            } else if self.batch.len() >= self.limit.get() {
-                                self.push_batch()?;
-                            }
+                let (p, mut ended, mut batch) = (readers[i].0, false, 0usize);
+                while batch < SOURCE_BATCH {
+                    let (got, end) = if self.reads_in_batches(p) {
+                        // As many records as the batch being gathered has room for, at most
+                        // the rest of this partition's turn.
+                        let (start, left) = (self.batch.len(), SOURCE_BATCH - batch);
+                        let room = self.limit.get().saturating_sub(start).clamp(1, left);
+                        let end = readers[i]
+                            .1
+                            .next_batch(&mut self.batch, room)
+                            .map_err(|e| self.source_error(e))?;
+                        self.observe_gathered(p, start);
+                        (self.batch.len() - start, end)
+                    } else {
+                        self.read_one(p, readers[i].1.as_mut())?
+                    };
+                    batch += got;
+                    if got > 0 {
+                        if self.checkpoint_triggered() {
+                            // A barrier waits for no batch: the records gathered so far go
+                            // down, then the barrier (after the snapshot of the offsets just
+                            // past them).
+                            self.positions[p].offset = readers[i].1.offset();
+                            self.maybe_checkpoint(&readers)?;
+                        } else if self.batch.len() >= self.limit.get() {
+                            self.push_batch()?;
                         }
-                        Read::Pending => break,
-                        Read::End => {
+                    }
+                    match end {
+                        BatchEnd::Full => {}
+                        BatchEnd::Pending => break,
+                        BatchEnd::End => {
                             ended = true;
                             break;
                         }
@@ -678,7 +738,7 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
                 {
                     et.clock.touch(p, polled);
                 }
-                read += batch;
+                read += batch as u64;
                 if ended {
                     self.positions[p].reader_state = readers[i].1.state();
                     self.partition_ended(p)?;

@@ -337,6 +337,9 @@ impl TrafficReader {
 impl WeirReader<TrafficRecord> for TrafficReader {
     /// The next record; `Pending` after [`DROPPED_PER_POLL`] rejected lines or skipped parts
     /// of an oversized line without a record, so the caller can look at stop requests.
+    /// Inlined into [`next_batch`](WeirReader::next_batch), where a record goes from the
+    /// parser straight into the batch.
+    #[inline(always)]
     fn next(&mut self) -> Result<Read<TrafficRecord>, OperatorError> {
         if let Some(pace) = &mut self.pace {
             if pace.ahead() {
