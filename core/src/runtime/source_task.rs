@@ -445,54 +445,70 @@ impl<T: Send + 'static> SourceTask<T> {
     }
 
     /// Whether partition `p`'s records are read a batch at a time
-    /// ([`PartitionReader::next_batch`]): unless a timestamp guard judges them (its warm-up
-    /// needs each record's position, and it may hold records back) or punctuated watermarks
-    /// follow them (one may be due after any record), a record needs nothing of its own but
-    /// its timestamp ([`observe_gathered`](Self::observe_gathered)).
+    /// ([`PartitionReader::next_batch`]): unless its timestamp guard is warming up (the
+    /// warm-up holds records back and needs each one's position) or punctuated watermarks
+    /// follow the records (one may be due after any record), a record needs nothing of its
+    /// own but its timestamp and verdict ([`judge_gathered`](Self::judge_gathered)).
     #[inline]
     fn reads_in_batches(&self, p: usize) -> bool {
         self.event_time.as_ref().is_none_or(|et| {
-            et.guards[p].is_none() && !matches!(et.strategy.emit, WatermarkEmit::Punctuated(_))
+            et.guards[p].as_ref().is_none_or(TimestampGuard::is_warm)
+                && !matches!(et.strategy.emit, WatermarkEmit::Punctuated(_))
         })
     }
 
-    /// The records gathered from `start` on, just read from partition `p` in one batch,
-    /// advance its clock: what [`accept`](Self::accept) does for each record when no
-    /// punctuated watermark can follow it.
+    /// The records gathered from `start` on, just read from partition `p` in one batch: each
+    /// is judged by the partition's guard, if it has one, and advances its clock, in order:
+    /// what [`record`](Self::record) does for each when the guard is warm and no punctuated
+    /// watermark can follow. From a quarantined record on (rare), the rest of them go
+    /// through [`judged`](Self::judged) one by one.
     #[inline]
-    fn observe_gathered(&mut self, p: usize, start: usize) {
+    fn judge_gathered(&mut self, p: usize, start: usize) -> Result<(), TaskError> {
         debug_assert!(
             !self.deferred.is_deferred(),
             "only punctuated watermarks defer"
         );
-        if let Some(et) = &mut self.event_time {
-            for record in &self.batch[start..] {
-                et.clock.observe(p, (et.strategy.timestamp)(record));
+        let Some(et) = &mut self.event_time else {
+            return Ok(());
+        };
+        let mut quarantined = None;
+        for (i, record) in self.batch[start..].iter().enumerate() {
+            let ts = (et.strategy.timestamp)(record);
+            if let Some(guard) = et.guards[p].as_mut()
+                && let Some(quarantine) = guard.judge(ts)
+            {
+                quarantined = Some((start + i, ts, quarantine));
+                break;
             }
+            et.clock.observe(p, ts);
         }
+        let Some((at, ts, quarantine)) = quarantined else {
+            return Ok(());
+        };
+        let mut rest = self.batch.split_off(at).into_iter();
+        let first = rest.next().expect("the quarantined record");
+        self.judged(p, first, ts, Some(quarantine))?;
+        for record in rest {
+            let et = self.event_time.as_mut().expect("event time");
+            let ts = (et.strategy.timestamp)(&record);
+            let verdict = et.guards[p].as_mut().and_then(|guard| guard.judge(ts));
+            self.judged(p, record, ts, verdict)?;
+        }
+        Ok(())
     }
 
-    /// Reads one record of partition `p` and hands it to the guard or the batch: how many
-    /// records it read (0 or 1), and `Full` unless the partition had none ready or ended.
+    /// Records were just read from `readers[i]`: a triggered barrier goes down after them
+    /// (the records gathered so far first, then the snapshot of the offsets just past them:
+    /// a barrier waits for no batch), or else a batch that reached its limit.
     #[inline]
-    fn read_one(
-        &mut self,
-        p: usize,
-        reader: &mut dyn PartitionReader<T>,
-    ) -> Result<(usize, BatchEnd), TaskError> {
-        // Where a record held by the guard's warm-up starts, if it is the first.
-        let held_from =
-            (self.warming_up(p) && self.positions[p].held_from.is_none()).then(|| reader.offset());
-        match reader.next().map_err(|e| self.source_error(e))? {
-            Read::Record(record) => {
-                if held_from.is_some() {
-                    self.positions[p].held_from = held_from;
-                }
-                self.record(p, record)?;
-                Ok((1, BatchEnd::Full))
-            }
-            Read::Pending => Ok((0, BatchEnd::Pending)),
-            Read::End => Ok((0, BatchEnd::End)),
+    fn after_read(&mut self, readers: &[LocalReader<T>], i: usize) -> Result<(), TaskError> {
+        if self.checkpoint_triggered() {
+            self.positions[readers[i].0].offset = readers[i].1.offset();
+            self.maybe_checkpoint(readers)
+        } else if self.batch.len() >= self.limit.get() {
+            self.push_batch()
+        } else {
+            Ok(())
         }
     }
 
@@ -696,8 +712,8 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
             let mut i = 0;
             while i < readers.len() {
                 let (p, mut ended, mut batch) = (readers[i].0, false, 0usize);
-                while batch < SOURCE_BATCH {
-                    let (got, end) = if self.reads_in_batches(p) {
+                if self.reads_in_batches(p) {
+                    while batch < SOURCE_BATCH {
                         // As many records as the batch being gathered has room for, at most
                         // the rest of this partition's turn.
                         let (start, left) = (self.batch.len(), SOURCE_BATCH - batch);
@@ -706,29 +722,41 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
                             .1
                             .next_batch(&mut self.batch, room)
                             .map_err(|e| self.source_error(e))?;
-                        self.observe_gathered(p, start);
-                        (self.batch.len() - start, end)
-                    } else {
-                        self.read_one(p, readers[i].1.as_mut())?
-                    };
-                    batch += got;
-                    if got > 0 {
-                        if self.checkpoint_triggered() {
-                            // A barrier waits for no batch: the records gathered so far go
-                            // down, then the barrier (after the snapshot of the offsets just
-                            // past them).
-                            self.positions[p].offset = readers[i].1.offset();
-                            self.maybe_checkpoint(&readers)?;
-                        } else if self.batch.len() >= self.limit.get() {
-                            self.push_batch()?;
+                        let got = self.batch.len() - start;
+                        batch += got;
+                        self.judge_gathered(p, start)?;
+                        if got > 0 {
+                            self.after_read(&readers, i)?;
+                        }
+                        match end {
+                            BatchEnd::Full => {}
+                            BatchEnd::Pending => break,
+                            BatchEnd::End => {
+                                ended = true;
+                                break;
+                            }
                         }
                     }
-                    match end {
-                        BatchEnd::Full => {}
-                        BatchEnd::Pending => break,
-                        BatchEnd::End => {
-                            ended = true;
-                            break;
+                } else {
+                    for _ in 0..SOURCE_BATCH {
+                        // Where a record held by the guard's warm-up starts, if it is the first.
+                        let held_from = (self.warming_up(p)
+                            && self.positions[p].held_from.is_none())
+                        .then(|| readers[i].1.offset());
+                        match readers[i].1.next().map_err(|e| self.source_error(e))? {
+                            Read::Record(record) => {
+                                batch += 1;
+                                if held_from.is_some() {
+                                    self.positions[p].held_from = held_from;
+                                }
+                                self.record(p, record)?;
+                                self.after_read(&readers, i)?;
+                            }
+                            Read::Pending => break,
+                            Read::End => {
+                                ended = true;
+                                break;
+                            }
                         }
                     }
                 }

@@ -122,7 +122,18 @@ impl<T> TimestampGuard<T> {
             .collect()
     }
 
-    fn judge(&mut self, ts: i64) -> Option<Quarantine> {
+    /// Whether the warm-up is over: from then on [`offer`](Self::offer) judges every record at
+    /// once, as [`judge`](Self::judge) does.
+    pub fn is_warm(&self) -> bool {
+        self.reference.is_some()
+    }
+
+    /// The verdict on a record of timestamp `ts` after the warm-up (`None`: accepted), as
+    /// [`offer`](Self::offer) gives it, without handing over the record.
+    ///
+    /// # Panics
+    /// During the warm-up ([`is_warm`](Self::is_warm) is false).
+    pub fn judge(&mut self, ts: i64) -> Option<Quarantine> {
         let reference = self.reference.expect("judged after the warm-up");
         if let Some(max) = self.config.max_future_skew_ms
             && ts > reference.saturating_add(max)
