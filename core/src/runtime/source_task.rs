@@ -446,54 +446,83 @@ impl<T: Send + 'static> SourceTask<T> {
 
     /// Whether partition `p`'s records are read a batch at a time
     /// ([`PartitionReader::next_batch`]): unless its timestamp guard is warming up (the
-    /// warm-up holds records back and needs each one's position) or punctuated watermarks
-    /// follow the records (one may be due after any record), a record needs nothing of its
-    /// own but its timestamp and verdict ([`judge_gathered`](Self::judge_gathered)).
+    /// warm-up holds records back and needs each one's position), a record read needs only
+    /// what [`admit_gathered`](Self::admit_gathered) does in place.
     #[inline]
     fn reads_in_batches(&self, p: usize) -> bool {
-        self.event_time.as_ref().is_none_or(|et| {
-            et.guards[p].as_ref().is_none_or(TimestampGuard::is_warm)
-                && !matches!(et.strategy.emit, WatermarkEmit::Punctuated(_))
-        })
+        self.event_time
+            .as_ref()
+            .is_none_or(|et| et.guards[p].as_ref().is_none_or(TimestampGuard::is_warm))
     }
 
-    /// The records gathered from `start` on, just read from partition `p` in one batch: each
-    /// is judged by the partition's guard, if it has one, and advances its clock, in order:
-    /// what [`record`](Self::record) does for each when the guard is warm and no punctuated
-    /// watermark can follow. From a quarantined record on (rare), the rest of them go
-    /// through [`judged`](Self::judged) one by one.
+    /// The records gathered from `start` on, just read from partition `p` in one batch, in
+    /// order: each is judged by the partition's guard (warm), advances its clock and, under
+    /// punctuated watermarks, may defer a watermark: what [`record`](Self::record) does for
+    /// each, in place. Three rare cases move records: a quarantined record leaves the batch
+    /// for the quarantine; before a record at or behind the deferred watermark the records
+    /// before it go down, then the watermark; after a record that changes the status, the
+    /// records up to it go down, then the status.
     #[inline]
-    fn judge_gathered(&mut self, p: usize, start: usize) -> Result<(), TaskError> {
+    fn admit_gathered(&mut self, p: usize, start: usize) -> Result<(), TaskError> {
+        let Some(et) = &self.event_time else {
+            return Ok(());
+        };
+        let punctuated = matches!(et.strategy.emit, WatermarkEmit::Punctuated(_));
+        let mut i = start;
+        while i < self.batch.len() {
+            let et = self.event_time.as_mut().expect("event time");
+            let ts = (et.strategy.timestamp)(&self.batch[i]);
+            if let Some(quarantine) = et.guards[p].as_mut().and_then(|guard| guard.judge(ts)) {
+                let record = self.batch.remove(i);
+                self.judged(p, record, ts, Some(quarantine))?;
+                continue;
+            }
+            if self.deferred.holds_back(ts) {
+                self.with_first(i, Self::push_batch)?;
+                i = 0;
+            }
+            let et = self.event_time.as_mut().expect("event time");
+            et.clock.observe(p, ts);
+            let punctuate = match &et.strategy.emit {
+                WatermarkEmit::Punctuated(None) => true,
+                WatermarkEmit::Punctuated(Some(marks)) => marks(&self.batch[i]),
+                _ => false,
+            };
+            i += 1;
+            if punctuate {
+                match et.clock.poll() {
+                    ClockOutput {
+                        status: None,
+                        watermark,
+                    } => {
+                        if let Some(watermark) = watermark {
+                            self.deferred.defer(watermark);
+                        }
+                    }
+                    out => {
+                        self.with_first(i, |task| task.send(out))?;
+                        i = 0;
+                    }
+                }
+            }
+        }
         debug_assert!(
-            !self.deferred.is_deferred(),
+            punctuated || !self.deferred.is_deferred(),
             "only punctuated watermarks defer"
         );
-        let Some(et) = &mut self.event_time else {
-            return Ok(());
-        };
-        let mut quarantined = None;
-        for (i, record) in self.batch[start..].iter().enumerate() {
-            let ts = (et.strategy.timestamp)(record);
-            if let Some(guard) = et.guards[p].as_mut()
-                && let Some(quarantine) = guard.judge(ts)
-            {
-                quarantined = Some((start + i, ts, quarantine));
-                break;
-            }
-            et.clock.observe(p, ts);
-        }
-        let Some((at, ts, quarantine)) = quarantined else {
-            return Ok(());
-        };
-        let mut rest = self.batch.split_off(at).into_iter();
-        let first = rest.next().expect("the quarantined record");
-        self.judged(p, first, ts, Some(quarantine))?;
-        for record in rest {
-            let et = self.event_time.as_mut().expect("event time");
-            let ts = (et.strategy.timestamp)(&record);
-            let verdict = et.guards[p].as_mut().and_then(|guard| guard.judge(ts));
-            self.judged(p, record, ts, verdict)?;
-        }
+        Ok(())
+    }
+
+    /// Runs `send` (which pushes what is gathered, and more) with only the first `n` gathered
+    /// records gathered; the rest are gathered again after it.
+    fn with_first(
+        &mut self,
+        n: usize,
+        send: impl FnOnce(&mut Self) -> Result<(), TaskError>,
+    ) -> Result<(), TaskError> {
+        let mut rest = self.batch.split_off(n);
+        send(self)?;
+        self.batch.append(&mut rest);
         Ok(())
     }
 
@@ -724,7 +753,7 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
                             .map_err(|e| self.source_error(e))?;
                         let got = self.batch.len() - start;
                         batch += got;
-                        self.judge_gathered(p, start)?;
+                        self.admit_gathered(p, start)?;
                         if got > 0 {
                             self.after_read(&readers, i)?;
                         }
