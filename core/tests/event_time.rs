@@ -847,6 +847,73 @@ fn a_bogus_first_timestamp_is_quarantined_and_never_fires_an_old_window() {
     assert_eq!(late_dropped(&result), 0);
 }
 
+#[test]
+fn bogus_timestamps_past_the_warm_up_are_quarantined_in_order_from_a_batch_read() {
+    // 2 000 records 100 ms apart; the source reads them record by record only in its first
+    // turn (the guard's warm-up), then a batch at a time. Two records far ahead in a row and
+    // one far behind, all well past the first turn, leave their batches for the quarantine;
+    // the records around them are counted, in their windows, under punctuated watermarks.
+    const DAY: i64 = 86_400_000;
+    let base = 100 * DAY;
+    let bogus = |id: u64| match id {
+        700 | 701 => Some(base + 30 * DAY),
+        1500 => Some(base - 30 * DAY),
+        _ => None,
+    };
+    let records: Vec<Ev> = (0..2000u64)
+        .map(|id| (id, bogus(id).unwrap_or(base + id as i64 * 100)))
+        .collect();
+    let quarantined: Shared<(Ev, Quarantine)> = shared();
+    let sink_q = Arc::clone(&quarantined);
+    let factory: QuarantineFactory<Ev> = Arc::new(move |_subtask| {
+        let sink_q = Arc::clone(&sink_q);
+        Ok(Box::new(move |record: Ev, why: Quarantine| {
+            sink_q.lock().unwrap().push((record, why));
+            Ok(())
+        }))
+    });
+    let mut s = punctuated(0);
+    s.guard = GuardConfig {
+        max_future_skew_ms: Some(3_600_000),
+        max_past_skew_ms: Some(12 * 3_600_000),
+    };
+    s.quarantine = Some(factory);
+    let out = shared();
+    let target = Arc::clone(&out);
+    let job = Job::new(config());
+    job.source_with_watermarks("events", 1, VecSource::new(vec![records]), s)
+        .window_global(
+            "window",
+            GlobalAggregation::WindowAll,
+            spec(WindowAssigner::tumbling(10_000), 0, None),
+            Count,
+        )
+        .sink("collect", 1, move |_| CollectSink::new(Arc::clone(&target)));
+    let result = job.execute().expect("job runs");
+
+    let expected: Vec<(Window, u64)> = (0..20i64)
+        .map(|k| {
+            let start = base + k * 10_000;
+            let count = match k {
+                7 => 98,
+                15 => 99,
+                _ => 100,
+            };
+            (w(start, start + 10_000), count)
+        })
+        .collect();
+    assert_eq!(lines(&take(&out)), expected);
+    let ids: Vec<u64> = take(&quarantined).iter().map(|((id, _), _)| *id).collect();
+    assert_eq!(ids, [700, 701, 1500]);
+    let source = result
+        .tasks
+        .iter()
+        .find(|t| t.task.starts_with("events"))
+        .expect("source task");
+    assert_eq!(source.numRecordsQuarantined, 3);
+    assert_eq!(late_dropped(&result), 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 8. Watermarks never go backwards
 // ---------------------------------------------------------------------------------------------
