@@ -775,17 +775,18 @@ fn an_idle_subtask_without_partitions_lets_windows_fire_before_the_end() {
 // 7. The timestamp guard at start-up
 // ---------------------------------------------------------------------------------------------
 
-#[test]
-fn a_bogus_first_timestamp_is_quarantined_and_never_fires_an_old_window() {
-    const DAY: i64 = 86_400_000;
-    // base = 100 days, a multiple of the 10 s window. Record 0 is 20 days older than the rest;
-    // records 1..=39 are at base + id * 1000.
-    // The guard holds the first 16 records; sorted, their median (index 8) is base + 8000.
-    // Record 0 is 20 days behind it, more than the 12 h past skew: quarantined.
-    // Windows of 10 s: [base, +10s) = ids 1..=9 = 9, then ids 10..=19, 20..=29, 30..=39 = 10 each.
-    let base = 100 * DAY;
-    let mut records = vec![(0u64, base - 20 * DAY)];
-    records.extend((1..=39u64).map(|id| (id, base + id as i64 * 1000)));
+/// What [`guarded_window_all`] saw: the windows' counts, the quarantined records with why,
+/// and the job's result.
+struct Guarded {
+    windows: Vec<(Window, u64)>,
+    quarantined: Vec<(Ev, Quarantine)>,
+    result: JobResult,
+}
+
+/// Runs `records` (one partition) through a source with punctuated watermarks and the
+/// timestamp guard on (1 h future skew, 12 h past skew) into window-all counts of 10 s
+/// windows.
+fn guarded_window_all(records: Vec<Ev>) -> Guarded {
     let quarantined: Shared<(Ev, Quarantine)> = shared();
     let sink_q = Arc::clone(&quarantined);
     let factory: QuarantineFactory<Ev> = Arc::new(move |_subtask| {
@@ -813,9 +814,32 @@ fn a_bogus_first_timestamp_is_quarantined_and_never_fires_an_old_window() {
         )
         .sink("collect", 1, move |_| CollectSink::new(Arc::clone(&target)));
     let result = job.execute().expect("job runs");
+    Guarded {
+        windows: lines(&take(&out)),
+        quarantined: take(&quarantined),
+        result,
+    }
+}
+
+#[test]
+fn a_bogus_first_timestamp_is_quarantined_and_never_fires_an_old_window() {
+    const DAY: i64 = 86_400_000;
+    // base = 100 days, a multiple of the 10 s window. Record 0 is 20 days older than the rest;
+    // records 1..=39 are at base + id * 1000.
+    // The guard holds the first 16 records; sorted, their median (index 8) is base + 8000.
+    // Record 0 is 20 days behind it, more than the 12 h past skew: quarantined.
+    // Windows of 10 s: [base, +10s) = ids 1..=9 = 9, then ids 10..=19, 20..=29, 30..=39 = 10 each.
+    let base = 100 * DAY;
+    let mut records = vec![(0u64, base - 20 * DAY)];
+    records.extend((1..=39u64).map(|id| (id, base + id as i64 * 1000)));
+    let Guarded {
+        windows,
+        quarantined,
+        result,
+    } = guarded_window_all(records);
 
     assert_eq!(
-        lines(&take(&out)),
+        windows,
         vec![
             (w(base, base + 10_000), 9),
             (w(base + 10_000, base + 20_000), 10),
@@ -823,7 +847,6 @@ fn a_bogus_first_timestamp_is_quarantined_and_never_fires_an_old_window() {
             (w(base + 30_000, base + 40_000), 10),
         ]
     );
-    let quarantined = take(&quarantined);
     assert_eq!(quarantined.len(), 1);
     let ((id, ts), why) = &quarantined[0];
     assert_eq!((*id, *ts), (0, base - 20 * DAY));
@@ -863,33 +886,11 @@ fn bogus_timestamps_past_the_warm_up_are_quarantined_in_order_from_a_batch_read(
     let records: Vec<Ev> = (0..2000u64)
         .map(|id| (id, bogus(id).unwrap_or(base + id as i64 * 100)))
         .collect();
-    let quarantined: Shared<(Ev, Quarantine)> = shared();
-    let sink_q = Arc::clone(&quarantined);
-    let factory: QuarantineFactory<Ev> = Arc::new(move |_subtask| {
-        let sink_q = Arc::clone(&sink_q);
-        Ok(Box::new(move |record: Ev, why: Quarantine| {
-            sink_q.lock().unwrap().push((record, why));
-            Ok(())
-        }))
-    });
-    let mut s = punctuated(0);
-    s.guard = GuardConfig {
-        max_future_skew_ms: Some(3_600_000),
-        max_past_skew_ms: Some(12 * 3_600_000),
-    };
-    s.quarantine = Some(factory);
-    let out = shared();
-    let target = Arc::clone(&out);
-    let job = Job::new(config());
-    job.source_with_watermarks("events", 1, VecSource::new(vec![records]), s)
-        .window_global(
-            "window",
-            GlobalAggregation::WindowAll,
-            spec(WindowAssigner::tumbling(10_000), 0, None),
-            Count,
-        )
-        .sink("collect", 1, move |_| CollectSink::new(Arc::clone(&target)));
-    let result = job.execute().expect("job runs");
+    let Guarded {
+        windows,
+        quarantined,
+        result,
+    } = guarded_window_all(records);
 
     let expected: Vec<(Window, u64)> = (0..20i64)
         .map(|k| {
@@ -902,8 +903,8 @@ fn bogus_timestamps_past_the_warm_up_are_quarantined_in_order_from_a_batch_read(
             (w(start, start + 10_000), count)
         })
         .collect();
-    assert_eq!(lines(&take(&out)), expected);
-    let ids: Vec<u64> = take(&quarantined).iter().map(|((id, _), _)| *id).collect();
+    assert_eq!(windows, expected);
+    let ids: Vec<u64> = quarantined.iter().map(|((id, _), _)| *id).collect();
     assert_eq!(ids, [700, 701, 1500]);
     let source = result
         .tasks

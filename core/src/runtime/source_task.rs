@@ -365,11 +365,9 @@ impl<T: Send + 'static> SourceTask<T> {
     /// Whether partition `p`'s guard is warming up (its next record may be held).
     #[inline]
     fn warming_up(&self, p: usize) -> bool {
-        self.event_time.as_ref().is_some_and(|et| {
-            et.guards[p]
-                .as_ref()
-                .is_some_and(|g| g.state().reference.is_none())
-        })
+        self.event_time
+            .as_ref()
+            .is_some_and(|et| et.guards[p].as_ref().is_some_and(|g| !g.is_warm()))
     }
 
     /// Injects the newest triggered barrier, if this subtask has not yet: the gathered batch
@@ -444,30 +442,18 @@ impl<T: Send + 'static> SourceTask<T> {
         Ok(())
     }
 
-    /// Whether partition `p`'s records are read a batch at a time
-    /// ([`PartitionReader::next_batch`]): unless its timestamp guard is warming up (the
-    /// warm-up holds records back and needs each one's position), a record read needs only
-    /// what [`admit_gathered`](Self::admit_gathered) does in place.
-    #[inline]
-    fn reads_in_batches(&self, p: usize) -> bool {
-        self.event_time
-            .as_ref()
-            .is_none_or(|et| et.guards[p].as_ref().is_none_or(TimestampGuard::is_warm))
-    }
-
     /// The records gathered from `start` on, just read from partition `p` in one batch, in
     /// order: each is judged by the partition's guard (warm), advances its clock and, under
     /// punctuated watermarks, may defer a watermark: what [`record`](Self::record) does for
-    /// each, in place. Three rare cases move records: a quarantined record leaves the batch
+    /// each, in place (a partition read outside its guard's warm-up). Three rare cases move records: a quarantined record leaves the batch
     /// for the quarantine; before a record at or behind the deferred watermark the records
     /// before it go down, then the watermark; after a record that changes the status, the
     /// records up to it go down, then the status.
     #[inline]
     fn admit_gathered(&mut self, p: usize, start: usize) -> Result<(), TaskError> {
-        let Some(et) = &self.event_time else {
+        if self.event_time.is_none() {
             return Ok(());
-        };
-        let punctuated = matches!(et.strategy.emit, WatermarkEmit::Punctuated(_));
+        }
         let mut i = start;
         while i < self.batch.len() {
             let et = self.event_time.as_mut().expect("event time");
@@ -507,7 +493,11 @@ impl<T: Send + 'static> SourceTask<T> {
             }
         }
         debug_assert!(
-            punctuated || !self.deferred.is_deferred(),
+            !self.deferred.is_deferred()
+                || self
+                    .event_time
+                    .as_ref()
+                    .is_some_and(|et| matches!(et.strategy.emit, WatermarkEmit::Punctuated(_))),
             "only punctuated watermarks defer"
         );
         Ok(())
@@ -741,7 +731,10 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
             let mut i = 0;
             while i < readers.len() {
                 let (p, mut ended, mut batch) = (readers[i].0, false, 0usize);
-                if self.reads_in_batches(p) {
+                // Record by record only while the partition's guard warms up: the warm-up
+                // holds records back and needs each one's position. Otherwise a batch at a
+                // time, each record then admitted in place (`admit_gathered`).
+                if !self.warming_up(p) {
                     while batch < SOURCE_BATCH {
                         // As many records as the batch being gathered has room for, at most
                         // the rest of this partition's turn.

@@ -104,6 +104,18 @@ pub type LatePartialHandler = Box<dyn FnMut(Window, u64) -> Result<(), OperatorE
 pub type LatePartials =
     Arc<dyn Fn(usize) -> Result<LatePartialHandler, OperatorError> + Send + Sync>;
 
+/// What [`Windowing::route`] hands each window of a record to: the function, the window
+/// state, the batch's accumulators, the window, the key and where the record goes.
+trait Placement<A, K, S>:
+    FnMut(&A, &mut WindowState<K, S, ByKey>, &mut MiniBatch<K, S>, Window, &K, Placed)
+{
+}
+
+impl<A, K, S, F> Placement<A, K, S> for F where
+    F: FnMut(&A, &mut WindowState<K, S, ByKey>, &mut MiniBatch<K, S>, Window, &K, Placed)
+{
+}
+
 /// What both window operators over raw records share: the key, the function, the window
 /// spec, the late output and counter, and the window contents.
 struct Windowing<T, K, A: AggregateFunction<T>, S> {
@@ -155,14 +167,7 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
     fn route(
         &mut self,
         record: &T,
-        mut each: impl FnMut(
-            &A,
-            &mut WindowState<K, S, ByKey>,
-            &mut MiniBatch<K, S>,
-            Window,
-            &K,
-            Placed,
-        ),
+        mut each: impl Placement<A, K, S>,
     ) -> Result<(), OperatorError> {
         let ts = (self.spec.timestamp)(record);
         let key = (self.key_of)(record);
@@ -195,19 +200,7 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
     /// Hands (`window`, `key`) to `each` with where it goes, unless the window is past allowed
     /// lateness; whether it was handed.
     #[inline(always)]
-    fn offer(
-        &mut self,
-        window: Window,
-        key: &K,
-        each: &mut impl FnMut(
-            &A,
-            &mut WindowState<K, S, ByKey>,
-            &mut MiniBatch<K, S>,
-            Window,
-            &K,
-            Placed,
-        ),
-    ) -> bool {
+    fn offer(&mut self, window: Window, key: &K, each: &mut impl Placement<A, K, S>) -> bool {
         let Some(placed) = self.state.placement(window) else {
             return false;
         };
