@@ -51,6 +51,18 @@ pub trait Output<T>: Send {
     fn push_batch(&mut self, records: &mut Vec<T>) -> Result<(), TaskError> {
         records.drain(..).try_for_each(|record| self.push(record))
     }
+    /// Consecutive records, borrowed, in order, as if each were [`push`](Output::push)ed: what
+    /// a split hands each chain but its last, which then gets the batch itself. A link that
+    /// only reads its records (a window, a writer) takes them without a copy; the default
+    /// pushes a clone of each, which is what a link that keeps or changes records needs.
+    fn push_shared(&mut self, records: &[T]) -> Result<(), TaskError>
+    where
+        T: Clone,
+    {
+        records
+            .iter()
+            .try_for_each(|record| self.push(record.clone()))
+    }
     /// The input watermark advanced.
     fn watermark(&mut self, watermark: Watermark) -> Result<(), TaskError>;
     /// The input became idle or active.
@@ -202,6 +214,23 @@ pub trait Operator<In, Out>: Send + 'static {
             .try_for_each(|record| self.process(record, out))
     }
 
+    /// Processes borrowed records of one input batch (a split's other branches read them
+    /// too), in order, under the same contract as [`Operator::process_batch`]. An operator
+    /// that only reads its records implements it without copying them; the default calls
+    /// `process` with a clone of each and stops at the first error.
+    fn process_shared(
+        &mut self,
+        records: &[In],
+        out: &mut Collector<'_, Out>,
+    ) -> Result<(), OperatorError>
+    where
+        In: Clone,
+    {
+        records
+            .iter()
+            .try_for_each(|record| self.process(record.clone(), out))
+    }
+
     /// The watermark advanced; the runtime forwards it downstream after this returns.
     fn on_watermark(
         &mut self,
@@ -333,6 +362,30 @@ impl<In, Out, Op> OperatorNode<In, Out, Op> {
     }
 }
 
+impl<In, Out: Send + 'static, Op> OperatorNode<In, Out, Op> {
+    /// Runs the operator over one input batch inside one `catch_unwind`, then sends its
+    /// results down as one batch. A failure at some record is this operator's, and the results
+    /// of the records before it are dropped with the task.
+    #[inline]
+    fn run_batch(
+        &mut self,
+        process: impl FnOnce(&mut Op, &mut Collector<'_, Out>) -> Result<(), OperatorError>,
+    ) -> Result<(), TaskError> {
+        let (op, batch) = (&mut self.op, &mut self.batch);
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            process(op, &mut Collector::batch(batch))
+        }));
+        if let Err(error) = self.origin.settle(outcome, None) {
+            self.batch.clear();
+            return Err(error);
+        }
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.next.push_batch(&mut self.batch)
+    }
+}
+
 impl<In, Out, Op> Output<In> for OperatorNode<In, Out, Op>
 where
     In: Send + 'static,
@@ -346,25 +399,20 @@ where
             .call(&mut *self.next, |out| op.process(record, out))
     }
 
-    /// The operator sees the whole batch inside one `catch_unwind`, then its results go down
-    /// as one batch. A failure at some record is this operator's, and the results of the
-    /// records before it are dropped with the task.
+    /// The operator sees the whole batch inside one `catch_unwind` ([`Self::run_batch`]).
     fn push_batch(&mut self, records: &mut Vec<In>) -> Result<(), TaskError> {
-        let (op, batch) = (&mut self.op, &mut self.batch);
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            let mut out = Collector::batch(batch);
-            let outcome = op.process_batch(records, &mut out);
+        self.run_batch(|op, out| {
+            let outcome = op.process_batch(records, out);
             records.clear();
             outcome
-        }));
-        if let Err(error) = self.origin.settle(outcome, None) {
-            self.batch.clear();
-            return Err(error);
-        }
-        if self.batch.is_empty() {
-            return Ok(());
-        }
-        self.next.push_batch(&mut self.batch)
+        })
+    }
+
+    fn push_shared(&mut self, records: &[In]) -> Result<(), TaskError>
+    where
+        In: Clone,
+    {
+        self.run_batch(|op, out| op.process_shared(records, out))
     }
 
     fn watermark(&mut self, watermark: Watermark) -> Result<(), TaskError> {
@@ -474,18 +522,18 @@ mod tests {
         Box::new(OperatorNode::new(origin(name), 0..1, op, next))
     }
 
-    /// `flat_map(x -> x, x + 100) -> split -> (filter(odd) -> left, right)`.
+    /// `flat_map(x -> x, x + 100) -> split -> (split -> (filter(odd) -> left, middle), right)`:
+    /// the inner split and both its chains read a shared batch (`push_shared`).
     fn chain(log: &Arc<Mutex<Vec<String>>>) -> Box<dyn Output<u64>> {
-        let left = Box::new(Log {
-            name: "left",
-            log: Arc::clone(log),
-        });
-        let right = Box::new(Log {
-            name: "right",
-            log: Arc::clone(log),
+        let [left, middle, right] = ["left", "middle", "right"].map(|name| {
+            Box::new(Log {
+                name,
+                log: Arc::clone(log),
+            })
         });
         let odd = node("odd", Filter(|x: &u64| x % 2 == 1), left);
-        let tee = Box::new(Tee::new(odd, right));
+        let inner = Box::new(Tee::new(odd, middle));
+        let tee = Box::new(Tee::new(inner, right));
         node(
             "twice",
             FlatMap(|x: u64, out: &mut Collector<'_, u64>| {
@@ -518,7 +566,7 @@ mod tests {
                 .cloned()
                 .collect()
         };
-        for branch in ["left", "right"] {
+        for branch in ["left", "middle", "right"] {
             // Each branch sees the same elements in the same order, watermarks included.
             assert_eq!(
                 sorted(&batched, branch),
@@ -536,6 +584,20 @@ mod tests {
                 "left wm 7",
                 "left 5",
                 "left 105"
+            ]
+        );
+        assert_eq!(
+            sorted(&batched, "middle"),
+            [
+                "middle 1",
+                "middle 101",
+                "middle 2",
+                "middle 102",
+                "middle 3",
+                "middle 103",
+                "middle wm 7",
+                "middle 5",
+                "middle 105"
             ]
         );
     }

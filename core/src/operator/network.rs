@@ -20,6 +20,12 @@ impl<T: Codec> NetworkOutput<T> {
     pub(crate) fn new(writer: RecordWriter<T>, metrics: Arc<TaskMetrics>) -> Self {
         Self { writer, metrics }
     }
+
+    #[inline]
+    fn emit_all(&mut self, records: &[T]) -> Result<(), TaskError> {
+        self.metrics.records_out.add(records.len() as u64);
+        self.writer.emit_all(records)
+    }
 }
 
 impl<T: Codec> Output<T> for NetworkOutput<T> {
@@ -30,10 +36,14 @@ impl<T: Codec> Output<T> for NetworkOutput<T> {
     }
 
     fn push_batch(&mut self, records: &mut Vec<T>) -> Result<(), TaskError> {
-        self.metrics.records_out.add(records.len() as u64);
-        let result = self.writer.emit_all(records);
+        let result = self.emit_all(records);
         records.clear();
         result
+    }
+
+    /// Encoding only reads the records: none is copied.
+    fn push_shared(&mut self, records: &[T]) -> Result<(), TaskError> {
+        self.emit_all(records)
     }
 
     fn watermark(&mut self, watermark: Watermark) -> Result<(), TaskError> {

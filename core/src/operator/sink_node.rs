@@ -43,6 +43,22 @@ impl<S> SinkNode<S> {
         }
     }
 
+    /// Writes `records` (the batch's length) inside one `catch_unwind`.
+    fn write_all<T>(
+        &mut self,
+        mut records: impl ExactSizeIterator<Item = T>,
+    ) -> Result<(), TaskError>
+    where
+        S: Sink<T>,
+    {
+        self.count_written(records.len());
+        let sink = &mut self.sink;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            records.try_for_each(|record| sink.write(record))
+        }));
+        self.guard(outcome)
+    }
+
     fn guard(
         &self,
         outcome: std::thread::Result<Result<(), crate::error::OperatorError>>,
@@ -62,13 +78,18 @@ impl<T: Send + 'static, S: Sink<T>> Output<T> for SinkNode<S> {
 
     /// The sink writes the whole batch inside one `catch_unwind`.
     fn push_batch(&mut self, records: &mut Vec<T>) -> Result<(), TaskError> {
-        self.count_written(records.len());
-        let sink = &mut self.sink;
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            records.drain(..).try_for_each(|record| sink.write(record))
-        }));
+        let result = self.write_all(records.drain(..));
         records.clear();
-        self.guard(outcome)
+        result
+    }
+
+    /// The sink takes a clone of each record (it owns what it writes), all inside one
+    /// `catch_unwind`.
+    fn push_shared(&mut self, records: &[T]) -> Result<(), TaskError>
+    where
+        T: Clone,
+    {
+        self.write_all(records.iter().cloned())
     }
 
     fn watermark(&mut self, watermark: Watermark) -> Result<(), TaskError> {

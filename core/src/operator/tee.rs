@@ -10,17 +10,11 @@ use crate::time::{LatencyMarker, Watermark, WatermarkStatus};
 pub(crate) struct Tee<T> {
     first: Box<dyn Output<T>>,
     second: Box<dyn Output<T>>,
-    /// The first chain's copy of a batch; empty between calls.
-    copy: Vec<T>,
 }
 
 impl<T> Tee<T> {
     pub(crate) fn new(first: Box<dyn Output<T>>, second: Box<dyn Output<T>>) -> Self {
-        Self {
-            first,
-            second,
-            copy: Vec::new(),
-        }
+        Self { first, second }
     }
 }
 
@@ -31,15 +25,20 @@ impl<T: Clone + Send + 'static> Output<T> for Tee<T> {
         self.second.push(record)
     }
 
-    /// The first chain gets a copy of the whole batch (one clone per record, into a vector
-    /// kept between calls), then the second chain gets the batch itself.
+    /// The first chain reads the batch ([`Output::push_shared`]: a chain that only reads its
+    /// records copies none), then the second chain gets the batch itself.
     fn push_batch(&mut self, records: &mut Vec<T>) -> Result<(), TaskError> {
-        self.copy.extend_from_slice(records);
-        if let Err(error) = self.first.push_batch(&mut self.copy) {
+        if let Err(error) = self.first.push_shared(records) {
             records.clear();
             return Err(error);
         }
         self.second.push_batch(records)
+    }
+
+    /// A split of a split's first branch: both chains read the batch.
+    fn push_shared(&mut self, records: &[T]) -> Result<(), TaskError> {
+        self.first.push_shared(records)?;
+        self.second.push_shared(records)
     }
 
     fn watermark(&mut self, watermark: Watermark) -> Result<(), TaskError> {

@@ -1,25 +1,30 @@
-//! Mini-batch pre-aggregation (Flink SQL's `table.exec.mini-batch`, here one input batch at
-//! a time): while a batch's records are placed, each distinct (window, key) of the batch holds
-//! its accumulator in a small scratch, so that a slot costs window-state lookups once per
-//! batch instead of once per record and window.
+//! Mini-batch pre-aggregation (Flink SQL's `table.exec.mini-batch`, here the input batches
+//! between two reads of the state): while records are placed, each distinct (window, key)
+//! holds its accumulator in a small scratch, so that a slot costs window-state lookups once
+//! per stretch of batches instead of once per record and window.
 //!
 //! Moving, not merging: a slot's accumulator is the stored one, taken out of the window state
-//! at the slot's first placement (a fresh one left in its place) and put back when the batch
-//! is drained. Records are added to it with
+//! at the slot's first placement (a fresh one left in its place) and put back when the scratch
+//! is drained: before the operator next reads its state (a watermark, a snapshot, a record
+//! processed alone, a record refiring a window), or at the end of a batch once the scratch
+//! holds more than [`KEPT_SLOTS`] slots. Records are added to it with
 //! [`AggregateFunction::add`](super::AggregateFunction::add) as they are placed, in input
 //! order, so every accumulator sees exactly the `add` calls the record-by-record path makes,
 //! whatever the aggregate (no use of `merge`, no scratch accumulator). Taking creates a new
 //! (window, key) in the state at its first record, so new pairs get the sequence numbers
-//! (firing order) the record-by-record path gives them. Until the batch is drained the state
-//! holds fresh accumulators for the batch's slots: nothing reads it in between (watermarks,
-//! barriers and the end of input come between batches, never inside one).
+//! (firing order) the record-by-record path gives them. Until the scratch is drained the state
+//! holds fresh accumulators for its slots: nothing reads the state in between (the operators
+//! drain the scratch first).
 //!
-//! Costs: a placement is O(1): the slot of the previous placement is tried first (consecutive
-//! records mostly share one), then a linear search while the batch has at most
-//! [`LINEAR_SLOTS`] slots, a hash lookup beyond; a new slot costs one state lookup to take its
+//! Costs: a placement is O(1): the slot its key placed into last is tried first, found in a
+//! small direct-mapped table by the key's hash ([`RECENT`] entries; consecutive records of a
+//! key mostly share a window, and a few keys that interleave, such as a handful of origins,
+//! each keep their entry, with no branch on which key came), then a linear search while the
+//! scratch has at most [`LINEAR_SLOTS`] slots, a hash lookup beyond; a new slot costs one state lookup to take its
 //! accumulator, and one more to put it back. Memory: one slot (window, key, accumulator) per
-//! distinct (window, key) of the batch; cleared per batch, capacity kept, so a batch allocates
-//! nothing once the scratch has grown to the largest batch's slots.
+//! distinct (window, key) since the last drain, at most [`KEPT_SLOTS`] past a batch's end (and
+//! a batch's own pairs within it); the capacity is kept, so placements allocate nothing once
+//! the scratch has grown.
 
 use std::hash::Hash;
 
@@ -28,19 +33,27 @@ use hashbrown::HashTable;
 use super::Window;
 use crate::keyed::hash_key;
 
-/// Slots searched linearly; a batch with more is indexed by hash.
+/// Slots searched linearly; a scratch with more is indexed by hash.
 const LINEAR_SLOTS: usize = 8;
+/// Entries of the direct-mapped table of the slots placed into last (a power of two).
+const RECENT: usize = 8;
+/// Slots the scratch keeps past the end of a batch; beyond, the batch's end drains it, so the
+/// scratch stays small (in cache) and does not double a large state's memory. The unit tests
+/// keep few, so that their runs take both paths.
+const KEPT_SLOTS: usize = if cfg!(test) { 8 } else { 1024 };
 /// No slot.
 const NONE: usize = usize::MAX;
 
-/// The accumulators of one batch's (window, key) pairs, taken out of the window state.
+/// The accumulators of the (window, key) pairs placed since the last drain, taken out of the
+/// window state.
 #[derive(Debug)]
 pub(super) struct MiniBatch<K, S> {
     /// Distinct (window, key) pairs, in the order of their first placement.
     slots: Vec<BatchSlot<K, S>>,
-    /// The slot of the previous placement, or [`NONE`].
-    recent: usize,
-    /// Slot indexes by the hash of their (window, key); filled once the batch has more than
+    /// By the key's hash ([`recent_entry`]): the slot a key with that entry placed into last,
+    /// or [`NONE`].
+    recent: [usize; RECENT],
+    /// Slot indexes by the hash of their (window, key); filled once the scratch has more than
     /// [`LINEAR_SLOTS`] slots.
     index: HashTable<usize>,
 }
@@ -63,7 +76,7 @@ impl<K, S> Default for MiniBatch<K, S> {
     fn default() -> Self {
         Self {
             slots: Vec::new(),
-            recent: NONE,
+            recent: [NONE; RECENT],
             index: HashTable::new(),
         }
     }
@@ -74,43 +87,55 @@ fn slot_hash<K: Hash>(window: Window, key: &K) -> u64 {
     hash_key(&(window, key))
 }
 
+/// The entry of `key` in [`MiniBatch::recent`]: the top bits of its hash (a constant for a
+/// global window's `()`).
+#[inline(always)]
+fn recent_entry<K: Hash>(key: &K) -> usize {
+    (hash_key(key) >> (u64::BITS - RECENT.trailing_zeros())) as usize
+}
+
 impl<K: Hash + Eq + Clone, S> MiniBatch<K, S> {
     /// Whether nothing was placed since the last [`drain`](Self::drain).
     pub(super) fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }
 
-    /// The accumulator of (`window`, `key`) in this batch, to add a record to; at the pair's
-    /// first placement in the batch it is `take()`, the stored accumulator taken out of the
-    /// window state. The common case, the same pair as the previous placement, is inline; the
-    /// rest is [`slot_of`](Self::slot_of).
+    /// Whether the scratch holds more slots than it keeps past the end of a batch.
+    pub(super) fn is_over_kept(&self) -> bool {
+        self.slots.len() > KEPT_SLOTS
+    }
+
+    /// The accumulator of (`window`, `key`) in the scratch, to add a record to; at the pair's
+    /// first placement since the last drain it is `take()`, the stored accumulator taken out
+    /// of the window state. The common case, the slot the key's [`recent`](Self::recent) entry
+    /// names, is inline; the rest is [`slot_of`](Self::slot_of).
     #[inline(always)]
     pub(super) fn acc(&mut self, window: Window, key: &K, take: impl FnOnce() -> S) -> &mut S {
-        let slot = match self.slots.get(self.recent) {
-            Some(recent) if recent.is(window, key) => self.recent,
-            _ => self.slot_of(window, key, take),
+        let entry = recent_entry(key);
+        let slot = match self.slots.get(self.recent[entry]) {
+            Some(recent) if recent.is(window, key) => self.recent[entry],
+            _ => {
+                let slot = self.slot_of(window, key, take);
+                self.recent[entry] = slot;
+                slot
+            }
         };
         &mut self.slots[slot].acc
     }
 
-    /// The slot of (`window`, `key`), made with `take()` if the batch has none; it becomes the
-    /// recent one.
+    /// The slot of (`window`, `key`), made with `take()` if the scratch has none.
     #[inline(never)]
     fn slot_of(&mut self, window: Window, key: &K, take: impl FnOnce() -> S) -> usize {
-        let slot = match self.find(window, key) {
-            Some(slot) => slot,
-            None => {
-                self.slots.push(BatchSlot {
-                    window,
-                    key: key.clone(),
-                    acc: take(),
-                });
-                self.index_new_slot();
-                self.slots.len() - 1
-            }
-        };
-        self.recent = slot;
-        slot
+        if let Some(slot) = self.find(window, key) {
+            return slot;
+        }
+        self.slots.push(BatchSlot {
+            window,
+            key: key.clone(),
+            acc: take(),
+        });
+        self.index_new_slot();
+        self.slots.len() - 1
     }
 
     /// The slot of (`window`, `key`), if the batch has one.
@@ -152,10 +177,10 @@ impl<K: Hash + Eq + Clone, S> MiniBatch<K, S> {
     }
 
     /// Forgets every placement (keeps the capacity).
-    pub(super) fn clear(&mut self) {
+    fn clear(&mut self) {
         self.slots.clear();
         self.index.clear();
-        self.recent = NONE;
+        self.recent = [NONE; RECENT];
     }
 }
 
@@ -271,6 +296,9 @@ mod equivalence {
         Watermark(i64),
         /// A batch boundary (nothing in the record-by-record run).
         Cut,
+        /// A record processed alone in both runs (as a chain's record-by-record path does),
+        /// after the batch before it: the accumulators that batches took must be back first.
+        Alone(Record),
     }
 
     /// Steps over a clock that moves forward by `advance` per step: records up to 80 ms
@@ -283,6 +311,7 @@ mod equivalence {
                 match kind {
                     0 => Step::Watermark(clock - 30),
                     1 => Step::Cut,
+                    2 => Step::Alone((key, clock - behind)),
                     _ => Step::Record((key, clock - behind)),
                 }
             })
@@ -334,11 +363,14 @@ mod equivalence {
             match step {
                 Step::Record(record) if batched => batch.push(record),
                 Step::Record(record) => op.process(record, &mut out.collector()).unwrap(),
-                Step::Watermark(_) | Step::Cut if !batch.is_empty() => {
+                Step::Watermark(_) | Step::Cut | Step::Alone(_) if !batch.is_empty() => {
                     op.process_batch(&mut batch, &mut out.collector()).unwrap();
                     assert!(batch.is_empty(), "the batch is taken");
                 }
                 _ => {}
+            }
+            if let Step::Alone(record) = step {
+                op.process(record, &mut out.collector()).unwrap();
             }
             if let Step::Watermark(w) = step {
                 op.on_watermark(Watermark(w), &mut out.collector()).unwrap();
@@ -359,7 +391,7 @@ mod equivalence {
     }
 
     fn raw_steps() -> impl Strategy<Value = Vec<(u8, u64, i64, i64)>> {
-        prop::collection::vec((0..12u8, 0..12u64, 0..80i64, 0..6i64), 0..300)
+        prop::collection::vec((0..14u8, 0..12u64, 0..80i64, 0..6i64), 0..300)
     }
 
     proptest! {

@@ -129,7 +129,8 @@ struct Windowing<T, K, A: AggregateFunction<T>, S> {
     /// The window a tumbling assigner gave last ([`WindowAssigner::tumbling_near`]).
     recent: Option<Window>,
     state: WindowState<K, S, ByKey>,
-    /// The current input batch's accumulators of windows that have not fired (reused).
+    /// Accumulators of windows that have not fired, taken out of `state` by the batches since
+    /// the state was last read ([`Windowing::put_back_taken`]).
     batch: MiniBatch<K, S>,
 }
 
@@ -190,9 +191,17 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
         self.dropped(record, latest)
     }
 
-    /// Puts what the batch still holds back into the state at the end of the batch
-    /// ([`put_back`]); `create(function)` makes a fresh accumulator.
-    fn put_back_batch(&mut self, create: impl Fn(&A) -> S) {
+    /// Puts the accumulators the batches took back into the state ([`put_back`]) before
+    /// anything reads it: a watermark, a snapshot, a record processed alone. Between those the
+    /// accumulators stay out of the state across input batches (each batch's first placement
+    /// of a pair the scratch holds finds it there), so a stretch of batches between two
+    /// watermarks costs one take and one put-back per (window, key), not one per batch.
+    /// `create(function)` makes a fresh accumulator.
+    #[inline]
+    fn put_back_taken(&mut self, create: impl Fn(&A) -> S) {
+        if self.batch.is_empty() {
+            return;
+        }
         let function = &self.function;
         put_back(&mut self.state, &mut self.batch, || create(function));
     }
@@ -364,6 +373,46 @@ window_operator!(
     (A::Acc, u64)
 );
 
+impl<T, K, A> WindowAggregate<T, K, A>
+where
+    T: Send + 'static,
+    K: StateKey,
+    A: AggregateFunction<T>,
+{
+    /// Combines the batch ([`MiniBatch`]): records for windows that have not fired are added
+    /// to their (window, key)'s accumulator, taken out of the state at its first record and
+    /// put back before the state is next read ([`Windowing::put_back_taken`]); a record for a
+    /// fired window within lateness goes in at once and fires it again, after the
+    /// accumulators taken so far were put back.
+    /// Late records are counted and reported in input order. What is emitted and kept is what
+    /// [`process`](Operator::process) record by record emits and keeps; after an error (a late
+    /// record could not be written) the state is the failed attempt's, discarded with it.
+    fn combine(
+        &mut self,
+        records: &[T],
+        out: &mut Collector<'_, WindowResult<K, A::Out>>,
+    ) -> Result<(), OperatorError> {
+        let w = &mut self.0;
+        for record in records.iter() {
+            w.route(record, |function, state, batch, window, key, placed| {
+                if placed == Placed::Pending {
+                    let create = || function.create();
+                    let acc = batch.acc(window, key, || take(state, window, key, create));
+                    return function.add(acc, record);
+                }
+                if !batch.is_empty() {
+                    put_back(state, batch, || function.create());
+                }
+                add_now(function, state, window, key, record, out);
+            })?;
+        }
+        if w.batch.is_over_kept() {
+            w.put_back_taken(A::create);
+        }
+        Ok(())
+    }
+}
+
 impl<T, K, A> Operator<T, WindowResult<K, A::Out>> for WindowAggregate<T, K, A>
 where
     T: Send + 'static,
@@ -390,41 +439,32 @@ where
         record: T,
         out: &mut Collector<'_, WindowResult<K, A::Out>>,
     ) -> Result<(), OperatorError> {
+        self.0.put_back_taken(A::create);
         self.0.route(&record, |function, state, _, window, key, _| {
             add_now(function, state, window, key, &record, out);
         })
     }
 
-    /// Combines the batch ([`MiniBatch`]): records for windows that have not fired are added
-    /// to their (window, key)'s accumulator, taken out of the state once per batch and put
-    /// back at its end; a record for a fired window within lateness goes in at once and fires
-    /// it again, after the accumulators taken so far were put back.
-    /// Late records are counted and reported in input order. What is emitted and kept is what
-    /// [`process`](Operator::process) record by record emits and keeps; after an error (a late
-    /// record could not be written) the state is the failed attempt's, discarded with it.
     fn process_batch(
         &mut self,
         records: &mut Vec<T>,
         out: &mut Collector<'_, WindowResult<K, A::Out>>,
     ) -> Result<(), OperatorError> {
-        let w = &mut self.0;
-        w.batch.clear();
-        for record in records.iter() {
-            w.route(record, |function, state, batch, window, key, placed| {
-                if placed == Placed::Pending {
-                    let create = || function.create();
-                    let acc = batch.acc(window, key, || take(state, window, key, create));
-                    return function.add(acc, record);
-                }
-                if !batch.is_empty() {
-                    put_back(state, batch, || function.create());
-                }
-                add_now(function, state, window, key, record, out);
-            })?;
-        }
-        w.put_back_batch(A::create);
+        let outcome = self.combine(records, out);
         records.clear();
-        Ok(())
+        outcome
+    }
+
+    /// Reads the records as [`process_batch`](Operator::process_batch) does: none is copied.
+    fn process_shared(
+        &mut self,
+        records: &[T],
+        out: &mut Collector<'_, WindowResult<K, A::Out>>,
+    ) -> Result<(), OperatorError>
+    where
+        T: Clone,
+    {
+        self.combine(records, out)
     }
 
     fn on_watermark(
@@ -433,6 +473,7 @@ where
         out: &mut Collector<'_, WindowResult<K, A::Out>>,
     ) -> Result<(), OperatorError> {
         let w = &mut self.0;
+        w.put_back_taken(A::create);
         let function = &w.function;
         w.state.advance(watermark.0, |window, key, acc| {
             out.collect(WindowResult {
@@ -445,10 +486,53 @@ where
     }
 
     fn snapshot_state(&mut self, ctx: &mut SnapshotContext<'_>) -> Result<(), OperatorError> {
+        self.0.put_back_taken(A::create);
         let (clock, keyed) = self.0.state.snapshot_keyed(ctx.key_groups());
         ctx.set_operator_state(clock);
         ctx.set_keyed_snapshot(keyed);
         Ok(())
+    }
+}
+
+impl<T, K, A> LocalPreAggregate<T, K, A>
+where
+    T: Send + 'static,
+    K: StateKey,
+    A: AggregateFunction<T>,
+{
+    /// Combines the batch ([`MiniBatch`]): records for windows that have not fired are added
+    /// to their (window, key)'s partial, taken out of the state at its first record and put
+    /// back before the state is next read ([`Windowing::put_back_taken`]); a record for a fired
+    /// window within lateness is sent alone at once, late records are counted and reported,
+    /// both in input order. What is emitted and kept is what
+    /// [`process`](Operator::process) record by record emits and keeps; after an error (a late
+    /// record could not be written) the state is the failed attempt's, discarded with it.
+    fn combine(
+        &mut self,
+        records: &[T],
+        out: &mut Collector<'_, Partial<K, A::Acc>>,
+    ) -> Result<(), OperatorError> {
+        let w = &mut self.0;
+        for record in records.iter() {
+            w.route(record, |function, state, batch, window, key, placed| {
+                if placed == Placed::Refire {
+                    return send_alone(out, function, window, key, record);
+                }
+                let create = || (function.create(), 0);
+                let partial = batch.acc(window, key, || take(state, window, key, create));
+                count_in(function, partial, record);
+            })?;
+        }
+        if self.0.batch.is_over_kept() {
+            self.put_back_taken();
+        }
+        Ok(())
+    }
+
+    /// [`Windowing::put_back_taken`] with this operator's fresh partial.
+    #[inline]
+    fn put_back_taken(&mut self) {
+        self.0.put_back_taken(|f| (f.create(), 0));
     }
 }
 
@@ -481,6 +565,7 @@ where
         record: T,
         out: &mut Collector<'_, Partial<K, A::Acc>>,
     ) -> Result<(), OperatorError> {
+        self.put_back_taken();
         self.0
             .route(&record, |function, state, _, window, key, placed| {
                 if placed == Placed::Refire {
@@ -495,32 +580,26 @@ where
             })
     }
 
-    /// Combines the batch ([`MiniBatch`]): records for windows that have not fired are added
-    /// to their (window, key)'s partial, taken out of the state once per batch and put back at
-    /// its end; a record for a fired window within lateness is sent alone at once, late records are counted and
-    /// reported, both in input order. What is emitted and kept is what
-    /// [`process`](Operator::process) record by record emits and keeps; after an error (a late
-    /// record could not be written) the state is the failed attempt's, discarded with it.
     fn process_batch(
         &mut self,
         records: &mut Vec<T>,
         out: &mut Collector<'_, Partial<K, A::Acc>>,
     ) -> Result<(), OperatorError> {
-        let w = &mut self.0;
-        w.batch.clear();
-        for record in records.iter() {
-            w.route(record, |function, state, batch, window, key, placed| {
-                if placed == Placed::Refire {
-                    return send_alone(out, function, window, key, record);
-                }
-                let create = || (function.create(), 0);
-                let partial = batch.acc(window, key, || take(state, window, key, create));
-                count_in(function, partial, record);
-            })?;
-        }
-        w.put_back_batch(|f| (f.create(), 0));
+        let outcome = self.combine(records, out);
         records.clear();
-        Ok(())
+        outcome
+    }
+
+    /// Reads the records as [`process_batch`](Operator::process_batch) does: none is copied.
+    fn process_shared(
+        &mut self,
+        records: &[T],
+        out: &mut Collector<'_, Partial<K, A::Acc>>,
+    ) -> Result<(), OperatorError>
+    where
+        T: Clone,
+    {
+        self.combine(records, out)
     }
 
     fn on_watermark(
@@ -528,6 +607,7 @@ where
         watermark: Watermark,
         out: &mut Collector<'_, Partial<K, A::Acc>>,
     ) -> Result<(), OperatorError> {
+        self.put_back_taken();
         self.0
             .state
             .advance(watermark.0, |window, key, (acc, records)| {
@@ -542,6 +622,7 @@ where
     }
 
     fn snapshot_state(&mut self, ctx: &mut SnapshotContext<'_>) -> Result<(), OperatorError> {
+        self.put_back_taken();
         ctx.set_operator_state(self.0.state.write_local());
         Ok(())
     }

@@ -314,23 +314,27 @@ impl TrafficReader {
     /// comparison per record; a lock only when a minute of event time has passed). The
     /// boundaries are the flow windows' ends shifted by the out-of-orderness, so the first
     /// one above `ts` is the end of its window aligned to that shift (clamped to `i64::MAX`).
-    #[inline]
+    #[inline(always)]
     fn track_event_time(&mut self, ts: i64) {
-        let boundary_of = |ts: i64| tumbling_window(ts, FLOW_WINDOW_MS, self.boundary_shift_ms).end;
         match self.next_boundary {
-            None => self.next_boundary = Some(boundary_of(ts)),
-            Some(next) if ts >= next => {
-                let upto = boundary_of(ts);
-                if distance_ms(upto, next) <= MAX_TRACKED_JUMP_MS {
-                    let passed =
-                        std::iter::successors(Some(next), |b| b.checked_add(FLOW_WINDOW_MS))
-                            .take_while(|b| *b < upto);
-                    self.tally.passed(passed, self.control.now_ns());
-                }
-                self.next_boundary = Some(upto);
-            }
-            Some(_) => {}
+            Some(next) if ts < next => {}
+            _ => self.pass_boundaries(ts),
         }
+    }
+
+    /// [`track_event_time`](Self::track_event_time) once `ts` reached the next boundary (or
+    /// at the first record): out of line, about once a minute of event time.
+    #[inline(never)]
+    fn pass_boundaries(&mut self, ts: i64) {
+        let upto = tumbling_window(ts, FLOW_WINDOW_MS, self.boundary_shift_ms).end;
+        if let Some(next) = self.next_boundary
+            && distance_ms(upto, next) <= MAX_TRACKED_JUMP_MS
+        {
+            let passed = std::iter::successors(Some(next), |b| b.checked_add(FLOW_WINDOW_MS))
+                .take_while(|b| *b < upto);
+            self.tally.passed(passed, self.control.now_ns());
+        }
+        self.next_boundary = Some(upto);
     }
 }
 
