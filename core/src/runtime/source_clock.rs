@@ -31,6 +31,11 @@ pub(crate) struct SourceClock {
     idle_timeout: Option<Duration>,
     emitted: Watermark,
     idle: bool,
+    /// Whether a partition's highest timestamp or idleness changed since the last
+    /// [`poll`](Self::poll): if not, a poll has nothing to say (what it emits follows from
+    /// those alone, and the last poll emitted what they gave), and returns at once. A
+    /// punctuated source polls after every record.
+    changed: bool,
 }
 
 impl SourceClock {
@@ -52,6 +57,7 @@ impl SourceClock {
             },
             emitted: Watermark::MIN,
             idle: false,
+            changed: true,
         }
     }
 
@@ -59,13 +65,17 @@ impl SourceClock {
     #[inline]
     pub(crate) fn observe(&mut self, p: usize, ts: i64) {
         let clock = &mut self.partitions[p];
-        clock.max_ts = Some(clock.max_ts.map_or(ts, |m| m.max(ts)));
+        if clock.max_ts.is_none_or(|m| ts > m) {
+            clock.max_ts = Some(ts);
+            self.changed = true;
+        }
     }
 
     /// Partition `p` produced records at `now`: it is active again.
     pub(crate) fn touch(&mut self, p: usize, now: Instant) {
         let clock = &mut self.partitions[p];
         clock.last_record = now;
+        self.changed |= clock.idle;
         clock.idle = false;
     }
 
@@ -74,6 +84,7 @@ impl SourceClock {
         if let Some(timeout) = self.idle_timeout {
             for clock in &mut self.partitions {
                 if now.duration_since(clock.last_record) >= timeout {
+                    self.changed |= !clock.idle;
                     clock.idle = true;
                 }
             }
@@ -81,7 +92,11 @@ impl SourceClock {
     }
 
     /// The status and watermark to emit now, if either changed.
+    #[inline]
     pub(crate) fn poll(&mut self) -> ClockOutput {
+        if !std::mem::take(&mut self.changed) {
+            return ClockOutput::default();
+        }
         let mut out = ClockOutput::default();
         let idle = self.idle_timeout.is_some() && self.partitions.iter().all(|c| c.idle);
         if idle != self.idle {
@@ -129,6 +144,7 @@ impl SourceClock {
         let clock = &mut self.partitions[p];
         clock.max_ts = max_ts;
         clock.idle = idle;
+        self.changed = true;
         clock.last_record = Instant::now();
     }
 
@@ -142,6 +158,7 @@ impl SourceClock {
     pub(crate) fn restore_emitted(&mut self, (emitted, idle): (Watermark, bool)) {
         self.emitted = emitted;
         self.idle = idle;
+        self.changed = true;
     }
 }
 
@@ -191,6 +208,36 @@ mod tests {
             stalled.poll(),
             ClockOutput::default(),
             "without idleness it stays active"
+        );
+    }
+
+    /// A poll returns at once when nothing changed since the last one; every change it must
+    /// see (a higher timestamp, a partition going idle or active again) is seen.
+    #[test]
+    fn a_poll_sees_every_change_since_the_last_one() {
+        let mut clock = SourceClock::new(&strategy(Some(Duration::from_millis(50))), 1);
+        clock.observe(0, 100);
+        assert_eq!(clock.poll().watermark, Some(Watermark(94)));
+        assert_eq!(clock.poll(), ClockOutput::default(), "nothing changed");
+        clock.observe(0, 90);
+        assert_eq!(
+            clock.poll(),
+            ClockOutput::default(),
+            "not a higher timestamp"
+        );
+        let silent = Instant::now() + Duration::from_millis(100);
+        clock.detect_idleness(silent);
+        assert_eq!(clock.poll().status, Some(WatermarkStatus::Idle));
+        clock.detect_idleness(silent);
+        assert_eq!(clock.poll(), ClockOutput::default(), "still idle");
+        clock.touch(0, silent);
+        clock.observe(0, 110);
+        assert_eq!(
+            clock.poll(),
+            ClockOutput {
+                status: Some(WatermarkStatus::Active),
+                watermark: Some(Watermark(104)),
+            }
         );
     }
 }

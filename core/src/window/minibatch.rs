@@ -5,8 +5,8 @@
 //!
 //! Moving, not merging: a slot's accumulator is the stored one, taken out of the window state
 //! at the slot's first placement (a fresh one left in its place) and put back when the scratch
-//! is drained: before the operator next reads its state (a watermark, a snapshot, a record
-//! processed alone, a record refiring a window), or at the end of a batch once the scratch
+//! is drained: before the operator next reads its state (a watermark that fires a window, a
+//! snapshot, a record processed alone, a record refiring a window), or at the end of a batch once the scratch
 //! holds more than [`KEPT_SLOTS`] slots. Records are added to it with
 //! [`AggregateFunction::add`](super::AggregateFunction::add) as they are placed, in input
 //! order, so every accumulator sees exactly the `add` calls the record-by-record path makes,

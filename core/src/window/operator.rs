@@ -192,7 +192,9 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
     }
 
     /// Puts the accumulators the batches took back into the state ([`put_back`]) before
-    /// anything reads it: a watermark, a snapshot, a record processed alone. Between those the
+    /// anything reads it: a watermark that fires a window, a snapshot, a record processed
+    /// alone (a watermark that fires none reads no pending window, and the scratch holds only
+    /// pending windows' accumulators). Between those the
     /// accumulators stay out of the state across input batches (each batch's first placement
     /// of a pair the scratch holds finds it there), so a stretch of batches between two
     /// watermarks costs one take and one put-back per (window, key), not one per batch.
@@ -473,7 +475,9 @@ where
         out: &mut Collector<'_, WindowResult<K, A::Out>>,
     ) -> Result<(), OperatorError> {
         let w = &mut self.0;
-        w.put_back_taken(A::create);
+        if w.state.fires_at(watermark.0) {
+            w.put_back_taken(A::create);
+        }
         let function = &w.function;
         w.state.advance(watermark.0, |window, key, acc| {
             out.collect(WindowResult {
@@ -607,7 +611,9 @@ where
         watermark: Watermark,
         out: &mut Collector<'_, Partial<K, A::Acc>>,
     ) -> Result<(), OperatorError> {
-        self.put_back_taken();
+        if self.0.state.fires_at(watermark.0) {
+            self.put_back_taken();
+        }
         self.0
             .state
             .advance(watermark.0, |window, key, (acc, records)| {

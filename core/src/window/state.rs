@@ -282,6 +282,15 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
         Some(result)
     }
 
+    /// Whether advancing to `watermark` fires a window (one that has not fired yet): only then
+    /// does [`advance`](Self::advance) read pending windows' accumulators.
+    #[inline]
+    pub(crate) fn fires_at(&self, watermark: i64) -> bool {
+        self.pending
+            .first_key_value()
+            .is_some_and(|(window, _)| window.max_timestamp() <= watermark)
+    }
+
     /// Advances the watermark: fires every pending window whose end − 1 it reached (in window
     /// order, keys in first-seen order), keeps fired windows for lateness, frees those past it.
     /// A watermark below the current one (a source restarting behind the restored watermark)
