@@ -12,6 +12,13 @@
 //! the keyed exchange's routing). A source of four partitions of `RECORDS / 4` `u64`s (p = 1)
 //! with event time (bounded out-of-orderness, periodic watermarks) runs `map`, then `key_by`
 //! over 1024 keys into one discarding sink task.
+//!
+//! `split-into-windows`: the traffic job's fan-out after its tagging step. 40-byte records
+//! (event time, a key of 3, three payload words) rebalanced into one task that splits them
+//! twice: a one-minute and a five-minute count per key pre-aggregated in the task (the local
+//! step of two-phase windows, each merged by a task of its own) and a discarding sink. The
+//! windows read the records where they are (a split lends its first branch the batch); event
+//! time advances 50 ms per record.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -20,7 +27,11 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use weir_core::sink::DiscardSink;
 use weir_core::source::VecSource;
 use weir_core::time::WatermarkStrategy;
+use weir_core::window::{Count, WindowAssigner, WindowSpec};
 use weir_core::{Job, RuntimeConfig};
+
+/// (event time ms, key, payload): 40 bytes.
+type Wide = (u64, u64, (u64, u64, u64));
 
 /// Records per job.
 const RECORDS: u64 = 1 << 20;
@@ -59,6 +70,40 @@ fn run_source_keyed(source: &VecSource<u64>) {
     black_box(job.execute().expect("the source job runs"));
 }
 
+fn run_split_into_windows(source: &VecSource<Wide>) {
+    let job = Job::new(RuntimeConfig {
+        pin: false,
+        ..RuntimeConfig::default()
+    });
+    let ts = |r: &Wide| r.0 as i64;
+    let strategy = WatermarkStrategy::bounded_out_of_orderness(Duration::from_secs(5), ts);
+    let spec = |minutes: i64| WindowSpec {
+        assigner: WindowAssigner::tumbling(minutes * 60_000),
+        allowed_lateness_ms: 0,
+        timestamp: std::sync::Arc::new(ts),
+        late: None,
+        late_partials: None,
+    };
+    let (one, rest) = job
+        .source_with_watermarks("wide", 1, source.clone(), strategy)
+        .rebalance(1)
+        .split();
+    let (five, all) = rest.split();
+    for (stream, minutes) in [(one, 1), (five, 5)] {
+        stream
+            .window_two_phase(
+                &format!("{minutes}m"),
+                |r: &Wide| r.1,
+                1,
+                spec(minutes),
+                Count,
+            )
+            .sink(&format!("{minutes}m sink"), 1, |_| DiscardSink);
+    }
+    all.sink("all", 1, |_| DiscardSink);
+    black_box(job.execute().expect("the split job runs"));
+}
+
 fn chain(c: &mut Criterion) {
     let source = VecSource::new(vec![(0..RECORDS).collect()]);
     let partitions = 4;
@@ -77,6 +122,14 @@ fn chain(c: &mut Criterion) {
     });
     group.bench_function("source-map-key_by", |b| {
         b.iter(|| run_source_keyed(&keyed_source))
+    });
+    let wide = VecSource::new(vec![
+        (0..RECORDS)
+            .map(|i| (i * 50, i % 3, (i, i ^ 0x5555, i.rotate_left(7))))
+            .collect(),
+    ]);
+    group.bench_function("split-into-windows", |b| {
+        b.iter(|| run_split_into_windows(&wide))
     });
     group.finish();
 }
