@@ -208,6 +208,36 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
         put_back(&mut self.state, &mut self.batch, || create(function));
     }
 
+    /// Places the records of a batch, in order: `place(record, function, state, batch, window,
+    /// key, placed)` for each window of each record ([`route`](Self::route)); then, if the
+    /// scratch holds more than it keeps past a batch, puts it back (`create(function)` makes a
+    /// fresh accumulator).
+    #[inline]
+    fn combine(
+        &mut self,
+        records: &[T],
+        create: impl Fn(&A) -> S,
+        mut place: impl FnMut(
+            &T,
+            &A,
+            &mut WindowState<K, S, ByKey>,
+            &mut MiniBatch<K, S>,
+            Window,
+            &K,
+            Placed,
+        ),
+    ) -> Result<(), OperatorError> {
+        for record in records {
+            self.route(record, |function, state, batch, window, key, placed| {
+                place(record, function, state, batch, window, key, placed)
+            })?;
+        }
+        if self.batch.is_over_kept() {
+            self.put_back_taken(create);
+        }
+        Ok(())
+    }
+
     /// Hands (`window`, `key`) to `each` with where it goes, unless the window is past allowed
     /// lateness; whether it was handed.
     #[inline(always)]
@@ -359,6 +389,34 @@ macro_rules! window_operator {
     };
 }
 
+/// The batch paths of a window operator over raw records, in its `Operator` impl: both its
+/// own batch and a split's lent one go to its inherent `combine(&[T], out)`, which reads the
+/// records in place (none is copied).
+macro_rules! batch_paths {
+    ($out:ty) => {
+        fn process_batch(
+            &mut self,
+            records: &mut Vec<T>,
+            out: &mut Collector<'_, $out>,
+        ) -> Result<(), OperatorError> {
+            let outcome = self.combine(records, out);
+            records.clear();
+            outcome
+        }
+
+        fn process_shared(
+            &mut self,
+            records: &[T],
+            out: &mut Collector<'_, $out>,
+        ) -> Result<(), OperatorError>
+        where
+            T: Clone,
+        {
+            self.combine(records, out)
+        }
+    };
+}
+
 window_operator!(
     /// Aggregates records per window and key; fires on the watermark (Flink's `WindowOperator`
     /// with an `AggregateFunction` and the event-time trigger).
@@ -375,12 +433,7 @@ window_operator!(
     (A::Acc, u64)
 );
 
-impl<T, K, A> WindowAggregate<T, K, A>
-where
-    T: Send + 'static,
-    K: StateKey,
-    A: AggregateFunction<T>,
-{
+impl<T: Send + 'static, K: StateKey, A: AggregateFunction<T>> WindowAggregate<T, K, A> {
     /// Combines the batch ([`MiniBatch`]): records for windows that have not fired are added
     /// to their (window, key)'s accumulator, taken out of the state at its first record and
     /// put back before the state is next read ([`Windowing::put_back_taken`]); a record for a
@@ -395,8 +448,10 @@ where
         out: &mut Collector<'_, WindowResult<K, A::Out>>,
     ) -> Result<(), OperatorError> {
         let w = &mut self.0;
-        for record in records.iter() {
-            w.route(record, |function, state, batch, window, key, placed| {
+        w.combine(
+            records,
+            A::create,
+            |record, function, state, batch, window, key, placed| {
                 if placed == Placed::Pending {
                     let create = || function.create();
                     let acc = batch.acc(window, key, || take(state, window, key, create));
@@ -406,12 +461,8 @@ where
                     put_back(state, batch, || function.create());
                 }
                 add_now(function, state, window, key, record, out);
-            })?;
-        }
-        if w.batch.is_over_kept() {
-            w.put_back_taken(A::create);
-        }
-        Ok(())
+            },
+        )
     }
 }
 
@@ -447,27 +498,7 @@ where
         })
     }
 
-    fn process_batch(
-        &mut self,
-        records: &mut Vec<T>,
-        out: &mut Collector<'_, WindowResult<K, A::Out>>,
-    ) -> Result<(), OperatorError> {
-        let outcome = self.combine(records, out);
-        records.clear();
-        outcome
-    }
-
-    /// Reads the records as [`process_batch`](Operator::process_batch) does: none is copied.
-    fn process_shared(
-        &mut self,
-        records: &[T],
-        out: &mut Collector<'_, WindowResult<K, A::Out>>,
-    ) -> Result<(), OperatorError>
-    where
-        T: Clone,
-    {
-        self.combine(records, out)
-    }
+    batch_paths!(WindowResult<K, A::Out>);
 
     fn on_watermark(
         &mut self,
@@ -498,12 +529,7 @@ where
     }
 }
 
-impl<T, K, A> LocalPreAggregate<T, K, A>
-where
-    T: Send + 'static,
-    K: StateKey,
-    A: AggregateFunction<T>,
-{
+impl<T: Send + 'static, K: StateKey, A: AggregateFunction<T>> LocalPreAggregate<T, K, A> {
     /// Combines the batch ([`MiniBatch`]): records for windows that have not fired are added
     /// to their (window, key)'s partial, taken out of the state at its first record and put
     /// back before the state is next read ([`Windowing::put_back_taken`]); a record for a fired
@@ -516,21 +542,20 @@ where
         records: &[T],
         out: &mut Collector<'_, Partial<K, A::Acc>>,
     ) -> Result<(), OperatorError> {
+        let fresh = |f: &A| (f.create(), 0);
         let w = &mut self.0;
-        for record in records.iter() {
-            w.route(record, |function, state, batch, window, key, placed| {
+        w.combine(
+            records,
+            fresh,
+            |record, function, state, batch, window, key, placed| {
                 if placed == Placed::Refire {
                     return send_alone(out, function, window, key, record);
                 }
                 let create = || (function.create(), 0);
                 let partial = batch.acc(window, key, || take(state, window, key, create));
                 count_in(function, partial, record);
-            })?;
-        }
-        if self.0.batch.is_over_kept() {
-            self.put_back_taken();
-        }
-        Ok(())
+            },
+        )
     }
 
     /// [`Windowing::put_back_taken`] with this operator's fresh partial.
@@ -584,27 +609,7 @@ where
             })
     }
 
-    fn process_batch(
-        &mut self,
-        records: &mut Vec<T>,
-        out: &mut Collector<'_, Partial<K, A::Acc>>,
-    ) -> Result<(), OperatorError> {
-        let outcome = self.combine(records, out);
-        records.clear();
-        outcome
-    }
-
-    /// Reads the records as [`process_batch`](Operator::process_batch) does: none is copied.
-    fn process_shared(
-        &mut self,
-        records: &[T],
-        out: &mut Collector<'_, Partial<K, A::Acc>>,
-    ) -> Result<(), OperatorError>
-    where
-        T: Clone,
-    {
-        self.combine(records, out)
-    }
+    batch_paths!(Partial<K, A::Acc>);
 
     fn on_watermark(
         &mut self,
