@@ -6,8 +6,8 @@
 //! Moving, not merging: a slot's accumulator is the stored one, taken out of the window state
 //! at the slot's first placement (a fresh one left in its place) and put back when the scratch
 //! is drained: before the operator next reads its state (a watermark that fires a window, a
-//! snapshot, a record processed alone, a record refiring a window), or at the end of a batch once the scratch
-//! holds more than [`KEPT_SLOTS`] slots. Records are added to it with
+//! snapshot, a record processed alone, a record refiring a window), or at the end of a batch
+//! once the scratch holds more than [`KEPT_SLOTS`] slots. Records are added to it with
 //! [`AggregateFunction::add`](super::AggregateFunction::add) as they are placed, in input
 //! order, so every accumulator sees exactly the `add` calls the record-by-record path makes,
 //! whatever the aggregate (no use of `merge`, no scratch accumulator). Taking creates a new
@@ -20,11 +20,11 @@
 //! small direct-mapped table by the key's hash ([`RECENT`] entries; consecutive records of a
 //! key mostly share a window, and a few keys that interleave, such as a handful of origins,
 //! each keep their entry, with no branch on which key came), then a linear search while the
-//! scratch has at most [`LINEAR_SLOTS`] slots, a hash lookup beyond; a new slot costs one state lookup to take its
-//! accumulator, and one more to put it back. Memory: one slot (window, key, accumulator) per
-//! distinct (window, key) since the last drain, at most [`KEPT_SLOTS`] past a batch's end (and
-//! a batch's own pairs within it); the capacity is kept, so placements allocate nothing once
-//! the scratch has grown.
+//! scratch has at most [`LINEAR_SLOTS`] slots, a hash lookup beyond; a new slot costs one
+//! state lookup to take its accumulator, and one more to put it back. Memory: one slot
+//! (window, key, accumulator) per distinct (window, key) since the last drain, at most
+//! [`KEPT_SLOTS`] past a batch's end (and a batch's own pairs within it); the capacity is
+//! kept, so placements allocate nothing once the scratch has grown.
 
 use std::hash::Hash;
 
@@ -138,7 +138,7 @@ impl<K: Hash + Eq + Clone, S> MiniBatch<K, S> {
         self.slots.len() - 1
     }
 
-    /// The slot of (`window`, `key`), if the batch has one.
+    /// The slot of (`window`, `key`), if the scratch has one.
     #[inline]
     fn find(&self, window: Window, key: &K) -> Option<usize> {
         if self.slots.len() <= LINEAR_SLOTS {

@@ -132,11 +132,19 @@ struct Windowing<T, K, A: AggregateFunction<T>, S> {
     /// Accumulators of windows that have not fired, taken out of `state` by the batches since
     /// the state was last read ([`Windowing::put_back_taken`]).
     batch: MiniBatch<K, S>,
+    /// A fresh accumulator of the operator's kind (what a take leaves in the state).
+    fresh: fn(&A) -> S,
 }
 
 impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, S> {
-    fn new(key_of: Arc<dyn Fn(&T) -> K + Send + Sync>, spec: WindowSpec<T>, function: A) -> Self {
+    fn new(
+        key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
+        spec: WindowSpec<T>,
+        function: A,
+        fresh: fn(&A) -> S,
+    ) -> Self {
         Self {
+            fresh,
             key_of,
             function,
             state: WindowState::new(spec.allowed_lateness_ms),
@@ -192,31 +200,37 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
     }
 
     /// Puts the accumulators the batches took back into the state ([`put_back`]) before
-    /// anything reads it: a watermark that fires a window, a snapshot, a record processed
-    /// alone (a watermark that fires none reads no pending window, and the scratch holds only
-    /// pending windows' accumulators). Between those the
-    /// accumulators stay out of the state across input batches (each batch's first placement
-    /// of a pair the scratch holds finds it there), so a stretch of batches between two
-    /// watermarks costs one take and one put-back per (window, key), not one per batch.
-    /// `create(function)` makes a fresh accumulator.
+    /// anything reads it: a snapshot, a record processed alone, a watermark that fires a window
+    /// ([`put_back_before`](Self::put_back_before)). Between those the accumulators stay out of
+    /// the state across input batches (each batch's first placement of a pair the scratch
+    /// holds finds it there), so a stretch of batches between two watermarks costs one take and
+    /// one put-back per (window, key), not one per batch.
     #[inline]
-    fn put_back_taken(&mut self, create: impl Fn(&A) -> S) {
+    fn put_back_taken(&mut self) {
         if self.batch.is_empty() {
             return;
         }
-        let function = &self.function;
-        put_back(&mut self.state, &mut self.batch, || create(function));
+        let (function, fresh) = (&self.function, self.fresh);
+        put_back(&mut self.state, &mut self.batch, || fresh(function));
+    }
+
+    /// [`put_back_taken`](Self::put_back_taken) if advancing to `watermark` fires a window: one
+    /// that fires none reads no pending window, and the scratch holds only pending windows'
+    /// accumulators.
+    #[inline]
+    fn put_back_before(&mut self, watermark: Watermark) {
+        if self.state.fires_at(watermark.0) {
+            self.put_back_taken();
+        }
     }
 
     /// Places the records of a batch, in order: `place(record, function, state, batch, window,
     /// key, placed)` for each window of each record ([`route`](Self::route)); then, if the
-    /// scratch holds more than it keeps past a batch, puts it back (`create(function)` makes a
-    /// fresh accumulator).
+    /// scratch holds more than it keeps past a batch, puts it back.
     #[inline]
     fn combine(
         &mut self,
         records: &[T],
-        create: impl Fn(&A) -> S,
         mut place: impl FnMut(
             &T,
             &A,
@@ -233,7 +247,7 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
             })?;
         }
         if self.batch.is_over_kept() {
-            self.put_back_taken(create);
+            self.put_back_taken();
         }
         Ok(())
     }
@@ -362,9 +376,10 @@ fn count_in<T, A: AggregateFunction<T>>(function: &A, partial: &mut (A::Acc, u64
 }
 
 /// Declares a window operator over raw records: a newtype around [`Windowing`] with its
-/// accumulator type, a `Debug` that shows the spec, and a constructor from key, spec, function.
+/// accumulator type and how to make a fresh one, a `Debug` that shows the spec, and a
+/// constructor from key, spec, function.
 macro_rules! window_operator {
-    ($(#[$doc:meta])* $name:ident, $acc:ty) => {
+    ($(#[$doc:meta])* $name:ident, $acc:ty, $fresh:expr) => {
         $(#[$doc])*
         pub struct $name<T, K, A: AggregateFunction<T>>(Windowing<T, K, A, $acc>);
 
@@ -383,7 +398,7 @@ macro_rules! window_operator {
                 spec: WindowSpec<T>,
                 function: A,
             ) -> Self {
-                Self(Windowing::new(key_of, spec, function))
+                Self(Windowing::new(key_of, spec, function, $fresh))
             }
         }
     };
@@ -421,7 +436,8 @@ window_operator!(
     /// Aggregates records per window and key; fires on the watermark (Flink's `WindowOperator`
     /// with an `AggregateFunction` and the event-time trigger).
     WindowAggregate,
-    A::Acc
+    A::Acc,
+    A::create
 );
 
 window_operator!(
@@ -430,7 +446,8 @@ window_operator!(
     /// reaches the window's end; a record within lateness for a window that already fired is
     /// emitted as a partial of its own.
     LocalPreAggregate,
-    (A::Acc, u64)
+    (A::Acc, u64),
+    |function| (function.create(), 0)
 );
 
 impl<T: Send + 'static, K: StateKey, A: AggregateFunction<T>> WindowAggregate<T, K, A> {
@@ -450,7 +467,6 @@ impl<T: Send + 'static, K: StateKey, A: AggregateFunction<T>> WindowAggregate<T,
         let w = &mut self.0;
         w.combine(
             records,
-            A::create,
             |record, function, state, batch, window, key, placed| {
                 if placed == Placed::Pending {
                     let create = || function.create();
@@ -492,7 +508,7 @@ where
         record: T,
         out: &mut Collector<'_, WindowResult<K, A::Out>>,
     ) -> Result<(), OperatorError> {
-        self.0.put_back_taken(A::create);
+        self.0.put_back_taken();
         self.0.route(&record, |function, state, _, window, key, _| {
             add_now(function, state, window, key, &record, out);
         })
@@ -506,9 +522,7 @@ where
         out: &mut Collector<'_, WindowResult<K, A::Out>>,
     ) -> Result<(), OperatorError> {
         let w = &mut self.0;
-        if w.state.fires_at(watermark.0) {
-            w.put_back_taken(A::create);
-        }
+        w.put_back_before(watermark);
         let function = &w.function;
         w.state.advance(watermark.0, |window, key, acc| {
             out.collect(WindowResult {
@@ -521,7 +535,7 @@ where
     }
 
     fn snapshot_state(&mut self, ctx: &mut SnapshotContext<'_>) -> Result<(), OperatorError> {
-        self.0.put_back_taken(A::create);
+        self.0.put_back_taken();
         let (clock, keyed) = self.0.state.snapshot_keyed(ctx.key_groups());
         ctx.set_operator_state(clock);
         ctx.set_keyed_snapshot(keyed);
@@ -542,11 +556,9 @@ impl<T: Send + 'static, K: StateKey, A: AggregateFunction<T>> LocalPreAggregate<
         records: &[T],
         out: &mut Collector<'_, Partial<K, A::Acc>>,
     ) -> Result<(), OperatorError> {
-        let fresh = |f: &A| (f.create(), 0);
         let w = &mut self.0;
         w.combine(
             records,
-            fresh,
             |record, function, state, batch, window, key, placed| {
                 if placed == Placed::Refire {
                     return send_alone(out, function, window, key, record);
@@ -556,12 +568,6 @@ impl<T: Send + 'static, K: StateKey, A: AggregateFunction<T>> LocalPreAggregate<
                 count_in(function, partial, record);
             },
         )
-    }
-
-    /// [`Windowing::put_back_taken`] with this operator's fresh partial.
-    #[inline]
-    fn put_back_taken(&mut self) {
-        self.0.put_back_taken(|f| (f.create(), 0));
     }
 }
 
@@ -594,7 +600,7 @@ where
         record: T,
         out: &mut Collector<'_, Partial<K, A::Acc>>,
     ) -> Result<(), OperatorError> {
-        self.put_back_taken();
+        self.0.put_back_taken();
         self.0
             .route(&record, |function, state, _, window, key, placed| {
                 if placed == Placed::Refire {
@@ -616,9 +622,7 @@ where
         watermark: Watermark,
         out: &mut Collector<'_, Partial<K, A::Acc>>,
     ) -> Result<(), OperatorError> {
-        if self.0.state.fires_at(watermark.0) {
-            self.put_back_taken();
-        }
+        self.0.put_back_before(watermark);
         self.0
             .state
             .advance(watermark.0, |window, key, (acc, records)| {
@@ -633,7 +637,7 @@ where
     }
 
     fn snapshot_state(&mut self, ctx: &mut SnapshotContext<'_>) -> Result<(), OperatorError> {
-        self.put_back_taken();
+        self.0.put_back_taken();
         ctx.set_operator_state(self.0.state.write_local());
         Ok(())
     }
