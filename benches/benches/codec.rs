@@ -20,7 +20,7 @@ use weir_bench::traffic::record::{LinePos, Origin, Plate, TrafficRecord};
 use weir_bench::traffic::tag::Tagged;
 use weir_core::codec::{Codec, DecodeError};
 use weir_core::net::element::{StreamElement, decode_elements};
-use weir_core::net::{ChannelReceiver, Envelope, RecordWriter, TaskNotifier};
+use weir_core::net::{ChannelReceiver, Envelope, Flush, RecordWriter, TaskNotifier};
 
 /// Records per iteration: about 4 of the 32 KiB buffers, well inside the pool of 10.
 const BATCH: usize = 4096;
@@ -43,7 +43,7 @@ fn encode_batch<T: Codec>(
     records: &[T],
 ) -> Vec<Vec<u8>> {
     writer.emit_all(records).expect("emit");
-    writer.flush_all().expect("flush");
+    writer.flush_all(Flush::All).expect("flush");
     std::iter::from_fn(|| rx.try_recv())
         .map(|envelope| match envelope {
             Envelope::Buffer(buffer) => buffer.read(<[u8]>::to_vec),
@@ -61,7 +61,7 @@ fn bench_type<T: Codec>(
     group.bench_function(format!("encode/{name}"), |b| {
         b.iter(|| {
             writer.emit_all(records).expect("emit");
-            writer.flush_all().expect("flush");
+            writer.flush_all(Flush::All).expect("flush");
             while let Some(envelope) = rx.try_recv() {
                 black_box(&envelope);
             }

@@ -21,7 +21,7 @@ use core_affinity::CoreId;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use weir_core::codec::DecodeError;
 use weir_core::net::element::{StreamElement, decode_elements};
-use weir_core::net::{ChannelReceiver, Envelope, TaskNotifier};
+use weir_core::net::{ChannelReceiver, Envelope, Flush, TaskNotifier};
 
 type Reading = (i64, String, u32);
 
@@ -110,7 +110,7 @@ fn writer(c: &mut Criterion) {
                 for record in records.iter().cycle().take(iters as usize) {
                     writer.emit(record).expect("emit");
                 }
-                writer.flush_all().expect("flush");
+                writer.flush_all(Flush::All).expect("flush");
                 black_box(reader.join().expect("reader"));
                 start.elapsed()
             })

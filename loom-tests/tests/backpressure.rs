@@ -11,6 +11,10 @@
 //! - `a_popped_slot_wakes_the_writer`: the writer's ring (capacity 1) is full; it waits for
 //!   room while the reader pops (`ChannelReceiver::try_recv` notifies the sender's task), and
 //!   the reader in turn waits for the writer's second envelope.
+//! - `a_pop_wakes_the_writer_only_from_a_full_ring`: the same with a ring of two and three
+//!   envelopes. The reader notifies the writer's task only when its pop leaves the ring one
+//!   short of full (`TaskNotifier::notify_if`), so some pops wake no one; the writer, waiting
+//!   for room for its third envelope, must still be woken.
 #![cfg(weir_loom)]
 
 use std::time::Duration;
@@ -82,5 +86,40 @@ fn a_popped_slot_wakes_the_writer() {
         });
         writer.join().expect("writer");
         assert_eq!(reader.join().expect("reader"), 2, "both envelopes arrived");
+    });
+}
+
+#[test]
+fn a_pop_wakes_the_writer_only_from_a_full_ring() {
+    loom::model(|| {
+        let writer_task = Arc::new(TaskNotifier::new());
+        let reader_task = Arc::new(TaskNotifier::new());
+        let (mut tx, mut rx) = channel(2, Arc::clone(&writer_task), Arc::clone(&reader_task));
+        let reader = thread::spawn(move || {
+            reader_task.register_current();
+            let mut received = 0;
+            while received < 3 {
+                reader_task.wait(|| rx.has_queued(), PARK);
+                if rx.try_recv().is_some() {
+                    received += 1;
+                }
+            }
+            rx.next_seq()
+        });
+        let writer = thread::spawn(move || {
+            writer_task.register_current();
+            for _ in 0..3 {
+                let mut pending = Envelope::Event(Event::EndOfPartition);
+                loop {
+                    writer_task.wait(|| tx.has_room(), PARK);
+                    match tx.try_send(pending) {
+                        Ok(()) => break,
+                        Err(back) => pending = back,
+                    }
+                }
+            }
+        });
+        writer.join().expect("writer");
+        assert_eq!(reader.join().expect("reader"), 3, "every envelope arrived");
     });
 }

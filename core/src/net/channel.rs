@@ -222,7 +222,11 @@ impl ChannelReceiver {
         let (seq, envelope) = self.main.pop().ok()?;
         debug_assert_eq!(seq, self.next_seq, "channel envelopes arrive in order");
         self.next_seq = seq + 1;
-        self.sender_task.notify();
+        // The sender can be waiting for room only if the ring was full before this pop: it
+        // holds `capacity - 1` now, or more if the sender has pushed since.
+        let main = &self.main;
+        self.sender_task
+            .notify_if(|| main.slots() + 1 >= self.capacity);
         Some(envelope)
     }
 

@@ -75,6 +75,22 @@ impl TaskNotifier {
         }
     }
 
+    /// [`notify`](Self::notify) after a change that can matter to the owner only in some
+    /// states: `may_wait`, evaluated after the fence, says whether the owner could be waiting
+    /// for this change. A reader that pops a ring slot passes "the ring was full before this
+    /// pop": a writer waits for room only after it found the ring full, and it parks only if,
+    /// after its own fence, it still finds it full; then (the same Dekker argument as
+    /// `notify`) the reader's loads after its fence see both the writer's flag and every push
+    /// before it, so `may_wait` holds. Without it, a task waiting for its input would be woken
+    /// by every slot its downstream pops.
+    #[inline]
+    pub fn notify_if(&self, may_wait: impl FnOnce() -> bool) {
+        fence(Ordering::SeqCst);
+        if may_wait() && self.waiting.load(Ordering::Relaxed) {
+            self.unpark();
+        }
+    }
+
     /// Unparks the owner unconditionally (for a caller that knows it waits, such as the buffer
     /// pool after seeing its waiting flag).
     #[cold]

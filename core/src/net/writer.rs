@@ -16,6 +16,14 @@
 //! replays its exchange's channel state ([`RecordWriter::restore_channel_state`]), before any
 //! new output.
 //!
+//! Idle flushes ([`Flush::Idle`]): a task that runs out of work sends the partly filled
+//! buffers that carry records or latency markers, and leaves those that carry only watermarks
+//! and statuses for the buffer timeout ([`Flush::All`]) (or until they fill, or an event or the end of input
+//! sends them). Their receiver has no record to process in them: sending each at once
+//! would wake it (and, through its own idle flush, the task after it) for every watermark,
+//! which under punctuated watermarks is every few dozen records. Event time moves on in the
+//! receiver at most one buffer timeout later, as in Flink, which only flushes on the timer.
+//!
 //! Watermark coalescing: a watermark written right after another one that is still in the open
 //! buffer of the same channel (no record between them) overwrites it in place. The receiver
 //! would have moved straight past the older one; this keeps punctuated watermarks (one per
@@ -68,6 +76,16 @@ impl<T> std::fmt::Debug for Partitioner<T> {
     }
 }
 
+/// Why partly filled buffers are sent ([`RecordWriter::flush_all`], `Output::flush`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// Every partly filled buffer: the buffer timeout expired, or an event follows.
+    All,
+    /// The task ran out of work (`RuntimeConfig::flush_on_idle`): the buffers holding a record
+    /// or a latency marker; those holding only watermarks and statuses wait for the timeout.
+    Idle,
+}
+
 /// Serializes one task's output into its channels.
 #[derive(Debug)]
 pub struct RecordWriter<T> {
@@ -75,6 +93,10 @@ pub struct RecordWriter<T> {
     open: Vec<Option<Buffer>>,
     /// Per channel: where the open buffer's last element, a watermark, starts.
     trailing_watermark: Vec<Option<usize>>,
+    /// Per channel: bytes of watermarks and statuses in the open buffer. It holds a record or
+    /// a latency marker iff its length is larger ([`Flush::Idle`]); kept by the control path
+    /// alone, so that a record's write does not touch it.
+    control_bytes: Vec<usize>,
     pool: LocalBufferPool,
     /// The pool's index of channel 0 of this writer (see [`RecordWriter::new`]).
     first_channel: usize,
@@ -119,6 +141,7 @@ impl<T: Codec> RecordWriter<T> {
         let open = senders.iter().map(|_| None).collect();
         Self {
             trailing_watermark: vec![None; senders.len()],
+            control_bytes: vec![0; senders.len()],
             senders,
             open,
             pool,
@@ -248,6 +271,8 @@ impl<T: Codec> RecordWriter<T> {
                 continue;
             }
             self.write(channel, len, |out| control.encode(out))?;
+            // A watermark or status (a latency marker returned above).
+            self.control_bytes[channel] += len;
             if let ControlElement::Watermark(_) = control {
                 self.trailing_watermark[channel] =
                     self.open[channel].as_ref().map(|b| b.len() - len);
@@ -256,13 +281,18 @@ impl<T: Codec> RecordWriter<T> {
         Ok(())
     }
 
-    /// Sends every partly filled buffer (the buffer timeout expired); a timed-out aligned
-    /// barrier still queued overtakes.
-    pub fn flush_all(&mut self) -> Result<(), TaskError> {
+    /// Sends the partly filled buffers that `why` calls for (every one when the buffer
+    /// timeout expired); a timed-out aligned barrier still queued overtakes.
+    pub fn flush_all(&mut self, why: Flush) -> Result<(), TaskError> {
         self.restore_channel_state()?;
         self.overtake_if_due();
         for channel in 0..self.senders.len() {
-            self.flush(channel)?;
+            let carries_data = self.open[channel]
+                .as_ref()
+                .is_some_and(|b| b.len() > self.control_bytes[channel]);
+            if why == Flush::All || carries_data {
+                self.flush(channel)?;
+            }
         }
         Ok(())
     }
@@ -270,7 +300,7 @@ impl<T: Codec> RecordWriter<T> {
     /// Sends the partly filled buffers, then `event` on every channel. An aligned barrier of
     /// a job with an aligned timeout is remembered, to overtake once it timed out.
     pub fn send_event(&mut self, event: Event) -> Result<(), TaskError> {
-        self.flush_all()?;
+        self.flush_all(Flush::All)?;
         if let Event::Barrier(barrier) = event {
             let deadline = self
                 .env
@@ -433,6 +463,7 @@ impl<T: Codec> RecordWriter<T> {
 
     fn flush(&mut self, channel: usize) -> Result<(), TaskError> {
         self.trailing_watermark[channel] = None;
+        self.control_bytes[channel] = 0;
         if let Some(buffer) = self.open[channel].take() {
             self.send(channel, Envelope::Buffer(buffer))?;
             self.env.metrics().buffers_out.add(1);
@@ -477,7 +508,7 @@ impl<T: Codec> RecordWriter<T> {
             if sender.is_abandoned() {
                 return Err(TaskError::Cancelled);
             }
-            // The notifier is woken by pops of the ordinary ring only: park briefly.
+            // Nothing wakes the notifier for room in the priority ring: park briefly.
             self.env.notifier().wait(|| false, BACKPRESSURE_PARK);
         }
     }
@@ -522,12 +553,12 @@ mod tests {
     use crate::runtime::JobControl;
     use crate::time::Watermark;
 
-    #[test]
-    fn a_watermark_right_after_another_replaces_it_in_the_open_buffer() {
+    /// A writer of `u64` over one channel, with a 100 ms buffer timeout, and its receiver.
+    fn one_channel() -> (RecordWriter<u64>, crate::net::ChannelReceiver) {
         let notifier = Arc::new(TaskNotifier::new());
         let mut global = NetworkBufferPool::new(1024, 4).unwrap();
         let pool = global.local_pool(1, 2, 2, Arc::clone(&notifier)).unwrap();
-        let (tx, mut rx) = channel(8, Arc::clone(&notifier), Arc::new(TaskNotifier::new()));
+        let (tx, rx) = channel(8, Arc::clone(&notifier), Arc::new(TaskNotifier::new()));
         let env = TaskEnv::new(
             "t".into(),
             0,
@@ -535,7 +566,7 @@ mod tests {
             Arc::new(JobControl::new()),
             Some(pool.clone()),
         );
-        let mut writer = RecordWriter::new(
+        let writer = RecordWriter::new(
             vec![tx],
             pool,
             0,
@@ -543,6 +574,76 @@ mod tests {
             env,
             Duration::from_millis(100),
         );
+        (writer, rx)
+    }
+
+    fn elements(buffer: Buffer) -> Vec<StreamElement<u64>> {
+        let mut seen = Vec::new();
+        buffer
+            .read(|bytes| {
+                decode_elements::<u64, DecodeError>(bytes, |e| {
+                    seen.push(e);
+                    Ok(())
+                })
+            })
+            .unwrap();
+        seen
+    }
+
+    /// An idle flush sends a buffer with a record or a latency marker in it, and leaves one
+    /// of watermarks and statuses alone for the timeout's flush.
+    #[test]
+    fn an_idle_flush_leaves_a_buffer_of_watermarks_and_statuses_for_the_timeout() {
+        let (mut writer, mut rx) = one_channel();
+        let wm = |t| ControlElement::Watermark(Watermark(t));
+        writer.emit_control(wm(1)).unwrap();
+        writer
+            .emit_control(ControlElement::Status(crate::time::WatermarkStatus::Idle))
+            .unwrap();
+        writer.emit_control(wm(2)).unwrap();
+        writer.flush_all(Flush::Idle).unwrap();
+        assert!(rx.try_recv().is_none(), "only event time: stays open");
+        writer.flush_all(Flush::All).unwrap();
+        let Some(Envelope::Buffer(buffer)) = rx.try_recv() else {
+            panic!("the timeout sends it");
+        };
+        assert_eq!(elements(buffer).len(), 3);
+
+        writer.emit_control(wm(3)).unwrap();
+        writer.emit(&7).unwrap();
+        writer.emit_control(wm(4)).unwrap();
+        writer.flush_all(Flush::Idle).unwrap();
+        let Some(Envelope::Buffer(buffer)) = rx.try_recv() else {
+            panic!("a record in it: sent when idle");
+        };
+        assert_eq!(
+            elements(buffer),
+            vec![
+                StreamElement::Watermark(Watermark(3)),
+                StreamElement::Record(7),
+                StreamElement::Watermark(Watermark(4)),
+            ]
+        );
+
+        writer.emit_control(wm(5)).unwrap();
+        writer.flush_all(Flush::Idle).unwrap();
+        assert!(rx.try_recv().is_none(), "a fresh buffer counts from zero");
+        writer
+            .emit_control(ControlElement::LatencyMarker(crate::time::LatencyMarker {
+                emitted_ns: 1,
+                source_subtask: 0,
+            }))
+            .unwrap();
+        writer.flush_all(Flush::Idle).unwrap();
+        assert!(
+            matches!(rx.try_recv(), Some(Envelope::Buffer(_))),
+            "a latency marker measures records' way: sent when idle"
+        );
+    }
+
+    #[test]
+    fn a_watermark_right_after_another_replaces_it_in_the_open_buffer() {
+        let (mut writer, mut rx) = one_channel();
         let wm = |t| ControlElement::Watermark(Watermark(t));
         writer.emit(&1u64).unwrap();
         writer.emit_control(wm(5)).unwrap();
@@ -553,17 +654,8 @@ mod tests {
         let Some(Envelope::Buffer(buffer)) = rx.try_recv() else {
             panic!("a buffer first");
         };
-        let mut seen = Vec::new();
-        buffer
-            .read(|bytes| {
-                decode_elements::<u64, DecodeError>(bytes, |e| {
-                    seen.push(e);
-                    Ok(())
-                })
-            })
-            .unwrap();
         assert_eq!(
-            seen,
+            elements(buffer),
             vec![
                 StreamElement::Record(1),
                 StreamElement::Watermark(Watermark(7)),

@@ -38,7 +38,7 @@ use std::sync::Arc;
 
 use crate::checkpoint::{CheckpointId, RestoreContext, SnapshotContext, TaskSnapshot};
 use crate::error::{JobError, OperatorError, TaskError};
-use crate::net::CheckpointBarrier;
+use crate::net::{CheckpointBarrier, Flush};
 use crate::time::{LatencyMarker, Watermark, WatermarkStatus};
 
 /// Where a chain link pushes its elements: the next operator, a writer or a sink.
@@ -69,8 +69,9 @@ pub trait Output<T>: Send {
     fn status(&mut self, status: WatermarkStatus) -> Result<(), TaskError>;
     /// A latency marker passes through (operators do not see it).
     fn latency_marker(&mut self, marker: LatencyMarker) -> Result<(), TaskError>;
-    /// The buffer timeout expired: send partly filled buffers.
-    fn flush(&mut self) -> Result<(), TaskError>;
+    /// Send partly filled buffers: all of them when the buffer timeout expired, those with
+    /// records or latency markers when the task ran out of work ([`Flush`]).
+    fn flush(&mut self, why: Flush) -> Result<(), TaskError>;
     /// The input ended: emit what is pending, then end the output.
     fn end_of_input(&mut self) -> Result<(), TaskError>;
     /// Checkpoint barrier: every record sent before it has been pushed; each link adds its
@@ -430,8 +431,8 @@ where
         self.next.latency_marker(marker)
     }
 
-    fn flush(&mut self) -> Result<(), TaskError> {
-        self.next.flush()
+    fn flush(&mut self, why: Flush) -> Result<(), TaskError> {
+        self.next.flush(why)
     }
 
     fn end_of_input(&mut self) -> Result<(), TaskError> {
@@ -492,7 +493,7 @@ mod tests {
         fn latency_marker(&mut self, _: LatencyMarker) -> Result<(), TaskError> {
             Ok(())
         }
-        fn flush(&mut self) -> Result<(), TaskError> {
+        fn flush(&mut self, _: Flush) -> Result<(), TaskError> {
             Ok(())
         }
         fn end_of_input(&mut self) -> Result<(), TaskError> {

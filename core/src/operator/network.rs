@@ -5,7 +5,7 @@ use crate::checkpoint::{CheckpointId, TaskSnapshot};
 use crate::codec::Codec;
 use crate::error::TaskError;
 use crate::metrics::TaskMetrics;
-use crate::net::{CheckpointBarrier, ControlElement, Event, RecordWriter};
+use crate::net::{CheckpointBarrier, ControlElement, Event, Flush, RecordWriter};
 use crate::time::{LatencyMarker, Watermark, WatermarkStatus};
 use std::sync::Arc;
 
@@ -62,8 +62,8 @@ impl<T: Codec> Output<T> for NetworkOutput<T> {
             .emit_control(ControlElement::LatencyMarker(marker))
     }
 
-    fn flush(&mut self) -> Result<(), TaskError> {
-        self.writer.flush_all()
+    fn flush(&mut self, why: Flush) -> Result<(), TaskError> {
+        self.writer.flush_all(why)
     }
 
     fn end_of_input(&mut self) -> Result<(), TaskError> {

@@ -50,8 +50,10 @@ pub struct RuntimeConfig {
     /// Also send partly filled buffers when a task runs out of work: an input task before it
     /// waits for input, a source before it sleeps for its rate. Under load a task never runs
     /// dry and buffers leave full (or at the timeout); at low load records leave at once
-    /// instead of waiting up to `buffer_timeout` at every exchange. Flink has no such flush
-    /// (`false` is its behaviour); on by default.
+    /// instead of waiting up to `buffer_timeout` at every exchange. Only buffers holding a
+    /// record or a latency marker go: one of watermarks and statuses alone waits for the
+    /// timeout, as everything does in Flink, which has no such flush (`false` is its
+    /// behaviour). On by default.
     pub flush_on_idle: bool,
     /// Pin each thread (a subtask's, or a slot's) to a core.
     pub pin: bool,

@@ -20,7 +20,7 @@ use crate::checkpoint::{
 use crate::codec::{Codec, DecodeError};
 use crate::error::{JobError, TaskError};
 use crate::net::element::{StreamElement, decode_elements};
-use crate::net::{Buffer, CheckpointBarrier, Envelope, Event, InputGate, Position};
+use crate::net::{Buffer, CheckpointBarrier, Envelope, Event, Flush, InputGate, Position};
 use crate::operator::Output;
 use crate::time::{ValveOutput, Watermark, WatermarkValve};
 
@@ -327,7 +327,7 @@ impl<T: Codec> InputTask<T> {
     fn tick(&mut self, now: Instant) -> Result<(), TaskError> {
         let due = self.ticker.due(now);
         if due.flush {
-            self.chain.flush()?;
+            self.chain.flush(Flush::All)?;
         }
         if due.sample {
             self.env.sample_pools(self.gate.usage_ppm());
@@ -430,7 +430,7 @@ impl<T: Codec> TaskBody for InputTask<T> {
                     let now = Instant::now();
                     self.tick(now)?;
                     if self.ticker.flush_when_idle() {
-                        self.chain.flush()?;
+                        self.chain.flush(Flush::Idle)?;
                     }
                     let mut budget = self.ticker.sleep_budget(now);
                     if let Some(deadline) = self.barriers.deadline_ms() {

@@ -36,6 +36,12 @@ pub(crate) struct SourceClock {
     /// those alone, and the last poll emitted what they gave), and returns at once. A
     /// punctuated source polls after every record.
     changed: bool,
+    /// The lowest highest timestamp over the active partitions at the last poll (`i64::MIN`
+    /// for one without records; `i64::MAX` when none is active): a higher timestamp of a
+    /// partition above it leaves the minimum, hence the watermark, where it was, so it sets no
+    /// `changed`. With partitions read in turns, only the one holding the watermark back makes
+    /// a punctuated source's polls compute.
+    floor: i64,
 }
 
 impl SourceClock {
@@ -58,6 +64,7 @@ impl SourceClock {
             emitted: Watermark::MIN,
             idle: false,
             changed: true,
+            floor: i64::MAX,
         }
     }
 
@@ -66,8 +73,8 @@ impl SourceClock {
     pub(crate) fn observe(&mut self, p: usize, ts: i64) {
         let clock = &mut self.partitions[p];
         if clock.max_ts.is_none_or(|m| ts > m) {
+            self.changed |= clock.max_ts.is_none_or(|m| m <= self.floor);
             clock.max_ts = Some(ts);
-            self.changed = true;
         }
     }
 
@@ -108,22 +115,22 @@ impl SourceClock {
             });
         }
         if idle {
+            self.floor = i64::MAX;
             return out;
         }
-        let min = self
+        let floor = self
             .partitions
             .iter()
             .filter(|c| !c.idle)
-            .map(|c| {
-                c.max_ts
-                    .map_or(i64::MIN, |m| watermark_for(m, self.out_of_orderness_ms))
-            })
+            .map(|c| c.max_ts.unwrap_or(i64::MIN))
             .min();
-        if let Some(min) = min
-            && min > self.emitted.0
-        {
-            self.emitted = Watermark(min);
-            out.watermark = Some(self.emitted);
+        self.floor = floor.unwrap_or(i64::MAX);
+        if let Some(floor) = floor {
+            let watermark = watermark_for(floor, self.out_of_orderness_ms);
+            if watermark > self.emitted.0 {
+                self.emitted = Watermark(watermark);
+                out.watermark = Some(self.emitted);
+            }
         }
         out
     }
@@ -239,5 +246,50 @@ mod tests {
                 watermark: Some(Watermark(104)),
             }
         );
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// A record of partition `p` at `ts`, read `after` ms after the previous op.
+        Record { p: usize, ts: i64, after: u64 },
+        /// The task's timer checks idleness `after` ms after the previous op.
+        Detect { after: u64 },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (0..3usize, 0..200i64, 0..30u64).prop_map(|(p, ts, after)| Op::Record { p, ts, after }),
+            1 => (0..80u64).prop_map(|after| Op::Detect { after }),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The shortcuts (`changed`, `floor`) never hide an output: polled after every op, a
+        /// clock says exactly what one that recomputes at every poll says.
+        #[test]
+        fn a_poll_says_what_a_full_recomputation_says(
+            ops in proptest::collection::vec(op(), 1..120),
+            idle in proptest::option::of(20..60u64),
+        ) {
+            let strategy = strategy(idle.map(Duration::from_millis));
+            let (mut fast, mut full) = (SourceClock::new(&strategy, 3), SourceClock::new(&strategy, 3));
+            let mut now = Instant::now();
+            for op in ops {
+                for clock in [&mut fast, &mut full] {
+                    match op {
+                        Op::Record { p, ts, .. } => {
+                            clock.touch(p, now);
+                            clock.observe(p, ts);
+                        }
+                        Op::Detect { .. } => clock.detect_idleness(now),
+                    }
+                }
+                let (Op::Record { after, .. } | Op::Detect { after }) = op;
+                now += Duration::from_millis(after);
+                full.changed = true;
+                proptest::prop_assert_eq!(fast.poll(), full.poll());
+            }
+        }
     }
 }

@@ -24,6 +24,7 @@ use crate::checkpoint::{
 };
 use crate::codec::DecodeError;
 use crate::error::{JobError, OperatorError, TaskError};
+use crate::net::Flush;
 use crate::operator::Output;
 use crate::source::{BatchEnd, PartitionReader, Read, Source, owned_partitions};
 use crate::time::deferred::DeferredWatermark;
@@ -124,6 +125,10 @@ pub(crate) struct SourceTask<T> {
     /// periodic watermark, status, latency marker, barrier or flush), so the chain sees every
     /// element in the order it was produced. Empty between turns.
     batch: Vec<T>,
+    /// The gathered records after a cut of `batch` ([`with_first`](Self::with_first)), kept
+    /// here, empty, between cuts so that its capacity is reused: a punctuated source cuts its
+    /// batch at every record behind the deferred watermark.
+    rest: Vec<T>,
     /// The punctuated watermark due after `batch`, sent right after it: only ever set while
     /// `batch` holds records, so none is deferred between turns, across a barrier, a status,
     /// a latency marker or the end of input.
@@ -201,6 +206,7 @@ impl<T: Send + 'static> SourceTask<T> {
             source,
             chain,
             batch: Vec::with_capacity(SOURCE_BATCH),
+            rest: Vec::with_capacity(SOURCE_BATCH),
             deferred: DeferredWatermark::default(),
             limit: BatchLimit::new(),
             ticker,
@@ -504,15 +510,24 @@ impl<T: Send + 'static> SourceTask<T> {
     }
 
     /// Runs `send` (which pushes what is gathered, and more) with only the first `n` gathered
-    /// records gathered; the rest are gathered again after it.
+    /// records gathered; the rest are gathered again after it. The rest is moved once, into
+    /// `rest`, whose vector then becomes the batch (the pushed batch's vector, emptied,
+    /// becomes `rest`): no allocation, and no second copy.
     fn with_first(
         &mut self,
         n: usize,
         send: impl FnOnce(&mut Self) -> Result<(), TaskError>,
     ) -> Result<(), TaskError> {
-        let mut rest = self.batch.split_off(n);
+        debug_assert!(self.rest.is_empty(), "a cut is never nested");
+        let mut rest = std::mem::take(&mut self.rest);
+        rest.extend(self.batch.drain(n..));
         send(self)?;
-        self.batch.append(&mut rest);
+        if self.batch.is_empty() {
+            std::mem::swap(&mut self.batch, &mut rest);
+        } else {
+            self.batch.append(&mut rest);
+        }
+        self.rest = rest;
         Ok(())
     }
 
@@ -681,7 +696,7 @@ impl<T: Send + 'static> SourceTask<T> {
             self.emit_watermark()?;
         }
         if due.flush {
-            self.chain.flush()?;
+            self.chain.flush(Flush::All)?;
         }
         if due.sample {
             self.env.sample_pools(0);
@@ -700,7 +715,7 @@ impl<T: Send + 'static> SourceTask<T> {
     /// turn pushes its batch).
     fn idle_wait(&mut self, now: Instant) -> Result<(), TaskError> {
         if self.ticker.flush_when_idle() {
-            self.chain.flush()?;
+            self.chain.flush(Flush::Idle)?;
         }
         let sleep = PENDING_SLEEP.min(self.ticker.sleep_budget(now));
         super::slot::sleep(sleep);

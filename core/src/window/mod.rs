@@ -26,6 +26,7 @@
 
 mod aggregate;
 mod assigner;
+mod late;
 mod minibatch;
 mod operator;
 mod state;
@@ -33,8 +34,8 @@ mod stream;
 
 pub use aggregate::{AggregateFunction, Count};
 pub use assigner::{Window, WindowAssigner};
-pub use operator::{
-    LateHandler, LateOutput, LatePartialHandler, LatePartials, LocalPreAggregate, Partial,
-    WindowAggregate, WindowMerge, WindowResult,
+pub use late::{
+    LateHandler, LateOutput, LatePartialHandler, LatePartialRecords, LatePartials, LateRecords,
 };
+pub use operator::{LocalPreAggregate, Partial, WindowAggregate, WindowMerge, WindowResult};
 pub use stream::{GlobalAggregation, WindowSpec};

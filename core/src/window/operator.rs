@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::minibatch::MiniBatch;
 use super::state::{ByKey, ByKeyAndStart, Placed, WindowState};
-use super::{AggregateFunction, Window, WindowSpec};
+use super::{AggregateFunction, LateHandler, LatePartialHandler, LatePartials, Window, WindowSpec};
 use crate::checkpoint::SnapshotContext;
 use crate::codec::{Codec, DecodeError, Decoder, Encoder};
 use crate::error::OperatorError;
@@ -87,22 +87,6 @@ impl<K: Codec, Acc: Codec> Codec for Partial<K, Acc> {
         })
     }
 }
-
-/// One subtask's handler of records dropped as late: the record and its (latest) window. An
-/// error (the record could not be written) fails the subtask: nothing late is lost silently.
-pub type LateHandler<T> = Box<dyn FnMut(&T, Window) -> Result<(), OperatorError> + Send>;
-
-/// Builds each subtask's late handler (by subtask index) in the operator's `open`, inside the
-/// subtask's scope (a transactional writer created here registers with it).
-pub type LateOutput<T> = Arc<dyn Fn(usize) -> Result<LateHandler<T>, OperatorError> + Send + Sync>;
-
-/// One merge subtask's handler of partials dropped as late: the window and how many records
-/// the partial held. An error fails the subtask.
-pub type LatePartialHandler = Box<dyn FnMut(Window, u64) -> Result<(), OperatorError> + Send>;
-
-/// Builds each merge subtask's handler of late partials (by subtask index), in `open`.
-pub type LatePartials =
-    Arc<dyn Fn(usize) -> Result<LatePartialHandler, OperatorError> + Send + Sync>;
 
 /// What [`Windowing::route`] hands each window of a record to: the function, the window
 /// state, the batch's accumulators, the window, the key and where the record goes.
@@ -277,9 +261,14 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
             metrics.late_records_dropped.add(1);
         }
         match (&mut self.late, latest) {
-            (Some(late), Some(window)) => late(record, window),
+            (Some(late), Some(window)) => late.late(record, window),
             _ => Ok(()),
         }
+    }
+
+    /// The input ended: the late handler writes out what it buffered.
+    fn flush_late(&mut self) -> Result<(), OperatorError> {
+        self.late.as_mut().map_or(Ok(()), |late| late.flush())
     }
 }
 
@@ -534,6 +523,13 @@ where
         Ok(())
     }
 
+    fn on_end_of_input(
+        &mut self,
+        _out: &mut Collector<'_, WindowResult<K, A::Out>>,
+    ) -> Result<(), OperatorError> {
+        self.0.flush_late()
+    }
+
     fn snapshot_state(&mut self, ctx: &mut SnapshotContext<'_>) -> Result<(), OperatorError> {
         self.0.put_back_taken();
         let (clock, keyed) = self.0.state.snapshot_keyed(ctx.key_groups());
@@ -636,6 +632,13 @@ where
         Ok(())
     }
 
+    fn on_end_of_input(
+        &mut self,
+        _out: &mut Collector<'_, Partial<K, A::Acc>>,
+    ) -> Result<(), OperatorError> {
+        self.0.flush_late()
+    }
+
     fn snapshot_state(&mut self, ctx: &mut SnapshotContext<'_>) -> Result<(), OperatorError> {
         self.0.put_back_taken();
         ctx.set_operator_state(self.0.state.write_local());
@@ -734,7 +737,7 @@ where
                     metrics.late_records_dropped.add(partial.records);
                 }
                 match &mut self.late {
-                    Some(late) => late(window, partial.records),
+                    Some(late) => late.late(window, partial.records),
                     None => Ok(()),
                 }
             }
@@ -757,6 +760,13 @@ where
         Ok(())
     }
 
+    fn on_end_of_input(
+        &mut self,
+        _out: &mut Collector<'_, WindowResult<K, A::Out>>,
+    ) -> Result<(), OperatorError> {
+        self.late.as_mut().map_or(Ok(()), |late| late.flush())
+    }
+
     fn snapshot_state(&mut self, ctx: &mut SnapshotContext<'_>) -> Result<(), OperatorError> {
         let (clock, keyed) = self.state.snapshot_keyed(ctx.key_groups());
         ctx.set_operator_state(clock);
@@ -773,7 +783,7 @@ mod tests {
     use crate::checkpoint::{OperatorSnapshot, RestoreContext};
     use crate::keyed::{KeyGroups, hash_key};
     use crate::operator::testing::{VecOutput, context, restore_from, snapshot};
-    use crate::window::{Count, WindowAssigner};
+    use crate::window::{Count, LateOutput, LatePartialRecords, LateRecords, WindowAssigner};
 
     /// A record `(key, timestamp)` or a watermark.
     #[derive(Debug, Clone, Copy)]
@@ -1133,5 +1143,102 @@ mod tests {
         assert_eq!(sink.0.len(), 1, "no second result");
         assert_eq!(metrics.late_records_dropped.get(), 3);
         assert_eq!(*dropped.lock().unwrap(), vec![(window, 3)]);
+    }
+
+    /// A late handler that buffers until its flush, as a file writer does.
+    #[derive(Default)]
+    struct Buffered {
+        pending: Vec<(Window, u64)>,
+        written: Arc<Mutex<Vec<(Window, u64)>>>,
+    }
+
+    impl LateRecords<(u64, i64)> for Buffered {
+        fn late(
+            &mut self,
+            record: &(u64, i64),
+            window: Window,
+        ) -> std::result::Result<(), OperatorError> {
+            self.pending.push((window, record.0));
+            Ok(())
+        }
+        fn flush(&mut self) -> std::result::Result<(), OperatorError> {
+            self.written.lock().unwrap().append(&mut self.pending);
+            Ok(())
+        }
+    }
+
+    impl LatePartialRecords for Buffered {
+        fn late(&mut self, window: Window, records: u64) -> std::result::Result<(), OperatorError> {
+            self.pending.push((window, records));
+            Ok(())
+        }
+        fn flush(&mut self) -> std::result::Result<(), OperatorError> {
+            LateRecords::<(u64, i64)>::flush(self)
+        }
+    }
+
+    /// Each window operator flushes its late handler at the end of input, so that a handler
+    /// may buffer (the traffic job's late file does): what it was given is written then.
+    #[test]
+    fn every_window_operator_flushes_its_late_handler_at_the_end_of_input() {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let target = Arc::clone(&written);
+        let late: LateOutput<(u64, i64)> = Arc::new(move |_| {
+            Ok(Box::new(Buffered {
+                written: Arc::clone(&target),
+                ..Buffered::default()
+            }))
+        });
+        let spec = || WindowSpec {
+            assigner: WindowAssigner::tumbling(10),
+            allowed_lateness_ms: 0,
+            late: Some(Arc::clone(&late)),
+            ..spec()
+        };
+        let window = Window { start: 0, end: 10 };
+        // A late record for a keyed window and for a local pre-aggregate.
+        let mut keyed = WindowAggregate::new(Arc::new(|r: &(u64, i64)| r.0), spec(), Count);
+        let mut local = LocalPreAggregate::new(Arc::new(|r: &(u64, i64)| r.0), spec(), Count);
+        let mut results = VecOutput::new();
+        let mut partials = VecOutput::new();
+        keyed.open(&context(0, 1, None)).unwrap();
+        local.open(&context(0, 1, None)).unwrap();
+        keyed
+            .on_watermark(Watermark(20), &mut results.collector())
+            .unwrap();
+        local
+            .on_watermark(Watermark(20), &mut partials.collector())
+            .unwrap();
+        keyed.process((7, 5), &mut results.collector()).unwrap();
+        local.process((8, 5), &mut partials.collector()).unwrap();
+        assert!(written.lock().unwrap().is_empty(), "buffered until the end");
+        keyed.on_end_of_input(&mut results.collector()).unwrap();
+        local.on_end_of_input(&mut partials.collector()).unwrap();
+        assert_eq!(*written.lock().unwrap(), vec![(window, 7), (window, 8)]);
+
+        // A late partial at the merge step.
+        let target = Arc::clone(&written);
+        let late_partials: LatePartials = Arc::new(move |_| {
+            Ok(Box::new(Buffered {
+                written: Arc::clone(&target),
+                ..Buffered::default()
+            }))
+        });
+        let mut merge = WindowMerge::<u64, (), Count>::new(Count, 0, Some(late_partials));
+        let mut merged = VecOutput::new();
+        merge.open(&context(0, 1, None)).unwrap();
+        merge
+            .on_watermark(Watermark(20), &mut merged.collector())
+            .unwrap();
+        let partial = Partial {
+            window,
+            key: (),
+            acc: 4,
+            records: 4,
+        };
+        merge.process(partial, &mut merged.collector()).unwrap();
+        assert_eq!(written.lock().unwrap().len(), 2, "buffered until the end");
+        merge.on_end_of_input(&mut merged.collector()).unwrap();
+        assert_eq!(written.lock().unwrap()[2], (window, 4));
     }
 }

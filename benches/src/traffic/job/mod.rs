@@ -26,7 +26,7 @@ use serde::Serialize;
 use weir_core::runtime::JobControl;
 use weir_core::time::arith::millis;
 use weir_core::time::{GuardConfig, Quarantine, WatermarkEmit, WatermarkStrategy};
-use weir_core::window::{Count, GlobalAggregation, Window, WindowAssigner, WindowSpec};
+use weir_core::window::{Count, GlobalAggregation, WindowAssigner, WindowSpec};
 use weir_core::{Job, JobResult, RuntimeConfig};
 
 use super::input::TrafficInput;
@@ -45,7 +45,7 @@ mod source;
 use committed::Committed;
 use operators::{CountOrigins, OriginWindow, Tag};
 pub use outputs::QuarantinedRecord;
-use outputs::{FlowLatency, LateRecord, OriginsSink, WindowLines};
+use outputs::{FlowLatency, LateLines, LateRecord, OriginsSink, WindowLines};
 use source::TrafficSource;
 pub use source::{PartitionRejects, Tally};
 
@@ -270,27 +270,16 @@ pub fn run(
     let late_output = |output: &'static str| {
         let (late, input) = (late.clone(), Arc::clone(&input));
         let factory: weir_core::window::LateOutput<Tagged> = Arc::new(move |subtask| {
-            let mut lines = late.writer::<LateRecord>(subtask)?;
-            let input = Arc::clone(&input);
-            Ok(Box::new(move |tagged: &Tagged, window: Window| {
-                lines
-                    .write_line(&LateRecord::new(output, &tagged.record, window, &input))
-                    .and_then(|()| lines.flush())
-                    .map_err(|e| format!("writing a late record: {e}").into())
-            }))
+            let lines = late.writer::<LateRecord>(subtask)?;
+            Ok(Box::new(LateLines::new(output, lines, Arc::clone(&input))))
         });
         factory
     };
     let late_partials = |output: &'static str| {
-        let late = late.clone();
+        let (late, input) = (late.clone(), Arc::clone(&input));
         let factory: weir_core::window::LatePartials = Arc::new(move |subtask| {
-            let mut lines = late.writer::<LateRecord>(subtask)?;
-            Ok(Box::new(move |window: Window, records: u64| {
-                lines
-                    .write_line(&LateRecord::partial(output, window, records))
-                    .and_then(|()| lines.flush())
-                    .map_err(|e| format!("writing a late partial: {e}").into())
-            }))
+            let lines = late.writer::<LateRecord>(subtask)?;
+            Ok(Box::new(LateLines::new(output, lines, Arc::clone(&input))))
         });
         factory
     };

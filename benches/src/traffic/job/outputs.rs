@@ -11,11 +11,11 @@ use weir_core::runtime::JobControl;
 use weir_core::sink::{LineWriter, OutputFile, Sink};
 use weir_core::time::Quarantine;
 use weir_core::time::arith::fires_at;
-use weir_core::window::{Window, WindowResult};
+use weir_core::window::{LatePartialRecords, LateRecords, Window, WindowResult};
 
 use crate::traffic::input::{LineRef, TrafficInput};
 use crate::traffic::record::{Origin, TrafficRecord};
-use crate::traffic::tag::OriginCounts;
+use crate::traffic::tag::{OriginCounts, Tagged};
 use crate::traffic::windows::{FlowCount, OriginWindowCount};
 
 use super::Tally;
@@ -106,6 +106,63 @@ impl LateRecord {
             window_start: window.start,
             window_end: window.end,
         }
+    }
+}
+
+/// One window subtask's lines of `late.jsonl`: its late records (a keyed or local window) or
+/// its late partials (a merge step). Lines are batched: written out when a batch fills and at
+/// the end of input, or committed with their checkpoint (a transactional file), not written
+/// one by one.
+pub(super) struct LateLines {
+    output: &'static str,
+    lines: LineWriter<LateRecord>,
+    input: Arc<TrafficInput>,
+}
+
+impl LateLines {
+    pub(super) fn new(
+        output: &'static str,
+        lines: LineWriter<LateRecord>,
+        input: Arc<TrafficInput>,
+    ) -> Self {
+        Self {
+            output,
+            lines,
+            input,
+        }
+    }
+
+    fn write(&mut self, line: &LateRecord) -> Result<(), OperatorError> {
+        self.lines
+            .write_line(line)
+            .map_err(|e| format!("writing a late record: {e}").into())
+    }
+
+    fn flush_lines(&mut self) -> Result<(), OperatorError> {
+        self.lines
+            .flush()
+            .map_err(|e| format!("writing late records: {e}").into())
+    }
+}
+
+impl LateRecords<Tagged> for LateLines {
+    fn late(&mut self, tagged: &Tagged, window: Window) -> Result<(), OperatorError> {
+        let line = LateRecord::new(self.output, &tagged.record, window, &self.input);
+        self.write(&line)
+    }
+
+    fn flush(&mut self) -> Result<(), OperatorError> {
+        self.flush_lines()
+    }
+}
+
+impl LatePartialRecords for LateLines {
+    fn late(&mut self, window: Window, records: u64) -> Result<(), OperatorError> {
+        self.write(&LateRecord::partial(self.output, window, records))
+    }
+
+    fn flush(&mut self) -> Result<(), OperatorError> {
+        self.flush_lines()
     }
 }
 
