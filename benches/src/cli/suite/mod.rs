@@ -1,6 +1,8 @@
 //! `weir suite`: side-by-side comparisons run in one process, every configuration interleaved
-//! (round robin, `--repeat` rounds), the median of the repetitions per metric and ratios of the
-//! medians; writes `report.json`, `report.md` and SVG plots.
+//! (round robin, `--repeat` rounds), the median of the repetitions per metric; a throughput
+//! ratio is the median over the rounds of the ratio within each round (paired: a machine
+//! drifting between rounds cancels), other ratios are ratios of medians; writes `report.json`,
+//! `report.md` and SVG plots.
 //!
 //! `weir suite event-time` compares, on the generated traffic input (one generator seed for
 //! every configuration):
@@ -30,7 +32,7 @@ use super::{
     MAX_PARALLELISM, MAX_PARTITIONS, MAX_REPEAT, RuntimeArgs, Switch, count, current_job, records,
 };
 use crate::output_dir::{OutputDir, Status};
-use crate::report::{Latency, Machine};
+use crate::report::{Latency, Machine, median};
 use crate::traffic::generator::GeneratorConfig;
 use crate::traffic::input::TrafficInput;
 use crate::traffic::job::{self, EventTimeOptions, TrafficJob, Watermarks};
@@ -373,10 +375,9 @@ struct Target {
     target: f64,
     measured: f64,
     met: bool,
-    /// The lowest ratio the repetitions allow: the slowest run of the numerator over the
-    /// fastest of the denominator.
+    /// The lowest of the per-round ratios.
     lowest_ratio: f64,
-    /// The highest: the fastest run of the numerator over the slowest of the denominator.
+    /// The highest of the per-round ratios.
     highest_ratio: f64,
 }
 
@@ -394,7 +395,7 @@ struct SweepPoint {
     live_result_delay_p50_s: Option<f64>,
 }
 
-/// Ratios of medians.
+/// Throughput ratios: medians of the per-round ratios; the others, ratios of medians.
 #[derive(Debug, Clone, Serialize)]
 struct Ratios {
     punctuated_over_periodic_throughput: f64,
@@ -599,6 +600,22 @@ fn measure(config: &Config, round: usize, run: &job::TrafficRun) -> RunMetrics {
     }
 }
 
+/// `num`'s throughput over `den`'s in each round in which both ran: paired, so that the
+/// machine's drift between rounds (runs a minute apart swing 2x on a shared 2-core VM) cancels,
+/// which a ratio of the two medians does not do. O(runs²), a few hundred runs.
+fn paired_throughput_ratios(runs: &[RunMetrics], num: &str, den: &str) -> Vec<f64> {
+    runs.iter()
+        .filter(|a| a.config == num)
+        .filter_map(|a| {
+            let b = runs
+                .iter()
+                .find(|b| b.config == den && b.round == a.round)?;
+            (b.throughput_records_per_s > 0.0 && a.throughput_records_per_s.is_finite())
+                .then(|| a.throughput_records_per_s / b.throughput_records_per_s)
+        })
+        .collect()
+}
+
 fn summarize(
     args: &EventTimeArgs,
     machine: Machine,
@@ -613,16 +630,14 @@ fn summarize(
     let opt = |config: &str, metric: &str| get(&medians, config, metric);
     let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b.max(1e-12));
     let thr = "throughput_records_per_s";
-    // A ratio of medians; a zero denominator is an error, never a NaN or an infinity printed.
+    // The median of the per-round ratios; no round with both is an error, never a NaN or an
+    // infinity printed.
     let over = |num: &str, den: &str| {
-        let (a, b) = (m(num, thr)?, m(den, thr)?);
-        if b > 0.0 && a.is_finite() {
-            Ok(a / b)
-        } else {
-            Err(format!(
-                "no {num} / {den} throughput ratio: the medians are {a} and {b}"
-            ))
-        }
+        median(&paired_throughput_ratios(&runs, num, den)).ok_or_else(|| {
+            format!(
+                "no {num} / {den} throughput ratio: no round has a run of both with a throughput"
+            )
+        })
     };
     let punct = punctuated(DEFAULT_DELAY_S);
     let ratios = Ratios {
@@ -658,21 +673,15 @@ fn summarize(
             live_result_delay_p50_s: p50.map(|p| delay as f64 + p / 1000.0),
         });
     }
-    let range = |config: &str| {
-        medians
-            .get(config)
-            .and_then(|m| m.get(thr))
-            .map_or((0.0, 0.0), |s| (s.min, s.max))
-    };
     let target = |what, target: f64, num: &str, den: &str, measured: f64| {
-        let ((num_min, num_max), (den_min, den_max)) = (range(num), range(den));
+        let ratios = paired_throughput_ratios(&runs, num, den);
         Target {
             what,
             target,
             measured,
             met: measured >= target,
-            lowest_ratio: num_min / den_max.max(1e-12),
-            highest_ratio: num_max / den_min.max(1e-12),
+            lowest_ratio: ratios.iter().copied().fold(f64::INFINITY, f64::min),
+            highest_ratio: ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         }
     };
     let targets = vec![
@@ -737,34 +746,54 @@ mod tests {
         assert_eq!(differing_share(&a, &a), 0.0);
     }
 
+    /// A run of `config` in `round` at `throughput` (every other metric empty).
+    fn run(config: &str, round: usize, throughput: f64) -> RunMetrics {
+        RunMetrics {
+            config: config.to_owned(),
+            round,
+            records_in: 0,
+            records_counted: 0,
+            records_late_dropped: 0,
+            records_late_dropped_origin_5m: 0,
+            records_rejected: 0,
+            records_quarantined: 0,
+            wall_ms: 1.0,
+            throughput_records_per_s: throughput,
+            watermarks_per_s: 0.0,
+            late_share: 0.0,
+            result_latency: None,
+            tag_backpressured_ms_per_s: 0.0,
+            tag_busy_ms_per_s: 0.0,
+            window_busy_ms_per_s: 0.0,
+            missing_vs_batch: None,
+            flow_windows_differing_share: None,
+            tasks: Vec::new(),
+        }
+    }
+
+    /// The machine slows 3x in round 2; within each round `a` runs at 0.9 of `b`, and each
+    /// round's ratio says so. A round missing either configuration has no ratio.
+    #[test]
+    fn a_throughput_ratio_pairs_the_runs_of_each_round() {
+        let runs = vec![
+            run("a", 1, 90.0),
+            run("b", 1, 100.0),
+            run("a", 2, 30.0),
+            run("b", 2, 33.3),
+            run("a", 3, 90.0),
+            run("b", 3, 100.0),
+            run("b", 4, 100.0),
+        ];
+        let ratios = paired_throughput_ratios(&runs, "a", "b");
+        assert_eq!(ratios.len(), 3, "round 4 has no run of a");
+        assert!(ratios.iter().all(|r| (r - 0.9).abs() < 0.01), "{ratios:?}");
+    }
+
     #[test]
     fn a_zero_median_is_an_error_never_a_nan_ratio() {
         let wrapper = Wrapper::try_parse_from(["suite", "--repeat", "1"]).unwrap();
         let configs = configs(&wrapper.args);
-        let runs: Vec<RunMetrics> = configs
-            .iter()
-            .map(|c| RunMetrics {
-                config: c.name.clone(),
-                round: 1,
-                records_in: 0,
-                records_counted: 0,
-                records_late_dropped: 0,
-                records_late_dropped_origin_5m: 0,
-                records_rejected: 0,
-                records_quarantined: 0,
-                wall_ms: 1.0,
-                throughput_records_per_s: 0.0,
-                watermarks_per_s: 0.0,
-                late_share: 0.0,
-                result_latency: None,
-                tag_backpressured_ms_per_s: 0.0,
-                tag_busy_ms_per_s: 0.0,
-                window_busy_ms_per_s: 0.0,
-                missing_vs_batch: None,
-                flow_windows_differing_share: None,
-                tasks: Vec::new(),
-            })
-            .collect();
+        let runs: Vec<RunMetrics> = configs.iter().map(|c| run(&c.name, 1, 0.0)).collect();
         let medians = medians::medians(configs.iter().map(|c| c.name.as_str()), &runs, METRICS);
         let runtime = RuntimeConfig::default();
         let err = summarize(

@@ -59,8 +59,9 @@ pub(super) fn markdown(args: &EventTimeArgs, report: &SuiteReport) -> String {
         w,
         "Machine: {} logical cores, {}. Generated traffic input, seed {}, {} partitions, parallelism {}; \
          every configuration ran once per round, round robin, {} rounds in one process. Cells are \
-         `median (lowest–highest)` over the rounds; ratios are ratios of medians. Raw repetitions \
-         and every task's metrics are in `report.json`.\n",
+         `median (lowest–highest)` over the rounds; a throughput ratio is the median over the rounds \
+         of the ratio within the round (the two ran minutes apart at most), other ratios are \
+         ratios of medians. Raw repetitions and every task's metrics are in `report.json`.\n",
         report.machine.cores,
         report.machine.cpu_model,
         report.seed,
@@ -71,16 +72,16 @@ pub(super) fn markdown(args: &EventTimeArgs, report: &SuiteReport) -> String {
     let _ = writeln!(w, "## Targets\n");
     let _ = writeln!(
         w,
-        "| target | required | measured (ratio of medians) | | ratio range the runs allow | verdict robust to the noise? |"
+        "| target | required | measured (median of the per-round ratios) | | per-round ratios, lowest–highest | verdict robust to the noise? |"
     );
     let _ = writeln!(w, "|---|---|---|---|---|---|");
     for t in &report.targets {
         let robust = if t.lowest_ratio >= t.target {
-            "yes: met even slowest over fastest"
+            "yes: met in every round"
         } else if t.highest_ratio < t.target {
-            "yes: missed even fastest over slowest"
+            "yes: missed in every round"
         } else {
-            "no: the range straddles the target"
+            "no: met in some rounds, missed in others"
         };
         let _ = writeln!(
             w,
