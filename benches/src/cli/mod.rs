@@ -143,8 +143,9 @@ pub enum Switch {
 pub enum Threads {
     /// One thread per subtask, as Flink runs them (a p=2 traffic job: eleven threads).
     PerSubtask,
-    /// One thread per task slot: subtask i of every step shares slot i mod (highest
-    /// parallelism), and its thread runs them cooperatively, switching at every wait and after
+    /// One thread per task slot: subtask i of every step of the highest parallelism shares
+    /// slot i, steps of lower parallelism (sinks of one subtask) are spread over the slots, and
+    /// each slot's thread runs its subtasks cooperatively, switching at every wait and after
     /// every batch (a p=2 job: two threads). Records that stay in their slot never leave the
     /// core's cache.
     PerSlot,

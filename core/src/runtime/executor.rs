@@ -225,9 +225,27 @@ impl TaskSetup {
 }
 
 /// A subtask as the executor starts it.
+/// The slot of subtask 0 of a vertex of `parallelism` among `slots` (the job's highest
+/// parallelism); subtask `s` goes to `(offset + s) % slots`. A vertex of full parallelism
+/// starts at slot 0, so that subtask `s` of each such vertex shares slot `s` (slot sharing:
+/// a keyed exchange's local half and a forward edge stay in the slot). The vertices of lower
+/// parallelism (a window-all step, the sinks of parallelism 1) start where the previous one
+/// ended (`spread`, advanced here), so that they are spread over the slots instead of all
+/// loading slot 0 (Flink's balanced task scheduling, `taskmanager.load-balance.mode: TASKS`).
+fn slot_offset(parallelism: usize, slots: usize, spread: &mut usize) -> usize {
+    if parallelism >= slots {
+        return 0;
+    }
+    let offset = *spread % slots;
+    *spread += parallelism;
+    offset
+}
+
 struct Ready {
     name: String,
     subtask: usize,
+    /// Its task slot under [`TaskThreads::PerSlot`] ([`slot_of`]).
+    slot: usize,
     env: TaskEnv,
     body: Box<dyn TaskBody>,
     transactions: Transactions,
@@ -520,7 +538,10 @@ impl Plan<'_> {
         // Build every subtask's chain on this thread, then start them all.
         let mut bodies = Vec::new();
         let mut task_index = 0;
+        let slots = vertices.iter().map(|v| v.parallelism).max().unwrap_or(1);
+        let mut spread = 0;
         for (v, plan) in vertices.iter().enumerate() {
+            let first_slot = slot_offset(plan.parallelism, slots, &mut spread);
             let groups = KeyGroups::new(config.max_parallelism, plan.parallelism)
                 .map_err(JobError::Invalid)?;
             for subtask in 0..plan.parallelism {
@@ -575,6 +596,7 @@ impl Plan<'_> {
                 bodies.push(Ready {
                     name: plan.name.clone(),
                     subtask,
+                    slot: (first_slot + subtask) % slots,
                     env,
                     body,
                     transactions,
@@ -593,10 +615,9 @@ impl Plan<'_> {
         let threads = match config.threads {
             TaskThreads::PerSubtask => bodies.into_iter().map(|ready| vec![ready]).collect(),
             TaskThreads::PerSlot => {
-                let slots = vertices.iter().map(|v| v.parallelism).max().unwrap_or(1);
                 let mut slotted: Vec<Vec<Ready>> = (0..slots).map(|_| Vec::new()).collect();
                 for ready in bodies {
-                    slotted[ready.subtask % slots].push(ready);
+                    slotted[ready.slot].push(ready);
                 }
                 slotted
             }
@@ -772,4 +793,33 @@ fn run_task(
     let wall = started.elapsed().as_nanos() as u64;
     let _ = reports.send(Report::TaskEnded);
     wall
+}
+
+#[cfg(all(test, not(weir_loom)))]
+mod tests {
+    use super::slot_offset;
+
+    /// The traffic job's vertices in build order (source, tag, origins, flow merge, flow sink,
+    /// origin merge, origin sink) at parallelism 2: each full-parallelism vertex's subtask `s`
+    /// is in slot `s`, and the three single-subtask sinks are spread over both slots.
+    #[test]
+    fn vertices_below_full_parallelism_are_spread_over_the_slots() {
+        let parallelisms = [2, 2, 1, 2, 1, 2, 1];
+        let mut spread = 0;
+        let offsets: Vec<usize> = parallelisms
+            .iter()
+            .map(|&p| slot_offset(p, 2, &mut spread))
+            .collect();
+        assert_eq!(offsets, [0, 0, 0, 0, 1, 0, 0]);
+        // Three vertices of 3 among 4 slots, then one of 2: every slot ends with 2 or 3 tasks.
+        let mut spread = 0;
+        let mut load = [0; 4];
+        for p in [3, 3, 3, 2] {
+            let offset = slot_offset(p, 4, &mut spread);
+            for s in 0..p {
+                load[(offset + s) % 4] += 1;
+            }
+        }
+        assert_eq!(load, [3, 3, 3, 2]);
+    }
 }

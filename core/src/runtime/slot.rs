@@ -3,8 +3,9 @@
 //! Flink shares a slot between one subtask of every vertex (slot sharing) but still runs each
 //! subtask on its own thread. With [`TaskThreads::PerSlot`] weir runs a slot's subtasks on the
 //! slot's one thread instead, each on a stack of its own (a stackful coroutine, `corosensei`):
-//! subtask `s` of every vertex goes to slot `s % slots`, where `slots` is the highest
-//! parallelism of the job (the number of slots Flink's slot sharing needs), and slot `i` is
+//! subtask `s` of every vertex of the job's highest parallelism (the number of slots Flink's
+//! slot sharing needs) goes to slot `s`, vertices of lower parallelism are spread over the
+//! slots (`executor::slot_offset`), and slot `i` is
 //! pinned to the `i`-th core read at start-up. A record that stays in its slot (the keyed
 //! exchange's local half, a source and the chain it feeds) is written and read on one core,
 //! while the buffer is still in its cache, and no OS context switch separates the two.
