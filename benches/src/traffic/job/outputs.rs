@@ -1,10 +1,10 @@
 //! The job's output lines and sinks: quarantined and late records, windowed results as they
 //! fire, and the merged origin counts.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use rustc_hash::FxHashSet;
 use serde::Serialize;
 use weir_core::error::OperatorError;
 use weir_core::runtime::JobControl;
@@ -172,8 +172,9 @@ pub(super) struct WindowLines<R, L> {
     lines: LineWriter<L>,
     line: fn(Window, usize, &R) -> L,
     latency: Option<FlowLatency>,
-    /// Windows (start, key) that have had a line, for the latency of first results.
-    seen: BTreeSet<(i64, usize)>,
+    /// Windows (start, key) that have had a line, for the latency of first results (hashed:
+    /// only ever asked whether it holds one, once per line).
+    seen: FxHashSet<(i64, usize)>,
 }
 
 /// Measures the result latency of flow windows at their sink.
@@ -196,7 +197,7 @@ impl<R: Copy + Send + 'static, L: Serialize + Send + 'static> WindowLines<R, L> 
             lines: file.writer(subtask)?,
             line,
             latency,
-            seen: BTreeSet::new(),
+            seen: FxHashSet::default(),
         })
     }
 

@@ -1,7 +1,7 @@
 //! The job's source: files or generator as a weir source, with the tally of lines read and
 //! rejected and the event-time progress behind the result latency.
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -13,6 +13,7 @@ use weir_core::sink::{LineWriter, OutputFile};
 use weir_core::source::{PartitionReader as WeirReader, Read, Source};
 use weir_core::time::arith::{distance_ms, tumbling_window};
 
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::traffic::input::{Line, PartitionReader, REJECT_WARNING_FRACTION, TrafficInput};
@@ -70,7 +71,9 @@ impl PartitionRejects {
 struct EventTimeProgress {
     partitions: usize,
     /// Boundary (window end + out-of-orderness) → (partitions that passed it, latest time).
-    passed: BTreeMap<i64, (usize, u64)>,
+    /// Hashed: it is only ever looked up by boundary, once per window's first result, on the
+    /// sink's way to writing it.
+    passed: FxHashMap<i64, (usize, u64)>,
 }
 
 impl Tally {
@@ -81,7 +84,7 @@ impl Tally {
                 .collect(),
             progress: Mutex::new(EventTimeProgress {
                 partitions,
-                passed: BTreeMap::new(),
+                passed: FxHashMap::default(),
             }),
         }
     }
@@ -103,10 +106,10 @@ impl Tally {
     pub(super) fn all_passed(&self, boundary: i64) -> Option<u64> {
         let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
         let partitions = progress.partitions;
-        if progress.passed.get(&boundary)?.0 != partitions {
-            return None;
+        match progress.passed.entry(boundary) {
+            Entry::Occupied(entry) if entry.get().0 == partitions => Some(entry.remove().1),
+            _ => None,
         }
-        progress.passed.remove(&boundary).map(|(_, at)| at)
     }
 
     /// Data lines read so far (published every few thousand lines, exact at the end).
