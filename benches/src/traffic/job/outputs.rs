@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use rustc_hash::FxHashSet;
 use serde::Serialize;
 use weir_core::error::OperatorError;
 use weir_core::runtime::JobControl;
@@ -167,14 +166,11 @@ impl LatePartialRecords for LateLines {
 }
 
 /// Writes window results as they fire (a re-fire is a new line); measures the result latency
-/// of each window's first line.
+/// of each window's first line ([`Tally::first_result`](super::source::Tally::first_result)).
 pub(super) struct WindowLines<R, L> {
     lines: LineWriter<L>,
     line: fn(Window, usize, &R) -> L,
     latency: Option<FlowLatency>,
-    /// Windows (start, key) that have had a line, for the latency of first results (hashed:
-    /// only ever asked whether it holds one, once per line).
-    seen: FxHashSet<(i64, usize)>,
 }
 
 /// Measures the result latency of flow windows at their sink.
@@ -197,17 +193,15 @@ impl<R: Copy + Send + 'static, L: Serialize + Send + 'static> WindowLines<R, L> 
             lines: file.writer(subtask)?,
             line,
             latency,
-            seen: FxHashSet::default(),
         })
     }
 
     fn write(&mut self, window: Window, key: usize, value: R) -> Result<(), OperatorError> {
         self.lines.write_line(&(self.line)(window, key, &value))?;
         if let Some(latency) = &self.latency
-            && self.seen.insert((window.start, key))
             && let Some(passed) = latency
                 .tally
-                .all_passed(fires_at(window.end, latency.shift_ms))
+                .first_result(fires_at(window.end, latency.shift_ms))
         {
             let now = latency.control.now_ns();
             latency

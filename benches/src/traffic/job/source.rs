@@ -1,7 +1,6 @@
 //! The job's source: files or generator as a weir source, with the tally of lines read and
 //! rejected and the event-time progress behind the result latency.
 
-use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -99,17 +98,17 @@ impl Tally {
         }
     }
 
-    /// When every partition had passed `boundary`, if they all have. Each window's first
-    /// result asks once, so a complete boundary is forgotten when asked for: the log holds only
-    /// boundaries whose windows have not fired yet (or never will: a minute without records
-    /// leaves one small entry).
-    pub(super) fn all_passed(&self, boundary: i64) -> Option<u64> {
+    /// When every partition had passed `boundary`, if they all have, for the window's first
+    /// line: the boundary is forgotten when asked for, so a later line of the window (a refire)
+    /// finds nothing and is not measured, and the log holds only boundaries whose windows
+    /// have not fired yet (or never will: a minute without records leaves one small entry).
+    /// A partition that passes a boundary after its window's first line (it was idle, so the
+    /// watermark went on without it) leaves an entry that never completes.
+    pub(super) fn first_result(&self, boundary: i64) -> Option<u64> {
         let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
         let partitions = progress.partitions;
-        match progress.passed.entry(boundary) {
-            Entry::Occupied(entry) if entry.get().0 == partitions => Some(entry.remove().1),
-            _ => None,
-        }
+        let (passed, at) = progress.passed.remove(&boundary)?;
+        (passed == partitions).then_some(at)
     }
 
     /// Data lines read so far (published every few thousand lines, exact at the end).
@@ -414,5 +413,36 @@ impl Drop for TrafficReader {
         if let Err(e) = self.rejected.flush() {
             eprintln!("weir: could not write rejected lines: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tally;
+
+    /// A window's first line is measured once every partition passed its boundary, at the
+    /// latest of their times; a refire is not measured, nor a first line before all passed.
+    #[test]
+    fn a_first_result_is_measured_once_all_partitions_passed() {
+        let tally = Tally::new(2);
+        tally.passed([60_000, 120_000].into_iter(), 5);
+        tally.passed([60_000].into_iter(), 9);
+        assert_eq!(
+            tally.first_result(60_000),
+            Some(9),
+            "the later partition's time"
+        );
+        assert_eq!(tally.first_result(60_000), None, "a refire");
+        assert_eq!(
+            tally.first_result(120_000),
+            None,
+            "one partition has not passed it"
+        );
+        tally.passed([120_000].into_iter(), 11);
+        assert_eq!(
+            tally.first_result(120_000),
+            None,
+            "its first line was before: the refire is not measured"
+        );
     }
 }
