@@ -110,3 +110,39 @@ fn a_part_that_does_not_match_its_record_fails_the_commit_and_leaves_the_output_
     assert_eq!(fs::read_to_string(file.path()).unwrap(), expected(2));
     assert_eq!(outputs.last_committed(), 1);
 }
+
+/// Outputs are appended in parallel: each gets its own parts, in order, and a bad part of one
+/// output fails the commit with both outputs left at their committed lengths.
+#[test]
+fn a_commit_of_several_outputs_appends_each_and_fails_as_a_whole() {
+    let root = tempfile::tempdir().unwrap();
+    let outputs = TransactionalOutputs::open(root.path().join("out")).unwrap();
+    let (a, b, c) = (
+        outputs.file("a.jsonl").unwrap(),
+        outputs.file("b.jsonl").unwrap(),
+        outputs.file("c.jsonl").unwrap(),
+    );
+    let parts = [
+        epoch(&a, root.path(), 1, 3),
+        epoch(&b, root.path(), 1, 5),
+        epoch(&c, root.path(), 1, 7),
+    ];
+    outputs.commit(1, &parts).unwrap();
+    for (file, n) in [(&a, 3), (&b, 5), (&c, 7)] {
+        assert_eq!(fs::read_to_string(file.path()).unwrap(), expected(n));
+    }
+    assert_eq!(outputs.committed_lines("c.jsonl"), 7);
+
+    let mut bad = epoch(&c, root.path(), 2, 2);
+    bad.lines = 1;
+    let parts = [epoch(&a, root.path(), 2, 4), bad];
+    let err = outputs.commit(2, &parts).unwrap_err().to_string();
+    assert!(err.contains("in 2 lines"), "{err}");
+    assert_eq!(
+        fs::read_to_string(a.path()).unwrap(),
+        expected(3),
+        "cut back"
+    );
+    assert_eq!(fs::read_to_string(c.path()).unwrap(), expected(7));
+    assert_eq!(outputs.last_committed(), 1);
+}
