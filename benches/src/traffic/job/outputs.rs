@@ -131,10 +131,11 @@ impl LateLines {
         }
     }
 
-    fn write(&mut self, line: &LateRecord) -> Result<(), OperatorError> {
+    /// Writes `line`; `what` names it in an error ("record" or "partial").
+    fn write(&mut self, line: &LateRecord, what: &str) -> Result<(), OperatorError> {
         self.lines
             .write_line(line)
-            .map_err(|e| format!("writing a late record: {e}").into())
+            .map_err(|e| format!("writing a late {what}: {e}").into())
     }
 
     fn flush_lines(&mut self) -> Result<(), OperatorError> {
@@ -147,7 +148,7 @@ impl LateLines {
 impl LateRecords<Tagged> for LateLines {
     fn late(&mut self, tagged: &Tagged, window: Window) -> Result<(), OperatorError> {
         let line = LateRecord::new(self.output, &tagged.record, window, &self.input);
-        self.write(&line)
+        self.write(&line, "record")
     }
 
     fn flush(&mut self) -> Result<(), OperatorError> {
@@ -157,7 +158,10 @@ impl LateRecords<Tagged> for LateLines {
 
 impl LatePartialRecords for LateLines {
     fn late(&mut self, window: Window, records: u64) -> Result<(), OperatorError> {
-        self.write(&LateRecord::partial(self.output, window, records))
+        self.write(
+            &LateRecord::partial(self.output, window, records),
+            "partial",
+        )
     }
 
     fn flush(&mut self) -> Result<(), OperatorError> {
