@@ -34,8 +34,9 @@ impl Plate {
     /// Letters or digits after the city letter: this many, or one more (new-energy plates).
     pub const SERIAL_CHARS: usize = 5;
 
-    /// The plate in `bytes`, if they follow the plate rule (see [`Plate`]).
-    #[inline]
+    /// The plate in `bytes`, if they follow the plate rule (see [`Plate`]). Always inlined:
+    /// the reader's one-pass path calls it once per line.
+    #[inline(always)]
     pub fn parse(bytes: &[u8]) -> Result<Self, PlateError> {
         let Some((province, rest)) = bytes.split_first_chunk::<3>() else {
             return Err(Self::fault_at_start(bytes));
@@ -49,10 +50,11 @@ impl Plate {
         if !city.is_ascii_uppercase() {
             return Err(PlateError::NoCityLetter);
         }
+        // The serial is the last 5 or 6 of at least 9 bytes: within the last 8.
         let serial_ok = (Self::SERIAL_CHARS..=Self::SERIAL_CHARS + 1).contains(&serial.len())
-            && serial
-                .iter()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            && bytes
+                .last_chunk::<8>()
+                .is_some_and(|last| upper_or_digits(u64::from_le_bytes(*last), serial.len()));
         if !serial_ok {
             return Err(PlateError::BadSerial);
         }
@@ -86,6 +88,22 @@ impl Plate {
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
+}
+
+/// Whether the top `n` bytes (1 to 8) of `word`, the last `n` of the 8 it was loaded from
+/// little-endian, are each `A`-`Z` or `0`-`9`: one test of all eight bytes at once, the others
+/// replaced by `A`. With every byte below `0x80`, adding `0x80 - c` to a byte sets its bit 7
+/// exactly when the byte is at least `c`, and carries out of none.
+#[inline]
+fn upper_or_digits(word: u64, n: usize) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let keep = !0u64 << (8 * (8 - n));
+    let word = (word & keep) | (u64::from(b'A') * ONES & !keep);
+    let at_least = |c: u8| word.wrapping_add(u64::from(0x80 - c) * ONES) & HIGH;
+    let digit = at_least(b'0') & !at_least(b'9' + 1);
+    let upper = at_least(b'A') & !at_least(b'Z' + 1);
+    word & HIGH == 0 && digit | upper == HIGH
 }
 
 /// The UTF-8 of each character of [`PROVINCES`] as a big-endian number, sorted: a binary
@@ -669,6 +687,21 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn serials_are_checked_eight_bytes_at_a_time_as_byte_by_byte(
+            bytes in proptest::array::uniform8(proptest::prop_oneof![
+                proptest::sample::select(b"/09:@AZ[`az".to_vec()),
+                proptest::num::u8::ANY,
+                proptest::sample::select(vec![0x80u8, 0xb0, 0xc1, 0xda, 0xff]),
+            ]),
+            n in 1usize..=8,
+        ) {
+            let expected = bytes[8 - n..]
+                .iter()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            proptest::prop_assert_eq!(upper_or_digits(u64::from_le_bytes(bytes), n), expected);
+        }
+
         #[test]
         fn origin_by_bytes_is_origin_by_characters(
             province in 0usize..31,
