@@ -99,7 +99,7 @@ fn upper_or_digits(word: u64, n: usize) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let keep = !0u64 << (8 * (8 - n));
-    let word = (word & keep) | (u64::from(b'A') * ONES & !keep);
+    let word = (word & keep) | ((u64::from(b'A') * ONES) & !keep);
     let at_least = |c: u8| word.wrapping_add(u64::from(0x80 - c) * ONES) & HIGH;
     let digit = at_least(b'0') & !at_least(b'9' + 1);
     let upper = at_least(b'A') & !at_least(b'Z' + 1);
