@@ -32,7 +32,7 @@ use weir_core::time::{GuardConfig, TimestampGuard};
 use crate::traffic::input::{Line, TrafficInput};
 use crate::traffic::job::QuarantinedRecord;
 use crate::traffic::parse::Rejection;
-use crate::traffic::record::{Home, Plate, TrafficRecord};
+use crate::traffic::record::{Home, HomePrefix, Plate, TrafficRecord};
 use crate::traffic::tag::{LongTermTracker, OriginCounts, Tagged};
 use crate::traffic::windows::{FLOW_WINDOW_MS, ORIGIN_WINDOW_MS, WindowTotals, window_start};
 
@@ -193,10 +193,12 @@ fn run_worker(
                 let mut trackers = FxHashMap::<Plate, LongTermTracker>::default();
                 let mut counts = OriginCounts::default();
                 let mut windows = WindowCounts::default();
+                let home = HomePrefix::of(&home);
                 move |(input, frontier), output| {
                     input.for_each(|_, batch| {
                         for record in batch.drain(..) {
-                            let tagged = Tagged::new(record, &home, |record, day| {
+                            let origin = home.origin(&record.plate);
+                            let tagged = Tagged::with_origin(record, origin, |record, day| {
                                 trackers.entry(record.plate).or_default().observe(day)
                             });
                             counts.add(&tagged);

@@ -94,7 +94,7 @@ impl Plate {
 /// little-endian, are each `A`-`Z` or `0`-`9`: one test of all eight bytes at once, the others
 /// replaced by `A`. With every byte below `0x80`, adding `0x80 - c` to a byte sets its bit 7
 /// exactly when the byte is at least `c`, and carries out of none.
-#[inline]
+#[inline(always)]
 fn upper_or_digits(word: u64, n: usize) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -413,6 +413,55 @@ fn utf8_word(c: char) -> (u64, u32) {
     }
 }
 
+/// The UTF-8 bytes of a [`Home`] as masks over a plate's first 8 bytes, made once so that
+/// [`origin`](Self::origin) is two masked compares per plate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HomePrefix {
+    province: u64,
+    province_mask: u64,
+    city: u64,
+    city_mask: u64,
+    province_bits: u32,
+}
+
+impl HomePrefix {
+    /// The prefix of `home`.
+    pub fn of(home: &Home) -> Self {
+        let (province, province_len) = utf8_word(home.province);
+        let (city, city_len) = utf8_word(home.city);
+        let mask = |len: u32| (1u64 << (8 * len)) - 1;
+        Self {
+            province,
+            province_mask: mask(province_len),
+            city,
+            city_mask: mask(city_len),
+            province_bits: 8 * province_len,
+        }
+    }
+
+    /// The origin of `plate`.
+    ///
+    /// Compares UTF-8 bytes, no decoding: a plate is valid UTF-8, so its first character is
+    /// the home province exactly when its bytes start with that character's; both characters'
+    /// bytes (at most 8) lie in the plate's first 8 bytes, read as one little-endian word and
+    /// compared under the masks.
+    #[inline]
+    pub fn origin(&self, plate: &Plate) -> Origin {
+        // A plate holds at least 9 bytes, and the bytes past its end are zero.
+        let bytes = &plate.bytes;
+        let word = u64::from_le_bytes([
+            bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+        ]);
+        if word & self.province_mask != self.province {
+            Origin::Other
+        } else if (word >> self.province_bits) & self.city_mask == self.city {
+            Origin::Local
+        } else {
+            Origin::Province
+        }
+    }
+}
+
 /// Where a plate comes from, relative to the [`Home`] city.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Origin {
@@ -429,30 +478,11 @@ impl Origin {
     pub const ALL: [Origin; 3] = [Origin::Local, Origin::Province, Origin::Other];
 
     /// The origin of `plate`: compares its first character with the home province and its
-    /// second with the home city letter.
-    ///
-    /// Compares UTF-8 bytes, no decoding and no memory round trip: a plate is valid UTF-8, so
-    /// its first character is `home.province` exactly when its bytes start with that
-    /// character's; both characters' bytes (at most 8) lie in the plate's first 8 bytes, read
-    /// as one little-endian word and compared under masks. The home's bytes are computed in
-    /// registers ([`utf8_word`]), not written to the stack and read back.
+    /// second with the home city letter ([`HomePrefix::origin`]; a caller that asks for many
+    /// plates makes the prefix once).
     #[inline]
     pub fn of(plate: &Plate, home: &Home) -> Self {
-        let (province, province_len) = utf8_word(home.province);
-        let (city, city_len) = utf8_word(home.city);
-        // A plate holds at least 9 bytes, and the bytes past its end are zero.
-        let bytes = &plate.bytes;
-        let word = u64::from_le_bytes([
-            bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
-        ]);
-        let mask = |len: u32| (1u64 << (8 * len)) - 1;
-        if word & mask(province_len) != province {
-            Self::Other
-        } else if (word >> (8 * province_len)) & mask(city_len) == city {
-            Self::Local
-        } else {
-            Self::Province
-        }
+        HomePrefix::of(home).origin(plate)
     }
 
     /// The name used in outputs: `local`, `province` or `other`.

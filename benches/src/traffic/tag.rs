@@ -104,6 +104,17 @@ impl Tagged {
         observe: impl FnOnce(&TrafficRecord, i64) -> bool,
     ) -> Self {
         let origin = Origin::of(&record.plate, home);
+        Self::with_origin(record, origin, observe)
+    }
+
+    /// [`new`](Self::new) for a record whose `origin` the caller found
+    /// ([`HomePrefix::origin`](crate::traffic::record::HomePrefix::origin)).
+    #[inline]
+    pub fn with_origin(
+        record: TrafficRecord,
+        origin: Origin,
+        observe: impl FnOnce(&TrafficRecord, i64) -> bool,
+    ) -> Self {
         let long_term = origin != Origin::Local && observe(&record, day_of(record.ts_ms));
         Self {
             record,

@@ -11,13 +11,13 @@ use weir_core::error::OperatorError;
 use weir_core::operator::{Collector, KeyedProcessFunction, KeyedState, Operator, OperatorContext};
 use weir_core::window::AggregateFunction;
 
-use crate::traffic::record::{Home, Origin, Plate, TrafficRecord};
+use crate::traffic::record::{Home, HomePrefix, Origin, Plate, TrafficRecord};
 use crate::traffic::tag::{LongTermTracker, OriginCounts, Tagged};
 
 /// Tags each record with its origin and, for non-local plates, the long-term flag.
 #[derive(Debug, Clone)]
 pub(super) struct Tag {
-    home: Home,
+    home: HomePrefix,
     /// Injected failure: the record count at which a subtask panics, and whether one did (it
     /// fires once per job, not again in a restarted attempt).
     fail_after: Option<(u64, Arc<AtomicBool>)>,
@@ -34,7 +34,7 @@ impl Tag {
         slow: Option<Duration>,
     ) -> Self {
         Self {
-            home,
+            home: HomePrefix::of(&home),
             fail_after,
             seen: 0,
             slow,
@@ -63,7 +63,8 @@ impl KeyedProcessFunction<Plate, TrafficRecord, Tagged> for Tag {
             std::thread::sleep(slow);
         }
         // Local plates never touch their state: only non-local plates can be long-term.
-        out.collect(Tagged::new(record, &self.home, |_, day| {
+        let origin = self.home.origin(&record.plate);
+        out.collect(Tagged::with_origin(record, origin, |_, day| {
             tracker.update(|t| t.observe(day))
         }));
         Ok(())
@@ -72,7 +73,7 @@ impl KeyedProcessFunction<Plate, TrafficRecord, Tagged> for Tag {
     /// Only non-local plates have state ([`Tagged::new`]).
     #[inline]
     fn needs_state(&self, plate: &Plate, _record: &TrafficRecord) -> bool {
-        Origin::of(plate, &self.home) != Origin::Local
+        self.home.origin(plate) != Origin::Local
     }
 }
 
