@@ -424,7 +424,7 @@ impl PartitionReader {
 impl Lines {
     /// Reads the next line and counts it; takes line 1 as the header if `parser` says it is
     /// one.
-    #[inline]
+    #[inline(always)]
     fn next_raw(&mut self, parser: &mut LineParser) -> Result<Option<Raw<'_>>, InputError> {
         let Some((raw, bytes)) = self.source.next_line().map_err(|source| InputError::Io {
             file: self.name.clone(),

@@ -615,7 +615,8 @@ impl<R: BufRead> LineReader<R> {
     }
 
     /// The next line, or `None` at the end of the input. The bytes are valid until the next
-    /// call.
+    /// call. Inlined into the reader's loop, once per line.
+    #[inline]
     pub fn next_line(&mut self) -> io::Result<Option<(RawLine, &[u8])>> {
         self.inner.consume(std::mem::take(&mut self.pending));
         if self.skipping {
