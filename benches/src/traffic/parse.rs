@@ -550,8 +550,9 @@ pub enum RawLine {
 /// them from 1.
 ///
 /// A line that lies whole in the inner reader's buffer is handed out in place, not copied
-/// (the common case: one `memchr` for its end); only a line that straddles two reads of the
-/// inner reader is gathered into the reader's own buffer.
+/// (the common case: one pass finds the ends of up to [`SCAN_LINES`] lines, consumed
+/// together); only a line that straddles two reads of the inner reader is gathered into the
+/// reader's own buffer.
 ///
 /// Bounds: holds at most `max_line_bytes + 1` bytes of a line, whatever the input, and one
 /// call consumes at most `max_line_bytes + 1` bytes plus one buffer of the inner reader
@@ -564,10 +565,98 @@ pub struct LineReader<R> {
     line: u64,
     /// Inside the tail of an oversized line.
     skipping: bool,
-    /// Bytes of the inner buffer handed out by the last read, consumed by the next.
+    /// Bytes of the inner buffer handed out since it was last consumed: the lines read in
+    /// place from [`ends`](Self::ends), consumed together once those run out.
     pending: usize,
+    /// Where the lines found by the last scan of the inner buffer end (their `\n`), from the
+    /// buffer's start at that scan; [`SCAN_LINES`] at most. The next read hands out the line
+    /// ending at `ends[next]` without looking at the inner reader again.
+    ends: Vec<usize>,
+    next: usize,
     /// A line gathered across reads of the inner reader.
     gathered: Vec<u8>,
+}
+
+/// Line ends a [`LineReader`] finds in one scan of its inner buffer ([`line_ends`]): one pass
+/// per this many short lines instead of a search per line, and a bounded list.
+const SCAN_LINES: usize = 128;
+
+/// Appends to `ends` where the first lines of `bytes` end (each `\n`), up to [`SCAN_LINES`]
+/// in all: 32 bytes at a time, as a mask of the bytes that are `\n` ([`newline_mask`]), then
+/// the tail byte by byte. Lines of a few dozen
+/// bytes are what it is for: a `memchr` per line end pays its setup for every line.
+#[inline]
+fn line_ends(bytes: &[u8], ends: &mut Vec<usize>) {
+    const BLOCK: usize = 32;
+    let mut blocks = bytes.chunks_exact(BLOCK);
+    let mut base = 0;
+    for block in &mut blocks {
+        let (low, high) = block.split_at(BLOCK / 2);
+        let mut hits = newline_mask(low) | (newline_mask(high) << 16);
+        while hits != 0 {
+            ends.push(base + hits.trailing_zeros() as usize);
+            if ends.len() == SCAN_LINES {
+                return;
+            }
+            hits &= hits - 1;
+        }
+        base += BLOCK;
+    }
+    for (at, &b) in blocks.remainder().iter().enumerate() {
+        if b == b'\n' {
+            ends.push(base + at);
+            if ends.len() == SCAN_LINES {
+                return;
+            }
+        }
+    }
+}
+
+/// Bit `i` set for each byte `i` of the 16 `bytes` that is `\n`: one vector compare and a
+/// move mask (SSE2, which every x86-64 processor has).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn newline_mask(bytes: &[u8]) -> u32 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    assert_eq!(bytes.len(), 16);
+    // SAFETY: the load reads exactly the 16 bytes of `bytes` (checked above), unaligned loads
+    // are what `_mm_loadu_si128` is for, and SSE2 is part of the x86-64 baseline.
+    let mask = unsafe {
+        let block = _mm_loadu_si128(bytes.as_ptr().cast::<__m128i>());
+        _mm_movemask_epi8(_mm_cmpeq_epi8(block, _mm_set1_epi8(b'\n' as i8)))
+    };
+    mask as u32
+}
+
+/// Bit `i` set for each byte `i` of the 16 `bytes` that is `\n` (elsewhere than x86-64, byte by
+/// byte).
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn newline_mask(bytes: &[u8]) -> u32 {
+    bytes
+        .iter()
+        .enumerate()
+        .fold(0, |mask, (i, &b)| mask | (u32::from(b == b'\n') << i))
+}
+
+/// What a [`LineReader`]'s scan of its inner buffer found.
+enum Scan {
+    /// The ends of one or more lines.
+    Lines,
+    /// No line end: the next line continues past the buffer (or is the unterminated last).
+    Straddles,
+    /// A part of an oversized line's tail, skipped.
+    Skipped,
+    /// The end of the input.
+    End,
+}
+
+/// The error of an inner reader whose buffer changed without a consume.
+#[cold]
+fn shrank() -> io::Error {
+    io::Error::other("the input's buffer shrank between two reads without a consume")
 }
 
 /// The inner reader's next bytes, retrying interrupted reads. Called once per line: inlined,
@@ -605,6 +694,8 @@ impl<R: BufRead> LineReader<R> {
             line: 0,
             skipping: false,
             pending: 0,
+            ends: Vec::with_capacity(SCAN_LINES),
+            next: 0,
             gathered: Vec::new(),
         }
     }
@@ -618,12 +709,36 @@ impl<R: BufRead> LineReader<R> {
     /// call. Inlined into the reader's loop, once per line.
     #[inline]
     pub fn next_line(&mut self) -> io::Result<Option<(RawLine, &[u8])>> {
+        if self.next == self.ends.len() {
+            match self.scan()? {
+                Scan::Lines => {}
+                Scan::End => return Ok(None),
+                Scan::Skipped => return Ok(Some((RawLine::Skipped, &[]))),
+                Scan::Straddles => return self.gather(self.max_line_bytes + 1),
+            }
+        }
+        // In place: the whole line and its `\n` are in the inner buffer, which `fill_buf`
+        // hands out again unchanged (nothing was consumed since the scan).
+        let end = self.ends[self.next];
+        self.next += 1;
+        let start = std::mem::replace(&mut self.pending, end + 1);
+        self.line += 1;
+        let line = self.inner.fill_buf()?.get(start..end).ok_or_else(shrank)?;
+        Ok(Some(cut(line, self.max_line_bytes)))
+    }
+
+    /// Consumes the lines handed out in place, then finds the ends of the next lines that lie
+    /// whole in the inner buffer (a line longer than the limit among them is cut as one
+    /// gathered would be), after skipping the rest of an oversized line.
+    fn scan(&mut self) -> io::Result<Scan> {
+        self.ends.clear();
+        self.next = 0;
         self.inner.consume(std::mem::take(&mut self.pending));
         if self.skipping {
             let available = fill(&mut self.inner)?;
             if available.is_empty() {
                 self.skipping = false;
-                return Ok(None);
+                return Ok(Scan::End);
             }
             let (used, ended) = match memchr::memchr(b'\n', available) {
                 Some(end) => (end + 1, true),
@@ -631,30 +746,20 @@ impl<R: BufRead> LineReader<R> {
             };
             self.inner.consume(used);
             if !ended {
-                return Ok(Some((RawLine::Skipped, &[])));
+                return Ok(Scan::Skipped);
             }
             self.skipping = false;
         }
-        // One byte over the limit, so that a `\r` before the `\n` fits.
-        let keep = self.max_line_bytes + 1;
-        let end = {
-            let available = fill(&mut self.inner)?;
-            if available.is_empty() {
-                return Ok(None);
-            }
-            memchr::memchr(b'\n', &available[..available.len().min(keep + 1)])
-        };
-        let Some(end) = end else {
-            return self.gather(keep);
-        };
-        // In place: the whole line and its `\n` are in the inner buffer, which the next
-        // `fill_buf` hands out again unchanged (nothing was consumed).
-        self.pending = end + 1;
-        self.line += 1;
-        let line = self.inner.fill_buf()?.get(..end).ok_or_else(|| {
-            io::Error::other("the input's buffer shrank between two reads without a consume")
-        })?;
-        Ok(Some(cut(line, self.max_line_bytes)))
+        let available = fill(&mut self.inner)?;
+        if available.is_empty() {
+            return Ok(Scan::End);
+        }
+        line_ends(available, &mut self.ends);
+        Ok(if self.ends.is_empty() {
+            Scan::Straddles
+        } else {
+            Scan::Lines
+        })
     }
 
     /// Reads a line that does not end in the inner buffer into `gathered`, keeping at most
@@ -1114,6 +1219,22 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn line_ends_are_the_first_newlines_of_the_bytes(
+            bytes in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), Just(b'a'), Just(0x8au8), any::<u8>()], 0..600),
+        ) {
+            let mut ends = Vec::new();
+            line_ends(&bytes, &mut ends);
+            let expected: Vec<usize> = bytes
+                .iter()
+                .enumerate()
+                .filter(|&(_, &b)| b == b'\n')
+                .map(|(i, _)| i)
+                .take(SCAN_LINES)
+                .collect();
+            prop_assert_eq!(ends, expected);
+        }
+
         #[test]
         fn leading_digits_counts_the_digits_before_the_first_other_byte(
             bytes in proptest::array::uniform8(prop_oneof![Just(b'0'), Just(b'9'), Just(b'/'), Just(b':'), Just(0xfau8), Just(0xffu8), any::<u8>()]),
