@@ -56,6 +56,15 @@ impl JobOutputs {
         }
     }
 
+    /// Declares the transactional outputs `names` in one marker write
+    /// ([`TransactionalOutputs::declare`]); nothing for plain files.
+    pub fn declare(&self, names: &[&str]) -> io::Result<()> {
+        match self {
+            Self::Plain(_) => Ok(()),
+            Self::Transactional(outputs) => outputs.declare(names).map_err(io::Error::other),
+        }
+    }
+
     /// Output `name` in the folder: a plain file is created empty; a transactional one is
     /// brought to its committed length ([`TransactionalOutputs::file`]).
     pub fn file(&self, name: &str) -> io::Result<OutputFile> {

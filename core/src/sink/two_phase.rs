@@ -225,6 +225,21 @@ impl TransactionalOutputs {
         Ok(file)
     }
 
+    /// Records the outputs `names` in the marker at once, so that the [`file`](Self::file) of
+    /// each writes no marker of its own: one durable marker write (file, rename, folder
+    /// fsyncs) for a job's outputs instead of one per output. A name already known is left
+    /// as it is; a bad name is refused before anything is written.
+    pub fn declare(&self, names: &[&str]) -> Result<(), OutputError> {
+        for name in names {
+            check_name(name).map_err(|reason| OutputError::Corrupt {
+                path: self.dir.join(name),
+                reason,
+            })?;
+        }
+        let mut inner = self.lock();
+        self.know(&mut inner.marker, names.iter().copied())
+    }
+
     /// The last committed checkpoint (0: none).
     pub fn last_committed(&self) -> CheckpointId {
         self.lock().marker.last_committed()

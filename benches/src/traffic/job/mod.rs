@@ -226,6 +226,8 @@ pub fn run(
     started: impl FnOnce(Arc<JobControl>, Arc<Tally>),
 ) -> Result<TrafficRun, String> {
     let outputs = crate::output_dir::job_outputs(&job.output, &job.runtime)?;
+    let transactional = [REJECTED_FILE, LATE_FILE, FLOW_FILE, ORIGIN_FILE];
+    outputs.declare(&transactional).map_err(|e| e.to_string())?;
     let file = |name: &str| outputs.file(name).map_err(|e| e.to_string());
     let (rejected, late) = (file(REJECTED_FILE)?, file(LATE_FILE)?);
     let (flow_file, origin_file) = (file(FLOW_FILE)?, file(ORIGIN_FILE)?);

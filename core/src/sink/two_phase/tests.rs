@@ -146,3 +146,33 @@ fn a_commit_of_several_outputs_appends_each_and_fails_as_a_whole() {
     assert_eq!(fs::read_to_string(c.path()).unwrap(), expected(7));
     assert_eq!(outputs.last_committed(), 1);
 }
+
+#[test]
+fn declared_outputs_are_in_the_marker_before_their_files_are_opened() {
+    let root = tempfile::tempdir().unwrap();
+    let outputs = TransactionalOutputs::open(root.path()).unwrap();
+    assert!(
+        outputs.declare(&["a.jsonl", "../b.jsonl"]).is_err(),
+        "a bad name"
+    );
+    assert!(
+        Marker::read(&outputs.marker_path).unwrap().is_none(),
+        "nothing written for a refused declaration"
+    );
+    outputs.declare(&["a.jsonl", "b.jsonl"]).unwrap();
+    let mut on_disk = Marker::read(&outputs.marker_path).unwrap().unwrap();
+    assert!(!on_disk.know(["a.jsonl", "b.jsonl"]), "both known at once");
+    let written = fs::metadata(&outputs.marker_path)
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    outputs.file("a.jsonl").unwrap();
+    outputs.file("b.jsonl").unwrap();
+    let after = fs::metadata(&outputs.marker_path)
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(written, after, "opening a declared output writes no marker");
+    assert!(root.path().join("a.jsonl").exists() && root.path().join("b.jsonl").exists());
+}
