@@ -252,7 +252,7 @@ fn run_worker(
                 (Some(Line::Rejected(rejection)), _) => {
                     tally.records_in += 1;
                     tally.records_rejected += 1;
-                    send(Dropped::Rejected(rejection))?;
+                    send(Dropped::Rejected(*rejection))?;
                 }
                 (Some(Line::Record(record)), None) => {
                     tally.records_in += 1;

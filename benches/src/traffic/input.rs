@@ -281,8 +281,9 @@ impl TrafficInput {
 pub enum Line {
     /// The line is a record.
     Record(TrafficRecord),
-    /// The line is not a record.
-    Rejected(Rejection),
+    /// The line is not a record (boxed: rare, and several times a record's size, it would
+    /// make every line's move through the reader that much longer).
+    Rejected(Box<Rejection>),
     /// A bounded part of an oversized line's tail was skipped; no line ended. Callers may
     /// look at stop requests before they ask for the next line.
     Skipped,
@@ -414,7 +415,7 @@ impl PartitionReader {
                 Err(reason) => {
                     self.rejected += 1;
                     let at = self.input.line_ref(at);
-                    Line::Rejected(Rejection::new(at, reason, bytes))
+                    Line::Rejected(Box::new(Rejection::new(at, reason, bytes)))
                 }
             }));
         }
