@@ -28,7 +28,7 @@ fn split(lines: Vec<Line>) -> (Vec<TrafficRecord>, Vec<Rejection>) {
     for line in lines {
         match line {
             Line::Record(record) => records.push(record),
-            Line::Rejected(rejection) => rejections.push(rejection),
+            Line::Rejected(rejection) => rejections.push(*rejection),
             Line::Skipped => {}
         }
     }
