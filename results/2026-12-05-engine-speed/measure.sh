@@ -86,3 +86,6 @@ done
 rm -rf "$tmp"
 # (flush-on-idle-ab.tsv was run separately, after this script: AFTER with its default threads,
 # --watermark periodic|punctuated, each with and without --flush-on-idle off, 7 rounds.)
+# (event-time/ was run separately too: `weir suite event-time --repeat 5 --output DIR` with
+# BEFORE, then AFTER, twice, each binary's default threads; runs.json is report.json's runs
+# without their per-task lists.)

@@ -2,6 +2,7 @@
 """Prints every figure of report.md from the files beside it: medians of per-round (paired)
 ratios, with their range over the rounds."""
 import collections
+import json
 import pathlib
 import statistics as st
 
@@ -86,3 +87,15 @@ for r in rows("flush-on-idle-ab.tsv"):
 for suffix, what in [("", "flush on idle (default)"), ("-noidle", "--flush-on-idle off")]:
     show(f"punctuated / periodic throughput, {what}", paired(fi, f"per{suffix}", f"pun{suffix}", "wall"))
     show(f"punctuated / periodic CPU, {what}", paired(fi, f"per{suffix}", f"pun{suffix}", "cpu"))
+
+# 6. the event-time suite (event-time/*/runs.json, `weir suite event-time --repeat 5`, each
+#    binary's default threads, two runs each, interleaved): paired ratios from the raw runs.
+for d in sorted((here / "event-time").iterdir()):
+    r = json.loads((d / "runs.json").read_text())
+    by = collections.defaultdict(dict)
+    for run in r["runs"]:
+        by[run["round"]][run["config"]] = {"thr": run["throughput_records_per_s"], "busy": run["window_busy_ms_per_s"]}
+    show(f"suite {d.name}: punctuated / periodic", paired(by, "punctuated-5s", "periodic-5s", "thr"))
+    show(f"suite {d.name}: parallel / window-all", paired(by, "parallel-large", "window-all-large", "thr"))
+    busy = [v["window-all-large"]["busy"] for v in by.values() if "window-all-large" in v]
+    print(f"  window-all task busy {st.median(busy):.0f} ms/s")
