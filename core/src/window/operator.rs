@@ -157,13 +157,21 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
     /// counted and reported as dropped. A tumbling window is found without the list of
     /// windows a sliding assigner fills.
     #[inline]
-    fn route(
-        &mut self,
-        record: &T,
-        mut each: impl Placement<A, K, S>,
-    ) -> Result<(), OperatorError> {
+    fn route(&mut self, record: &T, each: impl Placement<A, K, S>) -> Result<(), OperatorError> {
         let ts = (self.spec.timestamp)(record);
         let key = (self.key_of)(record);
+        self.route_at(record, ts, key, each)
+    }
+
+    /// [`route`](Self::route) of a record whose timestamp and key the caller took.
+    #[inline]
+    fn route_at(
+        &mut self,
+        record: &T,
+        ts: i64,
+        key: K,
+        mut each: impl Placement<A, K, S>,
+    ) -> Result<(), OperatorError> {
         if let Some(window) = self.spec.assigner.tumbling_near(ts, &mut self.recent) {
             if !self.offer(window, &key, &mut each) {
                 return self.dropped(record, Some(window));
@@ -225,10 +233,20 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
             Placed,
         ),
     ) -> Result<(), OperatorError> {
+        // The extractors held here, out of `self`: their pointers are loaded once per batch,
+        // not twice per record behind the `&mut self` of every placement.
+        let (timestamp, key_of) = (Arc::clone(&self.spec.timestamp), Arc::clone(&self.key_of));
+        let (timestamp, key_of) = (&*timestamp, &*key_of);
         for record in records {
-            self.route(record, |function, state, batch, window, key, placed| {
-                place(record, function, state, batch, window, key, placed)
-            })?;
+            let (ts, key) = (timestamp(record), key_of(record));
+            self.route_at(
+                record,
+                ts,
+                key,
+                |function, state, batch, window, key, placed| {
+                    place(record, function, state, batch, window, key, placed)
+                },
+            )?;
         }
         if self.batch.is_over_kept() {
             self.put_back_taken();
