@@ -99,3 +99,12 @@ for d in sorted((here / "event-time").iterdir()):
     show(f"suite {d.name}: parallel / window-all", paired(by, "parallel-large", "window-all-large", "thr"))
     busy = [v["window-all-large"]["busy"] for v in by.values() if "window-all-large" in v]
     print(f"  window-all task busy {st.median(busy):.0f} ms/s")
+
+# 7. the last change, after the measurements above (hoist-ab.tsv: AFTER, the same with the
+#    windows' extractors held per batch, the peer, and that with checkpoints; 9 rounds).
+ho = collections.defaultdict(dict)
+for r in rows("hoist-ab.tsv"):
+    ho[r["round"]][r["label"]] = {"wall": float(r["wall_s"]), "cpu": float(r["cpu_s"])}
+show("after / after + extractors per batch, wall", paired(ho, "after", "hoist", "wall"))
+show("timely / after + extractors per batch, wall", paired(ho, "timely", "hoist", "wall"))
+show("timely / after + extractors per batch, checkpoints, wall", paired(ho, "timely", "hoistck", "wall"))
