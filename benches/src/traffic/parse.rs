@@ -324,7 +324,6 @@ fn record(fields: [&[u8]; 3], order: [u8; 3], at: LinePos) -> Result<TrafficReco
 fn canonical_line(line: &[u8], at: LinePos) -> Option<TrafficRecord> {
     /// `10^k` for the timestamp's digits past its first eight.
     const POW10: [u64; 8] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
-    const ZEROS: u64 = 0x3030_3030_3030_3030;
     let (head, _) = line.split_first_chunk::<16>()?;
     let [a, b, c, d, e, f, g, h, rest @ ..] = *head;
     let first = eight_digits(u64::from_le_bytes([a, b, c, d, e, f, g, h]))?;
@@ -335,7 +334,7 @@ fn canonical_line(line: &[u8], at: LinePos) -> Option<TrafficRecord> {
         return None;
     }
     // The `more` digits moved to the top of a word of `0`s: an 8-digit number of that value.
-    let shifted = (word << (8 * (8 - more))) | (ZEROS >> (8 * more));
+    let shifted = (word << (8 * (8 - more))) | (ASCII_ZEROS >> (8 * more));
     let ts = first * POW10[more] + eight_digits(shifted)?;
     let tail = &line[9 + more..];
     let plate_len = match (tail.get(9), tail.get(10)) {
@@ -351,7 +350,7 @@ fn canonical_line(line: &[u8], at: LinePos) -> Option<TrafficRecord> {
         1..=8 => {
             let (_, last) = line.split_last_chunk::<8>()?;
             let keep = !0u64 << (8 * (8 - id.len()));
-            match eight_digits((u64::from_le_bytes(*last) & keep) | (ZEROS & !keep)) {
+            match eight_digits((u64::from_le_bytes(*last) & keep) | (ASCII_ZEROS & !keep)) {
                 Some(id) => id as u32,
                 None => parse_u32(id)?,
             }
@@ -368,19 +367,12 @@ fn canonical_line(line: &[u8], at: LinePos) -> Option<TrafficRecord> {
 }
 
 /// How many of `word`'s bytes, from the lowest (the first in the line), are ASCII digits
-/// before the first that is not: 0 to 8. A byte is a digit when its high nibble is 3 and
-/// adding 6 does not carry out of its low nibble ([`eight_digits`]'s test, byte by byte); a
-/// carry out of a byte above `0xF9` can only spoil the bytes above it, past the first
-/// non-digit.
+/// before the first that is not: 0 to 8 ([`digit_nibbles`], byte by byte). A carry out of a
+/// byte above `0xF9` can only spoil the bytes above it, past the first non-digit.
 #[inline]
 fn leading_digits(word: u64) -> usize {
-    const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let nibbles =
-        (word & HIGH_NIBBLES) | ((word.wrapping_add(0x0606_0606_0606_0606) & HIGH_NIBBLES) >> 4);
-    let off = nibbles ^ 0x3333_3333_3333_3333;
-    // Bit 7 of each byte of `off` that is not zero (as in `bytes_equal_to`).
-    let not_digit = (((off & LOW7) + LOW7) | off) & !LOW7;
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    let not_digit = !bytes_equal_to(digit_nibbles(word), 0x33) & HIGH_BITS;
     (not_digit.trailing_zeros() / 8) as usize
 }
 
@@ -516,20 +508,28 @@ fn parse_digits(digits: &[u8]) -> Option<u64> {
 /// one; then pairs, quads and the halves are combined by multiplication.
 #[inline(always)]
 fn eight_digits(chunk: u64) -> Option<u64> {
-    const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
-    let made_of_digits = ((chunk & HIGH_NIBBLES)
-        | ((chunk.wrapping_add(0x0606_0606_0606_0606) & HIGH_NIBBLES) >> 4))
-        == 0x3333_3333_3333_3333;
-    if !made_of_digits {
+    if digit_nibbles(chunk) != 0x3333_3333_3333_3333 {
         return None;
     }
     const MASK: u64 = 0x0000_00FF_0000_00FF;
     const MUL1: u64 = 100 + (1_000_000 << 32);
     const MUL2: u64 = 1 + (10_000 << 32);
-    let mut value = chunk - 0x3030_3030_3030_3030;
+    let mut value = chunk - ASCII_ZEROS;
     value = value * 10 + (value >> 8);
     value = ((value & MASK).wrapping_mul(MUL1) + ((value >> 16) & MASK).wrapping_mul(MUL2)) >> 32;
     Some(value)
+}
+
+/// Eight ASCII `0`s as a word.
+const ASCII_ZEROS: u64 = 0x3030_3030_3030_3030;
+
+/// `0x33` in each byte of `word` that is an ASCII digit, another value in every other byte
+/// (below the first non-digit): the byte's high nibble, and the high nibble of the byte plus
+/// 6 moved down, which is 3 exactly when adding 6 does not carry out of a digit's low nibble.
+#[inline(always)]
+fn digit_nibbles(word: u64) -> u64 {
+    const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    (word & HIGH_NIBBLES) | ((word.wrapping_add(0x0606_0606_0606_0606) & HIGH_NIBBLES) >> 4)
 }
 
 /// One read of a [`LineReader`].
@@ -714,6 +714,7 @@ impl<R: BufRead> LineReader<R> {
                 Scan::Lines => {}
                 Scan::End => return Ok(None),
                 Scan::Skipped => return Ok(Some((RawLine::Skipped, &[]))),
+                // One byte over the limit, so that a `\r` before the `\n` fits.
                 Scan::Straddles => return self.gather(self.max_line_bytes + 1),
             }
         }

@@ -56,13 +56,19 @@ impl JobOutputs {
         }
     }
 
-    /// Declares the transactional outputs `names` in one marker write
-    /// ([`TransactionalOutputs::declare`]); nothing for plain files.
-    pub fn declare(&self, names: &[&str]) -> io::Result<()> {
-        match self {
-            Self::Plain(_) => Ok(()),
-            Self::Transactional(outputs) => outputs.declare(names).map_err(io::Error::other),
+    /// The outputs `names` ([`file`](Self::file) of each, in order); transactional ones are
+    /// declared first in one marker write ([`TransactionalOutputs::declare`]).
+    pub fn files<const N: usize>(&self, names: [&str; N]) -> io::Result<[OutputFile; N]> {
+        if let Self::Transactional(outputs) = self {
+            outputs.declare(&names).map_err(io::Error::other)?;
         }
+        let files = names
+            .iter()
+            .map(|name| self.file(name))
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(files
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one file per name")))
     }
 
     /// Output `name` in the folder: a plain file is created empty; a transactional one is

@@ -208,10 +208,7 @@ impl TransactionalOutputs {
         if let Some(file) = inner.files.get(name) {
             return Ok(Arc::clone(file));
         }
-        check_name(name).map_err(|reason| OutputError::Corrupt {
-            path: self.dir.join(name),
-            reason,
-        })?;
+        self.check_name(name)?;
         self.know(&mut inner.marker, [name])?;
         let path = self.dir.join(name);
         let committed = inner.marker.committed(name).bytes;
@@ -231,10 +228,7 @@ impl TransactionalOutputs {
     /// as it is; a bad name is refused before anything is written.
     pub fn declare(&self, names: &[&str]) -> Result<(), OutputError> {
         for name in names {
-            check_name(name).map_err(|reason| OutputError::Corrupt {
-                path: self.dir.join(name),
-                reason,
-            })?;
+            self.check_name(name)?;
         }
         let mut inner = self.lock();
         self.know(&mut inner.marker, names.iter().copied())
@@ -311,6 +305,14 @@ impl TransactionalOutputs {
     }
 
     /// Records new output names in the marker, durably, before their first byte.
+    /// Refuses an output name that is not a plain file name, naming the path it would be.
+    fn check_name(&self, name: &str) -> Result<(), OutputError> {
+        check_name(name).map_err(|reason| OutputError::Corrupt {
+            path: self.dir.join(name),
+            reason,
+        })
+    }
+
     fn know<'a>(
         &self,
         marker: &mut Marker,

@@ -226,11 +226,9 @@ pub fn run(
     started: impl FnOnce(Arc<JobControl>, Arc<Tally>),
 ) -> Result<TrafficRun, String> {
     let outputs = crate::output_dir::job_outputs(&job.output, &job.runtime)?;
-    let transactional = [REJECTED_FILE, LATE_FILE, FLOW_FILE, ORIGIN_FILE];
-    outputs.declare(&transactional).map_err(|e| e.to_string())?;
-    let file = |name: &str| outputs.file(name).map_err(|e| e.to_string());
-    let (rejected, late) = (file(REJECTED_FILE)?, file(LATE_FILE)?);
-    let (flow_file, origin_file) = (file(FLOW_FILE)?, file(ORIGIN_FILE)?);
+    let [rejected, late, flow_file, origin_file] = outputs
+        .files([REJECTED_FILE, LATE_FILE, FLOW_FILE, ORIGIN_FILE])
+        .map_err(|e| e.to_string())?;
     let tally = Arc::new(Tally::new(job.input.partitions()));
     let latency = Arc::new(Mutex::new(weir_core::metrics::latency_histogram()));
     let p = job.parallelism;
