@@ -554,6 +554,7 @@ impl<T: Codec> Stream<T> {
                     setup.env.clone(),
                     setup.config.buffer_timeout,
                 )
+                .with_idle_age(setup.config.idle_flush_age())
                 .for_exchange(Arc::clone(&exchange));
                 let output = NetworkOutput::new(writer, Arc::clone(setup.env.metrics()));
                 head(setup, Box::new(output))

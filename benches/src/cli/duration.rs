@@ -49,9 +49,18 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// A duration that may be `off`.
+/// A duration that may be `off` (or `auto`: [`parse_auto_duration`]), then `None`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OptionalDuration(pub Option<Duration>);
+
+/// Parses a duration or `auto` (`None`: the engine derives it).
+pub fn parse_auto_duration(text: &str) -> Result<OptionalDuration, String> {
+    if text.trim() == "auto" {
+        Ok(OptionalDuration(None))
+    } else {
+        parse_duration(text).map(|d| OptionalDuration(Some(d)))
+    }
+}
 
 /// Parses a duration or `off`.
 pub fn parse_optional_duration(text: &str) -> Result<OptionalDuration, String> {
@@ -77,6 +86,16 @@ mod tests {
         assert!(parse_duration("5d").unwrap_err().contains("not a unit"));
         assert!(parse_duration("s").unwrap_err().contains("whole number"));
         assert_eq!(parse_optional_duration("off"), Ok(OptionalDuration(None)));
+        assert_eq!(parse_auto_duration("auto"), Ok(OptionalDuration(None)));
+        assert_eq!(
+            parse_auto_duration("2ms"),
+            Ok(OptionalDuration(Some(Duration::from_millis(2))))
+        );
+        assert!(
+            parse_auto_duration("off")
+                .unwrap_err()
+                .contains("whole number")
+        );
         assert!(
             parse_duration("-5s")
                 .unwrap_err()

@@ -81,10 +81,18 @@ impl<T> std::fmt::Debug for Partitioner<T> {
 pub enum Flush {
     /// Every partly filled buffer: the buffer timeout expired, or an event follows.
     All,
-    /// The task ran out of work (`RuntimeConfig::flush_on_idle`): the buffers holding a record
-    /// or a latency marker; those holding only watermarks and statuses wait for the timeout.
-    Idle,
+    /// The task ran out of work at `now` (`RuntimeConfig::flush_on_idle`): the buffers that
+    /// have held a record or a latency marker since an idle flush at least the writer's idle
+    /// age ago; those holding only watermarks and statuses wait for the timeout.
+    Idle {
+        /// When the task ran out of work.
+        now: Instant,
+    },
 }
+
+/// When the buffers an idle flush held back are due: the earliest instant at which an idle
+/// flush sends one of them, or `None` when it held none back.
+pub type IdleDue = Option<Instant>;
 
 /// Serializes one task's output into its channels.
 #[derive(Debug)]
@@ -97,6 +105,11 @@ pub struct RecordWriter<T> {
     /// a latency marker iff its length is larger ([`Flush::Idle`]); kept by the control path
     /// alone, so that a record's write does not touch it.
     control_bytes: Vec<usize>,
+    /// Per channel: the first idle flush that found the open buffer carrying a record or a
+    /// latency marker and held it back ([`Flush::Idle`]); cleared when the buffer is sent.
+    held_since: Vec<Option<Instant>>,
+    /// How long an idle flush holds a buffer back before it sends it.
+    idle_age: Duration,
     pool: LocalBufferPool,
     /// The pool's index of channel 0 of this writer (see [`RecordWriter::new`]).
     first_channel: usize,
@@ -142,6 +155,8 @@ impl<T: Codec> RecordWriter<T> {
         Self {
             trailing_watermark: vec![None; senders.len()],
             control_bytes: vec![0; senders.len()],
+            held_since: vec![None; senders.len()],
+            idle_age: Duration::ZERO,
             senders,
             open,
             pool,
@@ -154,6 +169,13 @@ impl<T: Codec> RecordWriter<T> {
             timeoutable: None,
             replay: None,
         }
+    }
+
+    /// Sets how long an idle flush holds a buffer back ([`Flush::Idle`]); zero (the default)
+    /// sends it at the first.
+    pub fn with_idle_age(mut self, age: Duration) -> Self {
+        self.idle_age = age;
+        self
     }
 
     /// Names the exchange (the uid of its downstream input): output channel state is
@@ -283,18 +305,31 @@ impl<T: Codec> RecordWriter<T> {
 
     /// Sends the partly filled buffers that `why` calls for (every one when the buffer
     /// timeout expired); a timed-out aligned barrier still queued overtakes.
-    pub fn flush_all(&mut self, why: Flush) -> Result<(), TaskError> {
+    pub fn flush_all(&mut self, why: Flush) -> Result<IdleDue, TaskError> {
         self.restore_channel_state()?;
         self.overtake_if_due();
+        let mut due: IdleDue = None;
         for channel in 0..self.senders.len() {
-            let carries_data = self.open[channel]
-                .as_ref()
-                .is_some_and(|b| b.len() > self.control_bytes[channel]);
-            if why == Flush::All || carries_data {
-                self.flush(channel)?;
+            match why {
+                Flush::All => self.flush(channel)?,
+                Flush::Idle { now } => {
+                    let carries_data = self.open[channel]
+                        .as_ref()
+                        .is_some_and(|b| b.len() > self.control_bytes[channel]);
+                    if !carries_data {
+                        continue;
+                    }
+                    let since = *self.held_since[channel].get_or_insert(now);
+                    let at = since + self.idle_age;
+                    if at <= now {
+                        self.flush(channel)?;
+                    } else {
+                        due = Some(due.map_or(at, |due| due.min(at)));
+                    }
+                }
             }
         }
-        Ok(())
+        Ok(due)
     }
 
     /// Sends the partly filled buffers, then `event` on every channel. An aligned barrier of
@@ -464,6 +499,7 @@ impl<T: Codec> RecordWriter<T> {
     fn flush(&mut self, channel: usize) -> Result<(), TaskError> {
         self.trailing_watermark[channel] = None;
         self.control_bytes[channel] = 0;
+        self.held_since[channel] = None;
         if let Some(buffer) = self.open[channel].take() {
             self.send(channel, Envelope::Buffer(buffer))?;
             self.env.metrics().buffers_out.add(1);
@@ -601,7 +637,11 @@ mod tests {
             .emit_control(ControlElement::Status(crate::time::WatermarkStatus::Idle))
             .unwrap();
         writer.emit_control(wm(2)).unwrap();
-        writer.flush_all(Flush::Idle).unwrap();
+        writer
+            .flush_all(Flush::Idle {
+                now: Instant::now(),
+            })
+            .unwrap();
         assert!(rx.try_recv().is_none(), "only event time: stays open");
         writer.flush_all(Flush::All).unwrap();
         let Some(Envelope::Buffer(buffer)) = rx.try_recv() else {
@@ -612,7 +652,11 @@ mod tests {
         writer.emit_control(wm(3)).unwrap();
         writer.emit(&7).unwrap();
         writer.emit_control(wm(4)).unwrap();
-        writer.flush_all(Flush::Idle).unwrap();
+        writer
+            .flush_all(Flush::Idle {
+                now: Instant::now(),
+            })
+            .unwrap();
         let Some(Envelope::Buffer(buffer)) = rx.try_recv() else {
             panic!("a record in it: sent when idle");
         };
@@ -626,7 +670,11 @@ mod tests {
         );
 
         writer.emit_control(wm(5)).unwrap();
-        writer.flush_all(Flush::Idle).unwrap();
+        writer
+            .flush_all(Flush::Idle {
+                now: Instant::now(),
+            })
+            .unwrap();
         assert!(rx.try_recv().is_none(), "a fresh buffer counts from zero");
         writer
             .emit_control(ControlElement::LatencyMarker(crate::time::LatencyMarker {
@@ -634,10 +682,68 @@ mod tests {
                 source_subtask: 0,
             }))
             .unwrap();
-        writer.flush_all(Flush::Idle).unwrap();
+        writer
+            .flush_all(Flush::Idle {
+                now: Instant::now(),
+            })
+            .unwrap();
         assert!(
             matches!(rx.try_recv(), Some(Envelope::Buffer(_))),
             "a latency marker measures records' way: sent when idle"
+        );
+    }
+
+    /// With an idle age, the first idle flush that finds records holds their buffer back and
+    /// says when it is due; one at that age sends it, and a sent buffer's successor counts
+    /// afresh. An idle flush of a buffer without records says nothing is due.
+    #[test]
+    fn an_idle_flush_holds_a_buffer_back_for_the_idle_age() {
+        let (writer, mut rx) = one_channel();
+        let age = Duration::from_millis(1);
+        let mut writer = writer.with_idle_age(age);
+        let t0 = Instant::now();
+        writer.emit(&1).unwrap();
+        assert_eq!(
+            writer.flush_all(Flush::Idle { now: t0 }).unwrap(),
+            Some(t0 + age)
+        );
+        assert!(rx.try_recv().is_none(), "younger than the age: held");
+        writer.emit(&2).unwrap();
+        let t1 = t0 + age / 2;
+        assert_eq!(
+            writer.flush_all(Flush::Idle { now: t1 }).unwrap(),
+            Some(t0 + age),
+            "the age counts from the first idle flush that held it"
+        );
+        assert_eq!(
+            writer.flush_all(Flush::Idle { now: t0 + age }).unwrap(),
+            None
+        );
+        let Some(Envelope::Buffer(buffer)) = rx.try_recv() else {
+            panic!("at the age: sent");
+        };
+        assert_eq!(
+            elements(buffer),
+            vec![StreamElement::Record(1), StreamElement::Record(2)]
+        );
+        writer.emit(&3).unwrap();
+        let t2 = t0 + 2 * age;
+        assert_eq!(
+            writer.flush_all(Flush::Idle { now: t2 }).unwrap(),
+            Some(t2 + age)
+        );
+        writer.flush_all(Flush::All).unwrap();
+        assert!(
+            matches!(rx.try_recv(), Some(Envelope::Buffer(_))),
+            "the timeout sends it"
+        );
+        writer
+            .emit_control(ControlElement::Watermark(Watermark(9)))
+            .unwrap();
+        assert_eq!(
+            writer.flush_all(Flush::Idle { now: t2 }).unwrap(),
+            None,
+            "only event time: left for the timeout, nothing due"
         );
     }
 

@@ -38,7 +38,7 @@ use std::sync::Arc;
 
 use crate::checkpoint::{CheckpointId, RestoreContext, SnapshotContext, TaskSnapshot};
 use crate::error::{JobError, OperatorError, TaskError};
-use crate::net::{CheckpointBarrier, Flush};
+use crate::net::{CheckpointBarrier, Flush, IdleDue};
 use crate::time::{LatencyMarker, Watermark, WatermarkStatus};
 
 /// Where a chain link pushes its elements: the next operator, a writer or a sink.
@@ -70,8 +70,9 @@ pub trait Output<T>: Send {
     /// A latency marker passes through (operators do not see it).
     fn latency_marker(&mut self, marker: LatencyMarker) -> Result<(), TaskError>;
     /// Send partly filled buffers: all of them when the buffer timeout expired, those with
-    /// records or latency markers when the task ran out of work ([`Flush`]).
-    fn flush(&mut self, why: Flush) -> Result<(), TaskError>;
+    /// records or latency markers when the task ran out of work ([`Flush`]). Returns when the
+    /// buffers an idle flush held back are due (the task wakes by then to flush again).
+    fn flush(&mut self, why: Flush) -> Result<IdleDue, TaskError>;
     /// The input ended: emit what is pending, then end the output.
     fn end_of_input(&mut self) -> Result<(), TaskError>;
     /// Checkpoint barrier: every record sent before it has been pushed; each link adds its
@@ -431,7 +432,7 @@ where
         self.next.latency_marker(marker)
     }
 
-    fn flush(&mut self, why: Flush) -> Result<(), TaskError> {
+    fn flush(&mut self, why: Flush) -> Result<IdleDue, TaskError> {
         self.next.flush(why)
     }
 
@@ -493,8 +494,8 @@ mod tests {
         fn latency_marker(&mut self, _: LatencyMarker) -> Result<(), TaskError> {
             Ok(())
         }
-        fn flush(&mut self, _: Flush) -> Result<(), TaskError> {
-            Ok(())
+        fn flush(&mut self, _: Flush) -> Result<IdleDue, TaskError> {
+            Ok(None)
         }
         fn end_of_input(&mut self) -> Result<(), TaskError> {
             Ok(())

@@ -5,7 +5,7 @@ use crate::checkpoint::{CheckpointId, TaskSnapshot};
 use crate::codec::Codec;
 use crate::error::TaskError;
 use crate::metrics::TaskMetrics;
-use crate::net::{CheckpointBarrier, ControlElement, Event, Flush, RecordWriter};
+use crate::net::{CheckpointBarrier, ControlElement, Event, Flush, IdleDue, RecordWriter};
 use crate::time::{LatencyMarker, Watermark, WatermarkStatus};
 use std::sync::Arc;
 
@@ -62,7 +62,7 @@ impl<T: Codec> Output<T> for NetworkOutput<T> {
             .emit_control(ControlElement::LatencyMarker(marker))
     }
 
-    fn flush(&mut self, why: Flush) -> Result<(), TaskError> {
+    fn flush(&mut self, why: Flush) -> Result<IdleDue, TaskError> {
         self.writer.flush_all(why)
     }
 

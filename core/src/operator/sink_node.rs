@@ -6,7 +6,7 @@ use super::{Origin, Output};
 use crate::checkpoint::{CheckpointId, TaskSnapshot};
 use crate::error::TaskError;
 use crate::metrics::latency_histogram;
-use crate::net::{CheckpointBarrier, Flush};
+use crate::net::{CheckpointBarrier, Flush, IdleDue};
 use crate::runtime::TaskEnv;
 use crate::sink::Sink;
 use crate::time::{LatencyMarker, Watermark, WatermarkStatus};
@@ -108,8 +108,8 @@ impl<T: Send + 'static, S: Sink<T>> Output<T> for SinkNode<S> {
         Ok(())
     }
 
-    fn flush(&mut self, _: Flush) -> Result<(), TaskError> {
-        Ok(())
+    fn flush(&mut self, _: Flush) -> Result<IdleDue, TaskError> {
+        Ok(None)
     }
 
     fn end_of_input(&mut self) -> Result<(), TaskError> {

@@ -3,7 +3,7 @@
 use super::Output;
 use crate::checkpoint::{CheckpointId, TaskSnapshot};
 use crate::error::TaskError;
-use crate::net::{CheckpointBarrier, Flush};
+use crate::net::{CheckpointBarrier, Flush, IdleDue};
 use crate::time::{LatencyMarker, Watermark, WatermarkStatus};
 
 /// Sends every element to two chains.
@@ -56,9 +56,10 @@ impl<T: Clone + Send + 'static> Output<T> for Tee<T> {
         self.second.latency_marker(marker)
     }
 
-    fn flush(&mut self, why: Flush) -> Result<(), TaskError> {
-        self.first.flush(why)?;
-        self.second.flush(why)
+    fn flush(&mut self, why: Flush) -> Result<IdleDue, TaskError> {
+        let first = self.first.flush(why)?;
+        let second = self.second.flush(why)?;
+        Ok(first.into_iter().chain(second).min())
     }
 
     fn end_of_input(&mut self) -> Result<(), TaskError> {

@@ -10,7 +10,7 @@ use crate::checkpoint::{CheckpointId, OperatorSnapshot, RestoreContext, TaskSnap
 use crate::error::TaskError;
 use crate::keyed::{DEFAULT_MAX_PARALLELISM, KeyGroups};
 use crate::metrics::TaskMetrics;
-use crate::net::{CheckpointBarrier, Flush};
+use crate::net::{CheckpointBarrier, Flush, IdleDue};
 use crate::time::{LatencyMarker, Watermark, WatermarkStatus};
 
 /// Keeps the records pushed into it.
@@ -44,8 +44,8 @@ impl<T: Send> Output<T> for VecOutput<T> {
     fn latency_marker(&mut self, _: LatencyMarker) -> Result<(), TaskError> {
         Ok(())
     }
-    fn flush(&mut self, _: Flush) -> Result<(), TaskError> {
-        Ok(())
+    fn flush(&mut self, _: Flush) -> Result<IdleDue, TaskError> {
+        Ok(None)
     }
     fn end_of_input(&mut self) -> Result<(), TaskError> {
         Ok(())

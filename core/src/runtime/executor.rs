@@ -55,6 +55,13 @@ pub struct RuntimeConfig {
     /// timeout, as everything does in Flink, which has no such flush (`false` is its
     /// behaviour). On by default.
     pub flush_on_idle: bool,
+    /// How long an idle flush holds back a buffer before it sends it: a buffer that got a
+    /// record since the task last ran dry waits until it has carried data through idle
+    /// moments this long (the task wakes by then), so that a task running dry after every
+    /// small input does not send a buffer (and wake its receiver) for each. `None`: a
+    /// hundredth of `buffer_timeout` ([`Self::idle_flush_age`]), 1 ms by default.
+    #[serde(with = "option_duration_ms")]
+    pub idle_flush_age: Option<Duration>,
     /// Pin each thread (a subtask's, or a slot's) to a core.
     pub pin: bool,
     /// One thread per subtask (the default, Flink's plan), or one per task slot.
@@ -97,12 +104,24 @@ pub enum RestoreFrom {
     Path(std::path::PathBuf),
 }
 
+impl RuntimeConfig {
+    /// The idle flush's age in effect: the one set, or a hundredth of the buffer timeout.
+    pub fn idle_flush_age(&self) -> Duration {
+        self.idle_flush_age
+            .unwrap_or(self.buffer_timeout / IDLE_FLUSH_AGE_DIVISOR)
+    }
+}
+
+/// The buffer timeout over the default idle flush age ([`RuntimeConfig::idle_flush_age`]).
+const IDLE_FLUSH_AGE_DIVISOR: u32 = 100;
+
 impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
             pool: PoolConfig::default(),
             buffer_timeout: Duration::from_millis(100),
             flush_on_idle: true,
+            idle_flush_age: None,
             pin: true,
             threads: TaskThreads::default(),
             latency_interval: Some(Duration::from_millis(100)),

@@ -429,10 +429,12 @@ impl<T: Codec> TaskBody for InputTask<T> {
                     }
                     let now = Instant::now();
                     self.tick(now)?;
-                    if self.ticker.flush_when_idle() {
-                        self.chain.flush(Flush::Idle)?;
-                    }
                     let mut budget = self.ticker.sleep_budget(now);
+                    if self.ticker.flush_when_idle()
+                        && let Some(due) = self.chain.flush(Flush::Idle { now })?
+                    {
+                        budget = budget.min(due.saturating_duration_since(now));
+                    }
                     if let Some(deadline) = self.barriers.deadline_ms() {
                         let left = deadline.saturating_sub(unix_ms());
                         budget = budget.min(std::time::Duration::from_millis(left.max(1)));

@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::time::arith::{millis, watermark_for};
+use crate::time::deferred::DeferredWatermark;
 use crate::time::{Watermark, WatermarkEmit, WatermarkStatus, WatermarkStrategy};
 
 #[derive(Debug, Clone, Copy)]
@@ -133,6 +134,60 @@ impl SourceClock {
             }
         }
         out
+    }
+}
+
+impl SourceClock {
+    /// Punctuated watermarks after each record of a run read from partition `p`, with
+    /// timestamps `ts` in read order: what [`observe`](Self::observe) then
+    /// [`poll`](Self::poll) after every record would emit, each new watermark deferred into
+    /// `deferred` (which keeps the newest). Stops before the first record at or behind the
+    /// deferred watermark (that record must see it first, [`DeferredWatermark`]) and returns
+    /// how many records it took. `None`, taking none, when a poll could emit a status (a
+    /// partition's idleness changed) or `p` is idle: the caller then goes record by record.
+    ///
+    /// With only `p`'s highest timestamp moving, the minimum over the active partitions is
+    /// `min(max_p, others)` for a fixed `others`, so each record costs a comparison or two.
+    #[inline]
+    pub(crate) fn punctuate_run(
+        &mut self,
+        p: usize,
+        ts: impl Iterator<Item = i64>,
+        deferred: &mut DeferredWatermark,
+    ) -> Option<usize> {
+        if self.changed || self.partitions[p].idle {
+            return None;
+        }
+        let others = self
+            .partitions
+            .iter()
+            .enumerate()
+            .filter(|&(q, c)| q != p && !c.idle)
+            .map(|(_, c)| c.max_ts.unwrap_or(i64::MIN))
+            .min()
+            .unwrap_or(i64::MAX);
+        let mut max_p = self.partitions[p].max_ts;
+        let mut emitted = self.emitted.0;
+        let mut taken = 0;
+        for ts in ts {
+            if deferred.holds_back(ts) {
+                break;
+            }
+            taken += 1;
+            if max_p.is_some_and(|m| ts <= m) {
+                continue;
+            }
+            max_p = Some(ts);
+            let watermark = watermark_for(ts.min(others), self.out_of_orderness_ms);
+            if watermark > emitted {
+                emitted = watermark;
+                deferred.defer(Watermark(watermark));
+            }
+        }
+        self.partitions[p].max_ts = max_p;
+        self.emitted = Watermark(emitted);
+        self.floor = max_p.unwrap_or(i64::MIN).min(others);
+        Some(taken)
     }
 }
 
@@ -289,6 +344,57 @@ mod tests {
                 now += Duration::from_millis(after);
                 full.changed = true;
                 proptest::prop_assert_eq!(fast.poll(), full.poll());
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// A run of records taken at once defers what a poll after each record would emit
+        /// (its newest, with deferral), stops at the record a cut is for, and leaves the clock
+        /// where record by record leaves it.
+        #[test]
+        fn a_punctuated_run_is_observe_and_poll_after_every_record(
+            runs in proptest::collection::vec((0..3usize, proptest::collection::vec(0..300i64, 0..40)), 1..20),
+            idle in proptest::option::of(20..60u64),
+        ) {
+            let strategy = strategy(idle.map(Duration::from_millis));
+            let (mut fast, mut slow) = (SourceClock::new(&strategy, 3), SourceClock::new(&strategy, 3));
+            let now = Instant::now();
+            for (p, ts) in runs {
+                fast.touch(p, now);
+                slow.touch(p, now);
+                let (mut fast_deferred, mut slow_deferred) =
+                    (DeferredWatermark::default(), DeferredWatermark::default());
+                let mut i = 0;
+                while i < ts.len() {
+                    let taken = fast
+                        .punctuate_run(p, ts[i..].iter().copied(), &mut fast_deferred)
+                        .unwrap_or(0);
+                    // Record by record over what the run took, and over the record it stopped
+                    // at (a cut: the deferred watermark goes first).
+                    let stop = (i + taken).min(ts.len());
+                    for &t in &ts[i..stop] {
+                        proptest::prop_assert!(!slow_deferred.holds_back(t));
+                        slow.observe(p, t);
+                        if let Some(w) = slow.poll().watermark {
+                            slow_deferred.defer(w);
+                        }
+                    }
+                    proptest::prop_assert_eq!(fast_deferred.take(), slow_deferred.take());
+                    if stop < ts.len() {
+                        for clock in [&mut fast, &mut slow] {
+                            clock.observe(p, ts[stop]);
+                            let _ = clock.poll();
+                        }
+                    }
+                    i = stop + 1;
+                }
+                proptest::prop_assert_eq!(fast.emitted_state(), slow.emitted_state());
+                for q in 0..3 {
+                    proptest::prop_assert_eq!(fast.partition_state(q), slow.partition_state(q));
+                }
+                // Both clocks have nothing more to say, and say the same from here on.
+                proptest::prop_assert_eq!(fast.poll(), slow.poll());
             }
         }
     }

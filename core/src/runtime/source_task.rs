@@ -463,6 +463,18 @@ impl<T: Send + 'static> SourceTask<T> {
         let mut i = start;
         while i < self.batch.len() {
             let et = self.event_time.as_mut().expect("event time");
+            if et.guards[p].is_none() && matches!(et.strategy.emit, WatermarkEmit::Punctuated(None))
+            {
+                // The common case in one tight loop, up to the next record that cuts.
+                let timestamp = &et.strategy.timestamp;
+                let run = self.batch[i..].iter().map(|record| timestamp(record));
+                if let Some(taken) = et.clock.punctuate_run(p, run, &mut self.deferred) {
+                    i += taken;
+                    if i == self.batch.len() {
+                        break;
+                    }
+                }
+            }
             let ts = (et.strategy.timestamp)(&self.batch[i]);
             if let Some(quarantine) = et.guards[p].as_mut().and_then(|guard| guard.judge(ts)) {
                 let record = self.batch.remove(i);
@@ -714,10 +726,12 @@ impl<T: Send + 'static> SourceTask<T> {
     /// partly filled buffers if the job flushes on idle (nothing is gathered here: every
     /// turn pushes its batch).
     fn idle_wait(&mut self, now: Instant) -> Result<(), TaskError> {
-        if self.ticker.flush_when_idle() {
-            self.chain.flush(Flush::Idle)?;
+        let mut sleep = PENDING_SLEEP.min(self.ticker.sleep_budget(now));
+        if self.ticker.flush_when_idle()
+            && let Some(due) = self.chain.flush(Flush::Idle { now })?
+        {
+            sleep = sleep.min(due.saturating_duration_since(now));
         }
-        let sleep = PENDING_SLEEP.min(self.ticker.sleep_budget(now));
         super::slot::sleep(sleep);
         self.env
             .metrics()
