@@ -21,4 +21,4 @@ pub use notify::TaskNotifier;
 #[cfg(weir_loom)]
 pub use overtake::TimeoutableBarrier;
 pub use pool::{Buffer, LocalBufferPool, NetworkBufferPool, PoolConfig, PoolError};
-pub use writer::{Flush, IdleDue, Partitioner, RecordWriter};
+pub use writer::{Flush, IdleDue, Partitioner, RecordWriter, earliest};

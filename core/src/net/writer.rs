@@ -23,6 +23,11 @@
 //! would wake it (and, through its own idle flush, the task after it) for every watermark,
 //! which under punctuated watermarks is every few dozen records. Event time moves on in the
 //! receiver at most one buffer timeout later, as in Flink, which only flushes on the timer.
+//! A buffer of records is held back through idle moments until the writer's idle age
+//! (`RuntimeConfig::idle_flush_age`) has passed since the first idle flush that found it:
+//! a task that runs dry after every small input (window partials under punctuated watermarks)
+//! then sends one buffer per age, not one per input. The flush says when the held buffers are
+//! due ([`IdleDue`]), and the task wakes by then.
 //!
 //! Watermark coalescing: a watermark written right after another one that is still in the open
 //! buffer of the same channel (no record between them) overwrites it in place. The receiver
@@ -93,6 +98,11 @@ pub enum Flush {
 /// When the buffers an idle flush held back are due: the earliest instant at which an idle
 /// flush sends one of them, or `None` when it held none back.
 pub type IdleDue = Option<Instant>;
+
+/// The earlier of two dues (`None` is no due, not the earliest).
+pub fn earliest(a: IdleDue, b: IdleDue) -> IdleDue {
+    a.into_iter().chain(b).min()
+}
 
 /// Serializes one task's output into its channels.
 #[derive(Debug)]
@@ -324,7 +334,7 @@ impl<T: Codec> RecordWriter<T> {
                     if at <= now {
                         self.flush(channel)?;
                     } else {
-                        due = Some(due.map_or(at, |due| due.min(at)));
+                        due = earliest(due, Some(at));
                     }
                 }
             }
@@ -589,6 +599,13 @@ mod tests {
     use crate::runtime::JobControl;
     use crate::time::Watermark;
 
+    /// An idle flush now.
+    fn idle() -> Flush {
+        Flush::Idle {
+            now: Instant::now(),
+        }
+    }
+
     /// A writer of `u64` over one channel, with a 100 ms buffer timeout, and its receiver.
     fn one_channel() -> (RecordWriter<u64>, crate::net::ChannelReceiver) {
         let notifier = Arc::new(TaskNotifier::new());
@@ -637,11 +654,7 @@ mod tests {
             .emit_control(ControlElement::Status(crate::time::WatermarkStatus::Idle))
             .unwrap();
         writer.emit_control(wm(2)).unwrap();
-        writer
-            .flush_all(Flush::Idle {
-                now: Instant::now(),
-            })
-            .unwrap();
+        writer.flush_all(idle()).unwrap();
         assert!(rx.try_recv().is_none(), "only event time: stays open");
         writer.flush_all(Flush::All).unwrap();
         let Some(Envelope::Buffer(buffer)) = rx.try_recv() else {
@@ -652,11 +665,7 @@ mod tests {
         writer.emit_control(wm(3)).unwrap();
         writer.emit(&7).unwrap();
         writer.emit_control(wm(4)).unwrap();
-        writer
-            .flush_all(Flush::Idle {
-                now: Instant::now(),
-            })
-            .unwrap();
+        writer.flush_all(idle()).unwrap();
         let Some(Envelope::Buffer(buffer)) = rx.try_recv() else {
             panic!("a record in it: sent when idle");
         };
@@ -670,11 +679,7 @@ mod tests {
         );
 
         writer.emit_control(wm(5)).unwrap();
-        writer
-            .flush_all(Flush::Idle {
-                now: Instant::now(),
-            })
-            .unwrap();
+        writer.flush_all(idle()).unwrap();
         assert!(rx.try_recv().is_none(), "a fresh buffer counts from zero");
         writer
             .emit_control(ControlElement::LatencyMarker(crate::time::LatencyMarker {
@@ -682,11 +687,7 @@ mod tests {
                 source_subtask: 0,
             }))
             .unwrap();
-        writer
-            .flush_all(Flush::Idle {
-                now: Instant::now(),
-            })
-            .unwrap();
+        writer.flush_all(idle()).unwrap();
         assert!(
             matches!(rx.try_recv(), Some(Envelope::Buffer(_))),
             "a latency marker measures records' way: sent when idle"

@@ -3,7 +3,7 @@
 use super::Output;
 use crate::checkpoint::{CheckpointId, TaskSnapshot};
 use crate::error::TaskError;
-use crate::net::{CheckpointBarrier, Flush, IdleDue};
+use crate::net::{CheckpointBarrier, Flush, IdleDue, earliest};
 use crate::time::{LatencyMarker, Watermark, WatermarkStatus};
 
 /// Sends every element to two chains.
@@ -58,8 +58,7 @@ impl<T: Clone + Send + 'static> Output<T> for Tee<T> {
 
     fn flush(&mut self, why: Flush) -> Result<IdleDue, TaskError> {
         let first = self.first.flush(why)?;
-        let second = self.second.flush(why)?;
-        Ok(first.into_iter().chain(second).min())
+        Ok(earliest(first, self.second.flush(why)?))
     }
 
     fn end_of_input(&mut self) -> Result<(), TaskError> {
