@@ -57,10 +57,11 @@ const UNALIGNED: &[&str] = &["--checkpoint-mode", "unaligned"];
 const ALIGNED_TIMEOUT: &[&str] = &["--aligned-timeout", "1ms"];
 
 /// An exactly-once test run once per exactly-once barrier mode on the heap backend, with
-/// aligned barriers on the memory-mapped backend, and with aligned barriers in task slots:
-/// `fn name(checkpointed)` becomes the module `name` with the tests `aligned`, `unaligned`,
-/// `aligned_timeout`, `mmap` and `task_slots`; the body gets `checkpointed`, [`CHECKPOINTED`]
-/// with the mode's (or backend's, or threads') flags, for every run.
+/// aligned barriers on the memory-mapped backend, in task slots, and with windows firing one
+/// result per turn: `fn name(checkpointed)` becomes the module `name` with the tests
+/// `aligned`, `unaligned`, `aligned_timeout`, `mmap`, `task_slots` and `firing_in_turns`; the
+/// body gets `checkpointed`, [`CHECKPOINTED`] with the mode's (or backend's, threads' or
+/// firing's) flags, for every run.
 macro_rules! in_every_exactly_once_mode {
     ($(#[$doc:meta])* fn $name:ident($checkpointed:ident) $body:block) => {
         $(#[$doc])*
@@ -97,9 +98,18 @@ macro_rules! in_every_exactly_once_mode {
             fn task_slots() {
                 run(TASK_SLOTS);
             }
+
+            #[test]
+            fn firing_in_turns() {
+                run(FIRING_IN_TURNS);
+            }
         }
     };
 }
+
+/// Windows fire one result per turn: barriers (and every other element but records and
+/// latency markers) meet operators part way through firing.
+const FIRING_IN_TURNS: &[&str] = &["--firing-budget", "1"];
 
 /// One thread per task slot, its subtasks run cooperatively.
 const TASK_SLOTS: &[&str] = &["--threads", "per-slot"];

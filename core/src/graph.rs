@@ -359,6 +359,7 @@ impl<T: Send + 'static> Stream<T> {
                     max_parallelism: setup.config.max_parallelism,
                     restore: setup.env.restore_for(&uid)?,
                     state_backend: Arc::clone(&setup.config.state_backend),
+                    firing_budget: setup.config.firing_budget,
                 };
                 op.open(&context).map_err(|e| JobError::Operator {
                     operator: op_name.to_string(),

@@ -107,7 +107,24 @@ pub struct JsonLinesWriter<T> {
 impl<T: Serialize> JsonLinesWriter<T> {
     /// Appends one record as a JSON line.
     pub fn write_line(&mut self, record: &T) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.batch, record)?;
+        self.write_formatted(|out| serde_json::to_writer(out, record).map_err(Into::into))
+    }
+
+    /// Appends one line that `format` writes as JSON (without a newline): for records of a
+    /// fixed shape that write themselves faster than serde's generic serializer does.
+    pub fn write_formatted(
+        &mut self,
+        format: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let start = self.batch.len();
+        if let Err(e) = format(&mut self.batch) {
+            self.batch.truncate(start);
+            return Err(e);
+        }
+        debug_assert!(
+            !self.batch[start..].contains(&b'\n'),
+            "a line without newlines"
+        );
         self.batch.push(b'\n');
         self.batch_lines += 1;
         if self.batch.len() >= BATCH_BYTES {

@@ -18,7 +18,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use weir_core::RuntimeConfig;
 use weir_core::keyed::DEFAULT_MAX_PARALLELISM;
 use weir_core::net::PoolConfig;
-use weir_core::runtime::{JobControl, TaskThreads};
+use weir_core::runtime::{DEFAULT_FIRING_BUDGET, JobControl, TaskThreads};
 
 use duration::{OptionalDuration, parse_auto_duration, parse_duration, parse_optional_duration};
 
@@ -65,6 +65,31 @@ const MAX_KEY_GROUPS: u64 = u16::MAX as u64;
 /// A count option that must lie in `min..=max`; clap's error names the option and the range.
 fn count(min: u64, max: u64) -> RangedU64ValueParser<usize> {
     RangedU64ValueParser::new().range(min..=max)
+}
+
+/// `--firing-budget`: a number of results per turn, or `None` for `all`.
+#[derive(Debug, Clone, Copy)]
+struct FiringBudget(Option<usize>);
+
+impl std::fmt::Display for FiringBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "{n}"),
+            None => f.write_str("all"),
+        }
+    }
+}
+
+fn parse_firing_budget(text: &str) -> Result<FiringBudget, String> {
+    if text == "all" {
+        return Ok(FiringBudget(None));
+    }
+    match text.parse::<usize>() {
+        Ok(n @ 1..=0x1_0000_0000) => Ok(FiringBudget(Some(n))),
+        _ => Err(format!(
+            "`{text}` is not a firing budget: a number of results from 1 to 4294967296, or `all`"
+        )),
+    }
 }
 
 /// A number of records or events: at least one.
@@ -214,6 +239,13 @@ pub struct RuntimeArgs {
     /// Emit a latency marker from each source this often, or `off`.
     #[arg(long, value_parser = parse_optional_duration, default_value = "100ms", allow_hyphen_values = true)]
     latency_interval: OptionalDuration,
+    /// Window results a window operator fires per turn when a watermark makes more due (1 to
+    /// 2^32), or `all`. Between turns the task takes its next input: records and latency
+    /// markers pass, the watermark goes on after the last turn, so that a watermark firing
+    /// thousands of windows does not hold up the input (and the latency tail) the whole time.
+    /// `all` is Flink's behaviour.
+    #[arg(long, value_parser = parse_firing_budget, default_value_t = FiringBudget(Some(DEFAULT_FIRING_BUDGET)))]
+    firing_budget: FiringBudget,
     /// Number of key groups, 1 to 65535: the upper bound of any keyed operator's parallelism.
     #[arg(long, value_parser = count(1, MAX_KEY_GROUPS), default_value_t = DEFAULT_MAX_PARALLELISM)]
     max_parallelism: usize,
@@ -251,6 +283,7 @@ impl RuntimeArgs {
                 .resolve(parallelism, weir_core::runtime::available_cores().len()),
             latency_interval: self.latency_interval.0,
             max_parallelism: self.max_parallelism,
+            firing_budget: self.firing_budget.0,
             ..RuntimeConfig::default()
         })
     }

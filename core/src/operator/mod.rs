@@ -85,6 +85,12 @@ pub trait Output<T>: Send {
     ) -> Result<(), TaskError>;
     /// Checkpoint `checkpoint` (and every one before it) completed.
     fn checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError>;
+    /// Gives each operator that holds a watermark back its next turn of firing
+    /// ([`Operator::firing_pending`]); returns whether one still holds one. The task calls it
+    /// between inputs, and does not wait for input while it returns true.
+    fn resume(&mut self) -> Result<bool, TaskError> {
+        Ok(false)
+    }
 }
 
 /// Collects an operator's results and passes them down the chain.
@@ -171,6 +177,9 @@ pub struct OperatorContext {
     /// The job's keyed-state backend: keyed operators make their tables with it
     /// ([`KeyedTable::with_backend`](crate::state::KeyedTable::with_backend)).
     pub state_backend: crate::state::StateBackendRef,
+    /// How many results an operator emits per turn when a watermark makes many due
+    /// ([`Operator::firing_pending`]); `None`: all at once, as Flink does.
+    pub firing_budget: Option<usize>,
 }
 
 impl OperatorContext {
@@ -186,6 +195,7 @@ impl OperatorContext {
             max_parallelism: crate::keyed::DEFAULT_MAX_PARALLELISM,
             restore: None,
             state_backend: crate::state::heap(),
+            firing_budget: None,
         }
     }
 }
@@ -233,12 +243,29 @@ pub trait Operator<In, Out>: Send + 'static {
             .try_for_each(|record| self.process(record.clone(), out))
     }
 
-    /// The watermark advanced; the runtime forwards it downstream after this returns.
+    /// The watermark advanced; the runtime forwards it downstream after this returns, or, if
+    /// it left results due ([`Operator::firing_pending`]), once they are all out.
     fn on_watermark(
         &mut self,
         _watermark: Watermark,
         _out: &mut Collector<'_, Out>,
     ) -> Result<(), OperatorError> {
+        Ok(())
+    }
+
+    /// Whether the last [`on_watermark`](Operator::on_watermark) or
+    /// [`resume`](Operator::resume) left results due unsent: an operator that fires in turns
+    /// of [`OperatorContext::firing_budget`] results, so that one watermark firing thousands
+    /// of windows does not hold up the task's input (its latency markers) the whole time. The
+    /// runtime holds the watermark back until this is false, calling `resume` between inputs;
+    /// meanwhile records and latency markers reach the operator, anything else only after it
+    /// has fired everything.
+    fn firing_pending(&self) -> bool {
+        false
+    }
+
+    /// Emits the next turn of what [`on_watermark`](Operator::on_watermark) left due.
+    fn resume(&mut self, _out: &mut Collector<'_, Out>) -> Result<(), OperatorError> {
         Ok(())
     }
 
@@ -343,6 +370,8 @@ pub(crate) struct OperatorNode<In, Out, Op> {
     /// The results of the input batch being processed; empty between calls (it only keeps
     /// its capacity: about the records of one buffer).
     batch: Vec<Out>,
+    /// A watermark that goes down once the operator has fired what it made due.
+    held: Option<Watermark>,
     _in: PhantomData<fn(In)>,
 }
 
@@ -359,6 +388,7 @@ impl<In, Out, Op> OperatorNode<In, Out, Op> {
             op,
             next,
             batch: Vec::new(),
+            held: None,
             _in: PhantomData,
         }
     }
@@ -385,6 +415,37 @@ impl<In, Out: Send + 'static, Op> OperatorNode<In, Out, Op> {
             return Ok(());
         }
         self.next.push_batch(&mut self.batch)
+    }
+}
+
+impl<In, Out: Send + 'static, Op: Operator<In, Out>> OperatorNode<In, Out, Op> {
+    /// Sends `watermark` down, or holds it while the operator has results due.
+    fn release_or_hold(&mut self, watermark: Watermark) -> Result<(), TaskError> {
+        if self.op.firing_pending() {
+            self.held = Some(watermark);
+            Ok(())
+        } else {
+            self.held = None;
+            self.next.watermark(watermark)
+        }
+    }
+
+    /// One turn of firing, and the held watermark down after the last.
+    fn resume_turn(&mut self) -> Result<(), TaskError> {
+        let Some(watermark) = self.held else {
+            return Ok(());
+        };
+        self.run_batch(|op, out| op.resume(out))?;
+        self.release_or_hold(watermark)
+    }
+
+    /// Fires everything due and sends the held watermark: before any element that must not
+    /// overtake it (all but records and latency markers).
+    fn finish_firing(&mut self) -> Result<(), TaskError> {
+        while self.held.is_some() {
+            self.resume_turn()?;
+        }
+        Ok(())
     }
 }
 
@@ -417,14 +478,16 @@ where
         self.run_batch(|op, out| op.process_shared(records, out))
     }
 
+    /// The operator's results go down as one batch, then the watermark (held while the
+    /// operator fires in turns).
     fn watermark(&mut self, watermark: Watermark) -> Result<(), TaskError> {
-        let op = &mut self.op;
-        self.origin
-            .call(&mut *self.next, |out| op.on_watermark(watermark, out))?;
-        self.next.watermark(watermark)
+        self.finish_firing()?;
+        self.run_batch(|op, out| op.on_watermark(watermark, out))?;
+        self.release_or_hold(watermark)
     }
 
     fn status(&mut self, status: WatermarkStatus) -> Result<(), TaskError> {
+        self.finish_firing()?;
         self.next.status(status)
     }
 
@@ -437,17 +500,20 @@ where
     }
 
     fn end_of_input(&mut self) -> Result<(), TaskError> {
+        self.finish_firing()?;
         let op = &mut self.op;
         self.origin
             .call(&mut *self.next, |out| op.on_end_of_input(out))?;
         self.next.end_of_input()
     }
 
+    /// A snapshot is taken with nothing due: the operator fires all first.
     fn barrier(
         &mut self,
         barrier: CheckpointBarrier,
         snapshot: &mut TaskSnapshot,
     ) -> Result<(), TaskError> {
+        self.finish_firing()?;
         let op = &mut self.op;
         let mut ctx = snapshot.operator(&self.origin.uid, self.key_groups.clone());
         let outcome = catch_unwind(AssertUnwindSafe(|| op.snapshot_state(&mut ctx)));
@@ -463,6 +529,12 @@ where
         }));
         self.origin.settle(outcome, None)?;
         self.next.checkpoint_complete(checkpoint)
+    }
+
+    fn resume(&mut self) -> Result<bool, TaskError> {
+        self.resume_turn()?;
+        let held = self.held.is_some();
+        Ok(self.next.resume()? || held)
     }
 }
 
@@ -545,6 +617,84 @@ mod tests {
             }),
             tee,
         )
+    }
+
+    /// Makes `due` results due at each watermark and fires them `turn` at a time.
+    struct Burst {
+        due: u64,
+        left: u64,
+        turn: u64,
+    }
+
+    impl Operator<u64, u64> for Burst {
+        fn process(
+            &mut self,
+            record: u64,
+            out: &mut Collector<'_, u64>,
+        ) -> Result<(), OperatorError> {
+            out.collect(record);
+            Ok(())
+        }
+        fn on_watermark(
+            &mut self,
+            _: Watermark,
+            out: &mut Collector<'_, u64>,
+        ) -> Result<(), OperatorError> {
+            self.left = self.due;
+            self.resume(out)
+        }
+        fn firing_pending(&self) -> bool {
+            self.left > 0
+        }
+        fn resume(&mut self, out: &mut Collector<'_, u64>) -> Result<(), OperatorError> {
+            let n = self.left.min(self.turn);
+            for i in 0..n {
+                out.collect(1000 + self.due - self.left + i);
+            }
+            self.left -= n;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_watermark_waits_for_firing_in_turns_while_records_pass() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let out = Box::new(Log {
+            name: "out",
+            log: Arc::clone(&log),
+        });
+        let burst = Burst {
+            due: 5,
+            left: 0,
+            turn: 2,
+        };
+        let mut chain = node("burst", burst, out);
+        chain.watermark(Watermark(10)).expect("first turn");
+        chain.push(1).expect("a record passes");
+        assert!(chain.resume().expect("second turn"), "still firing");
+        chain.push_batch(&mut vec![2]).expect("a batch passes");
+        assert!(!chain.resume().expect("last turn"), "fired, watermark sent");
+        assert!(!chain.resume().expect("nothing to do"));
+        chain.watermark(Watermark(20)).expect("first turn");
+        // The next watermark (as a barrier, a status or the end would) waits for the rest.
+        chain
+            .watermark(Watermark(30))
+            .expect("the rest, then the first turn");
+        chain.end_of_input().expect("the rest");
+        let fired = |w: u64| {
+            (1000..1005)
+                .map(|r| format!("out {r}"))
+                .chain([format!("out wm {w}")])
+        };
+        let mut expected: Vec<String> = [
+            "out 1000", "out 1001", "out 1", "out 1002", "out 1003", "out 2",
+        ]
+        .map(String::from)
+        .to_vec();
+        expected.extend(["out 1004".to_owned(), "out wm 10".to_owned()]);
+        expected.extend(fired(20));
+        expected.extend(fired(30));
+        assert_eq!(*log.lock().expect("log"), expected);
     }
 
     #[test]

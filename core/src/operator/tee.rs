@@ -79,4 +79,10 @@ impl<T: Clone + Send + 'static> Output<T> for Tee<T> {
         self.first.checkpoint_complete(checkpoint)?;
         self.second.checkpoint_complete(checkpoint)
     }
+
+    /// Both chains take a turn.
+    fn resume(&mut self) -> Result<bool, TaskError> {
+        let first = self.first.resume()?;
+        Ok(self.second.resume()? || first)
+    }
 }

@@ -75,6 +75,7 @@ pub(crate) fn context(
         max_parallelism: DEFAULT_MAX_PARALLELISM,
         restore,
         state_backend: crate::state::heap(),
+        firing_budget: None,
     }
 }
 

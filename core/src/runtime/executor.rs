@@ -85,7 +85,17 @@ pub struct RuntimeConfig {
     /// Where keyed state lives (Flink's `state.backend.type`); the heap by default.
     #[serde(serialize_with = "backend_name")]
     pub state_backend: crate::state::StateBackendRef,
+    /// How many window results a window operator fires per turn when a watermark makes more
+    /// due; the task takes its next input between turns (records and latency markers pass,
+    /// the watermark goes down after the last turn), so that firing thousands of windows does
+    /// not hold up the input the whole time. `None` fires everything at once (Flink's way).
+    /// [`DEFAULT_FIRING_BUDGET`] by default.
+    pub firing_budget: Option<usize>,
 }
+
+/// Window results fired per turn by default ([`RuntimeConfig::firing_budget`]): about a
+/// tenth of a millisecond of firing on the development machine.
+pub const DEFAULT_FIRING_BUDGET: usize = 256;
 
 fn backend_name<S: serde::Serializer>(
     backend: &crate::state::StateBackendRef,
@@ -132,6 +142,7 @@ impl Default for RuntimeConfig {
             inject_failures: None,
             committer: None,
             state_backend: crate::state::heap(),
+            firing_budget: Some(DEFAULT_FIRING_BUDGET),
         }
     }
 }

@@ -405,6 +405,8 @@ impl<T: Codec> TaskBody for InputTask<T> {
                             }));
                         }
                     }
+                    // A turn of any firing a watermark left due, between two buffers.
+                    self.chain.resume()?;
                     self.tick(Instant::now())?;
                     // In a task slot, one buffer is a turn: the slot's other subtasks run now.
                     super::slot::yield_now();
@@ -429,6 +431,11 @@ impl<T: Codec> TaskBody for InputTask<T> {
                     }
                     let now = Instant::now();
                     self.tick(now)?;
+                    if self.chain.resume()? {
+                        // Firing left: no waiting, but the slot's other subtasks get a turn.
+                        super::slot::yield_now();
+                        continue;
+                    }
                     let mut budget = self.ticker.sleep_budget(now);
                     if self.ticker.flush_when_idle()
                         && let Some(due) = self.chain.flush(Flush::Idle { now })?

@@ -16,7 +16,9 @@ mod ticker;
 pub(crate) use checkpointing::{ReplayChunk, RestoreSource};
 pub use control::{JobControl, TaskEnv};
 pub(crate) use executor::{BuildFn, EdgePlan, TaskSetup, VertexPlan, execute};
-pub use executor::{EVENT_SLOTS, JobResult, RestoreFrom, RuntimeConfig, available_cores};
+pub use executor::{
+    DEFAULT_FIRING_BUDGET, EVENT_SLOTS, JobResult, RestoreFrom, RuntimeConfig, available_cores,
+};
 pub(crate) use input_task::InputTask;
 pub use slot::TaskThreads;
 pub(crate) use source_task::SourceTask;

@@ -830,7 +830,10 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
             metrics.records_in.add(read);
             let now = Instant::now();
             self.tick(now, polled)?;
-            if read == 0 && !readers.is_empty() {
+            // A turn of any firing a watermark left due in the chain; no waiting while some is.
+            if self.chain.resume()? {
+                super::slot::yield_now();
+            } else if read == 0 && !readers.is_empty() {
                 self.idle_wait(now)?;
             }
         }
@@ -844,7 +847,11 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
             self.maybe_checkpoint(&[])?;
             let now = Instant::now();
             self.tick(now, now)?;
-            self.idle_wait(now)?;
+            if self.chain.resume()? {
+                super::slot::yield_now();
+            } else {
+                self.idle_wait(now)?;
+            }
         }
         debug_assert!(self.batch.is_empty(), "every turn pushes its batch");
         self.chain.watermark(Watermark::MAX)?;

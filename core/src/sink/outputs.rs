@@ -136,6 +136,18 @@ impl<T: Serialize + Send + 'static> LineWriter<T> {
         }
     }
 
+    /// Adds one line that `format` writes as JSON, without a newline (a record of a fixed
+    /// shape writing itself, faster than serde's generic serializer).
+    pub fn write_formatted(
+        &mut self,
+        format: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        match self {
+            Self::Plain(writer) => writer.write_formatted(format),
+            Self::Transactional(writer) => writer.write_formatted(format),
+        }
+    }
+
     /// Plain: appends the batched lines to the file now. Transactional: nothing (the next
     /// barrier makes them durable, the checkpoint's completion visible).
     pub fn flush(&mut self) -> io::Result<()> {

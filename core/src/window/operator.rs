@@ -118,6 +118,8 @@ struct Windowing<T, K, A: AggregateFunction<T>, S> {
     batch: MiniBatch<K, S>,
     /// A fresh accumulator of the operator's kind (what a take leaves in the state).
     fresh: fn(&A) -> S,
+    /// Results fired per turn ([`OperatorContext::firing_budget`]).
+    budget: Option<usize>,
 }
 
 impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, S> {
@@ -138,6 +140,7 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
             windows: Vec::new(),
             recent: None,
             batch: MiniBatch::default(),
+            budget: None,
         }
     }
 
@@ -149,7 +152,16 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
             .map(|f| f(context.subtask))
             .transpose()?;
         self.metrics = Some(Arc::clone(&context.metrics));
+        self.budget = context.firing_budget;
         Ok(())
+    }
+
+    /// The watermark advanced: the scratch goes back if it fires a window, which then fire in
+    /// turns ([`Operator::resume`]).
+    #[inline]
+    fn advance(&mut self, watermark: Watermark) {
+        self.put_back_before(watermark);
+        self.state.advance(watermark.0);
     }
 
     /// Sends `record` to its windows: `each(function, state, batch, window, key, placed)` for
@@ -528,10 +540,21 @@ where
         watermark: Watermark,
         out: &mut Collector<'_, WindowResult<K, A::Out>>,
     ) -> Result<(), OperatorError> {
+        self.0.advance(watermark);
+        self.resume(out)
+    }
+
+    fn firing_pending(&self) -> bool {
+        self.0.state.is_firing()
+    }
+
+    fn resume(
+        &mut self,
+        out: &mut Collector<'_, WindowResult<K, A::Out>>,
+    ) -> Result<(), OperatorError> {
         let w = &mut self.0;
-        w.put_back_before(watermark);
         let function = &w.function;
-        w.state.advance(watermark.0, |window, key, acc| {
+        w.state.fire_due(w.budget, |window, key, acc| {
             out.collect(WindowResult {
                 window,
                 key: key.clone(),
@@ -636,17 +659,24 @@ where
         watermark: Watermark,
         out: &mut Collector<'_, Partial<K, A::Acc>>,
     ) -> Result<(), OperatorError> {
-        self.0.put_back_before(watermark);
-        self.0
-            .state
-            .advance(watermark.0, |window, key, (acc, records)| {
-                out.collect(Partial {
-                    window,
-                    key: key.clone(),
-                    acc: acc.clone(),
-                    records: *records,
-                });
+        self.0.advance(watermark);
+        self.resume(out)
+    }
+
+    fn firing_pending(&self) -> bool {
+        self.0.state.is_firing()
+    }
+
+    fn resume(&mut self, out: &mut Collector<'_, Partial<K, A::Acc>>) -> Result<(), OperatorError> {
+        let w = &mut self.0;
+        w.state.fire_due(w.budget, |window, key, (acc, records)| {
+            out.collect(Partial {
+                window,
+                key: key.clone(),
+                acc: acc.clone(),
+                records: *records,
             });
+        });
         Ok(())
     }
 
@@ -675,6 +705,8 @@ pub struct WindowMerge<T, K, A: AggregateFunction<T>> {
     late_partials: Option<LatePartials>,
     late: Option<LatePartialHandler>,
     metrics: Option<Arc<TaskMetrics>>,
+    /// Results fired per turn ([`OperatorContext::firing_budget`]).
+    budget: Option<usize>,
     _records: std::marker::PhantomData<fn(T)>,
 }
 
@@ -693,6 +725,7 @@ impl<T, K: StateKey, A: AggregateFunction<T>> WindowMerge<T, K, A> {
             late_partials,
             late: None,
             metrics: None,
+            budget: None,
             _records: std::marker::PhantomData,
         }
     }
@@ -711,6 +744,7 @@ where
             .map(|f| f(context.subtask))
             .transpose()?;
         self.metrics = Some(Arc::clone(&context.metrics));
+        self.budget = context.firing_budget;
         self.state.partition(
             &layout_of(context)?,
             context.subtask,
@@ -767,8 +801,20 @@ where
         watermark: Watermark,
         out: &mut Collector<'_, WindowResult<K, A::Out>>,
     ) -> Result<(), OperatorError> {
+        self.state.advance(watermark.0);
+        self.resume(out)
+    }
+
+    fn firing_pending(&self) -> bool {
+        self.state.is_firing()
+    }
+
+    fn resume(
+        &mut self,
+        out: &mut Collector<'_, WindowResult<K, A::Out>>,
+    ) -> Result<(), OperatorError> {
         let function = &self.function;
-        self.state.advance(watermark.0, |window, key, acc| {
+        self.state.fire_due(self.budget, |window, key, acc| {
             out.collect(WindowResult {
                 window,
                 key: key.clone(),

@@ -192,9 +192,19 @@ pub(crate) struct WindowState<K, Acc, R> {
     /// Fired windows kept until [`arith::cleanup_time`], `end − 1 + lateness`, with their keys.
     fired: BTreeMap<Window, Vec<K>>,
     watermark: i64,
+    /// The window firing when the last [`fire_due`](Self::fire_due) ran out of budget.
+    firing: Option<Firing<K>>,
     /// The sequence number of the next (window, key) seen.
     next_seq: u64,
     lateness_ms: i64,
+}
+
+/// A window part way through firing: its keys in firing order and the next to fire.
+#[derive(Debug)]
+struct Firing<K> {
+    window: Window,
+    keys: Vec<K>,
+    next: usize,
 }
 
 /// The layout of a table that is not partitioned: one key group, owned.
@@ -211,6 +221,7 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
             pending: BTreeMap::new(),
             fired: BTreeMap::new(),
             watermark: i64::MIN,
+            firing: None,
             next_seq: 0,
             lateness_ms,
         }
@@ -291,33 +302,70 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
             .is_some_and(|(window, _)| window.max_timestamp() <= watermark)
     }
 
-    /// Advances the watermark: fires every pending window whose end − 1 it reached (in window
-    /// order, keys in first-seen order), keeps fired windows for lateness, frees those past it.
-    /// A watermark below the current one (a source restarting behind the restored watermark)
-    /// changes nothing.
-    pub(crate) fn advance(&mut self, watermark: i64, mut fire: impl FnMut(Window, &K, &Acc)) {
-        if watermark < self.watermark {
-            return;
-        }
-        self.watermark = watermark;
-        while let Some(entry) = self.pending.first_entry() {
-            if entry.key().max_timestamp() > watermark {
-                break;
-            }
-            let (window, keys) = entry.remove_entry();
-            for key in &keys {
+    /// Advances the watermark (one below the current one, from a source restarting behind the
+    /// restored watermark, changes nothing); [`fire_due`](Self::fire_due) then fires what it
+    /// made due.
+    #[inline]
+    pub(crate) fn advance(&mut self, watermark: i64) {
+        self.watermark = self.watermark.max(watermark);
+    }
+
+    /// Whether windows the watermark reached have not all fired: a [`fire_due`](Self::fire_due)
+    /// ran out of budget, or the watermark advanced since the last one.
+    #[inline]
+    pub(crate) fn is_firing(&self) -> bool {
+        self.firing.is_some() || self.fires_at(self.watermark)
+    }
+
+    /// Fires every pending window whose end − 1 the watermark reached (in window order, keys in
+    /// first-seen order), at most `budget` results (`None`: all), then keeps fired windows for
+    /// lateness and frees those past it. Returns whether everything due has fired; if not, the
+    /// next call goes on where this one stopped.
+    ///
+    /// Between two calls records may arrive: one for a window past lateness is late as ever;
+    /// one within lateness for a window still to fire fires it at once (a late firing) and
+    /// again, with the record in, in its turn: both results are what a run that fired
+    /// everything at once would have emitted last for that window and key.
+    pub(crate) fn fire_due(
+        &mut self,
+        budget: Option<usize>,
+        mut fire: impl FnMut(Window, &K, &Acc),
+    ) -> bool {
+        // A budget of 0 would never finish: it fires one.
+        let mut left = budget.map_or(usize::MAX, |b| b.max(1));
+        loop {
+            let mut firing = match self.firing.take() {
+                Some(firing) => firing,
+                None => match self.pending.first_entry() {
+                    Some(entry) if entry.key().max_timestamp() <= self.watermark => {
+                        let (window, keys) = entry.remove_entry();
+                        Firing {
+                            window,
+                            keys,
+                            next: 0,
+                        }
+                    }
+                    _ => break,
+                },
+            };
+            let end = firing.keys.len().min(firing.next.saturating_add(left));
+            let window = firing.window;
+            for key in &firing.keys[firing.next..end] {
                 self.accs.with(&Slot::new(window, key.clone()), |entry| {
                     if let Some(entry) = entry {
                         fire(window, key, &entry.acc);
                     }
                 });
             }
-            if self.is_late(window) {
-                for key in keys {
-                    self.accs.remove(&Slot::new(window, key));
-                }
-            } else {
-                self.fired.entry(window).or_default().extend(keys);
+            left -= end - firing.next;
+            if end < firing.keys.len() {
+                firing.next = end;
+                self.firing = Some(firing);
+                return false;
+            }
+            self.retire_fired(window, firing.keys);
+            if left == 0 && self.fires_at(self.watermark) {
+                return false;
             }
         }
         let (lateness_ms, watermark) = (self.lateness_ms, self.watermark);
@@ -330,10 +378,25 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
                 self.accs.remove(&Slot::new(window, key));
             }
         }
+        true
+    }
+
+    /// After `window` fired for all of `keys`: frees it if it is past lateness already, else
+    /// keeps it (and its keys) for late firings.
+    fn retire_fired(&mut self, window: Window, keys: Vec<K>) {
+        if self.is_late(window) {
+            for key in keys {
+                self.accs.remove(&Slot::new(window, key));
+            }
+        } else {
+            self.fired.entry(window).or_default().extend(keys);
+        }
     }
 
     /// Writes the watermark and the sequence counter.
     fn write_clock(&self, writer: &mut OperatorStateWriter) {
+        // A restore takes every window the watermark reached for fired: none may be left due.
+        debug_assert!(!self.is_firing(), "a snapshot while windows are due");
         writer
             .put(WATERMARK, &self.watermark)
             .put(NEXT_SEQ, &self.next_seq);
@@ -537,7 +600,8 @@ mod tests {
 
     fn fire_at(state: &mut WindowState<(), u64, ByKey>, watermark: i64) -> Vec<(Window, u64)> {
         let mut fired = Vec::new();
-        state.advance(watermark, |window, _, acc| fired.push((window, *acc)));
+        state.advance(watermark);
+        assert!(state.fire_due(None, |window, _, acc| fired.push((window, *acc))));
         fired
     }
 
@@ -593,5 +657,48 @@ mod tests {
             layout.group_of_hash(by_start.routed_hash()),
             layout.group_of(&(7u64, 40i64))
         );
+    }
+
+    proptest::proptest! {
+        /// Firing in budgets, with a record arriving between any two turns, emits what firing
+        /// everything at once emits (each turn at most its budget), and leaves the same state.
+        #[test]
+        fn firing_in_budgets_is_firing_at_once(
+            records in proptest::collection::vec((0i64..40, 0u64..6), 1..200),
+            watermarks in proptest::collection::vec(0i64..50, 1..6),
+            budget in 1usize..8,
+        ) {
+            let window = |t: i64| Window { start: t / 10 * 10, end: t / 10 * 10 + 10 };
+            let fill = || {
+                let mut state = WindowState::<u64, u64, ByKey>::new(0);
+                for &(t, key) in &records {
+                    state.place(window(t), &key, || 0, |n, _| *n += 1);
+                }
+                state
+            };
+            let (mut at_once, mut in_budgets) = (fill(), fill());
+            for &watermark in &watermarks {
+                let (mut all, mut turns) = (Vec::new(), Vec::new());
+                at_once.advance(watermark);
+                proptest::prop_assert!(at_once.fire_due(None, |w, k, n| all.push((w, *k, *n))));
+                in_budgets.advance(watermark);
+                loop {
+                    let before = turns.len();
+                    let done = in_budgets.fire_due(Some(budget), |w, k, n| turns.push((w, *k, *n)));
+                    proptest::prop_assert!(turns.len() - before <= budget);
+                    proptest::prop_assert_eq!(done, !in_budgets.is_firing());
+                    // A late record between turns changes neither state.
+                    if watermark >= 10 {
+                        let late = in_budgets.place(window(watermark - 10), &0, || 0, |n, _| *n);
+                        proptest::prop_assert_eq!(late, None);
+                    }
+                    if done {
+                        break;
+                    }
+                }
+                proptest::prop_assert_eq!(all, turns);
+                proptest::prop_assert_eq!(at_once.accs.len(), in_budgets.accs.len());
+            }
+        }
     }
 }

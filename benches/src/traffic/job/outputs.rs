@@ -15,7 +15,7 @@ use weir_core::window::{LatePartialRecords, LateRecords, Window, WindowResult};
 use crate::traffic::input::{LineRef, TrafficInput};
 use crate::traffic::record::{Origin, TrafficRecord};
 use crate::traffic::tag::{OriginCounts, Tagged};
-use crate::traffic::windows::{FlowCount, OriginWindowCount};
+use crate::traffic::windows::{FlowCount, JsonLine, OriginWindowCount};
 
 use super::Tally;
 
@@ -185,7 +185,7 @@ pub(super) struct FlowLatency {
     pub(super) histogram: Arc<Mutex<hdrhistogram::Histogram<u64>>>,
 }
 
-impl<R: Copy + Send + 'static, L: Serialize + Send + 'static> WindowLines<R, L> {
+impl<R: Copy + Send + 'static, L: JsonLine + Serialize + Send + 'static> WindowLines<R, L> {
     /// Subtask `subtask`'s writer of `file`, turning results into lines with `line`.
     pub(super) fn new(
         file: &OutputFile,
@@ -201,7 +201,11 @@ impl<R: Copy + Send + 'static, L: Serialize + Send + 'static> WindowLines<R, L> 
     }
 
     fn write(&mut self, window: Window, key: usize, value: R) -> Result<(), OperatorError> {
-        self.lines.write_line(&(self.line)(window, key, &value))?;
+        let line = (self.line)(window, key, &value);
+        self.lines.write_formatted(|out| {
+            line.write_json(out);
+            Ok(())
+        })?;
         if let Some(latency) = &self.latency
             && let Some(passed) = latency
                 .tally

@@ -75,6 +75,17 @@ impl<T: Serialize + Send + 'static> RegisteredWriter<T> {
             .unwrap_or_else(|p| p.into_inner())
             .write_line(record)
     }
+
+    /// Adds one line that `format` writes as JSON ([`TxWriter::write_formatted`]).
+    pub fn write_formatted(
+        &mut self,
+        format: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write_formatted(format)
+    }
 }
 
 impl<T: Serialize + Send + 'static> Sink<T> for RegisteredWriter<T> {

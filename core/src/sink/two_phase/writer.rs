@@ -107,11 +107,20 @@ impl<T: Serialize> TxWriter<T> {
     /// Adds one record, as a JSON line, to the open transaction. A record that does not
     /// serialize leaves the transaction as it was.
     pub fn write_line(&mut self, record: &T) -> io::Result<()> {
+        self.write_formatted(|out| serde_json::to_writer(out, record).map_err(Into::into))
+    }
+
+    /// Adds one line that `format` writes as JSON (without a newline) to the open
+    /// transaction; a failing `format` leaves the transaction as it was.
+    pub fn write_formatted(
+        &mut self,
+        format: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
+    ) -> io::Result<()> {
         self.usable()?;
         let start = self.buffer.len();
-        if let Err(e) = serde_json::to_writer(&mut self.buffer, record) {
+        if let Err(e) = format(&mut self.buffer) {
             self.buffer.truncate(start);
-            return Err(e.into());
+            return Err(e);
         }
         debug_assert!(!self.buffer[start..].contains(&b'\n'));
         self.buffer.push(b'\n');
