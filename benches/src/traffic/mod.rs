@@ -11,10 +11,13 @@
 //! - [`generator`]: the deterministic, partitioned, rush-hour generator.
 //! - [`input`]: files or generator, read per partition with a resumable offset.
 //! - [`tag`]: the long-term state, [`tag::Tagged`] and [`tag::OriginCounts`].
+//! - [`windows`]: the window results, their codecs and the reference totals.
+//! - [`json_line`]: output lines that write their own JSON.
 
 pub mod generator;
 pub mod input;
 pub mod job;
+pub mod json_line;
 pub mod parse;
 pub mod record;
 pub mod tag;

@@ -24,6 +24,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use weir_core::codec::{Codec, DecodeError, Decoder, Encoder};
 use weir_core::time::arith::tumbling_window;
 
+use super::json_line::{JsonLine, put_int};
 use super::record::Origin;
 use super::tag::Tagged;
 
@@ -84,23 +85,9 @@ pub struct FlowCount {
     pub count: u64,
 }
 
-/// A result line that writes its JSON itself: the bytes `serde_json::to_writer` writes for it,
-/// without the generic serializer (which escapes every key of every line: most of a window
-/// sink's time, and so of the latency markers queued behind a burst of results).
-pub trait JsonLine {
-    /// Appends the line's JSON, without a newline.
-    fn write_json(&self, out: &mut Vec<u8>);
-}
-
-/// Appends `n` in decimal, as serde_json does (through the same `itoa`).
-#[inline]
-fn put_int(out: &mut Vec<u8>, n: impl itoa::Integer) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-}
-
 impl JsonLine for FlowCount {
     #[inline]
-    fn write_json(&self, out: &mut Vec<u8>) {
+    fn write_json(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
         out.extend_from_slice(b"{\"window_start\":");
         put_int(out, self.window_start);
         out.extend_from_slice(b",\"window_end\":");
@@ -108,6 +95,7 @@ impl JsonLine for FlowCount {
         out.extend_from_slice(b",\"count\":");
         put_int(out, self.count);
         out.push(b'}');
+        Ok(())
     }
 }
 
@@ -160,7 +148,7 @@ pub struct OriginWindowCount {
 
 impl JsonLine for OriginWindowCount {
     #[inline]
-    fn write_json(&self, out: &mut Vec<u8>) {
+    fn write_json(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
         out.extend_from_slice(b"{\"window_start\":");
         put_int(out, self.window_start);
         out.extend_from_slice(b",\"window_end\":");
@@ -173,6 +161,7 @@ impl JsonLine for OriginWindowCount {
         out.extend_from_slice(b",\"long_term\":");
         put_int(out, self.long_term);
         out.push(b'}');
+        Ok(())
     }
 }
 
@@ -574,10 +563,10 @@ mod tests {
             let flow = FlowCount { window_start, window_end, count };
             let by_origin = OriginWindowCount { window_start, window_end, origin, count, long_term };
             let mut line = Vec::new();
-            flow.write_json(&mut line);
+            flow.write_json(&mut line).unwrap();
             proptest::prop_assert_eq!(&line, &serde_json::to_vec(&flow).unwrap());
             line.clear();
-            by_origin.write_json(&mut line);
+            by_origin.write_json(&mut line).unwrap();
             proptest::prop_assert_eq!(&line, &serde_json::to_vec(&by_origin).unwrap());
         }
     }

@@ -1,6 +1,7 @@
 //! The job's output lines and sinks: quarantined and late records, windowed results as they
 //! fire, and the merged origin counts.
 
+use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -13,9 +14,10 @@ use weir_core::time::arith::fires_at;
 use weir_core::window::{LatePartialRecords, LateRecords, Window, WindowResult};
 
 use crate::traffic::input::{LineRef, TrafficInput};
+use crate::traffic::json_line::{JsonLine, put_int, put_str};
 use crate::traffic::record::{Origin, TrafficRecord};
 use crate::traffic::tag::{OriginCounts, Tagged};
-use crate::traffic::windows::{FlowCount, JsonLine, OriginWindowCount};
+use crate::traffic::windows::{FlowCount, OriginWindowCount};
 
 use super::Tally;
 
@@ -108,6 +110,45 @@ impl LateRecord {
     }
 }
 
+/// Serde's bytes: `output`, `records`, the flattened record (`file` and `line` or `partition`
+/// and `offset`, `ts_ms`, `plate`, `checkpoint_id`) if any, then the window.
+impl JsonLine for LateRecord {
+    fn write_json(&self, out: &mut Vec<u8>) -> io::Result<()> {
+        out.extend_from_slice(b"{\"output\":");
+        put_str(out, self.output)?;
+        out.extend_from_slice(b",\"records\":");
+        put_int(out, self.records);
+        if let Some(fields) = &self.record {
+            match &fields.at {
+                LineRef::File { file, line } => {
+                    out.extend_from_slice(b",\"file\":");
+                    put_str(out, file)?;
+                    out.extend_from_slice(b",\"line\":");
+                    put_int(out, *line);
+                }
+                LineRef::Generated { partition, offset } => {
+                    out.extend_from_slice(b",\"partition\":");
+                    put_int(out, *partition);
+                    out.extend_from_slice(b",\"offset\":");
+                    put_int(out, *offset);
+                }
+            }
+            out.extend_from_slice(b",\"ts_ms\":");
+            put_int(out, fields.ts_ms);
+            out.extend_from_slice(b",\"plate\":");
+            put_str(out, &fields.plate)?;
+            out.extend_from_slice(b",\"checkpoint_id\":");
+            put_int(out, fields.checkpoint_id);
+        }
+        out.extend_from_slice(b",\"window_start\":");
+        put_int(out, self.window_start);
+        out.extend_from_slice(b",\"window_end\":");
+        put_int(out, self.window_end);
+        out.push(b'}');
+        Ok(())
+    }
+}
+
 /// One window subtask's lines of `late.jsonl`: its late records (a keyed or local window) or
 /// its late partials (a merge step). Lines are batched: written out when a batch fills and at
 /// the end of input, or committed with their checkpoint (a transactional file), not written
@@ -134,7 +175,7 @@ impl LateLines {
     /// Writes `line`; `what` names it in an error ("record" or "partial").
     fn write(&mut self, line: &LateRecord, what: &str) -> Result<(), OperatorError> {
         self.lines
-            .write_line(line)
+            .write_formatted(|out| line.write_json(out))
             .map_err(|e| format!("writing a late {what}: {e}").into())
     }
 
@@ -202,10 +243,7 @@ impl<R: Copy + Send + 'static, L: JsonLine + Serialize + Send + 'static> WindowL
 
     fn write(&mut self, window: Window, key: usize, value: R) -> Result<(), OperatorError> {
         let line = (self.line)(window, key, &value);
-        self.lines.write_formatted(|out| {
-            line.write_json(out);
-            Ok(())
-        })?;
+        self.lines.write_formatted(|out| line.write_json(out))?;
         if let Some(latency) = &self.latency
             && let Some(passed) = latency
                 .tally
@@ -267,5 +305,34 @@ impl Sink<OriginCounts> for OriginsSink {
     fn finish(&mut self) -> Result<(), OperatorError> {
         crate::output_dir::write_atomically(&self.path, &self.total.to_jsonl())?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// A late line is serde_json's, byte for byte: a record read from a file (any path:
+        /// control characters, quotes and all) or generated, or a partial.
+        #[test]
+        fn late_lines_write_the_json_serde_writes(
+            file in proptest::prelude::any::<String>(),
+            plate in proptest::prelude::any::<String>(),
+            generated: bool,
+            (line, partition, ts_ms, checkpoint_id) in proptest::prelude::any::<(u64, u32, i64, u32)>(),
+            (records, window_start, window_end) in proptest::prelude::any::<(u64, i64, i64)>(),
+            partial: bool,
+        ) {
+            let at = match generated {
+                true => LineRef::Generated { partition, offset: line },
+                false => LineRef::File { file, line },
+            };
+            let record = (!partial).then_some(LateFields { at, ts_ms, plate, checkpoint_id });
+            let late = LateRecord { output: "flow_1m", records, record, window_start, window_end };
+            let mut written = Vec::new();
+            late.write_json(&mut written).unwrap();
+            proptest::prop_assert_eq!(written, serde_json::to_vec(&late).unwrap());
+        }
     }
 }
