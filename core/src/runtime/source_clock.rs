@@ -398,4 +398,34 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        /// Observing only a run's highest timestamp (what a periodic source does with a batch)
+        /// leaves the clock where observing each record does: the same polls from there on.
+        #[test]
+        fn observing_a_runs_highest_is_observing_each(
+            runs in proptest::collection::vec((0..3usize, proptest::collection::vec(0..300i64, 1..40)), 1..20),
+            idle in proptest::option::of(20..60u64),
+            poll_every in 1..4usize,
+        ) {
+            let strategy = strategy(idle.map(Duration::from_millis));
+            let (mut fast, mut slow) = (SourceClock::new(&strategy, 3), SourceClock::new(&strategy, 3));
+            let now = Instant::now();
+            for (n, (p, ts)) in runs.into_iter().enumerate() {
+                fast.touch(p, now);
+                slow.touch(p, now);
+                fast.observe(p, *ts.iter().max().expect("a run has records"));
+                for &t in &ts {
+                    slow.observe(p, t);
+                }
+                if n % poll_every == 0 {
+                    proptest::prop_assert_eq!(fast.poll(), slow.poll());
+                }
+                for q in 0..3 {
+                    proptest::prop_assert_eq!(fast.partition_state(q), slow.partition_state(q));
+                }
+            }
+            proptest::prop_assert_eq!(fast.poll(), slow.poll());
+        }
+    }
 }

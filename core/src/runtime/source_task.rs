@@ -460,6 +460,22 @@ impl<T: Send + 'static> SourceTask<T> {
         if self.event_time.is_none() {
             return Ok(());
         }
+        let et = self.event_time.as_mut().expect("event time");
+        if et.guards[p].is_none()
+            && matches!(
+                et.strategy.emit,
+                WatermarkEmit::Periodic(_) | WatermarkEmit::EndOfInput
+            )
+        {
+            // Without a guard or punctuation a record only raises its partition's highest
+            // timestamp, and observing a run's highest is observing each in turn (the floor
+            // it compares with moves only at a poll).
+            let timestamp = &et.strategy.timestamp;
+            if let Some(ts) = self.batch[start..].iter().map(|r| timestamp(r)).max() {
+                et.clock.observe(p, ts);
+            }
+            return Ok(());
+        }
         let mut i = start;
         while i < self.batch.len() {
             let et = self.event_time.as_mut().expect("event time");
