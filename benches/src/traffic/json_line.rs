@@ -12,16 +12,19 @@ pub trait JsonLine {
     fn write_json(&self, out: &mut Vec<u8>) -> io::Result<()>;
 }
 
-/// Appends `n` in decimal, as serde_json does (through the same `itoa`).
+/// Appends `key`, the text before a value (`{"name":` for the first field, `,"name":` for
+/// the others), and `n` in decimal, as serde_json writes it (through the same `itoa`).
 #[inline]
-pub(crate) fn put_int(out: &mut Vec<u8>, n: impl itoa::Integer) {
+pub(crate) fn int_field(out: &mut Vec<u8>, key: &[u8], n: impl itoa::Integer) {
+    out.extend_from_slice(key);
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-/// Appends `text` as a JSON string: quoted as it is when it has nothing to escape (the common
-/// case: paths, plates), else escaped by serde_json.
+/// Appends `key` (as for [`int_field`]) and `text` as a JSON string: quoted as it is when it
+/// has nothing to escape (the common case: paths, plates, names), else escaped by serde_json.
 #[inline]
-pub(crate) fn put_str(out: &mut Vec<u8>, text: &str) -> io::Result<()> {
+pub(crate) fn str_field(out: &mut Vec<u8>, key: &[u8], text: &str) -> io::Result<()> {
+    out.extend_from_slice(key);
     if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());

@@ -24,7 +24,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use weir_core::codec::{Codec, DecodeError, Decoder, Encoder};
 use weir_core::time::arith::tumbling_window;
 
-use super::json_line::{JsonLine, put_int};
+use super::json_line::{JsonLine, int_field, str_field};
 use super::record::Origin;
 use super::tag::Tagged;
 
@@ -88,12 +88,9 @@ pub struct FlowCount {
 impl JsonLine for FlowCount {
     #[inline]
     fn write_json(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
-        out.extend_from_slice(b"{\"window_start\":");
-        put_int(out, self.window_start);
-        out.extend_from_slice(b",\"window_end\":");
-        put_int(out, self.window_end);
-        out.extend_from_slice(b",\"count\":");
-        put_int(out, self.count);
+        int_field(out, b"{\"window_start\":", self.window_start);
+        int_field(out, b",\"window_end\":", self.window_end);
+        int_field(out, b",\"count\":", self.count);
         out.push(b'}');
         Ok(())
     }
@@ -149,17 +146,11 @@ pub struct OriginWindowCount {
 impl JsonLine for OriginWindowCount {
     #[inline]
     fn write_json(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
-        out.extend_from_slice(b"{\"window_start\":");
-        put_int(out, self.window_start);
-        out.extend_from_slice(b",\"window_end\":");
-        put_int(out, self.window_end);
-        // Origin names are plain ASCII words: nothing to escape.
-        out.extend_from_slice(b",\"origin\":\"");
-        out.extend_from_slice(self.origin.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"count\":");
-        put_int(out, self.count);
-        out.extend_from_slice(b",\"long_term\":");
-        put_int(out, self.long_term);
+        int_field(out, b"{\"window_start\":", self.window_start);
+        int_field(out, b",\"window_end\":", self.window_end);
+        str_field(out, b",\"origin\":", self.origin.as_str())?;
+        int_field(out, b",\"count\":", self.count);
+        int_field(out, b",\"long_term\":", self.long_term);
         out.push(b'}');
         Ok(())
     }

@@ -14,7 +14,7 @@ use weir_core::time::arith::fires_at;
 use weir_core::window::{LatePartialRecords, LateRecords, Window, WindowResult};
 
 use crate::traffic::input::{LineRef, TrafficInput};
-use crate::traffic::json_line::{JsonLine, put_int, put_str};
+use crate::traffic::json_line::{JsonLine, int_field, str_field};
 use crate::traffic::record::{Origin, TrafficRecord};
 use crate::traffic::tag::{OriginCounts, Tagged};
 use crate::traffic::windows::{FlowCount, OriginWindowCount};
@@ -114,36 +114,25 @@ impl LateRecord {
 /// and `offset`, `ts_ms`, `plate`, `checkpoint_id`) if any, then the window.
 impl JsonLine for LateRecord {
     fn write_json(&self, out: &mut Vec<u8>) -> io::Result<()> {
-        out.extend_from_slice(b"{\"output\":");
-        put_str(out, self.output)?;
-        out.extend_from_slice(b",\"records\":");
-        put_int(out, self.records);
+        str_field(out, b"{\"output\":", self.output)?;
+        int_field(out, b",\"records\":", self.records);
         if let Some(fields) = &self.record {
             match &fields.at {
                 LineRef::File { file, line } => {
-                    out.extend_from_slice(b",\"file\":");
-                    put_str(out, file)?;
-                    out.extend_from_slice(b",\"line\":");
-                    put_int(out, *line);
+                    str_field(out, b",\"file\":", file)?;
+                    int_field(out, b",\"line\":", *line);
                 }
                 LineRef::Generated { partition, offset } => {
-                    out.extend_from_slice(b",\"partition\":");
-                    put_int(out, *partition);
-                    out.extend_from_slice(b",\"offset\":");
-                    put_int(out, *offset);
+                    int_field(out, b",\"partition\":", *partition);
+                    int_field(out, b",\"offset\":", *offset);
                 }
             }
-            out.extend_from_slice(b",\"ts_ms\":");
-            put_int(out, fields.ts_ms);
-            out.extend_from_slice(b",\"plate\":");
-            put_str(out, &fields.plate)?;
-            out.extend_from_slice(b",\"checkpoint_id\":");
-            put_int(out, fields.checkpoint_id);
+            int_field(out, b",\"ts_ms\":", fields.ts_ms);
+            str_field(out, b",\"plate\":", &fields.plate)?;
+            int_field(out, b",\"checkpoint_id\":", fields.checkpoint_id);
         }
-        out.extend_from_slice(b",\"window_start\":");
-        put_int(out, self.window_start);
-        out.extend_from_slice(b",\"window_end\":");
-        put_int(out, self.window_end);
+        int_field(out, b",\"window_start\":", self.window_start);
+        int_field(out, b",\"window_end\":", self.window_end);
         out.push(b'}');
         Ok(())
     }
