@@ -204,7 +204,11 @@ impl TrafficInput {
     /// file partition that does not exist).
     pub fn partition_name(&self, p: usize) -> String {
         match self.files().get(p) {
-            Some(file) => file.display().to_string(),
+            // A UTF-8 path as it is (what `display` writes for it, without the formatter: a late
+            // line asks for its file's name); any other through `display`.
+            Some(file) => file
+                .to_str()
+                .map_or_else(|| file.display().to_string(), str::to_owned),
             None => format!("generated-p{p}"),
         }
     }

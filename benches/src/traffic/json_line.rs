@@ -25,7 +25,11 @@ pub(crate) fn int_field(out: &mut Vec<u8>, key: &[u8], n: impl itoa::Integer) {
 #[inline]
 pub(crate) fn str_field(out: &mut Vec<u8>, key: &[u8], text: &str) -> io::Result<()> {
     out.extend_from_slice(key);
-    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    // A fold without an early exit: the compiler checks many bytes per step.
+    let plain = !text.bytes().fold(false, |bad, b| {
+        bad | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if plain {
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());
         out.push(b'"');
