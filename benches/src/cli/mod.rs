@@ -81,6 +81,7 @@ impl std::fmt::Display for FiringBudget {
 }
 
 fn parse_firing_budget(text: &str) -> Result<FiringBudget, String> {
+    let text = text.trim();
     if text == "all" {
         return Ok(FiringBudget(None));
     }

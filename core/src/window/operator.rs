@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::minibatch::MiniBatch;
-use super::state::{ByKey, ByKeyAndStart, Placed, WindowState};
+use super::state::{ByKey, ByKeyAndStart, Placed, Route, WindowState};
 use super::{AggregateFunction, LateHandler, LatePartialHandler, LatePartials, Window, WindowSpec};
 use crate::checkpoint::SnapshotContext;
 use crate::codec::{Codec, DecodeError, Decoder, Encoder};
@@ -387,6 +387,23 @@ fn send_alone<T, K: Clone, A: AggregateFunction<T>>(
     });
 }
 
+/// One turn of firing (at most `budget` of) `state`'s due windows as results of `function`
+/// ([`WindowState::fire_due`]): the keyed (or global) window and the merge step.
+fn fire_results<T, K: StateKey, A: AggregateFunction<T>, R: Route>(
+    state: &mut WindowState<K, A::Acc, R>,
+    budget: Option<usize>,
+    function: &A,
+    out: &mut Collector<'_, WindowResult<K, A::Out>>,
+) {
+    state.fire_due(budget, |window, key, acc| {
+        out.collect(WindowResult {
+            window,
+            key: key.clone(),
+            value: function.result(acc),
+        });
+    });
+}
+
 /// Adds `record` to a local partial and counts it.
 #[inline]
 fn count_in<T, A: AggregateFunction<T>>(function: &A, partial: &mut (A::Acc, u64), record: &T) {
@@ -553,14 +570,7 @@ where
         out: &mut Collector<'_, WindowResult<K, A::Out>>,
     ) -> Result<(), OperatorError> {
         let w = &mut self.0;
-        let function = &w.function;
-        w.state.fire_due(w.budget, |window, key, acc| {
-            out.collect(WindowResult {
-                window,
-                key: key.clone(),
-                value: function.result(acc),
-            });
-        });
+        fire_results(&mut w.state, w.budget, &w.function, out);
         Ok(())
     }
 
@@ -813,14 +823,7 @@ where
         &mut self,
         out: &mut Collector<'_, WindowResult<K, A::Out>>,
     ) -> Result<(), OperatorError> {
-        let function = &self.function;
-        self.state.fire_due(self.budget, |window, key, acc| {
-            out.collect(WindowResult {
-                window,
-                key: key.clone(),
-                value: function.result(acc),
-            });
-        });
+        fire_results(&mut self.state, self.budget, &self.function, out);
         Ok(())
     }
 
