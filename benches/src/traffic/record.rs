@@ -106,25 +106,42 @@ fn upper_or_digits(word: u64, n: usize) -> bool {
     word & HIGH == 0 && digit | upper == HIGH
 }
 
-/// The UTF-8 of each character of [`PROVINCES`] as a big-endian number, sorted: a binary
-/// search of 5 steps instead of 31 comparisons.
-const PROVINCE_KEYS: [u32; PROVINCES.len() / 3] = {
+/// Multiplier of [`province_slot`]: it sends the keys of the 31 provinces to 31 different
+/// slots of [`PROVINCE_TABLE`] (found by a search over odd multipliers; the table's constant
+/// fails to compile if two keys ever share a slot).
+const PROVINCE_HASH: u32 = 0x7739_b195;
+
+/// Slots of [`PROVINCE_TABLE`]: `2^6`, twice the provinces.
+const PROVINCE_SLOT_BITS: u32 = 6;
+
+/// A table slot no key can match: keys have 24 bits.
+const NO_PROVINCE: u32 = u32::MAX;
+
+/// The slot of `key` in [`PROVINCE_TABLE`]: the top bits of a multiplicative hash.
+const fn province_slot(key: u32) -> usize {
+    (key.wrapping_mul(PROVINCE_HASH) >> (32 - PROVINCE_SLOT_BITS)) as usize
+}
+
+/// The UTF-8 of each character of [`PROVINCES`] as a big-endian number, at its
+/// [`province_slot`]; every other slot [`NO_PROVINCE`]. A perfect hash: membership is one
+/// multiply, one load and one compare, with no branch on the key (a binary search over
+/// random plates' provinces mispredicts about half its 5 steps: measured 4.7% of the traffic
+/// job's cycles).
+const PROVINCE_TABLE: [u32; 1 << PROVINCE_SLOT_BITS] = {
     let bytes = PROVINCES.as_bytes();
-    let mut keys = [0u32; PROVINCES.len() / 3];
+    let mut table = [NO_PROVINCE; 1 << PROVINCE_SLOT_BITS];
     let mut i = 0;
-    while i < keys.len() {
-        keys[i] = province_key(&[bytes[3 * i], bytes[3 * i + 1], bytes[3 * i + 2]]);
-        // Insertion sort: const code has no `sort`.
-        let mut j = i;
-        while j > 0 && keys[j - 1] > keys[j] {
-            let swap = keys[j];
-            keys[j] = keys[j - 1];
-            keys[j - 1] = swap;
-            j -= 1;
-        }
+    while i < bytes.len() / 3 {
+        let key = province_key(&[bytes[3 * i], bytes[3 * i + 1], bytes[3 * i + 2]]);
+        let slot = province_slot(key);
+        assert!(
+            table[slot] == NO_PROVINCE,
+            "two provinces share a slot: choose another PROVINCE_HASH"
+        );
+        table[slot] = key;
         i += 1;
     }
-    keys
+    table
 };
 
 const fn province_key(bytes: &[u8; 3]) -> u32 {
@@ -134,7 +151,8 @@ const fn province_key(bytes: &[u8; 3]) -> u32 {
 /// Whether `bytes` are the UTF-8 of a character of [`PROVINCES`].
 #[inline]
 fn is_province(bytes: &[u8; 3]) -> bool {
-    PROVINCE_KEYS.binary_search(&province_key(bytes)).is_ok()
+    let key = province_key(bytes);
+    PROVINCE_TABLE[province_slot(key)] == key
 }
 
 /// Hashes the plate's text in one write (equal plates have equal bytes, see the contract).
@@ -571,6 +589,32 @@ mod tests {
         }
         assert_eq!(PROVINCES.chars().count(), 31);
         assert!(PROVINCES.chars().all(|c| c.len_utf8() == 3));
+    }
+
+    /// The perfect hash admits exactly the provinces: every 3-byte UTF-8 character (U+0800 to
+    /// U+FFFF, the provinces' range), and the bytes around a province's that are not UTF-8.
+    #[test]
+    fn the_province_table_admits_exactly_the_provinces() {
+        for c in ('\u{800}'..='\u{ffff}').filter(|c| c.len_utf8() == 3) {
+            let mut bytes = [0u8; 3];
+            c.encode_utf8(&mut bytes);
+            assert_eq!(is_province(&bytes), PROVINCES.contains(c), "{c:?}");
+        }
+        for province in PROVINCES.chars() {
+            let mut bytes = [0u8; 3];
+            province.encode_utf8(&mut bytes);
+            for i in 0..3 {
+                for flip in 0..8 {
+                    let mut other = bytes;
+                    other[i] ^= 1 << flip;
+                    let admitted = std::str::from_utf8(&other)
+                        .ok()
+                        .and_then(|s| s.chars().next())
+                        .is_some_and(|c| PROVINCES.contains(c));
+                    assert_eq!(is_province(&other), admitted, "{other:x?}");
+                }
+            }
+        }
     }
 
     #[test]
