@@ -331,7 +331,8 @@ impl Coordinator {
             .clamp(Duration::from_millis(1), Duration::from_millis(50));
             match reports.recv_timeout(wait) {
                 Ok(report) => match self.pending.receive(report) {
-                    Received::Pending | Received::Unknown => {}
+                    // A finished source: the loop's top looks at the final checkpoint.
+                    Received::Pending | Received::Unknown | Received::SourceFinished => {}
                     Received::TaskEnded => ended += 1,
                     Received::Acknowledged(f) => self.complete(signals, f, injector, fail),
                     Received::Declined {

@@ -251,10 +251,11 @@ impl std::error::Error for StorageError {
 /// with a format version and a CRC32, metadata written last.
 ///
 /// Contract:
-/// - [`write_state`](Self::write_state) returns only once the file is durable (synced), and may
-///   be called from several snapshot threads at once.
-/// - [`complete`](Self::complete) writes `_metadata` last (synced, then renamed into place): a
-///   folder without it is no checkpoint. It then keeps the newest `retained` completed
+/// - [`write_state`](Self::write_state) returns only once the file's bytes are durable
+///   (synced), and may be called from several snapshot threads at once.
+/// - [`complete`](Self::complete) makes the folder entries of the state files and of the
+///   metadata's pending parts durable (the writers sync only the files), then writes
+///   `_metadata` last (synced, then renamed into place): a folder without it is no checkpoint. It then keeps the newest `retained` completed
 ///   checkpoints and removes older and incomplete ones.
 /// - [`latest`](Self::latest) returns the newest completed checkpoint whose metadata and every
 ///   state file verify; each one refused on the way is reported through `warn` with its file

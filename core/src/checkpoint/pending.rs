@@ -78,6 +78,10 @@ pub enum Report {
     },
     /// A task thread ended (for any reason).
     TaskEnded,
+    /// A source subtask finished reading (counted in [`Signals`](super::Signals) before this
+    /// was sent): the coordinator looks at once whether every source has, and triggers the
+    /// final checkpoint then, instead of when its wait for the next trigger times out.
+    SourceFinished,
 }
 
 /// One triggered checkpoint and the acknowledgements it has collected.
@@ -140,6 +144,8 @@ pub enum Received {
     Unknown,
     /// A task thread ended.
     TaskEnded,
+    /// A source subtask finished reading.
+    SourceFinished,
 }
 
 /// The coordinator's bookkeeping of triggered checkpoints; one per job, so ids continue across
@@ -207,6 +213,7 @@ impl PendingCheckpoints {
     pub fn receive(&mut self, report: Report) -> Received {
         match report {
             Report::TaskEnded => Received::TaskEnded,
+            Report::SourceFinished => Received::SourceFinished,
             Report::Ack {
                 checkpoint,
                 task,

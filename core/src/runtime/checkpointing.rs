@@ -179,6 +179,9 @@ impl RestoreSource {
 pub(crate) struct TaskCheckpointing {
     pub(crate) signals: Arc<Signals>,
     pub(crate) snapshots: Sender<PoolJob>,
+    /// The coordinator's reports, for a source that finished reading
+    /// ([`Report::SourceFinished`](crate::checkpoint::Report::SourceFinished)).
+    pub(crate) reports: crate::sync::mpsc::Sender<crate::checkpoint::Report>,
     pub(crate) mode: BarrierMode,
     pub(crate) snapshot_mode: SnapshotMode,
     pub(crate) dir: PathBuf,

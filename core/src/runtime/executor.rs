@@ -589,6 +589,7 @@ impl Plan<'_> {
                     (Some(c), Some(pool)) => Some(TaskCheckpointing {
                         signals: Arc::clone(&signals),
                         snapshots: pool.sender(),
+                        reports: reports_tx.clone(),
                         mode: c.config().mode,
                         snapshot_mode: c.config().snapshot,
                         dir: c.config().dir.clone(),

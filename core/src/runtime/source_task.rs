@@ -877,6 +877,10 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
             // checkpoint, which commits every output, and take part in it.
             let signals = Arc::clone(&ck.signals);
             signals.source_finished();
+            // Wakes the coordinator, which may be waiting for its next trigger (up to 50 ms):
+            // the final checkpoint starts now. The coordinator gone (the attempt ending) is
+            // no error here: the loop below sees the cancellation.
+            let _ = ck.reports.send(crate::checkpoint::Report::SourceFinished);
             while !signals.final_completed() {
                 self.env.check_cancelled()?;
                 self.maybe_checkpoint(&[])?;

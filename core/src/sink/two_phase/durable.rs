@@ -10,23 +10,31 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Moves the synced file `from` to `to` durably: a rename, or across filesystems a copy, its
-/// fsync and the removal of `from`. Returns once `to`'s folder entry is durable; `from` may
-/// survive a crash on the copy path (it is an in-progress part then, which recovery removes).
+/// Moves the synced file `from` to `to` durably: [`move_file`], then a sync of `to`'s folder.
+/// Returns once `to`'s folder entry is durable.
 pub fn move_durably(from: &Path, to: &Path) -> io::Result<()> {
-    let to_dir = to.parent().expect("a part lives in a folder");
+    move_file(from, to)?;
+    sync_dir(to.parent().expect("a part lives in a folder"))
+}
+
+/// Moves the synced file `from` to `to`: a rename, or across filesystems a copy, its fsync and
+/// the removal of `from`. `to`'s bytes are durable when it returns, its folder entry only once
+/// the folder is synced: the caller's duty (a part moved into a checkpoint's folder: the
+/// checkpoint's completion syncs the folders of all its parts at once). `from` may survive a
+/// crash on the copy path (it is an in-progress part then, which recovery removes).
+pub fn move_file(from: &Path, to: &Path) -> io::Result<()> {
     match fs::rename(from, to) {
-        Ok(()) => sync_dir(to_dir),
+        Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
-            copy_durably(from, to)?;
+            copy_synced(from, to)?;
             fs::remove_file(from)
         }
         Err(e) => Err(e),
     }
 }
 
-/// Copies `from` to `to`, syncing the copy and `to`'s folder.
-fn copy_durably(from: &Path, to: &Path) -> io::Result<()> {
+/// Copies `from` to `to` and syncs the copy (not `to`'s folder).
+fn copy_synced(from: &Path, to: &Path) -> io::Result<()> {
     let bytes = fs::copy(from, to)?;
     let copy = File::open(to)?;
     copy.sync_all()?;
@@ -37,7 +45,7 @@ fn copy_durably(from: &Path, to: &Path) -> io::Result<()> {
             to.display()
         )));
     }
-    sync_dir(to.parent().expect("a part lives in a folder"))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -57,7 +65,7 @@ mod tests {
         assert!(!a.exists());
         assert_eq!(fs::read(&b).unwrap(), b"one\ntwo\n");
         // The cross-filesystem path, taken directly (a test cannot count on two filesystems).
-        copy_durably(&b, &c).unwrap();
+        copy_synced(&b, &c).unwrap();
         assert_eq!(fs::read(&c).unwrap(), b"one\ntwo\n");
     }
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use super::durable::{move_durably, sync_dir};
+use super::durable::{move_file, sync_dir};
 use crate::checkpoint::{CheckpointId, PendingPart};
 use crate::error::OperatorError;
 use crate::sink::{BATCH_BYTES, Sink};
@@ -246,7 +246,9 @@ impl<T: Serialize> TxWriter<T> {
                     .expect("an in-progress part has a file name"),
             ),
         )?;
-        move_durably(&part.path, &target).map_err(|e| at(&target, e))?;
+        // The part folder's entry becomes durable when the checkpoint completes: the storage
+        // syncs every part's folder before it writes the metadata that names the part.
+        move_file(&part.path, &target).map_err(|e| at(&target, e))?;
         let bytes = fs::metadata(&target).map_err(|e| at(&target, e))?.len();
         if bytes != self.txn_bytes {
             return Err(io::Error::other(format!(
