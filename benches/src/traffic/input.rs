@@ -307,7 +307,7 @@ enum Source {
 /// time. A regular file is mapped into memory and its lines are read in place, where the
 /// page cache holds them: no copy into a read buffer (a `read(2)` of every byte was 9% of the
 /// traffic job's cycles, measured). Anything else (a pipe, a device, an empty file) is read
-/// with `read(2)` into a buffer.
+/// with `read(2)` into a buffer, as is a file its file system cannot map.
 ///
 /// Contract of a mapped file, Flink's for a file source: the file does not change while the
 /// job reads it. Bytes appended after the open are not read; a file truncated under the
@@ -322,17 +322,18 @@ enum FileBytes {
 
 impl FileBytes {
     fn open(file: File) -> io::Result<Self> {
+        let read = |file| Self::Read(BufReader::with_capacity(FILE_BUFFER_BYTES, file));
         let meta = file.metadata()?;
         if !meta.is_file() || meta.len() == 0 {
-            return Ok(Self::Read(BufReader::with_capacity(
-                FILE_BUFFER_BYTES,
-                file,
-            )));
+            return Ok(read(file));
         }
         // SAFETY: the map is read-only and private to this reader, and nothing in this process
         // writes the file. Another process that changes it breaks the contract above: a
         // truncation is a `SIGBUS` at the next access to a lost page, not a silent misread.
-        let map = unsafe { Mmap::map(&file)? };
+        let Ok(map) = (unsafe { Mmap::map(&file) }) else {
+            // A file system that cannot map (some network and FUSE ones) is read instead.
+            return Ok(read(file));
+        };
         // Read front to back once: the kernel reads ahead and may drop pages behind. Advice
         // only; a kernel that ignores it costs nothing but the read-ahead.
         #[cfg(unix)]
@@ -594,10 +595,16 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_file_is_read_not_mapped_and_has_no_lines() {
+    fn an_empty_file_and_a_device_are_read_not_mapped() {
         let file = tempfile::NamedTempFile::new().unwrap();
         let bytes = FileBytes::open(File::open(file.path()).unwrap()).unwrap();
         assert!(matches!(bytes, FileBytes::Read(_)));
         assert!(lines_of(bytes).is_empty());
+        #[cfg(unix)]
+        {
+            let device = FileBytes::open(File::open("/dev/null").unwrap()).unwrap();
+            assert!(matches!(device, FileBytes::Read(_)));
+            assert!(lines_of(device).is_empty());
+        }
     }
 }
