@@ -90,7 +90,8 @@ impl Transactions {
     }
 }
 
-/// Moves the part of an aborted checkpoint into `part_dir`, durably.
+/// Moves the part of an aborted checkpoint into `part_dir` (whose entry the checkpoint's
+/// completion makes durable, as for every part it names).
 fn carry(part: PendingPart, part_dir: &Path) -> std::io::Result<PendingPart> {
     let name = part.path.file_name().ok_or_else(|| {
         std::io::Error::other(format!(
@@ -100,7 +101,7 @@ fn carry(part: PendingPart, part_dir: &Path) -> std::io::Result<PendingPart> {
     })?;
     std::fs::create_dir_all(part_dir)?;
     let target = part_dir.join(name);
-    crate::sink::two_phase::durable::move_durably(&part.path, &target).map_err(|e| {
+    crate::sink::two_phase::durable::move_file(&part.path, &target).map_err(|e| {
         std::io::Error::new(
             e.kind(),
             format!(

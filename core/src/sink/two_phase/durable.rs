@@ -1,5 +1,7 @@
-//! Durable file moves: what "durable" means here is that the data and the directory entry are
-//! both on disk (fsync of the file and of its folder), so a crash cannot lose a moved part.
+//! Moving parts durably: what "durable" means here is that the data and the directory entry
+//! are both on disk. A move syncs the data ([`move_file`]); the folder's entry is made durable
+//! by a sync of the folder ([`sync_dir`]), which for parts moved into a checkpoint is the
+//! checkpoint storage's completion, once for all of them, before the metadata names them.
 
 use std::fs::{self, File};
 use std::io;
@@ -8,13 +10,6 @@ use std::path::Path;
 /// Makes the entries of folder `dir` durable (created, renamed or removed files).
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
-}
-
-/// Moves the synced file `from` to `to` durably: [`move_file`], then a sync of `to`'s folder.
-/// Returns once `to`'s folder entry is durable.
-pub fn move_durably(from: &Path, to: &Path) -> io::Result<()> {
-    move_file(from, to)?;
-    sync_dir(to.parent().expect("a part lives in a folder"))
 }
 
 /// Moves the synced file `from` to `to`: a rename, or across filesystems a copy, its fsync and
@@ -61,7 +56,7 @@ mod tests {
             dir.path().join("c"),
         );
         fs::write(&a, b"one\ntwo\n").unwrap();
-        move_durably(&a, &b).unwrap();
+        move_file(&a, &b).unwrap();
         assert!(!a.exists());
         assert_eq!(fs::read(&b).unwrap(), b"one\ntwo\n");
         // The cross-filesystem path, taken directly (a test cannot count on two filesystems).
