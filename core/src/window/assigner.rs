@@ -103,6 +103,12 @@ impl WindowAssigner {
         }
     }
 
+    /// Whether each timestamp has exactly one window.
+    #[inline]
+    pub(crate) fn is_tumbling(&self) -> bool {
+        matches!(self, Self::Tumbling { .. })
+    }
+
     /// Appends the windows of timestamp `ts` to `out`, latest start first: one for a tumbling
     /// assigner, at most `ceil(size / slide)` for a sliding one.
     #[inline]

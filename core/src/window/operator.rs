@@ -249,6 +249,13 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
         // not twice per record behind the `&mut self` of every placement.
         let (timestamp, key_of) = (Arc::clone(&self.spec.timestamp), Arc::clone(&self.key_of));
         let (timestamp, key_of) = (&*timestamp, &*key_of);
+        if self.spec.assigner.is_tumbling() {
+            self.combine_runs(records, timestamp, key_of, &mut place)?;
+            if self.batch.is_over_kept() {
+                self.put_back_taken();
+            }
+            return Ok(());
+        }
         for record in records {
             let (ts, key) = (timestamp(record), key_of(record));
             self.route_at(
@@ -262,6 +269,58 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
         }
         if self.batch.is_over_kept() {
             self.put_back_taken();
+        }
+        Ok(())
+    }
+
+    /// [`combine`](Self::combine) under a tumbling assigner: consecutive records in one window
+    /// (most of them: records arrive roughly in event-time order) share its assignment and
+    /// where they go, decided at the first of them. Exact: within a batch the watermark does not
+    /// move, so where a window's records go does not change.
+    #[inline]
+    fn combine_runs(
+        &mut self,
+        records: &[T],
+        timestamp: &(dyn Fn(&T) -> i64 + Send + Sync),
+        key_of: &(dyn Fn(&T) -> K + Send + Sync),
+        place: &mut impl FnMut(
+            &T,
+            &A,
+            &mut WindowState<K, S, ByKey>,
+            &mut MiniBatch<K, S>,
+            Window,
+            &K,
+            Placed,
+        ),
+    ) -> Result<(), OperatorError> {
+        let mut run: Option<(Window, Option<Placed>)> = None;
+        for record in records {
+            let ts = timestamp(record);
+            let (window, placed) = match run {
+                Some((window, placed)) if window.holds(ts) => (window, placed),
+                _ => {
+                    let window = self
+                        .spec
+                        .assigner
+                        .tumbling_near(ts, &mut self.recent)
+                        .expect("a tumbling assigner");
+                    let placed = self.state.placement(window);
+                    run = Some((window, placed));
+                    (window, placed)
+                }
+            };
+            match placed {
+                Some(placed) => place(
+                    record,
+                    &self.function,
+                    &mut self.state,
+                    &mut self.batch,
+                    window,
+                    &key_of(record),
+                    placed,
+                ),
+                None => self.dropped(record, Some(window))?,
+            }
         }
         Ok(())
     }
