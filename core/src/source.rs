@@ -65,9 +65,10 @@ pub enum BatchEnd {
 }
 
 /// Appends what up to `max` calls of `next` give to `out`, stopping at the first `Pending` or
-/// `End`: [`PartitionReader::next_batch`] from a `next`.
+/// `End`: [`PartitionReader::next_batch`] from a `next` (the default's loop, for a reader
+/// that overrides `next_batch` to do something once per batch around it).
 #[inline(always)]
-fn read_batch<T>(
+pub fn read_batch<T>(
     out: &mut Vec<T>,
     max: usize,
     mut next: impl FnMut() -> Result<Read<T>, OperatorError>,
