@@ -66,9 +66,13 @@ pub struct KeyedProcess<K, In, F: KeyedProcessFunction<K, In, Out>, Out, KF> {
     function: F,
     /// Made in [`Operator::open`], for the subtask's key groups.
     state: Option<KeyedTable<K, F::State>>,
-    /// The keys of the next records of a batch, and where their state lives if the function
-    /// needs it; empty between calls.
-    ahead: Vec<(K, Option<Located>)>,
+    /// The keys of the next records of a batch; empty between calls. Kept apart from
+    /// [`located`](Self::located) and read in place, so a key is written once and never moved
+    /// again (moving (key, location) pairs out of one vector cost the traffic job's 11-byte
+    /// plates a stalled copy per record).
+    keys: Vec<K>,
+    /// Where the state of each of [`keys`](Self::keys) lives, if the function needs it.
+    located: Vec<Option<Located>>,
     _types: std::marker::PhantomData<fn(In) -> Out>,
 }
 
@@ -96,7 +100,8 @@ where
             key_of,
             function,
             state: None,
-            ahead: Vec::with_capacity(LOOK_AHEAD),
+            keys: Vec::with_capacity(LOOK_AHEAD),
+            located: Vec::with_capacity(LOOK_AHEAD),
             _types: std::marker::PhantomData,
         }
     }
@@ -158,23 +163,26 @@ where
         out: &mut Collector<'_, Out>,
     ) -> Result<(), OperatorError> {
         let table = self.state.as_mut().expect("KeyedProcess is opened first");
-        let (function, ahead) = (&mut self.function, &mut self.ahead);
+        let (function, keys, located) = (&mut self.function, &mut self.keys, &mut self.located);
         let mut rest = records.drain(..);
         loop {
             let next = rest.as_slice();
             if next.is_empty() {
                 return Ok(());
             }
-            ahead.clear();
-            ahead.extend(next.iter().take(LOOK_AHEAD).map(|record| {
+            keys.clear();
+            located.clear();
+            for record in next.iter().take(LOOK_AHEAD) {
                 let key = (self.key_of)(record);
-                let at = function
-                    .needs_state(&key, record)
-                    .then(|| table.prefetch(&key));
-                (key, at)
-            }));
-            for ((key, at), record) in ahead.drain(..).zip(&mut rest) {
-                function.process(&key, &mut table.scoped_at(&key, at), record, out)?;
+                located.push(
+                    function
+                        .needs_state(&key, record)
+                        .then(|| table.prefetch(&key)),
+                );
+                keys.push(key);
+            }
+            for ((key, &at), record) in keys.iter().zip(located.iter()).zip(&mut rest) {
+                function.process(key, &mut table.scoped_at(key, at), record, out)?;
             }
         }
     }
