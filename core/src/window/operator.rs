@@ -562,6 +562,8 @@ impl<T: Send + 'static, K: StateKey, A: AggregateFunction<T>> WindowAggregate<T,
         let w = &mut self.0;
         w.combine(
             records,
+            // Inlined into both of `combine`'s loops: it runs once per record.
+            #[inline(always)]
             |record, function, state, batch, window, key, placed| {
                 if placed == Placed::Pending {
                     let create = || function.create();
@@ -665,6 +667,8 @@ impl<T: Send + 'static, K: StateKey, A: AggregateFunction<T>> LocalPreAggregate<
         let w = &mut self.0;
         w.combine(
             records,
+            // Inlined into both of `combine`'s loops: it runs once per record.
+            #[inline(always)]
             |record, function, state, batch, window, key, placed| {
                 if placed == Placed::Refire {
                     return send_alone(out, function, window, key, record);
