@@ -100,6 +100,18 @@ impl<A, K, S, F> Placement<A, K, S> for F where
 {
 }
 
+/// A [`Placement`] of one of a batch's records, which it is handed first
+/// ([`Windowing::combine`]).
+trait RecordPlacement<T, A, K, S>:
+    FnMut(&T, &A, &mut WindowState<K, S, ByKey>, &mut MiniBatch<K, S>, Window, &K, Placed)
+{
+}
+
+impl<T, A, K, S, F> RecordPlacement<T, A, K, S> for F where
+    F: FnMut(&T, &A, &mut WindowState<K, S, ByKey>, &mut MiniBatch<K, S>, Window, &K, Placed)
+{
+}
+
 /// What both window operators over raw records share: the key, the function, the window
 /// spec, the late output and counter, and the window contents.
 struct Windowing<T, K, A: AggregateFunction<T>, S> {
@@ -235,15 +247,7 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
     fn combine(
         &mut self,
         records: &[T],
-        mut place: impl FnMut(
-            &T,
-            &A,
-            &mut WindowState<K, S, ByKey>,
-            &mut MiniBatch<K, S>,
-            Window,
-            &K,
-            Placed,
-        ),
+        mut place: impl RecordPlacement<T, A, K, S>,
     ) -> Result<(), OperatorError> {
         // The extractors held here, out of `self`: their pointers are loaded once per batch,
         // not twice per record behind the `&mut self` of every placement.
@@ -283,15 +287,7 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
         records: &[T],
         timestamp: &(dyn Fn(&T) -> i64 + Send + Sync),
         key_of: &(dyn Fn(&T) -> K + Send + Sync),
-        place: &mut impl FnMut(
-            &T,
-            &A,
-            &mut WindowState<K, S, ByKey>,
-            &mut MiniBatch<K, S>,
-            Window,
-            &K,
-            Placed,
-        ),
+        place: &mut impl RecordPlacement<T, A, K, S>,
     ) -> Result<(), OperatorError> {
         let mut run: Option<(Window, Option<Placed>)> = None;
         for record in records {
