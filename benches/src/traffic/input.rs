@@ -478,7 +478,14 @@ impl PartitionReader {
                         1 => bytes.strip_prefix(BOM).unwrap_or(bytes),
                         _ => bytes,
                     };
-                    (self.parser.parse(line, at), bytes)
+                    // A canonical line's record goes straight into the line, apart from
+                    // the other lines' results: joined with them in one value, it was built
+                    // in memory piece by piece and copied out at once, and the copy waited
+                    // for the pieces to reach the cache.
+                    if let Some(record) = self.parser.canonical(line, at) {
+                        return Ok(Some(Line::Record(record)));
+                    }
+                    (self.parser.parse_any(line, at), bytes)
                 }
                 RawLine::Oversized => (
                     Err(RejectReason::Oversized {

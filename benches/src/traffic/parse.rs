@@ -236,17 +236,30 @@ impl LineParser {
     /// of the traffic job's cycles. Every other line takes [`parse_any`](Self::parse_any).
     #[inline(always)]
     pub fn parse(&mut self, line: &[u8], at: LinePos) -> Result<TrafficRecord, RejectReason> {
-        if self.columns.order == Columns::default().order
-            && let Some(record) = canonical_line(line, at)
-        {
-            return Ok(record);
+        match self.canonical(line, at) {
+            Some(record) => Ok(record),
+            None => self.parse_any(line, at),
         }
-        self.parse_any(line, at)
+    }
+
+    /// The record of `line` if it is canonical and the columns are in their default order
+    /// ([`parse`](Self::parse)'s inlined path); `None` says to ask [`parse_any`](Self::parse_any).
+    #[inline(always)]
+    pub(crate) fn canonical(&self, line: &[u8], at: LinePos) -> Option<TrafficRecord> {
+        if self.columns.order == Columns::default().order {
+            canonical_line(line, at)
+        } else {
+            None
+        }
     }
 
     /// [`parse`](Self::parse) for a line that is not canonical, or columns in another order.
     #[inline(never)]
-    fn parse_any(&mut self, line: &[u8], at: LinePos) -> Result<TrafficRecord, RejectReason> {
+    pub(crate) fn parse_any(
+        &mut self,
+        line: &[u8],
+        at: LinePos,
+    ) -> Result<TrafficRecord, RejectReason> {
         let order = self.columns.order;
         if line.is_empty() {
             return Err(RejectReason::EmptyLine);
