@@ -230,10 +230,9 @@ impl LineParser {
     /// The checks run in the order: empty line, quoting, field count, `ts_ms`, plate,
     /// `checkpoint_id` (whatever the columns' order), and the first failure is the reason.
     ///
-    /// The path of canonical lines is inlined into the caller, so the record it builds reaches
-    /// the caller in registers: returned through memory from a call, its plate, written in
-    /// pieces, was read back whole before those writes reached the cache, a stall of about 3%
-    /// of the traffic job's cycles. Every other line takes [`parse_any`](Self::parse_any).
+    /// `canonical`, inlined into the caller, or else `parse_any`, out of line. The reader calls
+    /// the two itself, so that a canonical record never shares a result value with the other
+    /// lines' (see `PartitionReader::next_item`).
     #[inline(always)]
     pub fn parse(&mut self, line: &[u8], at: LinePos) -> Result<TrafficRecord, RejectReason> {
         match self.canonical(line, at) {

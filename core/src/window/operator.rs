@@ -255,21 +255,18 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
         let (timestamp, key_of) = (&*timestamp, &*key_of);
         if self.spec.assigner.is_tumbling() {
             self.combine_runs(records, timestamp, key_of, &mut place)?;
-            if self.batch.is_over_kept() {
-                self.put_back_taken();
+        } else {
+            for record in records {
+                let (ts, key) = (timestamp(record), key_of(record));
+                self.route_at(
+                    record,
+                    ts,
+                    key,
+                    |function, state, batch, window, key, placed| {
+                        place(record, function, state, batch, window, key, placed)
+                    },
+                )?;
             }
-            return Ok(());
-        }
-        for record in records {
-            let (ts, key) = (timestamp(record), key_of(record));
-            self.route_at(
-                record,
-                ts,
-                key,
-                |function, state, batch, window, key, placed| {
-                    place(record, function, state, batch, window, key, placed)
-                },
-            )?;
         }
         if self.batch.is_over_kept() {
             self.put_back_taken();
