@@ -258,9 +258,20 @@ pub trait Operator<In, Out>: Send + 'static {
     /// of [`OperatorContext::firing_budget`] results, so that one watermark firing thousands
     /// of windows does not hold up the task's input (its latency markers) the whole time. The
     /// runtime holds the watermark back until this is false, calling `resume` between inputs;
-    /// meanwhile records and latency markers reach the operator, anything else only after it
-    /// has fired everything.
+    /// meanwhile latency markers and records that do not
+    /// [wait for the watermark](Operator::waits_for_watermark) reach the operator, anything
+    /// else only after it has fired everything and the watermark went down.
     fn firing_pending(&self) -> bool {
+        false
+    }
+
+    /// While results are due ([`firing_pending`](Operator::firing_pending)): whether `record`
+    /// must wait until they are all out and the held watermark went down, because what
+    /// processing it emits must follow that watermark (a record at or behind the watermark
+    /// may fire a window the watermark reached again). The runtime then fires the rest at
+    /// once before it, so the results are, in order, those of firing everything at once. An
+    /// operator that fires in turns says which records; by default none waits.
+    fn waits_for_watermark(&self, _record: &In) -> bool {
         false
     }
 
@@ -440,10 +451,20 @@ impl<In, Out: Send + 'static, Op: Operator<In, Out>> OperatorNode<In, Out, Op> {
     }
 
     /// Fires everything due and sends the held watermark: before any element that must not
-    /// overtake it (all but records and latency markers).
+    /// overtake it (all but latency markers and records that do not wait for it).
     fn finish_firing(&mut self) -> Result<(), TaskError> {
         while self.held.is_some() {
             self.resume_turn()?;
+        }
+        Ok(())
+    }
+
+    /// [`finish_firing`](Self::finish_firing) before `records` if one of them waits for the
+    /// held watermark ([`Operator::waits_for_watermark`]). O(1) unless a watermark is held.
+    #[inline]
+    fn finish_firing_before(&mut self, records: &[In]) -> Result<(), TaskError> {
+        if self.held.is_some() && records.iter().any(|r| self.op.waits_for_watermark(r)) {
+            self.finish_firing()?;
         }
         Ok(())
     }
@@ -457,6 +478,7 @@ where
 {
     #[inline]
     fn push(&mut self, record: In) -> Result<(), TaskError> {
+        self.finish_firing_before(std::slice::from_ref(&record))?;
         let op = &mut self.op;
         self.origin
             .call(&mut *self.next, |out| op.process(record, out))
@@ -464,6 +486,7 @@ where
 
     /// The operator sees the whole batch inside one `catch_unwind` ([`Self::run_batch`]).
     fn push_batch(&mut self, records: &mut Vec<In>) -> Result<(), TaskError> {
+        self.finish_firing_before(records)?;
         self.run_batch(|op, out| {
             let outcome = op.process_batch(records, out);
             records.clear();
@@ -475,6 +498,7 @@ where
     where
         In: Clone,
     {
+        self.finish_firing_before(records)?;
         self.run_batch(|op, out| op.process_shared(records, out))
     }
 

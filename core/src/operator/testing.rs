@@ -3,7 +3,7 @@
 //! from a set of old subtasks' snapshots (as the runtime's restore source builds it).
 
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::{Collector, Operator, OperatorContext, Output};
 use crate::checkpoint::{CheckpointId, OperatorSnapshot, RestoreContext, TaskSnapshot};
@@ -55,6 +55,40 @@ impl<T: Send> Output<T> for VecOutput<T> {
     }
     fn checkpoint_complete(&mut self, _: CheckpointId) -> Result<(), TaskError> {
         Ok(())
+    }
+}
+
+/// Keeps the records pushed into it where the test still reads them once the output belongs
+/// to a chain (an operator node owns its next link).
+pub(crate) struct SharedOutput<T>(pub(crate) Arc<Mutex<VecOutput<T>>>);
+
+impl<T: Send> Output<T> for SharedOutput<T> {
+    fn push(&mut self, record: T) -> Result<(), TaskError> {
+        self.0.lock().expect("output").push(record)
+    }
+    fn watermark(&mut self, watermark: Watermark) -> Result<(), TaskError> {
+        self.0.lock().expect("output").watermark(watermark)
+    }
+    fn status(&mut self, status: WatermarkStatus) -> Result<(), TaskError> {
+        self.0.lock().expect("output").status(status)
+    }
+    fn latency_marker(&mut self, marker: LatencyMarker) -> Result<(), TaskError> {
+        self.0.lock().expect("output").latency_marker(marker)
+    }
+    fn flush(&mut self, why: Flush) -> Result<IdleDue, TaskError> {
+        self.0.lock().expect("output").flush(why)
+    }
+    fn end_of_input(&mut self) -> Result<(), TaskError> {
+        self.0.lock().expect("output").end_of_input()
+    }
+    fn barrier(&mut self, b: CheckpointBarrier, s: &mut TaskSnapshot) -> Result<(), TaskError> {
+        self.0.lock().expect("output").barrier(b, s)
+    }
+    fn checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
+        self.0
+            .lock()
+            .expect("output")
+            .checkpoint_complete(checkpoint)
     }
 }
 

@@ -168,6 +168,12 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
         Ok(())
     }
 
+    /// Whether `record` is at or behind the watermark ([`Operator::waits_for_watermark`]).
+    #[inline]
+    fn behind_watermark(&self, record: &T) -> bool {
+        self.state.is_behind((self.spec.timestamp)(record))
+    }
+
     /// The watermark advanced: the scratch goes back if it fires a window, which then fire in
     /// turns ([`Operator::resume`]).
     #[inline]
@@ -619,6 +625,10 @@ where
         self.0.state.is_firing()
     }
 
+    fn waits_for_watermark(&self, record: &T) -> bool {
+        self.0.behind_watermark(record)
+    }
+
     fn resume(
         &mut self,
         out: &mut Collector<'_, WindowResult<K, A::Out>>,
@@ -731,6 +741,10 @@ where
 
     fn firing_pending(&self) -> bool {
         self.0.state.is_firing()
+    }
+
+    fn waits_for_watermark(&self, record: &T) -> bool {
+        self.0.behind_watermark(record)
     }
 
     fn resume(&mut self, out: &mut Collector<'_, Partial<K, A::Acc>>) -> Result<(), OperatorError> {
@@ -875,6 +889,10 @@ where
         self.state.is_firing()
     }
 
+    fn waits_for_watermark(&self, partial: &Partial<K, A::Acc>) -> bool {
+        self.state.is_behind(partial.window.max_timestamp())
+    }
+
     fn resume(
         &mut self,
         out: &mut Collector<'_, WindowResult<K, A::Out>>,
@@ -905,7 +923,8 @@ mod tests {
     use super::*;
     use crate::checkpoint::{OperatorSnapshot, RestoreContext};
     use crate::keyed::{KeyGroups, hash_key};
-    use crate::operator::testing::{VecOutput, context, restore_from, snapshot};
+    use crate::operator::testing::{SharedOutput, VecOutput, context, restore_from, snapshot};
+    use crate::operator::{OperatorNode, Origin, Output};
     use crate::window::{Count, LateOutput, LatePartialRecords, LateRecords, WindowAssigner};
 
     /// A record `(key, timestamp)` or a watermark.
@@ -1363,5 +1382,90 @@ mod tests {
         assert_eq!(written.lock().unwrap().len(), 2, "buffered until the end");
         merge.on_end_of_input(&mut merged.collector()).unwrap();
         assert_eq!(written.lock().unwrap()[2], (window, 4));
+    }
+
+    /// Feeds `events` to a chain of operator nodes as a task does: a turn of firing after each
+    /// record (records arrive between the turns), a watermark down the chain.
+    fn feed_chain(chain: &mut dyn Output<(u64, i64)>, events: &[Event]) {
+        for event in events {
+            match *event {
+                Event::Record(key, ts) => {
+                    chain.push((key, ts)).unwrap();
+                    chain.resume().unwrap();
+                }
+                Event::Watermark(w) => chain.watermark(Watermark(w)).unwrap(),
+            }
+        }
+        while chain.resume().unwrap() {}
+    }
+
+    fn node<In, Out, Op: Operator<In, Out>>(
+        op: Op,
+        budget: usize,
+        next: Box<dyn Output<Out>>,
+    ) -> OperatorNode<In, Out, Op> {
+        let mut op = op;
+        let mut ctx = context(0, 1, None);
+        ctx.firing_budget = Some(budget);
+        op.open(&ctx).unwrap();
+        let origin = Origin {
+            name: Arc::from("window"),
+            subtask: 0,
+            uid: Arc::from("window"),
+        };
+        OperatorNode::new(origin, 0..128, op, next)
+    }
+
+    /// Firing in turns, with records arriving between the turns, emits what firing everything
+    /// at once emits, in order: a record behind the held watermark (it may fire a window
+    /// again) waits for the rest of the firing and the watermark, in the keyed window and
+    /// across the two steps of local-global aggregation (the local step's late partial must
+    /// reach the merge step after the watermark that fired the window, or it is merged into
+    /// that firing).
+    #[test]
+    fn firing_in_turns_with_records_between_them_emits_what_firing_at_once_emits() {
+        let events = events();
+        let reference = uninterrupted();
+        let local = || LocalPreAggregate::new(Arc::new(|r: &(u64, i64)| r.0), spec(), Count);
+        let mut at_once = VecOutput::new();
+        let (mut local_at_once, mut partials) = (local(), VecOutput::new());
+        local_at_once.open(&context(0, 1, None)).unwrap();
+        let merge =
+            || WindowMerge::<(u64, i64), u64, Count>::new(Count, spec().allowed_lateness_ms, None);
+        let mut merge_at_once = merge();
+        merge_at_once.open(&context(0, 1, None)).unwrap();
+        for event in &events {
+            feed(
+                &mut local_at_once,
+                std::slice::from_ref(event),
+                &mut partials,
+            );
+            for partial in partials.0.drain(..) {
+                merge_at_once
+                    .process(partial, &mut at_once.collector())
+                    .unwrap();
+            }
+            if let Event::Watermark(w) = *event {
+                merge_at_once
+                    .on_watermark(Watermark(w), &mut at_once.collector())
+                    .unwrap();
+            }
+        }
+        for budget in [1, 3] {
+            let out = Arc::new(Mutex::new(VecOutput::new()));
+            let mut chain = node(keyed(), budget, Box::new(SharedOutput(Arc::clone(&out))));
+            feed_chain(&mut chain, &events);
+            assert_eq!(out.lock().unwrap().0, reference, "keyed, budget {budget}");
+
+            let out = Arc::new(Mutex::new(VecOutput::new()));
+            let merge = node(merge(), budget, Box::new(SharedOutput(Arc::clone(&out))));
+            let mut chain = node(local(), budget, Box::new(merge));
+            feed_chain(&mut chain, &events);
+            assert_eq!(
+                out.lock().unwrap().0,
+                at_once.0,
+                "two-phase, budget {budget}"
+            );
+        }
     }
 }

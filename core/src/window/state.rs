@@ -310,6 +310,13 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
         self.watermark = self.watermark.max(watermark);
     }
 
+    /// Whether an element at event time `ts` (a record's timestamp, a window's max timestamp)
+    /// is at or behind the watermark: it may refire a window the watermark reached.
+    #[inline]
+    pub(crate) fn is_behind(&self, ts: i64) -> bool {
+        ts <= self.watermark
+    }
+
     /// Whether windows the watermark reached have not all fired: a [`fire_due`](Self::fire_due)
     /// ran out of budget, or the watermark advanced since the last one.
     #[inline]
@@ -322,10 +329,11 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
     /// lateness and frees those past it. Returns whether everything due has fired; if not, the
     /// next call goes on where this one stopped.
     ///
-    /// Between two calls records may arrive: one for a window past lateness is late as ever;
-    /// one within lateness for a window still to fire fires it at once (a late firing) and
-    /// again, with the record in, in its turn: both results are what a run that fired
-    /// everything at once would have emitted last for that window and key.
+    /// Between two calls records may arrive, but only those ahead of the watermark
+    /// ([`is_behind`](Self::is_behind) is false; the runtime fires the rest at once before
+    /// any other, [`Operator::waits_for_watermark`](crate::operator::Operator::waits_for_watermark)):
+    /// each goes to windows the watermark has not reached, pending as ever, and changes no
+    /// result of the firing.
     pub(crate) fn fire_due(
         &mut self,
         budget: Option<usize>,
