@@ -267,8 +267,8 @@ pub trait Operator<In, Out>: Send + 'static {
 
     /// While results are due ([`firing_pending`](Operator::firing_pending)): whether `record`
     /// must wait until they are all out and the held watermark went down, because what
-    /// processing it emits must follow that watermark (a record at or behind the watermark
-    /// may fire a window the watermark reached again). The runtime then fires the rest at
+    /// processing it emits must follow that watermark (a record for a window the watermark
+    /// reached, within allowed lateness, fires it again). The runtime then fires the rest at
     /// once before it, so the results are, in order, those of firing everything at once. An
     /// operator that fires in turns says which records; by default none waits.
     fn waits_for_watermark(&self, _record: &In) -> bool {

@@ -113,16 +113,26 @@ impl WindowAssigner {
     /// assigner, at most `ceil(size / slide)` for a sliding one.
     #[inline]
     pub fn assign(&self, ts: i64, out: &mut Vec<Window>) {
-        match *self {
+        out.extend(self.windows(ts));
+    }
+
+    /// The windows of [`assign`](Self::assign), as an iterator.
+    #[inline]
+    pub(crate) fn windows(&self, ts: i64) -> impl Iterator<Item = Window> {
+        let (one, sliding) = match *self {
             Self::Tumbling { size_ms, offset_ms } => {
-                out.push(arith::tumbling_window(ts, size_ms, offset_ms));
+                (Some(arith::tumbling_window(ts, size_ms, offset_ms)), None)
             }
             Self::Sliding {
                 size_ms,
                 slide_ms,
                 offset_ms,
-            } => out.extend(arith::sliding_windows(ts, size_ms, slide_ms, offset_ms)),
-        }
+            } => (
+                None,
+                Some(arith::sliding_windows(ts, size_ms, slide_ms, offset_ms)),
+            ),
+        };
+        one.into_iter().chain(sliding.into_iter().flatten())
     }
 
     /// The one window of `ts` for a tumbling assigner, `None` for a sliding one. It first tries

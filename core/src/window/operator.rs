@@ -168,10 +168,17 @@ impl<T, K: StateKey, A: AggregateFunction<T>, S: StateValue> Windowing<T, K, A, 
         Ok(())
     }
 
-    /// Whether `record` is at or behind the watermark ([`Operator::waits_for_watermark`]).
+    /// Whether `record` joins a window the watermark reached but not past allowed lateness
+    /// ([`Operator::waits_for_watermark`]): it fires that window (again). Its other windows
+    /// are either pending (most records a little behind the watermark join a window still
+    /// open) or past lateness (the record is late for them whenever it comes).
     #[inline]
-    fn behind_watermark(&self, record: &T) -> bool {
-        self.state.is_behind((self.spec.timestamp)(record))
+    fn may_fire_a_window(&self, record: &T) -> bool {
+        let ts = (self.spec.timestamp)(record);
+        self.spec
+            .assigner
+            .windows(ts)
+            .any(|window| self.state.may_fire_again(window))
     }
 
     /// The watermark advanced: the scratch goes back if it fires a window, which then fire in
@@ -626,7 +633,7 @@ where
     }
 
     fn waits_for_watermark(&self, record: &T) -> bool {
-        self.0.behind_watermark(record)
+        self.0.may_fire_a_window(record)
     }
 
     fn resume(
@@ -744,7 +751,7 @@ where
     }
 
     fn waits_for_watermark(&self, record: &T) -> bool {
-        self.0.behind_watermark(record)
+        self.0.may_fire_a_window(record)
     }
 
     fn resume(&mut self, out: &mut Collector<'_, Partial<K, A::Acc>>) -> Result<(), OperatorError> {
@@ -890,7 +897,7 @@ where
     }
 
     fn waits_for_watermark(&self, partial: &Partial<K, A::Acc>) -> bool {
-        self.state.is_behind(partial.window.max_timestamp())
+        self.state.may_fire_again(partial.window)
     }
 
     fn resume(
@@ -1417,21 +1424,43 @@ mod tests {
     }
 
     /// Firing in turns, with records arriving between the turns, emits what firing everything
-    /// at once emits, in order: a record behind the held watermark (it may fire a window
-    /// again) waits for the rest of the firing and the watermark, in the keyed window and
-    /// across the two steps of local-global aggregation (the local step's late partial must
-    /// reach the merge step after the watermark that fired the window, or it is merged into
-    /// that firing).
+    /// at once emits, in order, for sliding and tumbling windows, with and without allowed
+    /// lateness: a record that fires a window the held watermark reached again waits for the
+    /// rest of the firing and the watermark, in the keyed window and across the two steps of
+    /// local-global aggregation (the local step's late partial must reach the merge step after
+    /// the watermark that fired the window, or it is merged into that firing); records for
+    /// pending windows, or late for theirs, pass between the turns.
     #[test]
     fn firing_in_turns_with_records_between_them_emits_what_firing_at_once_emits() {
+        for (assigner, allowed_lateness_ms) in [
+            (WindowAssigner::sliding(40, 20), 15),
+            (WindowAssigner::tumbling(20), 15),
+            (WindowAssigner::tumbling(20), 0),
+        ] {
+            let spec = WindowSpec {
+                assigner,
+                allowed_lateness_ms,
+                ..spec()
+            };
+            turns_emit_what_firing_at_once_emits(&spec);
+        }
+    }
+
+    fn turns_emit_what_firing_at_once_emits(spec: &WindowSpec<(u64, i64)>) {
         let events = events();
-        let reference = uninterrupted();
-        let local = || LocalPreAggregate::new(Arc::new(|r: &(u64, i64)| r.0), spec(), Count);
+        let key: crate::graph::KeyFn<(u64, i64), u64> = Arc::new(|r| r.0);
+        let keyed = || WindowAggregate::new(Arc::clone(&key), spec.clone(), Count);
+        let mut reference = VecOutput::new();
+        let mut keyed_at_once = keyed();
+        keyed_at_once.open(&context(0, 1, None)).unwrap();
+        feed(&mut keyed_at_once, &events, &mut reference);
+        let reference = reference.0;
+        let local = || LocalPreAggregate::new(Arc::clone(&key), spec.clone(), Count);
         let mut at_once = VecOutput::new();
         let (mut local_at_once, mut partials) = (local(), VecOutput::new());
         local_at_once.open(&context(0, 1, None)).unwrap();
         let merge =
-            || WindowMerge::<(u64, i64), u64, Count>::new(Count, spec().allowed_lateness_ms, None);
+            || WindowMerge::<(u64, i64), u64, Count>::new(Count, spec.allowed_lateness_ms, None);
         let mut merge_at_once = merge();
         merge_at_once.open(&context(0, 1, None)).unwrap();
         for event in &events {
@@ -1451,11 +1480,16 @@ mod tests {
                     .unwrap();
             }
         }
+        let what = format!("{:?}, lateness {}", spec.assigner, spec.allowed_lateness_ms);
         for budget in [1, 3] {
             let out = Arc::new(Mutex::new(VecOutput::new()));
             let mut chain = node(keyed(), budget, Box::new(SharedOutput(Arc::clone(&out))));
             feed_chain(&mut chain, &events);
-            assert_eq!(out.lock().unwrap().0, reference, "keyed, budget {budget}");
+            assert_eq!(
+                out.lock().unwrap().0,
+                reference,
+                "keyed, budget {budget}, {what}"
+            );
 
             let out = Arc::new(Mutex::new(VecOutput::new()));
             let merge = node(merge(), budget, Box::new(SharedOutput(Arc::clone(&out))));
@@ -1464,7 +1498,7 @@ mod tests {
             assert_eq!(
                 out.lock().unwrap().0,
                 at_once.0,
-                "two-phase, budget {budget}"
+                "two-phase, budget {budget}, {what}"
             );
         }
     }

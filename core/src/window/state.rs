@@ -310,11 +310,11 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
         self.watermark = self.watermark.max(watermark);
     }
 
-    /// Whether an element at event time `ts` (a record's timestamp, a window's max timestamp)
-    /// is at or behind the watermark: it may refire a window the watermark reached.
+    /// Whether the watermark reached `window` but not its end of allowed lateness: it is due
+    /// or fired, and an element for it fires it (again). Never with no allowed lateness.
     #[inline]
-    pub(crate) fn is_behind(&self, ts: i64) -> bool {
-        ts <= self.watermark
+    pub(crate) fn may_fire_again(&self, window: Window) -> bool {
+        window.max_timestamp() <= self.watermark && !self.is_late(window)
     }
 
     /// Whether windows the watermark reached have not all fired: a [`fire_due`](Self::fire_due)
@@ -329,11 +329,13 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
     /// lateness and frees those past it. Returns whether everything due has fired; if not, the
     /// next call goes on where this one stopped.
     ///
-    /// Between two calls records may arrive, but only those ahead of the watermark
-    /// ([`is_behind`](Self::is_behind) is false; the runtime fires the rest at once before
-    /// any other, [`Operator::waits_for_watermark`](crate::operator::Operator::waits_for_watermark)):
-    /// each goes to windows the watermark has not reached, pending as ever, and changes no
-    /// result of the firing.
+    /// Between two calls records may arrive, but only those for which
+    /// [`may_fire_again`](Self::may_fire_again) is false for each window (the runtime fires
+    /// the rest at once before any other,
+    /// [`Operator::waits_for_watermark`](crate::operator::Operator::waits_for_watermark)):
+    /// each goes to windows the watermark has not reached, pending as ever, or is late for
+    /// windows past lateness, as it would be after the whole firing, and changes no result of
+    /// the firing.
     pub(crate) fn fire_due(
         &mut self,
         budget: Option<usize>,
