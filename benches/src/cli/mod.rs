@@ -242,9 +242,10 @@ pub struct RuntimeArgs {
     latency_interval: OptionalDuration,
     /// Window results a window operator fires per turn when a watermark makes more due (1 to
     /// 2^32), or `all`. Between turns the task takes its next input: records and latency
-    /// markers pass, the watermark goes on after the last turn, so that a watermark firing
-    /// thousands of windows does not hold up the input (and the latency tail) the whole time.
-    /// `all` is Flink's behaviour.
+    /// markers pass (a record that fires a window again, within allowed lateness, first gets
+    /// the rest fired, so the results are those of firing at once), the watermark goes on
+    /// after the last turn, so that a watermark firing thousands of windows does not hold up
+    /// the input (and the latency tail) the whole time. `all` is Flink's behaviour.
     #[arg(long, value_parser = parse_firing_budget, default_value_t = FiringBudget(Some(DEFAULT_FIRING_BUDGET)))]
     firing_budget: FiringBudget,
     /// Number of key groups, 1 to 65535: the upper bound of any keyed operator's parallelism.
