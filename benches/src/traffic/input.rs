@@ -591,8 +591,9 @@ mod tests {
             let mut file = tempfile::NamedTempFile::new().unwrap();
             file.write_all(&text).unwrap();
             let mapped = FileBytes::open(File::open(file.path()).unwrap()).unwrap();
+            // An empty file cannot be mapped: it is read (see the test below).
             let is_mapped = matches!(mapped, FileBytes::Mapped { .. });
-            prop_assert!(is_mapped);
+            prop_assert_eq!(is_mapped, !text.is_empty());
             let read = FileBytes::Read(BufReader::with_capacity(
                 FILE_BUFFER_BYTES,
                 File::open(file.path()).unwrap(),

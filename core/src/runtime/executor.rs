@@ -88,8 +88,9 @@ pub struct RuntimeConfig {
     /// How many window results a window operator fires per turn when a watermark makes more
     /// due; the task takes its next input between turns (latency markers pass, and records
     /// that fire no window again; one that does, within allowed lateness, and any other
-    /// element, waits for the rest; the watermark goes down after the last turn), so
-    /// that firing thousands of windows does not hold up the input the whole time. `None` fires everything at once (Flink's way).
+    /// element, waits for the rest; the watermark goes down after the last turn), so that
+    /// firing thousands of windows does not hold up the input the whole time. `None` fires
+    /// everything at once (Flink's way).
     /// [`DEFAULT_FIRING_BUDGET`] by default.
     pub firing_budget: Option<usize>,
 }

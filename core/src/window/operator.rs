@@ -1406,14 +1406,15 @@ mod tests {
         while chain.resume().unwrap() {}
     }
 
+    /// An opened operator node firing at most `budget` results a turn (`None`: all at once).
     fn node<In, Out, Op: Operator<In, Out>>(
         op: Op,
-        budget: usize,
+        budget: Option<usize>,
         next: Box<dyn Output<Out>>,
     ) -> OperatorNode<In, Out, Op> {
         let mut op = op;
         let mut ctx = context(0, 1, None);
-        ctx.firing_budget = Some(budget);
+        ctx.firing_budget = budget;
         op.open(&ctx).unwrap();
         let origin = Origin {
             name: Arc::from("window"),
@@ -1450,54 +1451,33 @@ mod tests {
         let events = events();
         let key: crate::graph::KeyFn<(u64, i64), u64> = Arc::new(|r| r.0);
         let keyed = || WindowAggregate::new(Arc::clone(&key), spec.clone(), Count);
-        let mut reference = VecOutput::new();
-        let mut keyed_at_once = keyed();
-        keyed_at_once.open(&context(0, 1, None)).unwrap();
-        feed(&mut keyed_at_once, &events, &mut reference);
-        let reference = reference.0;
         let local = || LocalPreAggregate::new(Arc::clone(&key), spec.clone(), Count);
-        let mut at_once = VecOutput::new();
-        let (mut local_at_once, mut partials) = (local(), VecOutput::new());
-        local_at_once.open(&context(0, 1, None)).unwrap();
         let merge =
             || WindowMerge::<(u64, i64), u64, Count>::new(Count, spec.allowed_lateness_ms, None);
-        let mut merge_at_once = merge();
-        merge_at_once.open(&context(0, 1, None)).unwrap();
-        for event in &events {
-            feed(
-                &mut local_at_once,
-                std::slice::from_ref(event),
-                &mut partials,
-            );
-            for partial in partials.0.drain(..) {
-                merge_at_once
-                    .process(partial, &mut at_once.collector())
-                    .unwrap();
-            }
-            if let Event::Watermark(w) = *event {
-                merge_at_once
-                    .on_watermark(Watermark(w), &mut at_once.collector())
-                    .unwrap();
-            }
-        }
-        let what = format!("{:?}, lateness {}", spec.assigner, spec.allowed_lateness_ms);
-        for budget in [1, 3] {
+        let keyed_out = |budget| {
             let out = Arc::new(Mutex::new(VecOutput::new()));
             let mut chain = node(keyed(), budget, Box::new(SharedOutput(Arc::clone(&out))));
             feed_chain(&mut chain, &events);
-            assert_eq!(
-                out.lock().unwrap().0,
-                reference,
-                "keyed, budget {budget}, {what}"
-            );
-
+            std::mem::take(&mut out.lock().unwrap().0)
+        };
+        let two_phase_out = |budget| {
             let out = Arc::new(Mutex::new(VecOutput::new()));
             let merge = node(merge(), budget, Box::new(SharedOutput(Arc::clone(&out))));
             let mut chain = node(local(), budget, Box::new(merge));
             feed_chain(&mut chain, &events);
+            std::mem::take(&mut out.lock().unwrap().0)
+        };
+        let (keyed_at_once, two_phase_at_once) = (keyed_out(None), two_phase_out(None));
+        let what = format!("{:?}, lateness {}", spec.assigner, spec.allowed_lateness_ms);
+        for budget in [1, 3] {
             assert_eq!(
-                out.lock().unwrap().0,
-                at_once.0,
+                keyed_out(Some(budget)),
+                keyed_at_once,
+                "keyed, budget {budget}, {what}"
+            );
+            assert_eq!(
+                two_phase_out(Some(budget)),
+                two_phase_at_once,
                 "two-phase, budget {budget}, {what}"
             );
         }

@@ -314,7 +314,7 @@ impl<K: StateKey, Acc: StateValue, R: Route> WindowState<K, Acc, R> {
     /// or fired, and an element for it fires it (again). Never with no allowed lateness.
     #[inline]
     pub(crate) fn may_fire_again(&self, window: Window) -> bool {
-        window.max_timestamp() <= self.watermark && !self.is_late(window)
+        self.placement(window) == Some(Placed::Refire)
     }
 
     /// Whether windows the watermark reached have not all fired: a [`fire_due`](Self::fire_due)
