@@ -90,8 +90,8 @@ pub struct NexmarkArgs {
     /// share of it: `on` or `off`.
     #[arg(long, default_value = "on", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
     source_rate: bool,
-    /// Interval of the periodic watermarks (streaming), more than 0.
-    #[arg(long, value_parser = parse_positive_duration, default_value = "200ms", allow_hyphen_values = true)]
+    /// Interval of the periodic watermarks (streaming), more than 0 (Flink's default: 200ms).
+    #[arg(long, value_parser = parse_positive_duration, default_value = "10ms", allow_hyphen_values = true)]
     watermark_interval: Duration,
     /// Bounded out-of-orderness of the watermarks (the generator emits in order).
     #[arg(long, value_parser = parse_duration, default_value = "0s", allow_hyphen_values = true)]

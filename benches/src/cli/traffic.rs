@@ -84,9 +84,10 @@ pub struct TrafficArgs {
     /// are printed and written to compare.json.
     #[arg(long, value_parser = count(1, MAX_REPEAT), default_value_t = 1)]
     repeat: usize,
-    /// Watermark generator: `periodic` (every 200 ms of processing time),
-    /// `periodic:INTERVAL` (for example `periodic:50ms`) or `punctuated` (after every record).
-    #[arg(long, value_parser = parse_watermarks, default_value = "periodic:200ms")]
+    /// Watermark generator: `periodic` (every 10 ms of processing time; Flink's default is
+    /// `periodic:200ms`, which fires windows in larger bursts and later), `periodic:INTERVAL`
+    /// (for example `periodic:50ms`) or `punctuated` (after every record).
+    #[arg(long, value_parser = parse_watermarks, default_value = "periodic:10ms")]
     watermark: Watermarks,
     /// Bounded out-of-orderness: watermark = highest timestamp seen − this − 1 ms.
     #[arg(long, value_parser = parse_duration, default_value = "5s", allow_hyphen_values = true)]

@@ -6,8 +6,20 @@ use std::time::Duration;
 
 use super::guard::{GuardConfig, Quarantine};
 
-/// Flink's `autoWatermarkInterval` default.
-pub const DEFAULT_WATERMARK_INTERVAL: Duration = Duration::from_millis(200);
+/// The periodic watermark generator's default interval: 10 ms, where Flink's
+/// `autoWatermarkInterval` defaults to 200 ms.
+///
+/// A window's result can come no sooner than the first watermark past its end, so the
+/// interval is a floor under result latency, and every watermark that arrives fires all the
+/// windows its advance made due at once. An emission costs a comparison per source subtask and
+/// one element per output channel when the watermark advanced, nothing otherwise; measured on
+/// the traffic job and Nexmark (results/2026-12-10-watermark-interval), 10 ms costs no
+/// throughput (windows that fire sooner leave less state behind: q5 ran 1.18x faster), cuts
+/// the window results' latency p99 from about 200 ms to about 11 ms and the end-to-end marker
+/// p99 at half the maximum rate by more than half. Records later than the bound are late as
+/// soon as the watermark passes their windows: under 200 ms a run shorter than the interval
+/// saw no watermark before its end, and nothing was late.
+pub const DEFAULT_WATERMARK_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Marks the records after which a punctuated generator emits.
 pub type Punctuation<T> = Arc<dyn Fn(&T) -> bool + Send + Sync>;
@@ -96,7 +108,8 @@ impl<T> std::fmt::Debug for WatermarkStrategy<T> {
 }
 
 impl<T> WatermarkStrategy<T> {
-    /// Bounded out-of-orderness with periodic watermarks every 200 ms, no idleness, no guard.
+    /// Bounded out-of-orderness with periodic watermarks every [`DEFAULT_WATERMARK_INTERVAL`], no
+    /// idleness, no guard.
     pub fn bounded_out_of_orderness(
         out_of_orderness: Duration,
         timestamp: impl Fn(&T) -> i64 + Send + Sync + 'static,

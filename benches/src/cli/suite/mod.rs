@@ -6,7 +6,7 @@
 //!
 //! `weir suite event-time` compares, on the generated traffic input (one generator seed for
 //! every configuration):
-//! 1. periodic (200 ms) vs punctuated watermarks;
+//! 1. periodic (the default interval) vs punctuated watermarks;
 //! 2. parallel (two-phase) vs window-all aggregation of the global per-minute window;
 //! 3. a sweep of the watermark delay (bounded out-of-orderness) with punctuated watermarks;
 //! 4. streaming vs batch execution over the same history.
@@ -96,8 +96,8 @@ pub struct EventTimeArgs {
     runtime: RuntimeArgs,
 }
 
-/// The periodic watermark interval compared against punctuated watermarks.
-const PERIODIC_INTERVAL: Duration = Duration::from_millis(200);
+/// The periodic watermark interval compared against punctuated watermarks: weir's default.
+const PERIODIC_INTERVAL: Duration = weir_core::time::DEFAULT_WATERMARK_INTERVAL;
 /// The out-of-orderness of the watermark and aggregation comparisons.
 const DEFAULT_DELAY_S: u64 = 5;
 /// The watermark delays of the sweep, seconds.

@@ -29,6 +29,7 @@ pub(super) fn markdown(args: &EventTimeArgs, report: &SuiteReport) -> String {
     let r = &report.ratios;
     let thr = "throughput_records_per_s";
     let punct = punctuated(DEFAULT_DELAY_S);
+    let interval = PERIODIC_INTERVAL.as_millis();
     let records = |name: &str| {
         report
             .configs
@@ -101,7 +102,7 @@ pub(super) fn markdown(args: &EventTimeArgs, report: &SuiteReport) -> String {
 
     let _ = writeln!(
         w,
-        "\n## 1. Periodic (200 ms) vs punctuated watermarks\n\n{} records, out-of-orderness {} s, two-phase aggregation.\n",
+        "\n## 1. Periodic ({interval} ms) vs punctuated watermarks\n\n{} records, out-of-orderness {} s, two-phase aggregation.\n",
         records(PERIODIC),
         DEFAULT_DELAY_S
     );
@@ -111,8 +112,8 @@ pub(super) fn markdown(args: &EventTimeArgs, report: &SuiteReport) -> String {
     );
     let _ = writeln!(w, "|---|---|---|---|---|---|---|---|");
     for (label, name) in [
-        ("periodic 200 ms", PERIODIC),
-        ("punctuated", punct.as_str()),
+        (format!("periodic {interval} ms"), PERIODIC),
+        ("punctuated".to_owned(), punct.as_str()),
     ] {
         let _ = writeln!(
             w,
@@ -142,11 +143,11 @@ pub(super) fn markdown(args: &EventTimeArgs, report: &SuiteReport) -> String {
          task, which forwards it to every window channel. That per-watermark work is the \
          throughput cost: compare the tagging tasks' busy time in the two rows. What they \
          buy is result latency: a window fires as soon as event time passes its end instead of at the \
-         next 200 ms tick. The generator replays days of traffic in well under a second, so a 200 ms \
-         tick spans hours of event time: with periodic watermarks nearly nothing is late *because the \
-         watermark lags by hours of event time*, not because the data is in order. The late counts of \
-         the periodic row are an artifact of replay speed; the punctuated rows show the lateness that \
-         event time alone implies.\n",
+         next {interval} ms tick. The generator replays days of traffic in well under a second, so a \
+         tick spans minutes of event time (a 200 ms one, Flink's default, hours): with periodic \
+         watermarks fewer records are late *because the watermark lags by that much event time*, \
+         not because the data is in order. The late counts of the periodic row depend on replay \
+         speed; the punctuated rows show the lateness that event time alone implies.\n",
         per_record = get(med, &punct, "watermarks_per_s").unwrap_or(0.0)
             / get(med, &punct, thr).unwrap_or(1.0).max(1e-12),
     );
@@ -316,9 +317,9 @@ pub(super) fn markdown(args: &EventTimeArgs, report: &SuiteReport) -> String {
     );
     let _ = writeln!(w, "|---|---|---|---|");
     for (label, name) in [
-        ("batch", BATCH),
-        ("streaming, punctuated, 5 s", punct.as_str()),
-        ("streaming, periodic 200 ms, 5 s", PERIODIC),
+        ("batch".to_owned(), BATCH),
+        ("streaming, punctuated, 5 s".to_owned(), punct.as_str()),
+        (format!("streaming, periodic {interval} ms, 5 s"), PERIODIC),
     ] {
         let _ = writeln!(
             w,
