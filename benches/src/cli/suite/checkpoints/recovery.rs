@@ -233,10 +233,11 @@ pub(super) fn markdown(section: &Section) -> String {
          tagging step) vary the buffers in flight. A run whose failure came before any \
          checkpoint completed starts over from the beginning of its input (`restored` 0): \
          no recovery time is measured for it. The first output waits for a window to fire \
-         (a watermark every 200 ms), so it is the recovery a consumer of the outputs sees, \
+         (a watermark every {} ms), so it is the recovery a consumer of the outputs sees, \
          not the engine's alone. Cells: `median (lowest–highest)`.\n",
         section.repeat,
-        SLOW_TAG.as_millis()
+        SLOW_TAG.as_millis(),
+        weir_core::time::DEFAULT_WATERMARK_INTERVAL.as_millis()
     );
     let _ = writeln!(
         w,
