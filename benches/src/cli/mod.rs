@@ -325,7 +325,29 @@ fn engine_dir(output: &std::path::Path, engine: Engine, engines: usize) -> PathB
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+    use crate::traffic::job::Watermarks;
+
+    /// The command line's watermark defaults are the engine's, not a second literal that can
+    /// drift from it.
+    #[test]
+    fn the_default_watermark_interval_is_the_engines() {
+        let interval = weir_core::time::DEFAULT_WATERMARK_INTERVAL;
+        let parsed = |args: &[&str]| match Cli::try_parse_from(args).expect("parses").command {
+            Command::Run { job } => job,
+            Command::Suite(_) => unreachable!("a run command"),
+        };
+        match parsed(&["weir", "run", "traffic"]) {
+            RunJob::Traffic(args) => assert_eq!(args.watermark, Watermarks::Periodic(interval)),
+            RunJob::Nexmark(_) => unreachable!("the traffic job"),
+        }
+        match parsed(&["weir", "run", "nexmark", "--query", "q5"]) {
+            RunJob::Nexmark(args) => assert_eq!(args.watermark_interval, interval),
+            RunJob::Traffic(_) => unreachable!("a Nexmark query"),
+        }
+    }
 
     #[test]
     fn auto_threads_take_a_slot_per_core_when_the_job_has_a_slot_for_each() {

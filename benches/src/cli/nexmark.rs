@@ -92,7 +92,7 @@ pub struct NexmarkArgs {
     source_rate: bool,
     /// Interval of the periodic watermarks (streaming), more than 0 (Flink's default: 200ms).
     #[arg(long, value_parser = parse_positive_duration, default_value = "10ms", allow_hyphen_values = true)]
-    watermark_interval: Duration,
+    pub(super) watermark_interval: Duration,
     /// Bounded out-of-orderness of the watermarks (the generator emits in order).
     #[arg(long, value_parser = parse_duration, default_value = "0s", allow_hyphen_values = true)]
     out_of_orderness: Duration,

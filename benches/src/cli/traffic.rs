@@ -88,7 +88,7 @@ pub struct TrafficArgs {
     /// `periodic:200ms`, which fires windows in larger bursts and later), `periodic:INTERVAL`
     /// (for example `periodic:50ms`) or `punctuated` (after every record).
     #[arg(long, value_parser = parse_watermarks, default_value = "periodic:10ms")]
-    watermark: Watermarks,
+    pub(super) watermark: Watermarks,
     /// Bounded out-of-orderness: watermark = highest timestamp seen − this − 1 ms.
     #[arg(long, value_parser = parse_duration, default_value = "5s", allow_hyphen_values = true)]
     out_of_orderness: Duration,
