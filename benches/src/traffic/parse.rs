@@ -332,14 +332,15 @@ fn record(fields: [&[u8]; 3], order: [u8; 3], at: LinePos) -> Result<TrafficReco
 
 /// The record of `line` read in the default column order, if the line has the shape of
 /// nearly every line (a camera feed's, the generator's): a timestamp of 9 to 15 digits, a
-/// plate of 9 or 10 bytes, a `checkpoint_id`, and nothing else. Parsed in one pass from the
+/// plate of 9 or 10 bytes, bare or in quotes, a `checkpoint_id`, and nothing else. Parsed in one pass from the
 /// front, without splitting the line first: the timestamp from two 8-byte words, then the
 /// plate and the id where the commas must be. `None` for any other line, which the general
 /// path then reads (and rejects with its reason).
 ///
 /// Where it returns a record, the general path returns the same one: every byte of the line is
 /// checked by one of its fields (digits, the plate rule, which admits no comma and no quote,
-/// digits), so the line holds exactly two commas, where this found them, and no quote; and each
+/// digits) or is a quote this found around the plate, so the line holds exactly two commas,
+/// where this found them, and no quote but those two, which RFC 4180 reads away; and each
 /// field is read by the general path's own function or to the same value (a timestamp or an
 /// id of at most 8 digits, digits only, which [`parse_i64`] and [`parse_u32`] read as this
 /// does).
@@ -360,13 +361,11 @@ fn canonical_line(line: &[u8], at: LinePos) -> Option<TrafficRecord> {
     let shifted = (word << (8 * (8 - more))) | (ASCII_ZEROS >> (8 * more));
     let ts = first * POW10[more] + eight_digits(shifted)?;
     let tail = &line[9 + more..];
-    let plate_len = match (tail.get(9), tail.get(10)) {
-        (Some(b','), _) => 9,
-        (_, Some(b',')) => 10,
-        _ => return None,
+    let (plate, id) = if tail.first() == Some(&b'"') {
+        plate_field::<1>(tail)?
+    } else {
+        plate_field::<0>(tail)?
     };
-    let plate = Plate::parse(&tail[..plate_len]).ok()?;
-    let id = &tail[plate_len + 1..];
     let checkpoint_id = match id.len() {
         // The id is the line's last bytes, and the line holds at least 16: the last 8 hold it
         // whole, at their top. Anything but digits (a sign) is left to `parse_u32`.
@@ -387,6 +386,24 @@ fn canonical_line(line: &[u8], at: LinePos) -> Option<TrafficRecord> {
         checkpoint_id,
         at,
     })
+}
+
+/// The plate at the front of `tail` (the line after the timestamp's comma) and the bytes after
+/// its comma, if the plate is bare (`QUOTES` 0) or quoted whole (`QUOTES` 1: `"浙A12345"`, as
+/// writers that quote every text field write it; a quoted field without a quote inside reads
+/// as its content). A constant, so that the bare plate keeps its fixed offsets.
+#[inline(always)]
+fn plate_field<const QUOTES: usize>(tail: &[u8]) -> Option<(Plate, &[u8])> {
+    let plate_len = match (tail.get(9 + 2 * QUOTES), tail.get(10 + 2 * QUOTES)) {
+        (Some(b','), _) => 9,
+        (_, Some(b',')) => 10,
+        _ => return None,
+    };
+    if QUOTES == 1 && tail[plate_len + 1] != b'"' {
+        return None;
+    }
+    let plate = Plate::parse(&tail[QUOTES..QUOTES + plate_len]).ok()?;
+    Some((plate, &tail[plate_len + 2 * QUOTES + 1..]))
 }
 
 /// How many of `word`'s bytes, from the lowest (the first in the line), are ASCII digits
@@ -1153,6 +1170,8 @@ mod tests {
             "177240960,京B0000Z,0",
             "000000001772409,粤Z99999,+12",
             "999999999999999,浙A12345,00000000000000000000012",
+            "1772409600000,\"浙A12345\",7",
+            "1772409600000,\"浙AD12345\",42",
         ] {
             let record = canonical_line(line.as_bytes(), at);
             assert!(record.is_some(), "{line}");
@@ -1168,7 +1187,11 @@ mod tests {
             "17724096,浙A12345,7",               // 8 digits
             "1772409600000000,浙A12345,7",       // 16 digits
             "-1772409600000,浙A12345,7",         // a sign
-            "1772409600000,\"浙A12345\",7",      // quoted
+            "\"1772409600000\",浙A12345,7",      // a quoted timestamp
+            "1772409600000,\"浙A12345,7",        // an unclosed quote
+            "1772409600000,\"浙A12345\"7",       // no comma after the quote
+            "1772409600000,\"浙A1234\",7",       // a short quoted plate
+            "1772409600000,\"浙A12345\"\",7",    // a doubled quote
             "1772409600000,浙A1234,7",           // short plate
             "1772409600000,浙A12345,7,",         // a fourth field
             "1772409600000,浙A12345,4294967296", // id out of range
@@ -1190,6 +1213,8 @@ mod tests {
                 1 => Just(""),
                 1 => Just(",,"),
                 1 => Just("\""),
+                1 => Just(",\""),
+                1 => Just("\","),
             ]
         };
         let plate = prop_oneof![
@@ -1239,6 +1264,22 @@ mod tests {
             if let Some(record) = canonical_line(&line, LinePos::default()) {
                 prop_assert_eq!(Ok(record), by_fields(&line), "{:?}", String::from_utf8_lossy(&line));
             }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn canonical_records_bare_or_quoted_take_the_one_pass_path(
+            ts in 100_000_000..1_000_000_000_000_000i64,
+            plate in prop_oneof![Just("浙A12345"), Just("京BD1234Z"), Just("粤Z00000")],
+            id: u32,
+            quoted: bool,
+        ) {
+            let q = if quoted { "\"" } else { "" };
+            let line = format!("{ts},{q}{plate}{q},{id}");
+            let record = canonical_line(line.as_bytes(), LinePos::default());
+            prop_assert!(record.is_some(), "{}", line);
+            prop_assert_eq!(record.ok_or(RejectReason::EmptyLine), by_fields(line.as_bytes()), "{}", line);
         }
     }
 
