@@ -266,7 +266,10 @@ impl LineParser {
         let fields = match split_unquoted(line) {
             Unquoted::Fields(fields) => fields,
             Unquoted::FieldCount(found) => return Err(RejectReason::FieldCount { found }),
-            Unquoted::Quoted => self.quoted_fields(line)?,
+            Unquoted::Quoted => match split_simply_quoted(line) {
+                Some(fields) => fields,
+                None => self.quoted_fields(line)?,
+            },
         };
         record(fields, order, at)
     }
@@ -471,6 +474,39 @@ fn split_unquoted(line: &[u8]) -> Unquoted<'_> {
         ]),
         _ => Unquoted::FieldCount(found + 1),
     }
+}
+
+/// Splits a `line` that holds quotes into its three fields if each is bare (no quote) or
+/// quoted whole with no quote inside (`"浙A12345"`, `"1772409600000"`, as writers that quote
+/// every field write them): RFC 4180 (and `csv-core`) reads such a field as what its quotes
+/// enclose, commas included. `None` for any other line (a doubled quote, a quote inside a bare
+/// field, bytes after a closing quote, an unclosed quote, another number of fields), which
+/// `csv-core` then splits and, where it is no record, gives its reason.
+fn split_simply_quoted(line: &[u8]) -> Option<[&[u8]; 3]> {
+    let mut fields = [&[][..]; 3];
+    let mut rest = line;
+    for (i, field) in fields.iter_mut().enumerate() {
+        let (value, after) = match rest.strip_prefix(b"\"") {
+            Some(quoted) => {
+                let close = memchr::memchr(b'"', quoted)?;
+                (&quoted[..close], &quoted[close + 1..])
+            }
+            None => {
+                let end = memchr::memchr(b',', rest).unwrap_or(rest.len());
+                if memchr::memchr(b'"', &rest[..end]).is_some() {
+                    return None;
+                }
+                rest.split_at(end)
+            }
+        };
+        *field = value;
+        rest = match (i == 2, after) {
+            (true, []) => after,
+            (false, [b',', tail @ ..]) => tail,
+            _ => return None,
+        };
+    }
+    Some(fields)
 }
 
 /// The bytes of `word` equal to `byte`: bit 7 of each such byte set, every other bit clear.
@@ -1280,6 +1316,34 @@ mod tests {
             let record = canonical_line(line.as_bytes(), LinePos::default());
             prop_assert!(record.is_some(), "{}", line);
             prop_assert_eq!(record.ok_or(RejectReason::EmptyLine), by_fields(line.as_bytes()), "{}", line);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn records_with_fields_quoted_whole_split_without_csv_core_and_read_as_it_does(
+            ts in any::<i64>(),
+            plate in prop_oneof![Just("浙A12345"), Just("京BD1234Z"), Just("A,1\r")],
+            id: u32,
+            quoted in proptest::array::uniform3(any::<bool>()),
+            order in Just([0u8, 1, 2]).prop_shuffle(),
+        ) {
+            let values = [ts.to_string(), plate.to_string(), id.to_string()];
+            let fields: Vec<String> = order
+                .iter()
+                .map(|&column| {
+                    let (value, q) = (&values[usize::from(column)], quoted[usize::from(column)]);
+                    // A bare field cannot hold a comma.
+                    if q || value.contains(',') { format!("\"{value}\"") } else { value.clone() }
+                })
+                .collect();
+            let line = fields.join(",");
+            prop_assert!(split_simply_quoted(line.as_bytes()).is_some(), "{}", line);
+            let mut parser = LineParser::new();
+            parser.columns = Columns { order };
+            let at = LinePos::default();
+            let by_csv_core = parser.quoted_fields(line.as_bytes()).and_then(|f| record(f, order, at));
+            prop_assert_eq!(parser.parse(line.as_bytes(), at), by_csv_core, "{}", line);
         }
     }
 
