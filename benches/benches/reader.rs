@@ -3,10 +3,12 @@
 //!
 //! The lines are the built-in generator's (its header, then [`LINES`] records: real plates,
 //! rush-hour timestamps, about 0.01% malformed), the text a file of the job would hold. The
-//! `quoted` variant quotes every plate (`"浙A12345"`), the RFC 4180 path through `csv-core`.
+//! `quoted` variant quotes every plate (`"浙A12345"`), which the one-pass path reads as it
+//! reads a bare plate; `quoted-all` quotes every field, which is split without `csv-core`
+//! (fields quoted whole) and then parsed as a line in another column order is.
 //!
-//! - `parse/plain`, `parse/quoted`: [`LineParser::parse`] over lines already split, the
-//!   field splitting, integer parsing and plate check alone;
+//! - `parse/plain`, `parse/quoted`, `parse/quoted-all`: [`LineParser::parse`] over lines
+//!   already split, the field splitting, integer parsing and plate check alone;
 //! - `read/file`: [`PartitionReader::next_item`] over a file of the same lines, everything the
 //!   source does per line (line reader, BOM and header handling, parse, rejections).
 
@@ -37,14 +39,15 @@ fn generated_lines() -> Vec<Vec<u8>> {
     lines
 }
 
-/// `line` with its second field quoted, as a CSV writer that quotes text would write it.
-fn quote_plate(line: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(line.len() + 2);
+/// `line` with its fields numbered in `quote` quoted, as a CSV writer that quotes text (the
+/// plate, field 1) or every field would write it.
+fn quote_fields(line: &[u8], quote: &[usize]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len() + 2 * quote.len());
     for (i, field) in line.split(|&b| b == b',').enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        if i == 1 {
+        if quote.contains(&i) {
             out.push(b'"');
             out.extend_from_slice(field);
             out.push(b'"');
@@ -58,9 +61,16 @@ fn quote_plate(line: &[u8]) -> Vec<u8> {
 fn parse(c: &mut Criterion) {
     let lines = generated_lines();
     let data = &lines[1..];
-    let quoted: Vec<Vec<u8>> = data.iter().map(|l| quote_plate(l)).collect();
+    let quoted = |fields: &[usize]| -> Vec<Vec<u8>> {
+        data.iter().map(|l| quote_fields(l, fields)).collect()
+    };
+    let (plate, all) = (quoted(&[1]), quoted(&[0, 1, 2]));
     let mut group = c.benchmark_group("parse");
-    for (name, lines) in [("plain", data), ("quoted", &quoted[..])] {
+    for (name, lines) in [
+        ("plain", data),
+        ("quoted", &plate[..]),
+        ("quoted-all", &all[..]),
+    ] {
         let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
         group.throughput(Throughput::Bytes(bytes as u64));
         group.bench_function(name, |b| {
