@@ -4,6 +4,8 @@
 //! record. Source subtask `i` of `p` reads the partitions `q` with `q % p == i`; a subtask may
 //! own none, and then it finishes at once without holding anything back.
 
+use std::time::Instant;
+
 use crate::error::OperatorError;
 
 /// What a partition reader returned.
@@ -97,6 +99,16 @@ pub trait PartitionReader<T>: Send {
     /// record goes from where it is made straight into `out`.
     fn next_batch(&mut self, out: &mut Vec<T>, max: usize) -> Result<BatchEnd, OperatorError> {
         read_batch(out, max, || self.next())
+    }
+
+    /// After a read that found nothing (`Pending`): the earliest instant a read can find a
+    /// record, where the reader knows it (a reader paced to a rate knows when its next records
+    /// are due). When every reader found nothing, the source task polls again at the earliest
+    /// of their instants if that comes before the end of its usual pause (1 ms), so that
+    /// records are read as they become due, not in a burst after the pause. `None` (the
+    /// default): not known.
+    fn pending_until(&self) -> Option<Instant> {
+        None
     }
 
     /// The position after the last record returned; reopening at it resumes there.

@@ -738,11 +738,12 @@ impl<T: Send + 'static> SourceTask<T> {
             .is_some_and(|et| !matches!(et.strategy.emit, WatermarkEmit::EndOfInput))
     }
 
-    /// Sleeps until the next poll of the readers (or the next duty), after flushing the
-    /// partly filled buffers if the job flushes on idle (nothing is gathered here: every
-    /// turn pushes its batch).
-    fn idle_wait(&mut self, now: Instant) -> Result<(), TaskError> {
-        let mut sleep = PENDING_SLEEP.min(self.ticker.sleep_budget(now));
+    /// Sleeps until the next poll of the readers (at `until`, the earliest instant a reader
+    /// said it can find a record, or after the usual pause) or the next duty, whichever comes
+    /// first, after flushing the partly filled buffers if the job flushes on idle (nothing is
+    /// gathered here: every turn pushes its batch).
+    fn idle_wait(&mut self, now: Instant, until: Option<Instant>) -> Result<(), TaskError> {
+        let mut sleep = pause(now, until).min(self.ticker.sleep_budget(now));
         if self.ticker.flush_when_idle()
             && let Some(due) = self.chain.flush(Flush::Idle { now })?
         {
@@ -755,6 +756,16 @@ impl<T: Send + 'static> SourceTask<T> {
             .add(now.elapsed().as_nanos() as u64);
         Ok(())
     }
+}
+
+/// How long a source whose readers found nothing waits before it polls them again: until
+/// `until`, the earliest instant a reader said it can find a record, if that comes sooner than
+/// [`PENDING_SLEEP`]; else `PENDING_SLEEP` (never longer: a source also looks at checkpoint
+/// triggers and stop requests between polls).
+fn pause(now: Instant, until: Option<Instant>) -> Duration {
+    until.map_or(PENDING_SLEEP, |until| {
+        PENDING_SLEEP.min(until.saturating_duration_since(now))
+    })
 }
 
 impl<T: Send + 'static> TaskBody for SourceTask<T> {
@@ -850,7 +861,9 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
             if self.chain.resume()? {
                 super::slot::yield_now();
             } else if read == 0 && !readers.is_empty() {
-                self.idle_wait(now)?;
+                // Every reader found nothing: until the first that knows when it will.
+                let until = readers.iter().filter_map(|(_, r)| r.pending_until()).min();
+                self.idle_wait(now, until)?;
             }
         }
         // Streaming: stay up, as an unbounded source would, until the whole source is read.
@@ -866,7 +879,7 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
             if self.chain.resume()? {
                 super::slot::yield_now();
             } else {
-                self.idle_wait(now)?;
+                self.idle_wait(now, None)?;
             }
         }
         debug_assert!(self.batch.is_empty(), "every turn pushes its batch");
@@ -886,7 +899,7 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
                 self.maybe_checkpoint(&[])?;
                 let now = Instant::now();
                 self.tick(now, now)?;
-                self.idle_wait(now)?;
+                self.idle_wait(now, None)?;
             }
             self.notified =
                 checkpointing::notify_completed(&self.env, self.notified, &mut *self.chain)?;
@@ -898,6 +911,29 @@ impl<T: Send + 'static> TaskBody for SourceTask<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_polls_again_when_its_readers_say_records_are_due_if_that_is_sooner() {
+        let now = Instant::now();
+        let us = Duration::from_micros;
+        assert_eq!(pause(now, None), PENDING_SLEEP, "the usual pause");
+        assert_eq!(
+            pause(now, Some(now + us(40))),
+            us(40),
+            "a paced reader's next step"
+        );
+        assert_eq!(pause(now, Some(now)), Duration::ZERO, "due now");
+        assert_eq!(
+            pause(now + us(10), Some(now)),
+            Duration::ZERO,
+            "due already"
+        );
+        assert_eq!(
+            pause(now, Some(now + Duration::from_secs(5))),
+            PENDING_SLEEP,
+            "never longer than the usual pause"
+        );
+    }
 
     #[test]
     fn the_batch_limit_grows_while_pushes_are_free_and_halves_when_they_wait() {

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use weir_core::checkpoint::{StateReader, StateWriter};
 use weir_core::error::OperatorError;
@@ -196,35 +196,66 @@ impl TrafficSource {
             in_batch: false,
             batch_passed: Vec::new(),
             batch_passed_ns: 0,
-            pace: self.rate_per_partition.map(|per_s| Pace {
-                start: Instant::now(),
-                per_s,
-                read: 0,
-                allowed: 0,
-            }),
+            pace: self.rate_per_partition.map(Pace::new),
+            dropped_pending: false,
         }))
     }
 }
 
-/// Paces a reader at a fixed rate (`--rate`): ahead of it, the reader reports `Pending`.
+/// How much of the rate a paced reader releases at a time: the records of 40 µs (64 at 1.6 M
+/// records/s per partition), at least one. A source that polls (a Kafka fetch) hands over what
+/// arrived since its last poll, many records at once at a high rate; released one at a time,
+/// every turn of the source task found a few records, pushed them as a batch and polled again,
+/// never sleeping: twice the CPU of the same records read unthrottled (at half the maximum
+/// rate 1.23 s against 0.57 s, and a p99 latency 1.3x this step's; see
+/// `results/2026-12-11-input-shapes/`), so that a run at half the rate measured the pacing, not
+/// the job. In steps, a turn after a step finds none, and the task sleeps until the next step
+/// is due ([`PartitionReader::pending_until`](WeirReader::pending_until)): without that, until
+/// its next duty (up to 1 ms), and the records due meanwhile came as a burst that doubled the
+/// p99 latency.
+const PACE_STEP: Duration = Duration::from_micros(40);
+
+/// Paces a reader at a fixed rate (`--rate`), in steps of [`PACE_STEP`]: ahead of it, the
+/// reader reports `Pending`.
 #[derive(Debug)]
 struct Pace {
     start: Instant,
     per_s: f64,
     read: u64,
-    /// Records the rate allowed at the last look at the clock: until `read` reaches it, one
-    /// more record is not ahead, and the clock is not read again.
+    /// Records per step.
+    step: u64,
+    /// Records the rate allowed at the last look at the clock, rounded down to whole steps:
+    /// until `read` reaches it, one more record is not ahead, and the clock is not read again.
     allowed: u64,
 }
 
 impl Pace {
+    /// Paces `per_s` records per second from now.
+    fn new(per_s: f64) -> Self {
+        Self {
+            start: Instant::now(),
+            per_s,
+            read: 0,
+            step: ((per_s * PACE_STEP.as_secs_f64()).round() as u64).max(1),
+            allowed: 0,
+        }
+    }
+
     /// Whether one more record now would read faster than the rate. Reads the clock only once
     /// the records allowed at the last reading are read.
     fn ahead(&mut self) -> bool {
-        if self.read < self.allowed {
-            return false;
-        }
-        self.allowed = (self.start.elapsed().as_secs_f64() * self.per_s) as u64;
+        self.read >= self.allowed && self.ahead_after(self.start.elapsed())
+    }
+
+    /// When the step after the records allowed at the last look at the clock is due.
+    fn next_step_at(&self) -> Instant {
+        self.start + Duration::from_secs_f64((self.allowed + self.step) as f64 / self.per_s)
+    }
+
+    /// [`ahead`](Self::ahead) once `elapsed` has passed since the start, the allowance read.
+    fn ahead_after(&mut self, elapsed: Duration) -> bool {
+        let due = (elapsed.as_secs_f64() * self.per_s) as u64;
+        self.allowed = due / self.step * self.step;
         self.read >= self.allowed
     }
 }
@@ -314,6 +345,9 @@ struct TrafficReader {
     batch_passed: Vec<i64>,
     batch_passed_ns: u64,
     pace: Option<Pace>,
+    /// Whether the last `Pending` came after [`DROPPED_PER_POLL`] dropped lines (more is to
+    /// be read at once), not from the pace. Read only after a `Pending`.
+    dropped_pending: bool,
 }
 
 impl TrafficReader {
@@ -368,6 +402,7 @@ impl WeirReader<TrafficRecord> for TrafficReader {
     fn next(&mut self) -> Result<Read<TrafficRecord>, OperatorError> {
         if let Some(pace) = &mut self.pace {
             if pace.ahead() {
+                self.dropped_pending = false;
                 return Ok(Read::Pending);
             }
             pace.read += 1;
@@ -408,6 +443,7 @@ impl WeirReader<TrafficRecord> for TrafficReader {
                 }
             }
         }
+        self.dropped_pending = true;
         Ok(Read::Pending)
     }
 
@@ -427,6 +463,16 @@ impl WeirReader<TrafficRecord> for TrafficReader {
                 .passed(self.batch_passed.drain(..), self.batch_passed_ns);
         }
         end
+    }
+
+    /// Now after [`DROPPED_PER_POLL`] dropped lines (a stretch of bad lines is read on without
+    /// the source's pause: 2 M of them took 2.8 s, 2 s of it pauses); when the pace allows its
+    /// next step after a `Pending` of the pace.
+    fn pending_until(&self) -> Option<Instant> {
+        if self.dropped_pending {
+            return Some(Instant::now());
+        }
+        self.pace.as_ref().map(Pace::next_step_at)
     }
 
     fn offset(&self) -> u64 {
@@ -456,6 +502,7 @@ impl Drop for TrafficReader {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use weir_core::runtime::JobControl;
     use weir_core::sink::JobOutputs;
@@ -464,6 +511,69 @@ mod tests {
     use super::{Tally, TrafficSource};
     use crate::traffic::input::TrafficInput;
     use crate::traffic::windows::FLOW_WINDOW_MS;
+
+    /// A pace releases whole steps of its rate, never more than the rate allows, and at a low
+    /// rate a record at a time.
+    #[test]
+    fn a_pace_releases_its_rate_in_steps() {
+        let mut pace = super::Pace::new(1_600_000.0);
+        assert_eq!(pace.step, 64);
+        let us = Duration::from_micros;
+        // 62 records due after 39 µs: not a whole step yet.
+        assert!(pace.ahead_after(us(39)));
+        // 65 due after 41 µs: the step, and nothing past it.
+        assert!(!pace.ahead_after(us(41)));
+        assert_eq!(pace.allowed, 64);
+        pace.read = 64;
+        assert!(pace.ahead_after(us(79)));
+        // 160 due after 100 µs: two whole steps.
+        assert!(!pace.ahead_after(us(100)));
+        assert_eq!(pace.allowed, 128);
+        // The third step is due at 192 records: 120 µs.
+        assert_eq!(pace.next_step_at() - pace.start, us(120));
+        let mut slow = super::Pace::new(1_000.0);
+        assert_eq!(slow.step, 1);
+        assert!(!slow.ahead_after(Duration::from_micros(2_500)));
+        assert_eq!(slow.allowed, 2);
+    }
+
+    /// A reader that stops for a look at stop requests in a stretch of bad lines says it can
+    /// be read on at once; a paced one says when its next step is due; one with neither, and
+    /// nothing pending, says nothing.
+    #[test]
+    fn a_reader_says_when_it_can_be_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("part-0.csv");
+        let bad = "x\n".repeat(super::DROPPED_PER_POLL as usize + 10);
+        std::fs::write(
+            &csv,
+            format!("ts_ms,plate,checkpoint_id\n{bad}1772409600000,浙A12345,7\n"),
+        )
+        .unwrap();
+        let input = TrafficInput::from_path(&csv).unwrap();
+        std::fs::create_dir(dir.path().join("out")).unwrap();
+        let outputs = JobOutputs::open(dir.path().join("out"), false).unwrap();
+        let source = |rate_per_partition| TrafficSource {
+            input: input.clone(),
+            rejected: outputs.file("rejected.jsonl").unwrap(),
+            tally: Arc::new(Tally::new(1)),
+            control: Arc::new(JobControl::new()),
+            boundary_shift_ms: 5_000,
+            rate_per_partition,
+        };
+        let mut reader = source(None).open(0, 0).unwrap();
+        assert!(matches!(reader.next().unwrap(), Read::Pending));
+        let at = reader.pending_until().expect("a reader in bad lines knows");
+        assert!(at <= std::time::Instant::now(), "at once");
+        assert!(matches!(reader.next().unwrap(), Read::Record(_)));
+        assert!(matches!(reader.next().unwrap(), Read::End));
+        // One record a second: the first is due after a second.
+        let started = std::time::Instant::now();
+        let mut paced = source(Some(1.0)).open(0, 0).unwrap();
+        assert!(matches!(paced.next().unwrap(), Read::Pending));
+        let due = paced.pending_until().expect("a paced reader knows");
+        assert!(due > started && due <= std::time::Instant::now() + Duration::from_secs(1));
+    }
 
     /// Every (boundary, partitions that passed it) a tally holds, sorted.
     fn passed(tally: &Tally) -> Vec<(i64, usize)> {
