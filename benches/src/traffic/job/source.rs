@@ -205,14 +205,13 @@ impl TrafficSource {
 /// How much of the rate a paced reader releases at a time: the records of 40 µs (64 at 1.6 M
 /// records/s per partition), at least one. A source that polls (a Kafka fetch) hands over what
 /// arrived since its last poll, many records at once at a high rate; released one at a time,
-/// every turn of the source task found a few records, pushed them as a batch and polled again,
-/// never sleeping: twice the CPU of the same records read unthrottled (at half the maximum
-/// rate 1.23 s against 0.57 s, and a p99 latency 1.3x this step's; see
-/// `results/2026-12-11-input-shapes/`), so that a run at half the rate measured the pacing, not
-/// the job. In steps, a turn after a step finds none, and the task sleeps until the next step
-/// is due ([`PartitionReader::pending_until`](WeirReader::pending_until)): without that, until
-/// its next duty (up to 1 ms), and the records due meanwhile came as a burst that doubled the
-/// p99 latency.
+/// every turn of the source task found a few records, pushed them as a batch and polled again
+/// at once, never sleeping: at half the maximum rate the job took 2.3x the CPU of the same
+/// records read unthrottled, in steps 1.5x (`results/2026-12-11-input-shapes/`). After a step
+/// the reader says when the next is due ([`pending_until`](WeirReader::pending_until)) and the
+/// source sleeps until then; sleeping until its next duty instead (up to 1 ms), the records due
+/// meanwhile came as a burst, and the p99 latency rose (1.60 ms against 0.82 when told, 1.05
+/// released one at a time, in one set of 11 interleaved rounds).
 const PACE_STEP: Duration = Duration::from_micros(40);
 
 /// Paces a reader at a fixed rate (`--rate`), in steps of [`PACE_STEP`]: ahead of it, the
