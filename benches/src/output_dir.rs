@@ -181,10 +181,21 @@ pub fn each_line<T: for<'de> Deserialize<'de>>(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(format!("reading {}: {e}", path.display())),
     };
-    for (n, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let parsed = serde_json::from_str(&line)
-            .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
+    // One buffer for every line, parsed as bytes (serde_json checks the UTF-8 of what it
+    // reads): no allocation and no separate UTF-8 pass per line.
+    let (mut reader, mut line) = (BufReader::new(file), Vec::new());
+    for n in 1.. {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        if read == 0 {
+            break;
+        }
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        let parsed = serde_json::from_slice(text)
+            .map_err(|e| format!("{} line {n}: {e}", path.display()))?;
         f(parsed);
     }
     Ok(())
@@ -249,5 +260,24 @@ mod tests {
             err,
             format!("--output {} is a file, not a folder", file.display())
         );
+    }
+
+    #[test]
+    fn each_line_reads_every_line_and_names_the_one_that_does_not_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lines.jsonl");
+        // Line ends of either kind, and a last line without one.
+        std::fs::write(&path, "{\"n\":1}\n{\"n\":2}\r\n{\"n\":3}").unwrap();
+        #[derive(Deserialize)]
+        struct N {
+            n: u64,
+        }
+        let mut seen = Vec::new();
+        each_line(&path, |line: N| seen.push(line.n)).unwrap();
+        assert_eq!(seen, [1, 2, 3]);
+        std::fs::write(&path, "{\"n\":1}\n{\"n\":\n").unwrap();
+        let err = each_line(&path, |_: N| {}).unwrap_err();
+        assert!(err.starts_with(&format!("{} line 2: ", path.display())), "{err}");
+        each_line(&dir.path().join("missing.jsonl"), |_: N| panic!("no lines")).unwrap();
     }
 }

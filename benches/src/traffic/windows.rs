@@ -62,16 +62,26 @@ fn serialize_origin<S: Serializer>(origin: &Origin, out: S) -> Result<S::Ok, S::
     out.serialize_str(origin.as_str())
 }
 
-fn deserialize_origin<'de, D: Deserializer<'de>>(input: D) -> Result<Origin, D::Error> {
-    let name = String::deserialize(input)?;
-    Origin::ALL
-        .into_iter()
-        .find(|origin| origin.as_str() == name)
-        .ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "origin {name:?} is not \"local\", \"province\" or \"other\""
-            ))
-        })
+/// An origin by its name, read in place (no allocation per line).
+pub(crate) fn deserialize_origin<'de, D: Deserializer<'de>>(input: D) -> Result<Origin, D::Error> {
+    struct Name;
+    impl serde::de::Visitor<'_> for Name {
+        type Value = Origin;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an origin")
+        }
+        fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Origin, E> {
+            Origin::ALL
+                .into_iter()
+                .find(|origin| origin.as_str() == name)
+                .ok_or_else(|| {
+                    E::custom(format!(
+                        "origin {name:?} is not \"local\", \"province\" or \"other\""
+                    ))
+                })
+        }
+    }
+    input.deserialize_str(Name)
 }
 
 /// One line of `flow_1m.jsonl`: the tagged records in `[window_start, window_end)`.
