@@ -122,7 +122,10 @@ pub struct TrafficArgs {
     #[arg(long)]
     fail_after: Option<u64>,
     /// Read at most this many records per second, over all partitions (for crash tests and
-    /// latency at a given load) [default: as fast as possible].
+    /// latency at a given load; measure latency at half the rate the job reaches without it).
+    /// Each partition releases the records of 40 µs at a time, as a polled source hands over
+    /// what arrived, and the source sleeps until the next are due [default: as fast as
+    /// possible].
     #[arg(long, value_parser = records())]
     rate: Option<u64>,
     /// Make the tagging step spend this long per record (ms, s; for example 1ms), as
