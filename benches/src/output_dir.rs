@@ -277,7 +277,10 @@ mod tests {
         assert_eq!(seen, [1, 2, 3]);
         std::fs::write(&path, "{\"n\":1}\n{\"n\":\n").unwrap();
         let err = each_line(&path, |_: N| {}).unwrap_err();
-        assert!(err.starts_with(&format!("{} line 2: ", path.display())), "{err}");
+        assert!(
+            err.starts_with(&format!("{} line 2: ", path.display())),
+            "{err}"
+        );
         each_line(&dir.path().join("missing.jsonl"), |_: N| panic!("no lines")).unwrap();
     }
 }
