@@ -537,8 +537,7 @@ mod tests {
     }
 
     /// A reader that stops for a look at stop requests in a stretch of bad lines says it can
-    /// be read on at once; a paced one says when its next step is due; one with neither, and
-    /// nothing pending, says nothing.
+    /// be read on at once; a paced one, ahead of its rate, says when its next step is due.
     #[test]
     fn a_reader_says_when_it_can_be_read_again() {
         let dir = tempfile::tempdir().unwrap();
